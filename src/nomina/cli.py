@@ -1,0 +1,588 @@
+"""The ``nomina`` command line: a thin layer over :class:`nomina.Workspace`.
+
+Every Nomina error becomes one line on standard error and exit code 1; usage mistakes exit with 2.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from typer.core import TyperGroup
+
+from . import __version__
+from .errors import InvalidField, NominaError
+from .records import CaseFields, PhotoInput, Provenance, ReferenceFields
+from .search import SearchResult
+from .settings import SETTINGS, Settings, load_settings
+from .workspace import Workspace
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class _DefaultRunGroup(TyperGroup):
+    """``nomina search CASE_ID`` runs ``search run CASE_ID``; ``search show``/``list`` are subcommands."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(
+    name="nomina",
+    help="Nomina ranks reference photos of missing people against photos of unidentified people, "
+    "for trained examiners to review. It never decides that two faces are one person.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+reference_app = typer.Typer(help="Missing people's records and photos (references).", no_args_is_help=True)
+case_app = typer.Typer(help="Unidentified people's records and photos (cases).", no_args_is_help=True)
+search_app = typer.Typer(
+    cls=_DefaultRunGroup,
+    help="Search a case against every reference: `nomina search CASE_ID`; `search show ID`; `search list`.",
+    no_args_is_help=True,
+)
+app.add_typer(reference_app, name="reference")
+app.add_typer(case_app, name="case")
+app.add_typer(search_app, name="search")
+
+WorkspaceOpt = Annotated[
+    Optional[Path],
+    typer.Option("--workspace", "-w", help="Workspace folder [setting NOMINA_HOME, default ./nomina-data]."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
+
+
+def _settings(workspace: Path | None, **overrides: Any) -> Settings:
+    return load_settings(home=workspace, **overrides)
+
+
+def _open(workspace: Path | None) -> Workspace:
+    settings = _settings(workspace)
+    return Workspace.open(settings.home, settings)
+
+
+def _print_json(data: Any) -> None:
+    out.print_json(json.dumps(data, default=str), indent=2)
+
+
+def _photos(paths: list[Path], face: int | None, eyes: str | None = None, photo_date: str | None = None) -> list[PhotoInput]:
+    from .faces import parse_eyes
+
+    if (face is not None or eyes is not None) and len(paths) > 1:
+        option = "--face" if face is not None else "--eyes"
+        raise InvalidField(f"{option}: applies to one photo; add photos with several faces one at a time")
+    marked = parse_eyes(eyes) if eyes is not None else None
+    return [PhotoInput(path=p, face=face, eyes=marked, photo_date=photo_date) for p in paths]  # type: ignore[arg-type]
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"nomina {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Nomina ranks reference photos of missing people against photos of unidentified people, for trained
+    examiners to review. It never decides that two faces are one person."""
+
+
+# -- workspace ----------------------------------------------------------------------------------------
+@app.command()
+def init(
+    workspace: Annotated[Optional[Path], typer.Argument(help="Folder to create [default: NOMINA_HOME].")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Face model (see `nomina models`).")] = None,
+) -> None:
+    """Create a workspace: database, photo store, and the face model it will always use."""
+    settings = _settings(workspace, model=model)
+    ws = Workspace.create(settings.home, settings)
+    m = ws.model_identity
+    out.print(f"Created workspace {settings.home} with model {m['name']}.")
+
+
+@app.command()
+def info(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """Show the workspace: model, counts of references, cases, faces and searches."""
+    with _open(workspace) as ws:
+        data = ws.info()
+    if as_json:
+        _print_json(data)
+        return
+    for key, value in data.items():
+        if key == "model":
+            value = value["name"] + "  " + "  ".join(f"{k}={v[:16]}…" for k, v in value["files"].items())
+        out.print(f"{key:>17}: {value}")
+
+
+@app.command()
+def models() -> None:
+    """List the face models Nomina knows, with their licences and file hashes."""
+    from .models import MODELS
+
+    for m in MODELS.values():
+        out.print(f"{m.name}: {m.description}\n  licence: {m.licence}\n  source: {m.source}")
+        for f in m.files:
+            out.print(f"  {f.role}: {f.name} sha256={f.sha256}")
+
+
+@app.command()
+def settings() -> None:
+    """List every setting with its environment variable, current value and help."""
+    current = load_settings()
+    for s in SETTINGS:
+        out.print(f"{s.env_var} = {getattr(current, s.name)}  ({current.sources[s.name]})\n    {s.help}")
+
+
+# -- references ---------------------------------------------------------------------------------------
+@reference_app.command("add")
+def reference_add(
+    reference_id: Annotated[str, typer.Argument(help="Unique id of the missing person's record.")],
+    photos: Annotated[list[Path], typer.Argument(help="One or more photos of the person.")],
+    name: Annotated[str, typer.Option(help="The person's name.")],
+    source: Annotated[str, typer.Option(help="Where the photos come from: family, official-record or other.")],
+    supplied_by: Annotated[str, typer.Option(help="Who supplied the photos (person or body).")],
+    legal_basis: Annotated[str, typer.Option(help="Legal basis for processing these photos.")],
+    consent: Annotated[Optional[str], typer.Option(help="Consent given, if any (free text).")] = None,
+    sex: Annotated[Optional[str], typer.Option(help="female, male, other or unknown.")] = None,
+    birth_year: Annotated[Optional[int], typer.Option(help="Year of birth.")] = None,
+    last_seen_on: Annotated[Optional[str], typer.Option(help="Date last seen, YYYY-MM-DD.")] = None,
+    last_seen_at: Annotated[Optional[str], typer.Option(help="Place last seen.")] = None,
+    photo_date: Annotated[Optional[str], typer.Option(help="Date the photos were taken, YYYY-MM-DD.")] = None,
+    notes: Annotated[Optional[str], typer.Option(help="Free-text notes.")] = None,
+    face: Annotated[Optional[int], typer.Option(help="Face number to take from a photo with several faces.")] = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Enrol a missing person with photos and their provenance (source and legal basis required)."""
+    fields = ReferenceFields(reference_id, name, sex, birth_year, last_seen_on, last_seen_at, notes)  # type: ignore[arg-type]
+    prov = Provenance(source, supplied_by, legal_basis, consent)
+    with _open(workspace) as ws:
+        ref = ws.add_reference(fields, _photos(photos, face, photo_date=photo_date), prov)
+    out.print(f"Added reference {ref['reference_id']} ({ref['name']}) with {len(ref['photos'])} photo(s).")
+
+
+@reference_app.command("add-photos")
+def reference_add_photos(
+    reference_id: Annotated[str, typer.Argument(help="Existing reference id.")],
+    photos: Annotated[list[Path], typer.Argument(help="One or more photos of the person.")],
+    source: Annotated[str, typer.Option(help="family, official-record or other.")],
+    supplied_by: Annotated[str, typer.Option(help="Who supplied the photos.")],
+    legal_basis: Annotated[str, typer.Option(help="Legal basis for processing these photos.")],
+    consent: Annotated[Optional[str], typer.Option(help="Consent given, if any.")] = None,
+    photo_date: Annotated[Optional[str], typer.Option(help="Date the photos were taken, YYYY-MM-DD.")] = None,
+    face: Annotated[Optional[int], typer.Option(help="Face number in a photo with several faces.")] = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Add photos, with their provenance, to an existing reference."""
+    prov = Provenance(source, supplied_by, legal_basis, consent)
+    with _open(workspace) as ws:
+        ref = ws.add_reference_photos(reference_id, _photos(photos, face, photo_date=photo_date), prov)
+    out.print(f"Reference {reference_id} now has {len(ref['photos'])} photo(s).")
+
+
+@reference_app.command("import")
+def reference_import(
+    manifest: Annotated[Path, typer.Argument(help="CSV manifest, one row per photo (docs/manifest.md).")],
+    failures: Annotated[
+        Optional[Path], typer.Option(help="Where to write failed rows [default: MANIFEST.failures.csv].")
+    ] = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Enrol references from a CSV manifest; re-running it adds nothing twice."""
+    with _open(workspace) as ws:
+        with Progress(
+            TextColumn("enrolling"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            console=err, transient=True, disable=not err.is_terminal,
+        ) as bar:
+            task = bar.add_task("import", total=None)
+            report = ws.import_references(manifest, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    out.print(
+        f"{report.rows} rows: {report.added} photo(s) added ({report.references_created} new reference(s)), "
+        f"{report.already_present} already present, {len(report.failures)} failed."
+    )
+    if report.failures:
+        target = failures or manifest.with_name(manifest.stem + ".failures.csv")
+        report.write_failures(target)
+        for f in report.failures:
+            err.print(f"line {f.line}: {f.error}")
+        err.print(f"{len(report.failures)} row(s) failed; written to {target}")
+        raise typer.Exit(1)
+
+
+@reference_app.command("list")
+def reference_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """List references."""
+    with _open(workspace) as ws:
+        refs = ws.references()
+    if as_json:
+        _print_json(refs)
+        return
+    table = Table("reference", "name", "sex", "born", "last seen", "photos")
+    for r in refs:
+        seen = " ".join(x for x in (r["last_seen_on"], r["last_seen_at"]) if x)
+        table.add_row(r["reference_id"], r["name"], r["sex"] or "", str(r["birth_year"] or ""), seen, str(r["photos"]))
+    out.print(table)
+    out.print(f"{len(refs)} reference(s)")
+
+
+@reference_app.command("show")
+def reference_show(
+    reference_id: str, workspace: WorkspaceOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Show a reference with its photos, provenance and faces."""
+    with _open(workspace) as ws:
+        ref = ws.reference(reference_id)
+    if as_json:
+        _print_json(ref)
+        return
+    _print_record(ref, skip=("photos",))
+    for i, p in enumerate(ref["photos"], 1):
+        prov = p["provenance"]
+        out.print(
+            f"photo {i}: {p['file_name']}  sha256={p['sha256']}\n"
+            f"  source={prov['source']} supplied_by={prov['supplied_by']} legal_basis={prov['legal_basis']}"
+            + (f" consent={prov['consent']}" if prov["consent"] else "")
+        )
+        for f in p["faces"]:
+            out.print("  " + _quality_line(f))
+
+
+@reference_app.command("update")
+def reference_update(
+    reference_id: str,
+    name: Annotated[Optional[str], typer.Option()] = None,
+    sex: Annotated[Optional[str], typer.Option()] = None,
+    birth_year: Annotated[Optional[int], typer.Option()] = None,
+    last_seen_on: Annotated[Optional[str], typer.Option()] = None,
+    last_seen_at: Annotated[Optional[str], typer.Option()] = None,
+    notes: Annotated[Optional[str], typer.Option()] = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Change fields of a reference (only the options given)."""
+    changes = {
+        k: v
+        for k, v in dict(
+            name=name, sex=sex, birth_year=birth_year, last_seen_on=last_seen_on, last_seen_at=last_seen_at, notes=notes
+        ).items()
+        if v is not None
+    }
+    if not changes:
+        raise InvalidField("update: give at least one field to change (see --help)")
+    with _open(workspace) as ws:
+        ws.update_reference(reference_id, **changes)
+    out.print(f"Updated reference {reference_id}: {', '.join(changes)}.")
+
+
+@reference_app.command("delete")
+def reference_delete(reference_id: str, workspace: WorkspaceOpt = None) -> None:
+    """Delete a reference with its faces, vectors and any photo bytes no other record uses."""
+    with _open(workspace) as ws:
+        gone = ws.delete_reference(reference_id)
+    out.print(
+        f"Deleted reference {reference_id}: {gone['faces_removed']} face(s), {gone['photos_removed']} photo file(s) removed."
+    )
+
+
+# -- cases --------------------------------------------------------------------------------------------
+@case_app.command("add")
+def case_add(
+    case_id: Annotated[str, typer.Argument(help="Unique id of the unidentified person's case.")],
+    photos: Annotated[list[Path], typer.Argument(help="One or more photos.")],
+    kind: Annotated[str, typer.Option(help="deceased or living.")] = "deceased",
+    found_on: Annotated[Optional[str], typer.Option(help="Date found, YYYY-MM-DD.")] = None,
+    found_at: Annotated[Optional[str], typer.Option(help="Place found.")] = None,
+    notes: Annotated[Optional[str], typer.Option(help="Condition and other notes.")] = None,
+    photo_date: Annotated[Optional[str], typer.Option(help="Date the photos were taken, YYYY-MM-DD.")] = None,
+    face: Annotated[Optional[int], typer.Option(help="Face number in a photo with several faces.")] = None,
+    eyes: Annotated[
+        Optional[str], typer.Option(help="Eye centres marked by hand, X1,Y1,X2,Y2 in photo pixels (one photo).")
+    ] = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Register an unidentified person. A photo with no detected face is kept and flagged."""
+    fields = CaseFields(case_id, kind, found_on, found_at, notes)  # type: ignore[arg-type]
+    with _open(workspace) as ws:
+        case = ws.add_case(fields, _photos(photos, face, eyes, photo_date))
+    out.print(f"Added case {case_id} with {len(case['photos'])} photo(s), {case['faces']} face(s).")
+    for p in case["photos"]:
+        if p["no_face_detected"]:
+            err.print(
+                f"warning: {p['file_name']}: no face detected; photo kept and flagged. Mark the eyes with "
+                f"`nomina case mark-eyes {case_id} --photo {p['number']} --eyes X1,Y1,X2,Y2`"
+            )
+
+
+@case_app.command("mark-eyes")
+def case_mark_eyes(
+    case_id: str,
+    eyes: Annotated[str, typer.Option(help="Eye centres X1,Y1,X2,Y2 in photo pixels (upright photo).")],
+    photo: Annotated[int, typer.Option(help="Photo number in the case (see `case show`).")] = 1,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Add a face to a case photo from eye centres marked by hand (for photos that defeat the detector)."""
+    from .faces import parse_eyes
+
+    with _open(workspace) as ws:
+        case = ws.mark_eyes(case_id, photo, parse_eyes(eyes))
+    out.print(f"Case {case_id}: face marked by hand on photo {photo}; the case has {case['faces']} face(s).")
+
+
+@case_app.command("list")
+def case_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """List cases."""
+    with _open(workspace) as ws:
+        cases = ws.cases()
+    if as_json:
+        _print_json(cases)
+        return
+    table = Table("case", "kind", "found on", "found at", "photos", "faces", "no face")
+    for c in cases:
+        table.add_row(
+            c["case_id"], c["kind"], c["found_on"] or "", c["found_at"] or "", str(c["photos"]), str(c["faces"]),
+            str(c["photos_without_face"] or ""),
+        )
+    out.print(table)
+    out.print(f"{len(cases)} case(s)")
+
+
+@case_app.command("show")
+def case_show(case_id: str, workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """Show a case with its photos, faces (numbered for `search --face`) and searches."""
+    with _open(workspace) as ws:
+        case = ws.case(case_id)
+    if as_json:
+        _print_json(case)
+        return
+    _print_record(case, skip=("photos", "searches"))
+    for p in case["photos"]:
+        flag = "  [no face detected]" if p["no_face_detected"] and not p["faces"] else ""
+        out.print(f"photo {p['number']}: {p['file_name']}  sha256={p['sha256']}{flag}")
+        for f in p["faces"]:
+            out.print(f"  case face {f['case_face']}: " + _quality_line(f))
+    for sr in case["searches"]:
+        out.print(f"search {sr['search_id']} at {sr['created_at']}")
+
+
+@case_app.command("delete")
+def case_delete(case_id: str, workspace: WorkspaceOpt = None) -> None:
+    """Delete a case with its faces, searches and any photo bytes no other record uses."""
+    with _open(workspace) as ws:
+        gone = ws.delete_case(case_id)
+    out.print(
+        f"Deleted case {case_id}: {gone['faces_removed']} face(s), {gone['searches_removed']} search(es), "
+        f"{gone['photos_removed']} photo file(s) removed."
+    )
+
+
+# -- search -------------------------------------------------------------------------------------------
+@search_app.command("run")
+def search_run(
+    case_id: Annotated[str, typer.Argument(help="Case to search.")],
+    face: Annotated[Optional[int], typer.Option(help="Case face number (see `case show`); default: all.")] = None,
+    top: Annotated[Optional[int], typer.Option(help="Candidates to keep [setting NOMINA_TOP, default 50].")] = None,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Rank every reference against the case's face(s); the search is recorded."""
+    with _open(workspace) as ws:
+        result = ws.search(case_id, face=face, top=top)
+    _show_search(result, as_json)
+
+
+@search_app.command("show")
+def search_show(search_id: int, workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """Show a recorded search again."""
+    with _open(workspace) as ws:
+        result = ws.get_search(search_id)
+    _show_search(result, as_json)
+
+
+@search_app.command("list")
+def search_list(
+    case_id: Annotated[Optional[str], typer.Option("--case", help="Only this case's searches.")] = None,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List recorded searches."""
+    with _open(workspace) as ws:
+        rows = ws.searches(case_id)
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("search", "case", "time (UTC)", "user", "candidates", "rank 1")
+    for r in rows:
+        table.add_row(str(r["search_id"]), r["case_id"], r["created_at"], r["os_user"], str(r["candidates"]), r["top_reference"] or "")
+    out.print(table)
+
+
+def _show_search(result: SearchResult, as_json: bool) -> None:
+    if as_json:
+        _print_json(result.to_dict())
+        return
+    out.print(f"Search {result.search_id} of case {result.case_id} at {result.created_at.isoformat()} UTC by {result.os_user}")
+    out.print(
+        f"Model {result.model['name']}; gallery of {result.gallery['references']} references "
+        f"({result.gallery['faces']} faces); case face(s) {', '.join(str(f.number) for f in result.case_faces)}"
+    )
+    out.print(f"CANDIDATES FOR REVIEW - NOT AN IDENTIFICATION. {result.notice}")
+    table = Table("rank", "reference", "name", "score", "reference photo", "case face")
+    for c in result.candidates:
+        table.add_row(
+            str(c.rank), c.reference_id, c.name if c.name is not None else "(deleted)", f"{c.score:.3f}",
+            c.photo_sha256[:16], str(c.case_face),
+        )
+    out.print(table)
+    out.print("Score: cosine similarity of the best pair of faces (-1 to 1), uncalibrated; higher ranks first.")
+
+
+# -- faces --------------------------------------------------------------------------------------------
+@app.command()
+def inspect(
+    photo: Annotated[Path, typer.Argument(help="Photo to analyse (nothing is stored).")],
+    out_path: Annotated[Optional[Path], typer.Option("--out", help="Write an annotated copy (JPEG or PNG).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the faces in a photo, numbered left to right, with box and quality measures."""
+    from .faces import FaceAnalyzer
+    from .imaging import decode_image, read_photo
+    from .models import load_model
+
+    settings = load_settings()
+    image = decode_image(read_photo(photo), str(photo), settings.max_pixels)
+    faces = FaceAnalyzer(load_model(settings.model, settings.model_dir), settings).analyze(image)
+    if out_path is not None:
+        _write_annotated(image.pixels, faces, out_path)
+    if as_json:
+        _print_json(
+            {
+                "photo": str(photo),
+                "sha256": image.sha256,
+                "width": image.width,
+                "height": image.height,
+                "faces": [
+                    {"number": f.number, "box": [round(v, 1) for v in f.box], "landmarks": f.landmarks.round(1).tolist(), "quality": f.quality.as_dict()}
+                    for f in faces
+                ],
+            }
+        )
+        return
+    out.print(f"{photo}: {image.width}x{image.height} {image.format}, {len(faces)} face(s)")
+    for f in faces:
+        x, y, w, h = f.box
+        q = f.quality
+        out.print(
+            f"face {f.number}: box x={x:.0f} y={y:.0f} w={w:.0f} h={h:.0f}  score={q.detector_score:.2f}  "
+            f"eyes {q.inter_eye_px:.0f} px apart  sharpness={q.sharpness:.0f}  brightness={q.brightness:.0f}  "
+            f"yaw={q.yaw:+.0f} pitch={q.pitch:+.0f} roll={q.roll:+.0f} deg"
+        )
+    if out_path is not None:
+        out.print(f"Annotated copy written to {out_path}")
+
+
+def _write_annotated(bgr: Any, faces: list[Any], path: Path) -> None:
+    import cv2
+
+    canvas = bgr.copy()
+    thick = max(1, round(max(canvas.shape[:2]) / 400))
+    for f in faces:
+        x, y, w, h = (int(round(v)) for v in f.box)
+        cv2.rectangle(canvas, (x, y), (x + w, y + h), (0, 200, 0), thick)
+        for px, py in f.landmarks:
+            cv2.circle(canvas, (int(px), int(py)), thick + 1, (0, 0, 255), -1)
+        cv2.putText(canvas, str(f.number), (x, max(0, y - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * thick, (0, 200, 0), thick)
+    if path.suffix.lower() not in (".jpg", ".jpeg", ".png"):
+        raise InvalidField(f"--out: {path} must end in .jpg, .jpeg or .png")
+    ok, buf = cv2.imencode(path.suffix.lower(), canvas)
+    if not ok:
+        raise InvalidField(f"--out: cannot encode {path}")
+    try:
+        path.write_bytes(buf.tobytes())
+    except OSError as exc:
+        raise InvalidField(f"--out: {path}: {exc.strerror}") from None
+
+
+@app.command()
+def compare(
+    photo_a: Path,
+    photo_b: Path,
+    face_a: Annotated[Optional[int], typer.Option(help="Face number in PHOTO_A when it has several.")] = None,
+    face_b: Annotated[Optional[int], typer.Option(help="Face number in PHOTO_B when it has several.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print the similarity of the faces in two photos (nothing is stored)."""
+    from .faces import FaceAnalyzer, compare_photos
+    from .models import load_model
+
+    settings = load_settings()
+    analyzer = FaceAnalyzer(load_model(settings.model, settings.model_dir), settings)
+    score = compare_photos(analyzer, PhotoInput(photo_a, face_a), PhotoInput(photo_b, face_b))
+    if as_json:
+        _print_json({"photo_a": str(photo_a), "photo_b": str(photo_b), "model": analyzer.model.name, "score": round(score, 6)})
+        return
+    out.print(f"similarity {score:.3f} (cosine, -1 to 1, model {analyzer.model.name}; uncalibrated: not a probability)")
+
+
+# -- demo ---------------------------------------------------------------------------------------------
+@app.command()
+def demo(
+    workspace: Annotated[
+        Optional[Path], typer.Option("--workspace", "-w", help="Folder for the demo workspace [default: a temporary folder].")
+    ] = None,
+    samples: Annotated[Optional[Path], typer.Option(help="Sample photo folder [setting NOMINA_SAMPLES].")] = None,
+) -> None:
+    """Enrol the sample references, add the sample cases, search each and summarise the ranks."""
+    from .demo import run_demo
+
+    settings = load_settings(samples=samples)
+
+    def step(message: str) -> None:
+        err.print(message)
+
+    summary = run_demo(settings, workspace, step)
+    out.print(summary.text())
+
+
+# -- helpers ------------------------------------------------------------------------------------------
+def _print_record(record: dict[str, Any], skip: tuple[str, ...]) -> None:
+    for key, value in record.items():
+        if key not in skip and value not in (None, ""):
+            out.print(f"{key}: {value}")
+
+
+def _quality_line(f: dict[str, Any]) -> str:
+    q = f["quality"]
+    how = "marked by hand" if f["manual"] else f"detector score {q['detector_score']:.2f}"
+    pose = "" if q["yaw"] is None else f"  yaw={q['yaw']:+.0f} pitch={q['pitch']:+.0f}"
+    return (
+        f"face ({how}): eyes {q['inter_eye_px']:.0f} px apart  sharpness={q['sharpness']:.0f}  "
+        f"brightness={q['brightness']:.0f}  roll={q['roll']:+.0f}{pose}"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``nomina`` script: one line per error and a non-zero exit, never a traceback.
+
+    Usage mistakes are reported by the command-line parser (exit 2); Nomina's errors exit with 1.
+    """
+    try:
+        app(args=argv, prog_name="nomina")
+    except NominaError as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

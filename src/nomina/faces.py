@@ -1,0 +1,306 @@
+"""Photo -> faces: detection at sensible scales, alignment, quality measures and embedding.
+
+Faces in a photo are numbered from 1, left to right by the centre of their box (top to bottom where two
+centres share a column). ``nomina inspect`` shows the numbers; ``--face N`` picks one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .errors import FaceNumberInvalid, InvalidField, NoFaceFound, SeveralFaces
+from .imaging import DecodedImage, decode_image, read_photo
+from .models import Detection, Detector, Embedder, FaceModel
+from .records import PhotoInput
+from .settings import Settings
+
+__all__ = ["ALIGNED_SIZE", "Face", "FaceAnalyzer", "Quality", "align", "compare_photos", "parse_eyes"]
+
+ALIGNED_SIZE = 112
+#: Where the five landmarks sit in the 112 x 112 crop the ArcFace/SFace family is trained on.
+TEMPLATE = np.array(
+    [
+        [38.2946, 51.6963],
+        [73.5318, 51.5014],
+        [56.0252, 71.7366],
+        [41.5493, 92.3655],
+        [70.7299, 92.2041],
+    ],
+    dtype=np.float64,
+)
+# Depth of the nose tip in front of the eyes, as a fraction of the distance between the eyes
+# (anthropometric average), used to turn landmark offsets into rough angles.
+_NOSE_DEPTH = 0.55
+_TEMPLATE_NOSE_RATIO = (TEMPLATE[2, 1] - TEMPLATE[:2, 1].mean()) / (
+    TEMPLATE[3:, 1].mean() - TEMPLATE[:2, 1].mean()
+)
+# Detection scales: the first pass sees the photo at `detection_size` on its long side; if it finds
+# nothing, a large photo is searched in tiles at full resolution (small faces in big photos), then a
+# small padded copy is tried (a face filling the whole frame is larger than YuNet's training range).
+_SMALL_PASS = 320
+_TILE_OVERLAP = 0.25
+
+
+@dataclass(frozen=True)
+class Quality:
+    """Per-face measures that bear on recognition. Angles are rough, from landmarks."""
+
+    detector_score: float | None
+    inter_eye_px: float
+    sharpness: float  # variance of the Laplacian of the aligned grey crop
+    brightness: float  # mean grey level of the aligned crop, 0-255
+    roll: float  # degrees, eye line against the horizontal
+    yaw: float | None  # degrees, + when the nose points to the image's right
+    pitch: float | None  # degrees, + when the face tilts down
+
+    def as_dict(self) -> dict[str, float | None]:
+        return {
+            "detector_score": _round(self.detector_score, 4),
+            "inter_eye_px": _round(self.inter_eye_px, 1),
+            "sharpness": _round(self.sharpness, 1),
+            "brightness": _round(self.brightness, 1),
+            "roll": _round(self.roll, 1),
+            "yaw": _round(self.yaw, 1),
+            "pitch": _round(self.pitch, 1),
+        }
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(float(value), digits)
+
+
+@dataclass
+class Face:
+    """One face in a photo, in the upright photo's pixel coordinates."""
+
+    number: int
+    box: tuple[float, float, float, float]
+    landmarks: np.ndarray  # 5 x 2 detected, or 2 x 2 (eye centres) when marked by hand
+    manual: bool
+    quality: Quality
+    embedding: np.ndarray
+    aligned: np.ndarray  # 112 x 112 BGR crop the embedding came from
+
+    @property
+    def score(self) -> float | None:
+        return self.quality.detector_score
+
+
+def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares rotation + uniform scale + translation taking src points to dst (Umeyama, 1991)."""
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    s0, d0 = src - mu_s, dst - mu_d
+    cov = d0.T @ s0 / len(src)
+    u, sig, vt = np.linalg.svd(cov)
+    fix = np.eye(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        fix[1, 1] = -1
+    rot = u @ fix @ vt
+    var = (s0**2).sum() / len(src)
+    scale = float((sig * np.diag(fix)).sum() / var)
+    m = np.zeros((2, 3))
+    m[:, :2] = scale * rot
+    m[:, 2] = mu_d - scale * rot @ mu_s
+    return m
+
+
+def align(bgr: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """The 112 x 112 crop the embedder expects, from five landmarks or from the two eye centres."""
+    points = np.asarray(landmarks, dtype=np.float64)
+    matrix = similarity_transform(points, TEMPLATE[: len(points)])
+    return cv2.warpAffine(
+        bgr, matrix, (ALIGNED_SIZE, ALIGNED_SIZE), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE
+    )
+
+
+def parse_eyes(text: str) -> np.ndarray:
+    """``X1,Y1,X2,Y2`` (the two eye centres, in photo pixels) as a 2 x 2 array, image-left eye first."""
+    try:
+        values = [float(v) for v in text.replace(" ", "").split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise InvalidField(f"--eyes: expected X1,Y1,X2,Y2 (four numbers), got {text!r}")
+    eyes = np.array(values, dtype=np.float64).reshape(2, 2)
+    if np.hypot(*(eyes[1] - eyes[0])) < 4:
+        raise InvalidField(f"--eyes: the two eye centres {text!r} are less than 4 pixels apart")
+    return eyes[np.argsort(eyes[:, 0], kind="stable")]
+
+
+def _quality(
+    aligned: np.ndarray, landmarks: np.ndarray, score: float | None
+) -> Quality:
+    grey = cv2.cvtColor(aligned, cv2.COLOR_BGR2GRAY)
+    sharpness = float(cv2.Laplacian(grey, cv2.CV_64F).var())
+    brightness = float(grey[16:100, 16:96].mean())
+    left, right = landmarks[0], landmarks[1]
+    eye_vec = right - left
+    ied = float(np.hypot(*eye_vec))
+    roll = math.degrees(math.atan2(eye_vec[1], eye_vec[0]))
+    yaw = pitch = None
+    if len(landmarks) == 5 and ied > 0:
+        c, s = eye_vec / ied
+        rot = np.array([[c, s], [-s, c]])  # into a frame where the eye line is horizontal
+        pts = (landmarks - (left + right) / 2) @ rot.T / ied
+        yaw = math.degrees(math.atan(pts[2, 0] / _NOSE_DEPTH))
+        mouth_y = pts[3:, 1].mean()
+        if mouth_y > 0:
+            ratio = pts[2, 1] / mouth_y
+            pitch = math.degrees(math.atan((ratio - _TEMPLATE_NOSE_RATIO) * mouth_y / _NOSE_DEPTH))
+    return Quality(score, ied, sharpness, brightness, roll, yaw, pitch)
+
+
+def _nms(dets: list[Detection]) -> list[Detection]:
+    if len(dets) < 2:
+        return dets
+    boxes = [[int(d.box[0]), int(d.box[1]), int(d.box[2]), int(d.box[3])] for d in dets]
+    keep = cv2.dnn.NMSBoxes(boxes, [d.score for d in dets], 0.0, 0.3)
+    return [dets[int(i)] for i in np.asarray(keep).reshape(-1)]
+
+
+def _rescale(det: Detection, scale: float, dx: float = 0.0, dy: float = 0.0) -> Detection:
+    x, y, w, h = det.box
+    return Detection(
+        box=((x - dx) / scale, (y - dy) / scale, w / scale, h / scale),
+        landmarks=(det.landmarks - np.array([dx, dy], dtype=np.float32)) / scale,
+        score=det.score,
+    )
+
+
+class FaceAnalyzer:
+    """Finds, aligns, measures and embeds faces with one model. Not thread-safe: one per thread."""
+
+    def __init__(
+        self,
+        model: FaceModel,
+        settings: Settings,
+        parts: tuple[Detector, Embedder] | None = None,
+    ) -> None:
+        self.model = model
+        self.settings = settings
+        self.detector, self.embedder = parts or (model.detector, model.embedder)
+
+    # -- detection --------------------------------------------------------------------------------
+    def _detect_scaled(self, bgr: np.ndarray, long_side: int, pad: float = 0.0) -> list[Detection]:
+        h, w = bgr.shape[:2]
+        scale = min(1.0, long_side / max(h, w))
+        img = bgr if scale == 1.0 else cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        border = int(round(pad * max(img.shape[:2])))
+        if border:
+            img = cv2.copyMakeBorder(img, border, border, border, border, cv2.BORDER_CONSTANT, value=(127, 127, 127))
+        return [_rescale(d, scale, border, border) for d in self.detector.detect(img)]
+
+    def _detect_tiles(self, bgr: np.ndarray, tile: int) -> list[Detection]:
+        h, w = bgr.shape[:2]
+        step = max(1, int(tile * (1 - _TILE_OVERLAP)))
+        found: list[Detection] = []
+        for y0 in range(0, max(1, h - tile + step), step):
+            for x0 in range(0, max(1, w - tile + step), step):
+                part = bgr[y0 : y0 + tile, x0 : x0 + tile]
+                found += [_rescale(d, 1.0, -x0, -y0) for d in self.detector.detect(part)]
+        return found
+
+    def detect(self, bgr: np.ndarray) -> list[Detection]:
+        """Faces scoring at least the detection threshold, numbered order (left to right)."""
+        threshold = self.settings.detection_threshold
+        size = self.settings.detection_size
+        h, w = bgr.shape[:2]
+
+        def kept(dets: list[Detection]) -> list[Detection]:
+            return [d for d in dets if d.score >= threshold]
+
+        dets = kept(self._detect_scaled(bgr, size))
+        if not dets and max(h, w) > size:
+            dets = kept(_nms(self._detect_tiles(bgr, size)))
+        if not dets:
+            dets = kept(self._detect_scaled(bgr, _SMALL_PASS, pad=0.25))
+        dets = _nms(dets)
+        return sorted(dets, key=lambda d: (round(d.box[0] + d.box[2] / 2), d.box[1] + d.box[3] / 2))
+
+    # -- faces ------------------------------------------------------------------------------------
+    def _faces(
+        self,
+        bgr: np.ndarray,
+        marks: list[tuple[np.ndarray, tuple[float, float, float, float], float | None]],
+        numbers: list[int],
+        manual: bool,
+    ) -> list[Face]:
+        crops = [align(bgr, lm) for lm, _, _ in marks]
+        vectors = self.embedder.embed(crops)
+        return [
+            Face(
+                number=number,
+                box=tuple(float(v) for v in box),  # type: ignore[arg-type]
+                landmarks=np.asarray(lm, dtype=np.float32),
+                manual=manual,
+                quality=_quality(crop, np.asarray(lm, dtype=np.float64), score),
+                embedding=vec,
+                aligned=crop,
+            )
+            for (lm, box, score), number, crop, vec in zip(marks, numbers, crops, vectors, strict=True)
+        ]
+
+    def describe(self, image: DecodedImage, detections: list[Detection], numbers: list[int]) -> list[Face]:
+        """Align, measure and embed chosen detections (``numbers`` are their 1-based numbers)."""
+        marks = [(d.landmarks, d.box, d.score) for d in detections]
+        return self._faces(image.pixels, marks, numbers, manual=False)
+
+    def analyze(self, image: DecodedImage) -> list[Face]:
+        """Every face in the photo, numbered, measured and embedded."""
+        dets = self.detect(image.pixels)
+        return self.describe(image, dets, list(range(1, len(dets) + 1)))
+
+    def from_eyes(self, image: DecodedImage, eyes: np.ndarray, name: str = "--eyes") -> Face:
+        """A face from eye centres marked by hand (for photos that defeat the detector)."""
+        h, w = image.height, image.width
+        if not ((eyes[:, 0] >= 0) & (eyes[:, 0] < w) & (eyes[:, 1] >= 0) & (eyes[:, 1] < h)).all():
+            raise InvalidField(f"{name}: eye centres must lie inside the {w}x{h} photo")
+        ied = float(np.hypot(*(eyes[1] - eyes[0])))
+        centre = eyes.mean(0)
+        # A box of the usual proportions around the eyes, for display only.
+        box = (float(centre[0] - 1.2 * ied), float(centre[1] - 1.1 * ied), 2.4 * ied, 2.9 * ied)
+        return self._faces(image.pixels, [(eyes, box, None)], [1], manual=True)[0]
+
+    def choose(self, image: DecodedImage, photo: PhotoInput, name: str, require_face: bool) -> Face | None:
+        """The one face a photo contributes: marked by hand, the ``--face`` number, or the only face.
+
+        Several faces without a number are refused (the user must say which person is meant); no face
+        is refused when ``require_face``, else None.
+        """
+        if photo.eyes is not None:
+            return self.from_eyes(image, photo.eyes, name=f"{name}: --eyes")
+        dets = self.detect(image.pixels)
+        if not dets:
+            if require_face:
+                raise NoFaceFound(f"{name}: no face detected; a clear photo of the face is needed")
+            return None
+        if photo.face is not None:
+            if photo.face > len(dets):
+                raise FaceNumberInvalid(f"{name}: --face {photo.face}, but {len(dets)} face(s) found")
+            number = photo.face
+        elif len(dets) > 1:
+            raise SeveralFaces(
+                f"{name}: {len(dets)} faces found; choose one with --face N "
+                f"(numbers shown by `nomina inspect {name}`)"
+            )
+        else:
+            number = 1
+        return self.describe(image, [dets[number - 1]], [number])[0]
+
+
+def compare_photos(analyzer: FaceAnalyzer, a: PhotoInput, b: PhotoInput) -> float:
+    """Cosine similarity of the chosen faces of two photos."""
+    vectors = []
+    for photo in (a, b):
+        name = str(photo.path)
+        image = decode_image(read_photo(photo.path), name, analyzer.settings.max_pixels)
+        face = analyzer.choose(image, photo, name, require_face=True)
+        assert face is not None
+        vectors.append(face.embedding)
+    return float(np.dot(vectors[0], vectors[1]))

@@ -1,0 +1,143 @@
+"""Vector indexes over the gallery: every reference face, grouped by reference.
+
+:class:`ExactIndex` scores every face (one matrix-vector product) and keeps the best face per
+reference with a single ``maximum.reduceat`` pass, so its cost is one read of the vectors. Index files
+under the workspace's ``index/`` folder are derived data: they carry the gallery generation they were
+built from and are rebuilt from the database whenever it has changed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+__all__ = ["ExactIndex", "GalleryIndex", "Hit"]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A reference's best match: its score, which of its faces gave it, and which probe."""
+
+    reference_id: str
+    score: float
+    face_id: int
+    probe: int
+
+
+class GalleryIndex(Protocol):
+    size: int
+    references: int
+
+    def search(self, probes: np.ndarray, top: int) -> list[Hit]:
+        """The ``top`` references by best score over all probes and all their faces."""
+        ...
+
+
+class ExactIndex:
+    """Exact cosine search in numpy. Vectors must be L2-normalised float32 rows."""
+
+    kind = "exact"
+
+    def __init__(self, vectors: np.ndarray, face_ids: np.ndarray, ref_ids: list[str], starts: np.ndarray) -> None:
+        self.vectors = vectors
+        self.face_ids = face_ids
+        self.ref_ids = ref_ids
+        self.starts = starts  # index of each reference's first face; faces are grouped by reference
+
+    @classmethod
+    def build(cls, rows: list[tuple[str, int, np.ndarray]], dim: int) -> ExactIndex:
+        """From (reference id, face id, vector) rows in any order."""
+        rows = sorted(rows, key=lambda r: (r[0], r[1]))
+        vectors = np.empty((len(rows), dim), dtype=np.float32)
+        face_ids = np.empty(len(rows), dtype=np.int64)
+        ref_ids: list[str] = []
+        starts: list[int] = []
+        for i, (ref, fid, vec) in enumerate(rows):
+            if not ref_ids or ref_ids[-1] != ref:
+                ref_ids.append(ref)
+                starts.append(i)
+            vectors[i] = vec
+            face_ids[i] = fid
+        return cls(vectors, face_ids, ref_ids, np.asarray(starts, dtype=np.int64))
+
+    @property
+    def size(self) -> int:
+        return int(self.vectors.shape[0])
+
+    @property
+    def references(self) -> int:
+        return len(self.ref_ids)
+
+    def search(self, probes: np.ndarray, top: int) -> list[Hit]:
+        if self.size == 0 or top <= 0:
+            return []
+        probes = np.atleast_2d(np.asarray(probes, dtype=np.float32))
+        scores = self.vectors @ probes.T  # faces x probes
+        if probes.shape[0] == 1:
+            best = scores[:, 0]
+            best_probe = None
+        else:
+            best_probe = scores.argmax(axis=1)
+            best = scores[np.arange(len(scores)), best_probe]
+        per_ref = np.maximum.reduceat(best, self.starts)
+        k = min(top, len(per_ref))
+        order = np.argpartition(-per_ref, k - 1)[:k]
+        order = order[np.lexsort((order, -per_ref[order]))]  # score desc, then gallery order
+        ends = np.append(self.starts[1:], self.size)
+        hits = []
+        for r in order:
+            lo, hi = int(self.starts[r]), int(ends[r])
+            j = lo + int(best[lo:hi].argmax())
+            hits.append(
+                Hit(
+                    reference_id=self.ref_ids[r],
+                    score=float(per_ref[r]),
+                    face_id=int(self.face_ids[j]),
+                    probe=0 if best_probe is None else int(best_probe[j]),
+                )
+            )
+        return hits
+
+    # -- files ------------------------------------------------------------------------------------
+    def save(self, folder: Path, generation: str) -> None:
+        """Write the index atomically into ``folder`` (replacing what was there)."""
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".index-"))
+        try:
+            np.save(tmp / "vectors.npy", self.vectors)
+            np.save(tmp / "face_ids.npy", self.face_ids)
+            np.save(tmp / "starts.npy", self.starts)
+            (tmp / "meta.json").write_text(
+                json.dumps({"kind": self.kind, "generation": generation, "references": self.ref_ids})
+            )
+            old = folder.with_name(folder.name + ".old")
+            if folder.exists():
+                os.replace(folder, old)
+            os.replace(tmp, folder)
+            shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    @classmethod
+    def load(cls, folder: Path, generation: str) -> ExactIndex | None:
+        """The saved index if it was built from this gallery generation, else None."""
+        try:
+            meta = json.loads((folder / "meta.json").read_text())
+            if meta.get("generation") != generation or meta.get("kind") != cls.kind:
+                return None
+            return cls(
+                np.load(folder / "vectors.npy", mmap_mode="r"),
+                np.load(folder / "face_ids.npy"),
+                list(meta["references"]),
+                np.load(folder / "starts.npy"),
+            )
+        except (OSError, ValueError, KeyError):
+            return None

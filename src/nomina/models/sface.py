@@ -1,0 +1,78 @@
+"""YuNet detection and SFace embedding, run with OpenCV's DNN module.
+
+Pitfalls handled here: on OpenCV 5 the int8 SFace file crashes ``FaceRecognizerSF.feature()``, so the
+network is loaded with ``readNetFromONNX`` and fed an RGB blob (``swapRB=True``: feeding BGR nearly
+doubles missed matches in 1:N search).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+from .base import Detection
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+__all__ = ["SFaceEmbedder", "YuNetDetector"]
+
+# Lowest score YuNet itself reports; Nomina applies its own threshold afterwards.
+_YUNET_FLOOR = 0.3
+_NMS = 0.3
+_TOP_K = 5000
+
+
+@contextmanager
+def _quiet_opencv() -> Iterator[None]:
+    """Silence OpenCV's notices while a network loads (OpenCV 5 warns about unused targets)."""
+    old = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    try:
+        yield
+    finally:
+        cv2.utils.logging.setLogLevel(old)
+
+
+class YuNetDetector:
+    def __init__(self, path: str) -> None:
+        with _quiet_opencv():
+            self._net = cv2.FaceDetectorYN.create(path, "", (320, 320), _YUNET_FLOOR, _NMS, _TOP_K)
+
+    def detect(self, bgr: np.ndarray) -> list[Detection]:
+        h, w = bgr.shape[:2]
+        self._net.setInputSize((w, h))
+        _, rows = self._net.detect(bgr)
+        if rows is None:
+            return []
+        return [
+            Detection(
+                box=(float(r[0]), float(r[1]), float(r[2]), float(r[3])),
+                landmarks=np.asarray(r[4:14], dtype=np.float32).reshape(5, 2),
+                score=float(r[14]),
+            )
+            for r in rows
+        ]
+
+
+class SFaceEmbedder:
+    dim = 128
+
+    def __init__(self, path: str) -> None:
+        with _quiet_opencv():
+            self._net = cv2.dnn.readNetFromONNX(path)
+
+    def embed(self, aligned: list[np.ndarray]) -> np.ndarray:
+        if not aligned:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        out = []
+        for crop in aligned:  # the int8 network takes one face per forward pass
+            blob = cv2.dnn.blobFromImage(crop, 1.0, (112, 112), (0, 0, 0), swapRB=True)
+            self._net.setInput(blob, "data")
+            out.append(np.asarray(self._net.forward(), dtype=np.float32).reshape(-1))
+        vectors = np.stack(out)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)

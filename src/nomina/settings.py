@@ -1,0 +1,132 @@
+"""Every setting of Nomina in one typed registry.
+
+A setting has a name, a type, a default and a help text. Its value comes, in order of precedence, from
+an explicit argument (a command-line option or a keyword), the environment variable ``NOMINA_<NAME>``,
+or the default. This is the only module that reads the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import InvalidField
+
+__all__ = ["SETTINGS", "Setting", "Settings", "load_settings"]
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    type: type
+    default: Any
+    help: str
+
+    @property
+    def env_var(self) -> str:
+        return "NOMINA_" + self.name.upper()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("home", Path, Path("nomina-data"), "Workspace folder: database, photo store and index files."),
+    Setting("model", str, "sface", "Face model for new workspaces (see `nomina models`)."),
+    Setting(
+        "model_dir",
+        str,
+        "",
+        "Folder holding the model's files under their manifest names, instead of the installed package "
+        "(for example full-precision files of the same model).",
+    ),
+    Setting(
+        "samples",
+        Path,
+        Path("../shared/faces"),
+        "Sample photo folder used by `nomina demo` (london/, canada/ as in its README).",
+    ),
+    Setting("max_pixels", int, 50_000_000, "Largest photo accepted, in pixels (width x height)."),
+    Setting(
+        "detection_threshold",
+        float,
+        0.7,
+        "Lowest detector score kept as a face (0-1). 0.7 finds faces that 0.9 misses in hard photos.",
+    ),
+    Setting(
+        "detection_size",
+        int,
+        1024,
+        "Long side, in pixels, of the copy of a photo that the detector sees first.",
+    ),
+    Setting("top", int, 50, "Candidates shown and stored per search."),
+    Setting("workers", int, 2, "Parallel workers for batch enrolment (photos analysed at once)."),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path = Path("nomina-data")
+    model: str = "sface"
+    model_dir: str = ""
+    samples: Path = Path("../shared/faces")
+    max_pixels: int = 50_000_000
+    detection_threshold: float = 0.7
+    detection_size: int = 1024
+    top: int = 50
+    workers: int = 2
+    sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some values changed (None values are ignored)."""
+        changes = {k: _coerce(_BY_NAME[k], v) for k, v in changes.items() if v is not None}
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {s.name: _plain(getattr(self, s.name)) for s in SETTINGS}
+
+
+def _plain(value: Any) -> Any:
+    return str(value) if isinstance(value, Path) else value
+
+
+def _coerce(setting: Setting, raw: Any) -> Any:
+    if isinstance(raw, setting.type):
+        return raw
+    try:
+        return setting.type(raw)
+    except (TypeError, ValueError):
+        raise InvalidField(
+            f"setting {setting.env_var}: {raw!r} is not a valid {setting.type.__name__}"
+        ) from None
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Settings from the environment (``os.environ`` unless given) and explicit overrides."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for s in SETTINGS:
+        if overrides.get(s.name) is not None:
+            values[s.name] = _coerce(s, overrides[s.name])
+            sources[s.name] = "argument"
+        elif env.get(s.env_var, "") != "":
+            values[s.name] = _coerce(s, env[s.env_var])
+            sources[s.name] = s.env_var
+        else:
+            values[s.name] = s.default
+            sources[s.name] = "default"
+    return Settings(**values, sources=sources)
+
+
+def os_user() -> str:
+    """The operating-system user running Nomina, recorded with each search."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid()) if hasattr(os, "getuid") else "unknown"

@@ -1,0 +1,208 @@
+"""The workspace database schema (SQLAlchemy 2 declarative models).
+
+Changes to these tables are made by Alembic migrations in ``migrations/versions``; a test checks that
+the migrations produce exactly this schema.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+__all__ = [
+    "Base",
+    "Candidate",
+    "Case",
+    "CasePhoto",
+    "Face",
+    "Photo",
+    "Reference",
+    "ReferencePhoto",
+    "Search",
+    "WorkspaceInfo",
+]
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class WorkspaceInfo(Base):
+    """Key/value facts about the workspace: model identity, creation time, index generation."""
+
+    __tablename__ = "workspace_info"
+    key: Mapped[str] = mapped_column(String, primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class Photo(Base):
+    """A photo's bytes as supplied, stored once under its SHA-256 in the photo store."""
+
+    __tablename__ = "photos"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    format: Mapped[str] = mapped_column(String)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    stored_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Reference(Base):
+    """A missing person's record."""
+
+    __tablename__ = "references"
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    name: Mapped[str] = mapped_column(String)
+    sex: Mapped[str | None] = mapped_column(String)
+    birth_year: Mapped[int | None] = mapped_column(Integer)
+    last_seen_on: Mapped[date | None] = mapped_column(Date)
+    last_seen_at: Mapped[str | None] = mapped_column(String)
+    notes: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+    photos: Mapped[list[ReferencePhoto]] = relationship(
+        back_populates="reference", cascade="all, delete-orphan", order_by="ReferencePhoto.id"
+    )
+
+
+class ReferencePhoto(Base):
+    """One photo of a reference with its provenance: who supplied it, from what, on what legal basis."""
+
+    __tablename__ = "reference_photos"
+    __table_args__ = (UniqueConstraint("reference_id", "photo_sha256"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reference_id: Mapped[str] = mapped_column(ForeignKey("references.id", ondelete="CASCADE"), index=True)
+    photo_sha256: Mapped[str] = mapped_column(ForeignKey("photos.sha256"), index=True)
+    file_name: Mapped[str] = mapped_column(String)
+    source: Mapped[str] = mapped_column(String)
+    supplied_by: Mapped[str] = mapped_column(String)
+    legal_basis: Mapped[str] = mapped_column(String)
+    consent: Mapped[str | None] = mapped_column(String)
+    photo_date: Mapped[date | None] = mapped_column(Date)
+    added_at: Mapped[datetime] = mapped_column(DateTime)
+    added_by: Mapped[str] = mapped_column(String)
+    reference: Mapped[Reference] = relationship(back_populates="photos")
+    faces: Mapped[list[Face]] = relationship(
+        back_populates="reference_photo", cascade="all, delete-orphan", order_by="Face.id"
+    )
+
+
+class Case(Base):
+    """An unidentified person, deceased or living."""
+
+    __tablename__ = "cases"
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    kind: Mapped[str] = mapped_column(String)
+    found_on: Mapped[date | None] = mapped_column(Date)
+    found_at: Mapped[str | None] = mapped_column(String)
+    notes: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    photos: Mapped[list[CasePhoto]] = relationship(
+        back_populates="case", cascade="all, delete-orphan", order_by="CasePhoto.id"
+    )
+    searches: Mapped[list[Search]] = relationship(
+        back_populates="case", cascade="all, delete-orphan", order_by="Search.id"
+    )
+
+
+class CasePhoto(Base):
+    """One photo of a case. ``no_face`` flags a photo in which the detector found nothing."""
+
+    __tablename__ = "case_photos"
+    __table_args__ = (UniqueConstraint("case_id", "photo_sha256"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    photo_sha256: Mapped[str] = mapped_column(ForeignKey("photos.sha256"), index=True)
+    file_name: Mapped[str] = mapped_column(String)
+    photo_date: Mapped[date | None] = mapped_column(Date)
+    no_face: Mapped[bool] = mapped_column(default=False)
+    added_at: Mapped[datetime] = mapped_column(DateTime)
+    added_by: Mapped[str] = mapped_column(String)
+    case: Mapped[Case] = relationship(back_populates="photos")
+    faces: Mapped[list[Face]] = relationship(
+        back_populates="case_photo", cascade="all, delete-orphan", order_by="Face.id"
+    )
+
+
+class Face(Base):
+    """One face of a reference or case photo: where it is, how good it is, and its embedding."""
+
+    __tablename__ = "faces"
+    __table_args__ = (
+        CheckConstraint(
+            "(reference_photo_id IS NULL) != (case_photo_id IS NULL)", name="face_has_one_owner"
+        ),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reference_photo_id: Mapped[int | None] = mapped_column(
+        ForeignKey("reference_photos.id", ondelete="CASCADE"), index=True
+    )
+    case_photo_id: Mapped[int | None] = mapped_column(
+        ForeignKey("case_photos.id", ondelete="CASCADE"), index=True
+    )
+    number_in_photo: Mapped[int | None] = mapped_column(Integer)  # None when marked by hand
+    box: Mapped[list[float]] = mapped_column(JSON)
+    landmarks: Mapped[list[list[float]]] = mapped_column(JSON)
+    manual: Mapped[bool] = mapped_column(default=False)
+    detector_score: Mapped[float | None] = mapped_column(Float)
+    inter_eye_px: Mapped[float] = mapped_column(Float)
+    sharpness: Mapped[float] = mapped_column(Float)
+    brightness: Mapped[float] = mapped_column(Float)
+    roll: Mapped[float] = mapped_column(Float)
+    yaw: Mapped[float | None] = mapped_column(Float)
+    pitch: Mapped[float | None] = mapped_column(Float)
+    model: Mapped[str] = mapped_column(String)
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)  # float32, L2-normalised
+    added_at: Mapped[datetime] = mapped_column(DateTime)
+    reference_photo: Mapped[ReferencePhoto | None] = relationship(back_populates="faces")
+    case_photo: Mapped[CasePhoto | None] = relationship(back_populates="faces")
+
+
+class Search(Base):
+    """One search of a case against the gallery, with everything needed to account for it later."""
+
+    __tablename__ = "searches"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    case_face_ids: Mapped[list[int]] = mapped_column(JSON)
+    model: Mapped[dict[str, object]] = mapped_column(JSON)
+    settings: Mapped[dict[str, object]] = mapped_column(JSON)
+    gallery_references: Mapped[int] = mapped_column(Integer)
+    gallery_faces: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    os_user: Mapped[str] = mapped_column(String)
+    nomina_version: Mapped[str] = mapped_column(String)
+    case: Mapped[Case] = relationship(back_populates="searches")
+    candidates: Mapped[list[Candidate]] = relationship(
+        back_populates="search", cascade="all, delete-orphan", order_by="Candidate.rank"
+    )
+
+
+class Candidate(Base):
+    """One reference in a search's ranked result. Ids are kept as text: the record may be erased later."""
+
+    __tablename__ = "candidates"
+    search_id: Mapped[int] = mapped_column(
+        ForeignKey("searches.id", ondelete="CASCADE"), primary_key=True
+    )
+    rank: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reference_id: Mapped[str] = mapped_column(String, index=True)
+    score: Mapped[float] = mapped_column(Float)
+    reference_face_id: Mapped[int] = mapped_column(Integer)
+    photo_sha256: Mapped[str] = mapped_column(String(64))
+    case_face_id: Mapped[int] = mapped_column(Integer)
+    search: Mapped[Search] = relationship(back_populates="candidates")

@@ -1,0 +1,908 @@
+"""The workspace: references, cases, photos, faces and searches in one folder.
+
+``Workspace`` is the Python API; the command line is a thin layer over it. Every change is all or
+nothing: photos are analysed before anything is written, the database changes in one transaction, and
+photo files written for a change that fails are removed again, so a refused command leaves the
+workspace exactly as it was.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from . import __version__
+from .errors import (
+    Conflict,
+    FaceNumberInvalid,
+    InvalidField,
+    ManifestError,
+    ModelMismatch,
+    NoFaceFound,
+    NominaError,
+    NotAWorkspace,
+    NotFound,
+    WorkspaceError,
+)
+from .faces import Face, FaceAnalyzer
+from .imaging import DecodedImage, decode_image, read_photo, sha256_hex
+from .index import ExactIndex
+from .models import FaceModel, load_model
+from .records import CaseFields, PhotoInput, Provenance, ReferenceFields, validate_update
+from .search import CaseFaceRef, SearchResult, rank, result_from_row
+from .settings import Settings, load_settings, os_user
+from .store import DB_NAME, PhotoStore, connect, upgrade
+from .store import schema as db
+from .store.database import current_revision, head_revision
+
+__all__ = ["ImportReport", "RowFailure", "Workspace"]
+
+T = TypeVar("T")
+Progress = Callable[[int, int], None]
+
+MANIFEST_REQUIRED = ("reference_id", "photo", "name", "source", "supplied_by", "legal_basis")
+MANIFEST_OPTIONAL = (
+    "sex",
+    "birth_year",
+    "last_seen_on",
+    "last_seen_at",
+    "consent",
+    "photo_date",
+    "notes",
+    "face",
+)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+
+
+@dataclass
+class _Prepared:
+    """A photo read, decoded and analysed, ready to be written."""
+
+    name: str
+    data: bytes
+    image: DecodedImage
+    face: Face | None
+    photo_date: Any = None
+
+    @property
+    def sha256(self) -> str:
+        return self.image.sha256
+
+
+@dataclass(frozen=True)
+class RowFailure:
+    line: int
+    reference_id: str
+    photo: str
+    error: str
+
+
+@dataclass
+class ImportReport:
+    rows: int = 0
+    added: int = 0
+    already_present: int = 0
+    references_created: int = 0
+    failures: list[RowFailure] = field(default_factory=list)
+
+    def write_failures(self, path: Path) -> None:
+        with Path(path).open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["line", "reference_id", "photo", "error"])
+            for f in self.failures:
+                writer.writerow([f.line, f.reference_id, f.photo, f.error])
+
+
+class Workspace:
+    """A Nomina workspace folder: ``nomina.db``, ``photos/`` and derived ``index/`` files.
+
+    Open one with :meth:`create` or :meth:`open`; pass ``model`` to share a loaded model between
+    workspaces (it must be the model the workspace was built with).
+    """
+
+    def __init__(self, path: Path, engine: Engine, settings: Settings, model: FaceModel | None) -> None:
+        self.path = path
+        self.settings = settings
+        self._engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self.photos = PhotoStore(path / "photos")
+        self._model = model
+        self._analyzer: FaceAnalyzer | None = None
+        self._local = threading.local()
+        self._index: tuple[str, ExactIndex] | None = None
+
+    # -- opening ----------------------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls, path: Path | str, settings: Settings | None = None, model: FaceModel | None = None
+    ) -> Workspace:
+        """Make a new workspace in ``path`` (created if needed) for the settings' model."""
+        settings = settings or load_settings()
+        path = Path(path)
+        if (path / DB_NAME).exists():
+            raise Conflict(f"{path}: already a Nomina workspace")
+        if path.exists() and not path.is_dir():
+            raise WorkspaceError(f"{path}: exists and is not a folder")
+        model = model or load_model(settings.model, settings.model_dir)
+        created_dir = not path.exists()
+        path.mkdir(parents=True, exist_ok=True)
+        try:
+            engine = connect(path / DB_NAME)
+            upgrade(engine)
+            with Session(engine) as s, s.begin():
+                for key, value in {
+                    "model": json.dumps(model.identity, sort_keys=True),
+                    "created_at": _now().isoformat(),
+                    "created_by": os_user(),
+                    "nomina_version": __version__,
+                    "gallery_generation": uuid.uuid4().hex,
+                }.items():
+                    s.add(db.WorkspaceInfo(key=key, value=value))
+            (path / "photos").mkdir(exist_ok=True)
+        except BaseException:
+            for leftover in (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm"):
+                (path / leftover).unlink(missing_ok=True)
+            if created_dir:
+                path.rmdir()
+            raise
+        return cls(path, engine, settings, model)
+
+    @classmethod
+    def open(
+        cls, path: Path | str, settings: Settings | None = None, model: FaceModel | None = None
+    ) -> Workspace:
+        settings = settings or load_settings()
+        path = Path(path)
+        if not path.is_dir():
+            raise NotAWorkspace(f"{path}: no such workspace folder (create one with `nomina init`)")
+        if not (path / DB_NAME).is_file():
+            raise NotAWorkspace(f"{path}: not a Nomina workspace (no {DB_NAME}; create one with `nomina init`)")
+        engine = connect(path / DB_NAME)
+        try:
+            rev = current_revision(engine)
+        except Exception:  # noqa: BLE001 - any failure here means the file is not our database
+            raise NotAWorkspace(f"{path / DB_NAME}: not a Nomina database") from None
+        if rev is None:
+            raise NotAWorkspace(f"{path / DB_NAME}: not a Nomina database (no schema version)")
+        if rev != head_revision():
+            upgrade(engine)
+        return cls(path, engine, settings, model)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- model --------------------------------------------------------------------------------------
+    def _info(self, s: Session, key: str) -> str:
+        row = s.get(db.WorkspaceInfo, key)
+        if row is None:
+            raise WorkspaceError(f"{self.path / DB_NAME}: workspace record {key!r} is missing")
+        return row.value
+
+    @property
+    def model_identity(self) -> dict[str, Any]:
+        """The model the workspace was built with: name and SHA-256 of each file."""
+        with self._sessions() as s:
+            identity: dict[str, Any] = json.loads(self._info(s, "model"))
+        return identity
+
+    @property
+    def model(self) -> FaceModel:
+        """The face model, loaded on first use and checked against the workspace's record."""
+        recorded = self.model_identity
+        if self._model is None:
+            self._model = load_model(str(recorded["name"]), self.settings.model_dir)
+        if self._model.identity != recorded:
+            raise ModelMismatch(
+                f"{self.path}: workspace built with model {_describe_identity(recorded)}, "
+                f"but the model in use is {_describe_identity(self._model.identity)}; "
+                "embeddings of different models cannot be compared"
+            )
+        return self._model
+
+    def analyzer(self) -> FaceAnalyzer:
+        """A face analyser for the calling thread (OpenCV networks must not be shared by threads)."""
+        model = self.model
+        if threading.current_thread() is threading.main_thread():
+            if self._analyzer is None:
+                self._analyzer = FaceAnalyzer(model, self.settings)
+            return self._analyzer
+        local = getattr(self._local, "analyzer", None)
+        if local is None:
+            local = FaceAnalyzer(model, self.settings, parts=model.make_parts())
+            self._local.analyzer = local
+        return local
+
+    # -- writing --------------------------------------------------------------------------------------
+    @contextmanager
+    def _write(self) -> Iterator[tuple[Session, list[str]]]:
+        """A transaction; photo files it wrote are removed again if it fails."""
+        new_files: list[str] = []
+        s = self._sessions()
+        try:
+            with s.begin():
+                yield s, new_files
+        except BaseException:
+            for sha in new_files:
+                self.photos.remove(sha)
+            raise
+        finally:
+            s.close()
+
+    def _store_photo(self, s: Session, p: _Prepared, new_files: list[str]) -> None:
+        if s.get(db.Photo, p.sha256) is not None:
+            return
+        sha, written = self.photos.put(p.data)
+        if written:
+            new_files.append(sha)
+        s.add(
+            db.Photo(
+                sha256=sha,
+                format=p.image.format,
+                width=p.image.width,
+                height=p.image.height,
+                size_bytes=p.image.size_bytes,
+                stored_at=_now(),
+            )
+        )
+        s.flush()
+
+    def _face_row(self, face: Face) -> db.Face:
+        q = face.quality
+        return db.Face(
+            number_in_photo=None if face.manual else face.number,
+            box=[round(float(v), 2) for v in face.box],
+            landmarks=np.round(face.landmarks.astype(np.float64), 2).tolist(),
+            manual=face.manual,
+            detector_score=q.detector_score,
+            inter_eye_px=q.inter_eye_px,
+            sharpness=q.sharpness,
+            brightness=q.brightness,
+            roll=q.roll,
+            yaw=q.yaw,
+            pitch=q.pitch,
+            model=self.model.name,
+            embedding=np.asarray(face.embedding, dtype=np.float32).tobytes(),
+            added_at=_now(),
+        )
+
+    def _bump_gallery(self, s: Session) -> None:
+        row = s.get(db.WorkspaceInfo, "gallery_generation")
+        assert row is not None
+        row.value = uuid.uuid4().hex
+
+    # -- photo analysis -------------------------------------------------------------------------------
+    def _prepare(self, photo: PhotoInput, require_face: bool, data: bytes | None = None) -> _Prepared:
+        name = str(photo.path)
+        if data is None:
+            data = read_photo(photo.path)
+        image = decode_image(data, name, self.settings.max_pixels)
+        face = self.analyzer().choose(image, photo, name, require_face)
+        return _Prepared(name, data, image, face, photo.photo_date)
+
+    def _parallel(self, fn: Callable[[Any], T], items: list[Any]) -> list[T | NominaError]:
+        """``fn`` over items on the configured workers; a NominaError is returned in place of a result."""
+
+        def guarded(item: Any) -> T | NominaError:
+            try:
+                return fn(item)
+            except NominaError as exc:
+                return exc
+
+        self.model  # load (and check) once, before threads start  # noqa: B018
+        if self.settings.workers <= 1 or len(items) <= 1:
+            return [guarded(i) for i in items]
+        with ThreadPoolExecutor(max_workers=self.settings.workers) as pool:
+            return list(pool.map(guarded, items))
+
+    def _prepare_all(self, photos: list[PhotoInput], require_face: bool) -> list[_Prepared]:
+        """Analyse every photo; the first error (in the given order) is raised, nothing written."""
+        if not photos:
+            raise InvalidField("photos: at least one photo is required")
+        results = self._parallel(lambda p: self._prepare(p, require_face), photos)
+        for r in results:
+            if isinstance(r, NominaError):
+                raise r
+        prepared = [r for r in results if isinstance(r, _Prepared)]
+        seen: set[str] = set()
+        for p in prepared:
+            if p.sha256 in seen:
+                raise Conflict(f"{p.name}: the same photo is given twice")
+            seen.add(p.sha256)
+        return prepared
+
+    # -- references -----------------------------------------------------------------------------------
+    def add_reference(
+        self, fields: ReferenceFields, photos: list[PhotoInput], provenance: Provenance
+    ) -> dict[str, Any]:
+        """Enrol a missing person with one or more photos, all supplied under ``provenance``."""
+        with self._sessions() as s:
+            if s.get(db.Reference, fields.id) is not None:
+                raise Conflict(f"reference {fields.id}: already exists (use `reference add-photos`)")
+        prepared = self._prepare_all(photos, require_face=True)
+        with self._write() as (s, new_files):
+            now = _now()
+            s.add(db.Reference(**_fields(fields), created_at=now, updated_at=now))
+            s.flush()
+            for p in prepared:
+                self._add_reference_photo(s, fields.id, p, provenance, new_files)
+        return self.reference(fields.id)
+
+    def add_reference_photos(
+        self, reference_id: str, photos: list[PhotoInput], provenance: Provenance
+    ) -> dict[str, Any]:
+        """More photos for an existing reference."""
+        with self._sessions() as s:
+            ref = s.get(db.Reference, reference_id)
+            if ref is None:
+                raise NotFound(f"reference {reference_id}: no such reference")
+            known = {rp.photo_sha256 for rp in ref.photos}
+        prepared = self._prepare_all(photos, require_face=True)
+        for p in prepared:
+            if p.sha256 in known:
+                raise Conflict(f"{p.name}: already a photo of reference {reference_id}")
+        with self._write() as (s, new_files):
+            for p in prepared:
+                self._add_reference_photo(s, reference_id, p, provenance, new_files)
+            ref_row = s.get(db.Reference, reference_id)
+            assert ref_row is not None
+            ref_row.updated_at = _now()
+        return self.reference(reference_id)
+
+    def _add_reference_photo(
+        self, s: Session, reference_id: str, p: _Prepared, prov: Provenance, new_files: list[str]
+    ) -> None:
+        assert p.face is not None
+        self._store_photo(s, p, new_files)
+        link = db.ReferencePhoto(
+            reference_id=reference_id,
+            photo_sha256=p.sha256,
+            file_name=Path(p.name).name,
+            source=prov.source,
+            supplied_by=prov.supplied_by,
+            legal_basis=prov.legal_basis,
+            consent=prov.consent,
+            photo_date=p.photo_date,
+            added_at=_now(),
+            added_by=os_user(),
+        )
+        link.faces.append(self._face_row(p.face))
+        s.add(link)
+        self._bump_gallery(s)
+
+    def import_references(self, manifest: Path | str, progress: Progress | None = None) -> ImportReport:
+        """Enrol references from a CSV manifest, one row per photo.
+
+        Photo paths are relative to the manifest's folder. Rows already enrolled (same reference and
+        same photo bytes) are skipped, so a manifest can be run again after fixing failed rows. Each
+        good row is kept; every failed row is reported with its line number.
+        """
+        manifest = Path(manifest)
+        rows = _read_manifest(manifest)
+        report = ImportReport(rows=len(rows))
+        base = manifest.parent
+
+        def stage(item: tuple[int, dict[str, str]]) -> tuple[ReferenceFields, Provenance, _Prepared | None]:
+            _, row = item
+            fields = ReferenceFields(
+                id=row["reference_id"],
+                name=row["name"],
+                sex=row.get("sex"),
+                birth_year=row.get("birth_year"),  # type: ignore[arg-type]
+                last_seen_on=row.get("last_seen_on"),  # type: ignore[arg-type]
+                last_seen_at=row.get("last_seen_at"),
+                notes=row.get("notes"),
+            )
+            prov = Provenance(row["source"], row["supplied_by"], row["legal_basis"], row.get("consent"))
+            face = row.get("face") or None
+            if face is not None and not face.strip().isdigit():
+                raise InvalidField(f"face: {face!r} is not a face number")
+            photo = PhotoInput(
+                path=base / row["photo"] if row["photo"].strip() else Path(""),
+                face=int(face) if face else None,
+                photo_date=row.get("photo_date"),  # type: ignore[arg-type]
+            )
+            if not row["photo"].strip():
+                raise InvalidField("photo: required")
+            data = read_photo(photo.path)
+            with self._sessions() as s:
+                present = s.scalar(
+                    select(func.count())
+                    .select_from(db.ReferencePhoto)
+                    .where(
+                        db.ReferencePhoto.reference_id == fields.id,
+                        db.ReferencePhoto.photo_sha256 == sha256_hex(data),
+                    )
+                )
+            if present:
+                return fields, prov, None
+            return fields, prov, self._prepare(photo, require_face=True, data=data)
+
+        done = 0
+
+        def staged(item: tuple[int, dict[str, str]]) -> tuple[ReferenceFields, Provenance, _Prepared | None]:
+            nonlocal done
+            try:
+                return stage(item)
+            finally:
+                done += 1
+                if progress is not None:
+                    progress(done, len(rows))
+
+        results = self._parallel(staged, rows)
+        for (line, row), result in zip(rows, results, strict=True):
+            try:
+                if isinstance(result, NominaError):
+                    raise result
+                fields, prov, prepared = result
+                if prepared is None:
+                    report.already_present += 1
+                    continue
+                created = self._import_row(fields, prov, prepared)
+                report.added += 1
+                report.references_created += int(created)
+            except NominaError as exc:
+                report.failures.append(
+                    RowFailure(line, row.get("reference_id", ""), row.get("photo", ""), str(exc))
+                )
+        return report
+
+    def _import_row(self, fields: ReferenceFields, prov: Provenance, p: _Prepared) -> bool:
+        with self._write() as (s, new_files):
+            ref = s.get(db.Reference, fields.id)
+            created = ref is None
+            if ref is None:
+                now = _now()
+                s.add(db.Reference(**_fields(fields), created_at=now, updated_at=now))
+                s.flush()
+            elif ref.name != fields.name:
+                raise Conflict(
+                    f"name: {fields.name!r} differs from reference {fields.id}'s recorded name {ref.name!r}"
+                )
+            elif any(rp.photo_sha256 == p.sha256 for rp in ref.photos):
+                raise Conflict(f"{p.name}: already a photo of reference {fields.id}")
+            self._add_reference_photo(s, fields.id, p, prov, new_files)
+        return created
+
+    def references(self) -> list[dict[str, Any]]:
+        with self._sessions() as s:
+            counts = dict(
+                s.execute(
+                    select(db.ReferencePhoto.reference_id, func.count()).group_by(db.ReferencePhoto.reference_id)
+                ).all()
+            )
+            return [
+                {**_reference_summary(r), "photos": counts.get(r.id, 0)}
+                for r in s.scalars(select(db.Reference).order_by(db.Reference.id))
+            ]
+
+    def reference(self, reference_id: str) -> dict[str, Any]:
+        with self._sessions() as s:
+            ref = s.get(db.Reference, reference_id)
+            if ref is None:
+                raise NotFound(f"reference {reference_id}: no such reference")
+            out = _reference_summary(ref)
+            out["photos"] = [
+                {
+                    "sha256": rp.photo_sha256,
+                    "file_name": rp.file_name,
+                    "provenance": {
+                        "source": rp.source,
+                        "supplied_by": rp.supplied_by,
+                        "legal_basis": rp.legal_basis,
+                        "consent": rp.consent,
+                    },
+                    "photo_date": _iso(rp.photo_date),
+                    "added_at": _iso(rp.added_at),
+                    "added_by": rp.added_by,
+                    "faces": [_face_summary(f) for f in rp.faces],
+                }
+                for rp in ref.photos
+            ]
+            return out
+
+    def update_reference(self, reference_id: str, **changes: Any) -> dict[str, Any]:
+        clean = validate_update(changes)
+        with self._write() as (s, _):
+            ref = s.get(db.Reference, reference_id)
+            if ref is None:
+                raise NotFound(f"reference {reference_id}: no such reference")
+            for key, value in clean.items():
+                setattr(ref, key, value)
+            ref.updated_at = _now()
+        return self.reference(reference_id)
+
+    def delete_reference(self, reference_id: str) -> dict[str, Any]:
+        """Remove a reference, its photos' links, faces and vectors, and photo bytes no one else uses."""
+        with self._write() as (s, _):
+            ref = s.get(db.Reference, reference_id)
+            if ref is None:
+                raise NotFound(f"reference {reference_id}: no such reference")
+            shas = {rp.photo_sha256 for rp in ref.photos}
+            faces = sum(len(rp.faces) for rp in ref.photos)
+            s.delete(ref)
+            s.flush()
+            orphaned = self._drop_orphan_photos(s, shas)
+            self._bump_gallery(s)
+        self._remove_files(orphaned)
+        return {"reference_id": reference_id, "faces_removed": faces, "photos_removed": len(orphaned)}
+
+    def _drop_orphan_photos(self, s: Session, shas: set[str]) -> list[str]:
+        orphaned = []
+        for sha in sorted(shas):
+            used = s.scalar(
+                select(func.count()).select_from(db.ReferencePhoto).where(db.ReferencePhoto.photo_sha256 == sha)
+            ) or s.scalar(select(func.count()).select_from(db.CasePhoto).where(db.CasePhoto.photo_sha256 == sha))
+            if not used:
+                photo = s.get(db.Photo, sha)
+                if photo is not None:
+                    s.delete(photo)
+                orphaned.append(sha)
+        return orphaned
+
+    def _remove_files(self, shas: list[str]) -> None:
+        for sha in shas:
+            self.photos.remove(sha)
+
+    # -- cases ----------------------------------------------------------------------------------------
+    def add_case(self, fields: CaseFields, photos: list[PhotoInput]) -> dict[str, Any]:
+        """Register an unidentified person. Photos with no detected face are kept and flagged."""
+        with self._sessions() as s:
+            if s.get(db.Case, fields.id) is not None:
+                raise Conflict(f"case {fields.id}: already exists")
+        prepared = self._prepare_all(photos, require_face=False)
+        with self._write() as (s, new_files):
+            s.add(
+                db.Case(
+                    id=fields.id,
+                    kind=fields.kind,
+                    found_on=fields.found_on,
+                    found_at=fields.found_at,
+                    notes=fields.notes,
+                    created_at=_now(),
+                )
+            )
+            s.flush()
+            for p in prepared:
+                self._store_photo(s, p, new_files)
+                link = db.CasePhoto(
+                    case_id=fields.id,
+                    photo_sha256=p.sha256,
+                    file_name=Path(p.name).name,
+                    photo_date=p.photo_date,
+                    no_face=p.face is None,
+                    added_at=_now(),
+                    added_by=os_user(),
+                )
+                if p.face is not None:
+                    link.faces.append(self._face_row(p.face))
+                s.add(link)
+        return self.case(fields.id)
+
+    def mark_eyes(self, case_id: str, photo: int, eyes: np.ndarray) -> dict[str, Any]:
+        """Add a face to case photo number ``photo`` (1-based) from eye centres marked by hand."""
+        with self._sessions() as s:
+            case = s.get(db.Case, case_id)
+            if case is None:
+                raise NotFound(f"case {case_id}: no such case")
+            if not 1 <= photo <= len(case.photos):
+                raise InvalidField(f"--photo: case {case_id} has {len(case.photos)} photo(s); got {photo}")
+            link_id = case.photos[photo - 1].id
+            sha = case.photos[photo - 1].photo_sha256
+            file_name = case.photos[photo - 1].file_name
+        data = self.photos.read(sha)
+        image = decode_image(data, file_name, self.settings.max_pixels)
+        face = self.analyzer().from_eyes(image, eyes, name=f"{file_name}: --eyes")
+        with self._write() as (s, _):
+            link = s.get(db.CasePhoto, link_id)
+            assert link is not None
+            link.faces.append(self._face_row(face))
+        return self.case(case_id)
+
+    def cases(self) -> list[dict[str, Any]]:
+        with self._sessions() as s:
+            return [_case_summary(c) for c in s.scalars(select(db.Case).order_by(db.Case.id))]
+
+    def case(self, case_id: str) -> dict[str, Any]:
+        with self._sessions() as s:
+            case = s.get(db.Case, case_id)
+            if case is None:
+                raise NotFound(f"case {case_id}: no such case")
+            out = _case_summary(case)
+            numbers = {ref.face_id: ref.number for ref, _ in _case_faces(case)}
+            out["photos"] = [
+                {
+                    "number": i + 1,
+                    "sha256": cp.photo_sha256,
+                    "file_name": cp.file_name,
+                    "photo_date": _iso(cp.photo_date),
+                    "no_face_detected": cp.no_face,
+                    "added_at": _iso(cp.added_at),
+                    "added_by": cp.added_by,
+                    "faces": [{"case_face": numbers[f.id], **_face_summary(f)} for f in cp.faces],
+                }
+                for i, cp in enumerate(case.photos)
+            ]
+            out["searches"] = [
+                {"search_id": sr.id, "created_at": _iso(sr.created_at)} for sr in case.searches
+            ]
+            return out
+
+    def delete_case(self, case_id: str) -> dict[str, Any]:
+        with self._write() as (s, _):
+            case = s.get(db.Case, case_id)
+            if case is None:
+                raise NotFound(f"case {case_id}: no such case")
+            shas = {cp.photo_sha256 for cp in case.photos}
+            faces = sum(len(cp.faces) for cp in case.photos)
+            searches = len(case.searches)
+            s.delete(case)
+            s.flush()
+            orphaned = self._drop_orphan_photos(s, shas)
+        self._remove_files(orphaned)
+        return {
+            "case_id": case_id,
+            "faces_removed": faces,
+            "photos_removed": len(orphaned),
+            "searches_removed": searches,
+        }
+
+    # -- search ---------------------------------------------------------------------------------------
+    def gallery_index(self) -> ExactIndex:
+        """The exact index of every reference face, rebuilt only when the gallery has changed."""
+        with self._sessions() as s:
+            generation = self._info(s, "gallery_generation")
+            if self._index is not None and self._index[0] == generation:
+                return self._index[1]
+            folder = self.path / "index" / "exact"
+            index = ExactIndex.load(folder, generation)
+            if index is None:
+                rows = s.execute(
+                    select(db.ReferencePhoto.reference_id, db.Face.id, db.Face.embedding).join(
+                        db.Face, db.Face.reference_photo_id == db.ReferencePhoto.id
+                    )
+                ).all()
+                dim = int(self.model_identity_dim())
+                index = ExactIndex.build(
+                    [(ref, fid, np.frombuffer(vec, dtype=np.float32)) for ref, fid, vec in rows], dim
+                )
+                index.save(folder, generation)
+        self._index = (generation, index)
+        return index
+
+    def model_identity_dim(self) -> int:
+        from .models import MODELS
+
+        return MODELS[str(self.model_identity["name"])].embedding_dim
+
+    def search(self, case_id: str, face: int | None = None, top: int | None = None) -> SearchResult:
+        """Rank every reference against the case's face(s) and record the search.
+
+        Without ``face``, all the case's faces are used and each reference keeps its best score over
+        them; ``face`` (1-based, as ``case show`` numbers them) restricts the search to one.
+        """
+        top = self.settings.top if top is None else top
+        if top < 1:
+            raise InvalidField(f"--top: {top} must be at least 1")
+        with self._sessions() as s:
+            case = s.get(db.Case, case_id)
+            if case is None:
+                raise NotFound(f"case {case_id}: no such case")
+            faces = _case_faces(case)
+        if not faces:
+            raise NoFaceFound(
+                f"case {case_id}: no face to search; mark the eyes by hand with `nomina case mark-eyes`"
+            )
+        if face is not None:
+            if not 1 <= face <= len(faces):
+                raise FaceNumberInvalid(f"--face: case {case_id} has {len(faces)} face(s); got {face}")
+            faces = [faces[face - 1]]
+        index = self.gallery_index()
+        if index.size == 0:
+            raise NotFound("gallery: no reference faces to search; add references first")
+        refs = [ref for ref, _ in faces]
+        probes = np.stack([vec for _, vec in faces])
+        ranked = rank(index, probes, refs, top)
+        with self._write() as (s, _):
+            photo_of = dict(
+                s.execute(
+                    select(db.Face.id, db.ReferencePhoto.photo_sha256)
+                    .join(db.ReferencePhoto, db.Face.reference_photo_id == db.ReferencePhoto.id)
+                    .where(db.Face.id.in_([r[3] for r in ranked]))
+                ).all()
+            )
+            row = db.Search(
+                case_id=case_id,
+                case_face_ids=[r.face_id for r in refs],
+                model=json.loads(self._info(s, "model")),
+                settings={"top": top, "face": face, "index": index.kind},
+                gallery_references=index.references,
+                gallery_faces=index.size,
+                created_at=_now(),
+                os_user=os_user(),
+                nomina_version=__version__,
+            )
+            for rk, ref_id, score, ref_face, case_face in ranked:
+                row.candidates.append(
+                    db.Candidate(
+                        rank=rk,
+                        reference_id=ref_id,
+                        score=score,
+                        reference_face_id=ref_face,
+                        photo_sha256=photo_of[ref_face],
+                        case_face_id=case_face,
+                    )
+                )
+            s.add(row)
+            s.flush()
+            search_id = row.id
+        return self.get_search(search_id)
+
+    def get_search(self, search_id: int) -> SearchResult:
+        with self._sessions() as s:
+            row = s.get(db.Search, search_id)
+            if row is None:
+                raise NotFound(f"search {search_id}: no such search")
+            ids = [c.reference_id for c in row.candidates]
+            names = dict(s.execute(select(db.Reference.id, db.Reference.name).where(db.Reference.id.in_(ids))).all())
+            return result_from_row(row, names, [ref for ref, _ in _case_faces(row.case)])
+
+    def searches(self, case_id: str | None = None) -> list[dict[str, Any]]:
+        with self._sessions() as s:
+            q = select(db.Search).order_by(db.Search.id)
+            if case_id is not None:
+                q = q.where(db.Search.case_id == case_id)
+            return [
+                {
+                    "search_id": r.id,
+                    "case_id": r.case_id,
+                    "created_at": _iso(r.created_at),
+                    "os_user": r.os_user,
+                    "candidates": len(r.candidates),
+                    "top_reference": r.candidates[0].reference_id if r.candidates else None,
+                }
+                for r in s.scalars(q)
+            ]
+
+    # -- overview -------------------------------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        with self._sessions() as s:
+
+            def count(model: type[db.Base]) -> int:
+                return int(s.scalar(select(func.count()).select_from(model)) or 0)
+
+            return {
+                "path": str(self.path),
+                "model": json.loads(self._info(s, "model")),
+                "created_at": self._info(s, "created_at"),
+                "references": count(db.Reference),
+                "reference_photos": count(db.ReferencePhoto),
+                "cases": count(db.Case),
+                "faces": count(db.Face),
+                "photos_stored": count(db.Photo),
+                "searches": count(db.Search),
+            }
+
+
+# -- helpers ------------------------------------------------------------------------------------------
+def _describe_identity(identity: dict[str, Any]) -> str:
+    files = ", ".join(f"{name} {sha[:12]}" for name, sha in dict(identity.get("files", {})).items())
+    return f"{identity.get('name')} ({files})"
+
+
+def _fields(fields: ReferenceFields) -> dict[str, Any]:
+    return {
+        "id": fields.id,
+        "name": fields.name,
+        "sex": fields.sex,
+        "birth_year": fields.birth_year,
+        "last_seen_on": fields.last_seen_on,
+        "last_seen_at": fields.last_seen_at,
+        "notes": fields.notes,
+    }
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else str(value.isoformat())
+
+
+def _reference_summary(r: db.Reference) -> dict[str, Any]:
+    return {
+        "reference_id": r.id,
+        "name": r.name,
+        "sex": r.sex,
+        "birth_year": r.birth_year,
+        "last_seen_on": _iso(r.last_seen_on),
+        "last_seen_at": r.last_seen_at,
+        "notes": r.notes,
+        "created_at": _iso(r.created_at),
+        "updated_at": _iso(r.updated_at),
+    }
+
+
+def _case_summary(c: db.Case) -> dict[str, Any]:
+    return {
+        "case_id": c.id,
+        "kind": c.kind,
+        "found_on": _iso(c.found_on),
+        "found_at": c.found_at,
+        "notes": c.notes,
+        "created_at": _iso(c.created_at),
+        "photos": len(c.photos),
+        "photos_without_face": sum(1 for p in c.photos if p.no_face and not p.faces),
+        "faces": sum(len(p.faces) for p in c.photos),
+    }
+
+
+def _face_summary(f: db.Face) -> dict[str, Any]:
+    return {
+        "face_id": f.id,
+        "number_in_photo": f.number_in_photo,
+        "manual": f.manual,
+        "box": f.box,
+        "quality": {
+            "detector_score": f.detector_score,
+            "inter_eye_px": round(f.inter_eye_px, 1),
+            "sharpness": round(f.sharpness, 1),
+            "brightness": round(f.brightness, 1),
+            "roll": round(f.roll, 1),
+            "yaw": None if f.yaw is None else round(f.yaw, 1),
+            "pitch": None if f.pitch is None else round(f.pitch, 1),
+        },
+    }
+
+
+def _case_faces(case: db.Case) -> list[tuple[CaseFaceRef, np.ndarray]]:
+    """The case's faces numbered 1.. in the order their photos and faces were added."""
+    out = []
+    for cp in case.photos:
+        for f in cp.faces:
+            ref = CaseFaceRef(number=len(out) + 1, face_id=f.id, photo_sha256=cp.photo_sha256, manual=f.manual)
+            out.append((ref, np.frombuffer(f.embedding, dtype=np.float32)))
+    return out
+
+
+def _read_manifest(path: Path) -> list[tuple[int, dict[str, str]]]:
+    """(line number, row) pairs; ManifestError when the file as a whole cannot be used."""
+    data = read_photo(path)  # same checks: exists, is a file, readable
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ManifestError(f"{path}: not a UTF-8 text file") from None
+    reader = csv.DictReader(text.splitlines())
+    columns = [c.strip() for c in (reader.fieldnames or [])]
+    missing = [c for c in MANIFEST_REQUIRED if c not in columns]
+    if missing:
+        raise ManifestError(f"{path}: missing column(s) {', '.join(missing)}")
+    unknown = [c for c in columns if c not in MANIFEST_REQUIRED + MANIFEST_OPTIONAL]
+    if unknown:
+        raise ManifestError(f"{path}: unknown column(s) {', '.join(unknown)}")
+    rows = []
+    for row in reader:
+        clean = {(k or "").strip(): (v or "").strip() for k, v in row.items() if k is not None}
+        if any(clean.values()):
+            rows.append((reader.line_num, clean))
+    if not rows:
+        raise ManifestError(f"{path}: no rows")
+    return rows
