@@ -22,8 +22,8 @@ from .search import SearchResult
 from .settings import SETTINGS, Settings, load_settings
 from .workspace import Workspace
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True, markup=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
 class _DefaultRunGroup(TyperGroup):

@@ -1,0 +1,93 @@
+"""Shared fixtures: the real sample photos, the real default model, real workspace files."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from nomina import FaceModel, Workspace, load_model, load_settings
+from nomina.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def faces_dir() -> Path:
+    """The sample photos (../shared/faces), or the folder named by NOMINA_TEST_FACES."""
+    folder = Path(os.environ.get("NOMINA_TEST_FACES") or REPO.parent / "shared" / "faces")
+    if not (folder / "london").is_dir():
+        pytest.fail(f"sample photos not found at {folder}; set NOMINA_TEST_FACES", pytrace=False)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def model() -> FaceModel:
+    return load_model()
+
+
+@pytest.fixture()
+def settings(tmp_path: Path) -> Settings:
+    return load_settings(environ={}, home=tmp_path / "ws")
+
+
+@pytest.fixture()
+def ws(settings: Settings, model: FaceModel) -> Workspace:
+    workspace = Workspace.create(settings.home, settings, model=model)
+    yield workspace
+    workspace.close()
+
+
+def london(faces_dir: Path, ident: str, expression: str = "neutral") -> Path:
+    return faces_dir / "london" / ident / f"{ident}_{expression}.jpg"
+
+
+@pytest.fixture()
+def two_faces(tmp_path: Path, faces_dir: Path) -> Path:
+    """One photo with two people side by side: london 001 on the left, 002 on the right."""
+    left = cv2.imread(str(london(faces_dir, "001")))
+    right = cv2.imread(str(london(faces_dir, "002")))
+    path = tmp_path / "two_people.jpg"
+    cv2.imwrite(str(path), np.hstack([left, right]))
+    return path
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything a workspace holds: every table's rows and every file with its hash."""
+
+    tables: dict[str, list[tuple[object, ...]]]
+    files: dict[str, str]
+
+
+def snapshot(folder: Path) -> Snapshot:
+    tables: dict[str, list[tuple[object, ...]]] = {}
+    db = folder / "nomina.db"
+    if db.exists():
+        con = sqlite3.connect(db)
+        try:
+            names = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+            for name in sorted(names):
+                tables[name] = sorted(con.execute(f'SELECT * FROM "{name}"').fetchall(), key=repr)
+        finally:
+            con.close()
+    files = {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not p.name.startswith("nomina.db")
+    }
+    return Snapshot(tables, files)
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests see Nomina's defaults, whatever NOMINA_* variables the developer has set."""
+    for key in list(os.environ):
+        if key.startswith("NOMINA_") and key != "NOMINA_TEST_FACES":
+            monkeypatch.delenv(key)
