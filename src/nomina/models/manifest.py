@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ChecksumMismatch, ModelMissing, NotFound
+from ..errors import ChecksumMismatch, ModelError, ModelMissing, NotFound
 from .base import Detector, Embedder, FaceModel
 
 __all__ = ["MODELS", "ModelFile", "ModelManifest", "load_model", "locate_files"]
@@ -107,12 +107,12 @@ def locate_files(manifest: ModelManifest, model_dir: str = "") -> dict[str, Path
                 f"(pip install {manifest.package})"
             )
         folder = Path(list(spec.submodule_search_locations)[0]) / manifest.package_dir
-        where = f"package {manifest.package}"
+        where = f"package {manifest.package} ({folder})"
     paths = {}
     for f in manifest.files:
         path = folder / f.name
         if not path.is_file():
-            raise ModelMissing(f"model {manifest.name}: {f.name} not found in {where} ({folder})")
+            raise ModelMissing(f"model {manifest.name}: {f.name} not found in {where}")
         paths[f.role] = path
     return paths
 
@@ -137,7 +137,12 @@ def load_model(name: str = "sface", model_dir: str = "") -> FaceModel:
             )
         hashes[f.name] = actual
     str_paths = {role: str(p) for role, p in paths.items()}
-    detector, embedder = manifest.build(str_paths)
+    try:
+        detector, embedder = manifest.build(str_paths)
+    except Exception as exc:  # noqa: BLE001 - OpenCV raises cv2.error, with a multi-line message
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        folder = Path(str_paths["embedder"]).parent
+        raise ModelError(f"model {manifest.name}: cannot load its files from {folder}: {reason}") from None
     return FaceModel(
         manifest=manifest, file_hashes=hashes, detector=detector, embedder=embedder, paths=str_paths
     )

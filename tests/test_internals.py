@@ -1,0 +1,119 @@
+"""Settings registry, migrations, index and model manifest."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+from nomina.errors import ChecksumMismatch, InvalidField, ModelError, ModelMissing, NotFound
+from nomina.index import ExactIndex
+from nomina.models import MODELS, load_model, locate_files
+from nomina.settings import SETTINGS, Settings, load_settings
+
+
+def test_every_setting_is_documented_and_matches_the_settings_class():
+    doc = (REPO / "docs" / "cli.md").read_text()
+    fields = {f.name: f.default for f in dataclasses.fields(Settings) if f.name != "sources"}
+    assert set(fields) == {s.name for s in SETTINGS}
+    for s in SETTINGS:
+        assert s.env_var in doc, f"{s.env_var} is not documented in docs/cli.md"
+        assert fields[s.name] == s.default
+        assert s.help.strip()
+
+
+def test_settings_precedence_and_bad_values():
+    env = {"NOMINA_TOP": "7", "NOMINA_HOME": "/data/ws"}
+    s = load_settings(env, top=9)
+    assert (s.top, s.home, s.sources["top"], s.sources["home"]) == (9, Path("/data/ws"), "argument", "NOMINA_HOME")
+    with pytest.raises(InvalidField, match="setting NOMINA_TOP: 'many' is not a valid int"):
+        load_settings({"NOMINA_TOP": "many"})
+
+
+def test_migrations_build_exactly_the_declared_schema(tmp_path):
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from nomina.store import connect, upgrade
+    from nomina.store.schema import Base
+
+    engine = connect(tmp_path / "m.db")
+    upgrade(engine)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
+    assert diff == []
+    assert mode == "wal"
+    engine.dispose()
+
+
+def test_exact_index_matches_brute_force():
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(500, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    refs = [f"r{i % 97:03d}" for i in range(500)]
+    index = ExactIndex.build([(refs[i], 1000 + i, vectors[i]) for i in range(500)], 16)
+    probes = vectors[[3, 250]] + rng.normal(scale=0.1, size=(2, 16)).astype(np.float32)
+    hits = index.search(probes, top=10)
+    scores = vectors @ probes.T
+    best = {}
+    for i, ref in enumerate(refs):
+        for p in range(2):
+            if ref not in best or scores[i, p] > best[ref][0]:
+                best[ref] = (float(scores[i, p]), 1000 + i, p)
+    expected = sorted(best.items(), key=lambda kv: -kv[1][0])[:10]
+    assert [h.reference_id for h in hits] == [ref for ref, _ in expected]
+    for h, (_, (score, face, probe)) in zip(hits, expected):
+        assert h.score == pytest.approx(score, abs=1e-5) and (h.face_id, h.probe) == (face, probe)
+
+
+def test_index_files_round_trip_and_go_stale(tmp_path):
+    index = ExactIndex.build([("a", 1, np.ones(4, np.float32) / 2), ("b", 2, np.eye(4, dtype=np.float32)[0])], 4)
+    index.save(tmp_path / "exact", "gen-1")
+    loaded = ExactIndex.load(tmp_path / "exact", "gen-1")
+    assert loaded is not None and loaded.ref_ids == ["a", "b"]
+    assert ExactIndex.load(tmp_path / "exact", "gen-2") is None
+
+
+def test_model_files_are_checked_by_sha256(tmp_path, monkeypatch):
+    manifest = MODELS["sface"]
+    # a package holding a tampered copy of the detector file
+    package = tmp_path / "site" / "tamperedmodels"
+    (package / "models").mkdir(parents=True)
+    (package / "__init__.py").write_text("raise RuntimeError('a model package is never imported')\n")
+    for path in locate_files(manifest).values():
+        shutil.copy(path, package / "models" / path.name)
+    detector = package / "models" / manifest.file("detector").name
+    detector.write_bytes(detector.read_bytes()[:-1] + b"\0")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setitem(MODELS, "tampered", dataclasses.replace(manifest, name="tampered", package="tamperedmodels"))
+    with pytest.raises(ChecksumMismatch, match=r"face_detection_yunet_2023mar_int8bq.onnx: SHA-256 [0-9a-f]{64} differs"):
+        load_model("tampered")
+
+
+def test_model_from_a_folder_records_its_hashes_and_refuses_broken_files(tmp_path):
+    manifest = MODELS["sface"]
+    for path in locate_files(manifest).values():
+        shutil.copy(path, tmp_path / path.name)
+    model = load_model("sface", str(tmp_path))
+    assert model.identity["files"] == {f.name: f.sha256 for f in manifest.files}
+    (tmp_path / manifest.file("embedder").name).write_bytes(b"not a network")
+    with pytest.raises(ModelError, match="cannot load its files from .*face_recognition_sface_2021dec_int8bq.onnx"):
+        load_model("sface", str(tmp_path))
+    with pytest.raises(ModelMissing, match="face_detection_yunet_2023mar_int8bq.onnx not found in model folder .*empty$"):
+        load_model("sface", str(tmp_path / "empty"))
+    with pytest.raises(NotFound, match="model 'arcface' is not known"):
+        load_model("arcface")
+
+
+def test_packaged_model_hashes_are_those_in_the_manifest():
+    for f in MODELS["sface"].files:
+        path = locate_files(MODELS["sface"])[f.role]
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == f.sha256
+    assert re.fullmatch(r"[0-9a-f]{64}", MODELS["sface"].files[0].sha256)
