@@ -13,7 +13,8 @@ import json
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -52,6 +53,8 @@ __all__ = ["ImportReport", "RowFailure", "Workspace"]
 
 T = TypeVar("T")
 Progress = Callable[[int, int], None]
+# Manifest rows written per transaction (each in its own savepoint, so one bad row costs only itself).
+_IMPORT_BATCH = 32
 
 MANIFEST_REQUIRED = ("reference_id", "photo", "name", "source", "supplied_by", "legal_basis")
 MANIFEST_OPTIONAL = (
@@ -126,6 +129,7 @@ class Workspace:
         self._analyzer: FaceAnalyzer | None = None
         self._local = threading.local()
         self._index: tuple[str, ExactIndex] | None = None
+        self._identity: dict[str, Any] | None = None
 
     # -- opening ----------------------------------------------------------------------------------
     @classmethod
@@ -202,10 +206,11 @@ class Workspace:
 
     @property
     def model_identity(self) -> dict[str, Any]:
-        """The model the workspace was built with: name and SHA-256 of each file."""
-        with self._sessions() as s:
-            identity: dict[str, Any] = json.loads(self._info(s, "model"))
-        return identity
+        """The model the workspace was built with: name and SHA-256 of each file (never changes)."""
+        if self._identity is None:
+            with self._sessions() as s:
+                self._identity = json.loads(self._info(s, "model"))
+        return dict(self._identity)
 
     @property
     def model(self) -> FaceModel:
@@ -301,8 +306,13 @@ class Workspace:
         face = self.analyzer().choose(image, photo, name, require_face)
         return _Prepared(name, data, image, face, photo.photo_date)
 
-    def _parallel(self, fn: Callable[[Any], T], items: list[Any]) -> list[T | NominaError]:
-        """``fn`` over items on the configured workers; a NominaError is returned in place of a result."""
+    def _parallel(self, fn: Callable[[Any], T], items: list[Any]) -> Iterator[T | NominaError]:
+        """``fn`` over items on the configured workers, yielded in order as they finish.
+
+        A NominaError is yielded in place of a result. At most a few items per worker are in flight,
+        so a long manifest never holds more than a handful of decoded photos in memory, and the caller
+        can write each result while the workers analyse the next ones.
+        """
 
         def guarded(item: Any) -> T | NominaError:
             try:
@@ -312,15 +322,23 @@ class Workspace:
 
         self.model  # load (and check) once, before threads start  # noqa: B018
         if self.settings.workers <= 1 or len(items) <= 1:
-            return [guarded(i) for i in items]
+            yield from (guarded(i) for i in items)
+            return
+        window = 4 * self.settings.workers
         with ThreadPoolExecutor(max_workers=self.settings.workers) as pool:
-            return list(pool.map(guarded, items))
+            pending: deque[Future[T | NominaError]] = deque()
+            for item in items:
+                pending.append(pool.submit(guarded, item))
+                if len(pending) >= window:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
 
     def _prepare_all(self, photos: list[PhotoInput], require_face: bool) -> list[_Prepared]:
         """Analyse every photo; the first error (in the given order) is raised, nothing written."""
         if not photos:
             raise InvalidField("photos: at least one photo is required")
-        results = self._parallel(lambda p: self._prepare(p, require_face), photos)
+        results = list(self._parallel(lambda p: self._prepare(p, require_face), photos))
         for r in results:
             if isinstance(r, NominaError):
                 raise r
@@ -347,6 +365,7 @@ class Workspace:
             s.flush()
             for p in prepared:
                 self._add_reference_photo(s, fields.id, p, provenance, new_files)
+            self._bump_gallery(s)
         return self.reference(fields.id)
 
     def add_reference_photos(
@@ -365,6 +384,7 @@ class Workspace:
         with self._write() as (s, new_files):
             for p in prepared:
                 self._add_reference_photo(s, reference_id, p, provenance, new_files)
+            self._bump_gallery(s)
             ref_row = s.get(db.Reference, reference_id)
             assert ref_row is not None
             ref_row.updated_at = _now()
@@ -389,7 +409,6 @@ class Workspace:
         )
         link.faces.append(self._face_row(p.face))
         s.add(link)
-        self._bump_gallery(s)
 
     def import_references(self, manifest: Path | str, progress: Progress | None = None) -> ImportReport:
         """Enrol references from a CSV manifest, one row per photo.
@@ -439,50 +458,59 @@ class Workspace:
                 return fields, prov, None
             return fields, prov, self._prepare(photo, require_face=True, data=data)
 
-        done = 0
-
-        def staged(item: tuple[int, dict[str, str]]) -> tuple[ReferenceFields, Provenance, _Prepared | None]:
-            nonlocal done
-            try:
-                return stage(item)
-            finally:
-                done += 1
-                if progress is not None:
-                    progress(done, len(rows))
-
-        results = self._parallel(staged, rows)
-        for (line, row), result in zip(rows, results, strict=True):
-            try:
-                if isinstance(result, NominaError):
-                    raise result
-                fields, prov, prepared = result
-                if prepared is None:
-                    report.already_present += 1
-                    continue
-                created = self._import_row(fields, prov, prepared)
-                report.added += 1
-                report.references_created += int(created)
-            except NominaError as exc:
-                report.failures.append(
-                    RowFailure(line, row.get("reference_id", ""), row.get("photo", ""), str(exc))
-                )
+        batch: list[tuple[int, dict[str, str], ReferenceFields, Provenance, _Prepared]] = []
+        for done, ((line, row), result) in enumerate(zip(rows, self._parallel(stage, rows), strict=True), 1):
+            if isinstance(result, NominaError):
+                report.failures.append(RowFailure(line, row.get("reference_id", ""), row.get("photo", ""), str(result)))
+            elif result[2] is None:
+                report.already_present += 1
+            else:
+                batch.append((line, row, *result))  # type: ignore[arg-type]
+            if len(batch) >= _IMPORT_BATCH or (done == len(rows) and batch):
+                self._import_batch(batch, report)
+                batch = []
+            if progress is not None:
+                progress(done, len(rows))
+        report.failures.sort(key=lambda f: f.line)
         return report
 
-    def _import_row(self, fields: ReferenceFields, prov: Provenance, p: _Prepared) -> bool:
+    def _import_batch(
+        self,
+        batch: list[tuple[int, dict[str, str], ReferenceFields, Provenance, _Prepared]],
+        report: ImportReport,
+    ) -> None:
+        """Write analysed manifest rows in one transaction, each row in its own savepoint."""
+        added = report.added
         with self._write() as (s, new_files):
-            ref = s.get(db.Reference, fields.id)
-            created = ref is None
-            if ref is None:
-                now = _now()
-                s.add(db.Reference(**_fields(fields), created_at=now, updated_at=now))
-                s.flush()
-            elif ref.name != fields.name:
-                raise Conflict(
-                    f"name: {fields.name!r} differs from reference {fields.id}'s recorded name {ref.name!r}"
-                )
-            elif any(rp.photo_sha256 == p.sha256 for rp in ref.photos):
-                raise Conflict(f"{p.name}: already a photo of reference {fields.id}")
-            self._add_reference_photo(s, fields.id, p, prov, new_files)
+            for line, row, fields, prov, p in batch:
+                written = len(new_files)
+                try:
+                    with s.begin_nested():
+                        created = self._import_row(s, fields, prov, p, new_files)
+                except NominaError as exc:
+                    self._remove_files(new_files[written:])
+                    del new_files[written:]
+                    report.failures.append(RowFailure(line, row.get("reference_id", ""), row.get("photo", ""), str(exc)))
+                    continue
+                report.added += 1
+                report.references_created += int(created)
+            if report.added > added:
+                self._bump_gallery(s)
+
+    def _import_row(
+        self, s: Session, fields: ReferenceFields, prov: Provenance, p: _Prepared, new_files: list[str]
+    ) -> bool:
+        ref = s.get(db.Reference, fields.id)
+        created = ref is None
+        if ref is None:
+            now = _now()
+            s.add(db.Reference(**_fields(fields), created_at=now, updated_at=now))
+            s.flush()
+        elif ref.name != fields.name:
+            raise Conflict(f"name: {fields.name!r} differs from reference {fields.id}'s recorded name {ref.name!r}")
+        elif any(rp.photo_sha256 == p.sha256 for rp in ref.photos):
+            raise Conflict(f"{p.name}: already a photo of reference {fields.id}")
+        self._add_reference_photo(s, fields.id, p, prov, new_files)
         return created
 
     def references(self) -> list[dict[str, Any]]:
