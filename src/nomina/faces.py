@@ -7,6 +7,7 @@ centres share a column). ``nomina inspect`` shows the numbers; ``--face N`` pick
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -227,7 +228,7 @@ class FaceAnalyzer:
     def _faces(
         self,
         bgr: np.ndarray,
-        marks: list[tuple[np.ndarray, tuple[float, float, float, float], float | None]],
+        marks: Sequence[tuple[np.ndarray, tuple[float, float, float, float], float | None]],
         numbers: list[int],
         manual: bool,
     ) -> list[Face]:

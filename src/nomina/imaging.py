@@ -89,8 +89,7 @@ def decode_image(data: bytes, name: str, max_pixels: int) -> DecodedImage:
             )
         try:
             img.load()
-            img = ImageOps.exif_transpose(img)
-            rgb = img.convert("RGB")
+            rgb = ImageOps.exif_transpose(img).convert("RGB")
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning) as exc:
             raise NotAnImage(f"{name}: damaged or truncated image ({exc})") from None
     pixels = np.ascontiguousarray(np.asarray(rgb)[:, :, ::-1])

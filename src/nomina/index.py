@@ -32,8 +32,17 @@ class Hit:
 
 
 class GalleryIndex(Protocol):
-    size: int
-    references: int
+    kind: str
+
+    @property
+    def size(self) -> int:
+        """Faces in the index."""
+        ...
+
+    @property
+    def references(self) -> int:
+        """References in the index."""
+        ...
 
     def search(self, probes: np.ndarray, top: int) -> list[Hit]:
         """The ``top`` references by best score over all probes and all their faces."""

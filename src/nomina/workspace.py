@@ -903,7 +903,7 @@ def _face_summary(f: db.Face) -> dict[str, Any]:
 
 def _case_faces(case: db.Case) -> list[tuple[CaseFaceRef, np.ndarray]]:
     """The case's faces numbered 1.. in the order their photos and faces were added."""
-    out = []
+    out: list[tuple[CaseFaceRef, np.ndarray]] = []
     for cp in case.photos:
         for f in cp.faces:
             ref = CaseFaceRef(number=len(out) + 1, face_id=f.id, photo_sha256=cp.photo_sha256, manual=f.manual)

@@ -75,4 +75,5 @@ class SFaceEmbedder:
             out.append(np.asarray(self._net.forward(), dtype=np.float32).reshape(-1))
         vectors = np.stack(out)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+        unit: np.ndarray = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+        return unit
