@@ -64,17 +64,19 @@ class ExactIndex:
     def build(cls, rows: list[tuple[str, int, np.ndarray]], dim: int) -> ExactIndex:
         """From (reference id, face id, vector) rows in any order."""
         rows = sorted(rows, key=lambda r: (r[0], r[1]))
-        vectors = np.empty((len(rows), dim), dtype=np.float32)
-        face_ids = np.empty(len(rows), dtype=np.int64)
-        ref_ids: list[str] = []
-        starts: list[int] = []
-        for i, (ref, fid, vec) in enumerate(rows):
-            if not ref_ids or ref_ids[-1] != ref:
-                ref_ids.append(ref)
-                starts.append(i)
-            vectors[i] = vec
-            face_ids[i] = fid
-        return cls(vectors, face_ids, ref_ids, np.asarray(starts, dtype=np.int64))
+        vectors = np.array([r[2] for r in rows], dtype=np.float32).reshape(len(rows), dim)
+        face_ids = np.array([r[1] for r in rows], dtype=np.int64)
+        return cls.from_sorted([r[0] for r in rows], face_ids, vectors)
+
+    @classmethod
+    def from_sorted(cls, row_refs: list[str], face_ids: np.ndarray, vectors: np.ndarray) -> ExactIndex:
+        """From rows already grouped by reference: ``row_refs[i]`` owns ``vectors[i]``."""
+        refs = np.asarray(row_refs, dtype=object)
+        if len(refs):
+            starts = np.flatnonzero(np.r_[True, refs[1:] != refs[:-1]])
+        else:
+            starts = np.zeros(0, dtype=np.int64)
+        return cls(vectors, face_ids, [str(r) for r in refs[starts]], starts.astype(np.int64))
 
     @property
     def size(self) -> int:

@@ -707,22 +707,19 @@ class Workspace:
             index = ExactIndex.load(folder, generation)
             if index is None:
                 rows = s.execute(
-                    select(db.ReferencePhoto.reference_id, db.Face.id, db.Face.embedding).join(
-                        db.Face, db.Face.reference_photo_id == db.ReferencePhoto.id
-                    )
+                    select(db.ReferencePhoto.reference_id, db.Face.id, db.Face.embedding)
+                    .join(db.Face, db.Face.reference_photo_id == db.ReferencePhoto.id)
+                    .order_by(db.ReferencePhoto.reference_id, db.Face.id)
                 ).all()
-                dim = int(self.model_identity_dim())
-                index = ExactIndex.build(
-                    [(ref, fid, np.frombuffer(vec, dtype=np.float32)) for ref, fid, vec in rows], dim
-                )
+                from .models import MODELS
+
+                dim = MODELS[str(self.model_identity["name"])].embedding_dim
+                vectors = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(len(rows), dim)
+                face_ids = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
+                index = ExactIndex.from_sorted([r[0] for r in rows], face_ids, vectors)
                 index.save(folder, generation)
         self._index = (generation, index)
         return index
-
-    def model_identity_dim(self) -> int:
-        from .models import MODELS
-
-        return MODELS[str(self.model_identity["name"])].embedding_dim
 
     def search(self, case_id: str, face: int | None = None, top: int | None = None) -> SearchResult:
         """Rank every reference against the case's face(s) and record the search.
