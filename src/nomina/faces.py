@@ -266,7 +266,7 @@ class FaceAnalyzer:
             scale = min(1.0, _LEVEL_FACE_PX / side)
             size = max(32, int(round(2.2 * side * scale)))
             matrix = cv2.getRotationMatrix2D((float(cx), float(cy)), roll, scale)
-            matrix[:, 2] += (size / 2 - cx, size / 2 - cy)
+            matrix[:, 2] += np.array([size / 2 - cx, size / 2 - cy])
             patch = cv2.warpAffine(bgr, matrix, (size, size), borderMode=cv2.BORDER_REPLICATE)
             found = self.detector.detect(patch)
             if not found:
