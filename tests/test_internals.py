@@ -53,21 +53,22 @@ def test_migrations_build_exactly_the_declared_schema(tmp_path):
     engine.dispose()
 
 
-def test_exact_index_matches_brute_force():
+@pytest.mark.parametrize("top", [10, 60])  # 10: via the best faces; 60: via every reference's best
+def test_exact_index_matches_brute_force(top):
     rng = np.random.default_rng(1)
     vectors = rng.normal(size=(500, 16)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     refs = [f"r{i % 97:03d}" for i in range(500)]
     index = ExactIndex.build([(refs[i], 1000 + i, vectors[i]) for i in range(500)], 16)
     probes = vectors[[3, 250]] + rng.normal(scale=0.1, size=(2, 16)).astype(np.float32)
-    hits = index.search(probes, top=10)
+    hits = index.search(probes, top=top)
     scores = vectors @ probes.T
     best = {}
     for i, ref in enumerate(refs):
         for p in range(2):
             if ref not in best or scores[i, p] > best[ref][0]:
                 best[ref] = (float(scores[i, p]), 1000 + i, p)
-    expected = sorted(best.items(), key=lambda kv: -kv[1][0])[:10]
+    expected = sorted(best.items(), key=lambda kv: -kv[1][0])[:top]
     assert [h.reference_id for h in hits] == [ref for ref, _ in expected]
     for h, (_, (score, face, probe)) in zip(hits, expected):
         assert h.score == pytest.approx(score, abs=1e-5) and (h.face_id, h.probe) == (face, probe)

@@ -59,6 +59,10 @@ class ExactIndex:
         self.face_ids = face_ids
         self.ref_ids = ref_ids
         self.starts = starts  # index of each reference's first face; faces are grouped by reference
+        counts = np.diff(np.append(starts, len(face_ids))).astype(np.int64)
+        self._ends = starts + counts
+        self._owner = np.repeat(np.arange(len(starts), dtype=np.int32), counts)  # reference of each face
+        self._max_faces = int(counts.max()) if len(counts) else 0
 
     @classmethod
     def build(cls, rows: list[tuple[str, int, np.ndarray]], dim: int) -> ExactIndex:
@@ -97,24 +101,44 @@ class ExactIndex:
         else:
             best_probe = scores.argmax(axis=1)
             best = scores[np.arange(len(scores)), best_probe]
+        k = min(top, len(self.ref_ids))
+        if k * self._max_faces < self.size // 4:
+            refs, faces = self._best_by_faces(best, k)
+        else:
+            refs, faces = self._best_by_references(best, k)
+        return [
+            Hit(
+                reference_id=self.ref_ids[r],
+                score=float(best[j]),
+                face_id=int(self.face_ids[j]),
+                probe=0 if best_probe is None else int(best_probe[j]),
+            )
+            for r, j in zip(refs.tolist(), faces.tolist(), strict=True)
+        ]
+
+    def _best_by_faces(self, best: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``k`` references from the top ``k x max faces per reference`` faces.
+
+        Exact: fewer than k references can own faces scoring above the k-th reference's best face, so
+        that face is among the k x max-faces best. Costs a partial sort instead of a pass per reference.
+        """
+        m = k * self._max_faces
+        cand = np.argpartition(-best, m - 1)[:m]
+        cand = cand[np.lexsort((cand, -best[cand]))]  # score desc, then gallery order
+        owners = self._owner[cand]
+        _, first = np.unique(owners, return_index=True)  # each reference's best face
+        chosen = np.sort(first)[:k]
+        return owners[chosen], cand[chosen]
+
+    def _best_by_references(self, best: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``k`` references from each reference's best face (one pass over the references)."""
         per_ref = np.maximum.reduceat(best, self.starts)
-        k = min(top, len(per_ref))
         order = np.argpartition(-per_ref, k - 1)[:k]
         order = order[np.lexsort((order, -per_ref[order]))]  # score desc, then gallery order
-        ends = np.append(self.starts[1:], self.size)
-        hits = []
-        for r in order:
-            lo, hi = int(self.starts[r]), int(ends[r])
-            j = lo + int(best[lo:hi].argmax())
-            hits.append(
-                Hit(
-                    reference_id=self.ref_ids[r],
-                    score=float(per_ref[r]),
-                    face_id=int(self.face_ids[j]),
-                    probe=0 if best_probe is None else int(best_probe[j]),
-                )
-            )
-        return hits
+        faces = np.array(
+            [int(self.starts[r]) + int(best[self.starts[r] : self._ends[r]].argmax()) for r in order], dtype=np.int64
+        )
+        return order, faces
 
     # -- files ------------------------------------------------------------------------------------
     def save(self, folder: Path, generation: str) -> None:
