@@ -7,7 +7,8 @@ centres share a column). ``nomina inspect`` shows the numbers; ``--face N`` pick
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import cv2
@@ -19,7 +20,16 @@ from .models import Detection, Detector, Embedder, FaceModel
 from .records import PhotoInput
 from .settings import Settings
 
-__all__ = ["ALIGNED_SIZE", "Face", "FaceAnalyzer", "Quality", "align", "compare_photos", "parse_eyes"]
+__all__ = [
+    "ALIGNED_SIZE",
+    "Face",
+    "FaceAnalyzer",
+    "Quality",
+    "align",
+    "compare_photos",
+    "one_opencv_thread",
+    "parse_eyes",
+]
 
 ALIGNED_SIZE = 112
 #: Where the five landmarks sit in the 112 x 112 crop the ArcFace/SFace family is trained on.
@@ -95,6 +105,21 @@ class Face:
     @property
     def score(self) -> float | None:
         return self.quality.detector_score
+
+
+@contextmanager
+def one_opencv_thread() -> Iterator[None]:
+    """OpenCV's own thread pool limited to one thread while workers analyse photos in parallel.
+
+    Two workers each running OpenCV's two threads on two cores measured about 6% slower than two
+    single-threaded workers. The previous setting is restored afterwards.
+    """
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(previous)
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:

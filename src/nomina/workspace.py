@@ -38,7 +38,7 @@ from .errors import (
     NotFound,
     WorkspaceError,
 )
-from .faces import Face, FaceAnalyzer
+from .faces import Face, FaceAnalyzer, one_opencv_thread
 from .imaging import DecodedImage, decode_image, read_photo, sha256_hex
 from .index import ExactIndex
 from .models import FaceModel, load_model
@@ -325,7 +325,7 @@ class Workspace:
             yield from (guarded(i) for i in items)
             return
         window = 4 * self.settings.workers
-        with ThreadPoolExecutor(max_workers=self.settings.workers) as pool:
+        with one_opencv_thread(), ThreadPoolExecutor(max_workers=self.settings.workers) as pool:
             pending: deque[Future[T | NominaError]] = deque()
             for item in items:
                 pending.append(pool.submit(guarded, item))
@@ -421,6 +421,7 @@ class Workspace:
         rows = _read_manifest(manifest)
         report = ImportReport(rows=len(rows))
         base = manifest.parent
+        enrolled = self._enrolled_photos({row.get("reference_id", "") for _, row in rows})
 
         def stage(item: tuple[int, dict[str, str]]) -> tuple[ReferenceFields, Provenance, _Prepared | None]:
             _, row = item
@@ -445,16 +446,7 @@ class Workspace:
             if not row["photo"].strip():
                 raise InvalidField("photo: required")
             data = read_photo(photo.path)
-            with self._sessions() as s:
-                present = s.scalar(
-                    select(func.count())
-                    .select_from(db.ReferencePhoto)
-                    .where(
-                        db.ReferencePhoto.reference_id == fields.id,
-                        db.ReferencePhoto.photo_sha256 == sha256_hex(data),
-                    )
-                )
-            if present:
+            if (fields.id, sha256_hex(data)) in enrolled:
                 return fields, prov, None
             return fields, prov, self._prepare(photo, require_face=True, data=data)
 
@@ -473,6 +465,18 @@ class Workspace:
                 progress(done, len(rows))
         report.failures.sort(key=lambda f: f.line)
         return report
+
+    def _enrolled_photos(self, reference_ids: set[str]) -> set[tuple[str, str]]:
+        """(reference id, photo SHA-256) pairs already enrolled for these references."""
+        ids = sorted(reference_ids)
+        pairs: set[tuple[str, str]] = set()
+        with self._sessions() as s:
+            for i in range(0, len(ids), 500):
+                q = select(db.ReferencePhoto.reference_id, db.ReferencePhoto.photo_sha256).where(
+                    db.ReferencePhoto.reference_id.in_(ids[i : i + 500])
+                )
+                pairs.update((r, sha) for r, sha in s.execute(q))
+        return pairs
 
     def _import_batch(
         self,
