@@ -373,9 +373,7 @@ class Workspace:
     ) -> dict[str, Any]:
         """More photos for an existing reference."""
         with self._sessions() as s:
-            ref = s.get(db.Reference, reference_id)
-            if ref is None:
-                raise NotFound(f"reference {reference_id}: no such reference")
+            ref = _reference(s, reference_id)
             known = {rp.photo_sha256 for rp in ref.photos}
         prepared = self._prepare_all(photos, require_face=True)
         for p in prepared:
@@ -531,9 +529,7 @@ class Workspace:
 
     def reference(self, reference_id: str) -> dict[str, Any]:
         with self._sessions() as s:
-            ref = s.get(db.Reference, reference_id)
-            if ref is None:
-                raise NotFound(f"reference {reference_id}: no such reference")
+            ref = _reference(s, reference_id)
             out = _reference_summary(ref)
             out["photos"] = [
                 {
@@ -557,9 +553,7 @@ class Workspace:
     def update_reference(self, reference_id: str, **changes: Any) -> dict[str, Any]:
         clean = validate_update(changes)
         with self._write() as (s, _):
-            ref = s.get(db.Reference, reference_id)
-            if ref is None:
-                raise NotFound(f"reference {reference_id}: no such reference")
+            ref = _reference(s, reference_id)
             for key, value in clean.items():
                 setattr(ref, key, value)
             ref.updated_at = _now()
@@ -568,9 +562,7 @@ class Workspace:
     def delete_reference(self, reference_id: str) -> dict[str, Any]:
         """Remove a reference, its photos' links, faces and vectors, and photo bytes no one else uses."""
         with self._write() as (s, _):
-            ref = s.get(db.Reference, reference_id)
-            if ref is None:
-                raise NotFound(f"reference {reference_id}: no such reference")
+            ref = _reference(s, reference_id)
             shas = {rp.photo_sha256 for rp in ref.photos}
             faces = sum(len(rp.faces) for rp in ref.photos)
             s.delete(ref)
@@ -635,9 +627,7 @@ class Workspace:
     def mark_eyes(self, case_id: str, photo: int, eyes: np.ndarray) -> dict[str, Any]:
         """Add a face to case photo number ``photo`` (1-based) from eye centres marked by hand."""
         with self._sessions() as s:
-            case = s.get(db.Case, case_id)
-            if case is None:
-                raise NotFound(f"case {case_id}: no such case")
+            case = _case(s, case_id)
             if not 1 <= photo <= len(case.photos):
                 raise InvalidField(f"--photo: case {case_id} has {len(case.photos)} photo(s); got {photo}")
             link_id = case.photos[photo - 1].id
@@ -658,9 +648,7 @@ class Workspace:
 
     def case(self, case_id: str) -> dict[str, Any]:
         with self._sessions() as s:
-            case = s.get(db.Case, case_id)
-            if case is None:
-                raise NotFound(f"case {case_id}: no such case")
+            case = _case(s, case_id)
             out = _case_summary(case)
             numbers = {ref.face_id: ref.number for ref, _ in _case_faces(case)}
             out["photos"] = [
@@ -683,9 +671,7 @@ class Workspace:
 
     def delete_case(self, case_id: str) -> dict[str, Any]:
         with self._write() as (s, _):
-            case = s.get(db.Case, case_id)
-            if case is None:
-                raise NotFound(f"case {case_id}: no such case")
+            case = _case(s, case_id)
             shas = {cp.photo_sha256 for cp in case.photos}
             faces = sum(len(cp.faces) for cp in case.photos)
             searches = len(case.searches)
@@ -735,9 +721,7 @@ class Workspace:
         if top < 1:
             raise InvalidField(f"--top: {top} must be at least 1")
         with self._sessions() as s:
-            case = s.get(db.Case, case_id)
-            if case is None:
-                raise NotFound(f"case {case_id}: no such case")
+            case = _case(s, case_id)
             faces = _case_faces(case)
         if not faces:
             raise NoFaceFound(
@@ -835,6 +819,20 @@ class Workspace:
 
 
 # -- helpers ------------------------------------------------------------------------------------------
+def _reference(s: Session, reference_id: str) -> db.Reference:
+    ref = s.get(db.Reference, reference_id)
+    if ref is None:
+        raise NotFound(f"reference {reference_id}: no such reference")
+    return ref
+
+
+def _case(s: Session, case_id: str) -> db.Case:
+    case = s.get(db.Case, case_id)
+    if case is None:
+        raise NotFound(f"case {case_id}: no such case")
+    return case
+
+
 def _describe_identity(identity: dict[str, Any]) -> str:
     files = ", ".join(f"{name} {sha[:12]}" for name, sha in dict(identity.get("files", {})).items())
     return f"{identity.get('name')} ({files})"
