@@ -80,3 +80,13 @@ def test_landmarks_of_a_tilted_face_are_measured_upright(faces_dir, model, setti
             errors_raw.append(np.linalg.norm(raw.landmarks - expected, axis=1).mean())
             errors_levelled.append(np.linalg.norm(analyzer.level(turned, raw).landmarks - expected, axis=1).mean())
     assert np.mean(errors_levelled) < 0.75 * np.mean(errors_raw)
+
+
+def test_dark_noisy_photo_is_found_and_normal_photos_are_not_smoothed_into_faces(faces_dir, model, settings):
+    analyzer = FaceAnalyzer(model, settings)
+    photo = cv2.imread(str(london(faces_dir, "020", "smiling")))
+    noise = np.random.default_rng(7).normal(0, 15, photo.shape)
+    dark = np.clip(photo * 0.15 + noise, 0, 255).astype(np.uint8)
+    assert len(analyzer.detect(dark)) == 1
+    for name in ("fox-715588_640.jpg", "poppy-2447327_640.jpg", "road-1072821_640.jpg"):
+        assert analyzer.detect(cv2.imread(str(faces_dir / "noface" / name)), any_orientation=True) == []

@@ -274,3 +274,19 @@ def test_workspace_built_with_another_model_is_refused(ws, faces_dir, settings, 
 def test_existing_workspace_is_not_recreated(ws, settings, model):
     with pytest.raises(Conflict, match="already a Nomina workspace"):
         Workspace.create(settings.home, settings, model=model)
+
+
+def test_case_photo_of_a_face_lying_sideways_is_searched_upright(ws, faces_dir, tmp_path):
+    import cv2
+
+    for ident in ("064", "066", "067", "068"):
+        add_ref(ws, faces_dir, ident)
+    for turn in (cv2.ROTATE_90_CLOCKWISE, cv2.ROTATE_90_COUNTERCLOCKWISE):
+        path = tmp_path / f"lying-{turn}.png"
+        cv2.imwrite(str(path), cv2.rotate(cv2.imread(str(london(faces_dir, "067", "smiling"))), turn))
+        case = ws.add_case(CaseFields(f"C{turn}"), [PhotoInput(path)])
+        roll = case["photos"][0]["faces"][0]["quality"]["roll"]
+        assert 75 < abs(roll) < 105  # measured on the photo as supplied: the face lies sideways
+        result = ws.search(f"C{turn}")
+        assert result.candidates[0].reference_id == "R067"
+        assert result.candidates[0].score > 0.6

@@ -60,6 +60,9 @@ _TILE_OVERLAP = 0.25
 _LEVEL_ROLL = 5.0
 _LEVEL_ROUNDS = 2
 _LEVEL_FACE_PX = 160
+# Smoothing (pixels, on the detection copy) applied after stretching the contrast of a dark photo, so
+# that amplified sensor noise does not hide the face from the detector.
+_ENHANCE_SMOOTHING = 1.5
 
 
 @dataclass(frozen=True)
@@ -205,6 +208,41 @@ def _rescale(det: Detection, scale: float, dx: float = 0.0, dy: float = 0.0) -> 
     )
 
 
+def _grey_range(bgr: np.ndarray) -> tuple[float, float]:
+    lo, hi = np.percentile(bgr[:: max(1, bgr.shape[0] // 256), :: max(1, bgr.shape[1] // 256)], (1, 99))
+    return float(lo), float(hi)
+
+
+def _low_contrast(bgr: np.ndarray) -> bool:
+    """Under-exposed or washed out: the 1st-99th percentile grey levels span less than half the scale."""
+    lo, hi = _grey_range(bgr)
+    return hi - lo < 128
+
+
+def _stretch_contrast(bgr: np.ndarray) -> np.ndarray:
+    """Grey levels stretched from the 1st-99th percentile to 0-255, then smoothed against noise."""
+    lo, hi = _grey_range(bgr)
+    stretched = np.clip((bgr.astype(np.float32) - lo) * (255.0 / max(hi - lo, 1.0)), 0, 255)
+    smoothed: np.ndarray = cv2.GaussianBlur(stretched.astype(np.uint8), (0, 0), _ENHANCE_SMOOTHING)
+    return smoothed
+
+
+def _unturn(det: Detection, quarter: int, width: int, height: int) -> Detection:
+    """A detection made on ``np.rot90(photo, quarter)`` in the photo's own coordinates."""
+    x, y, w, h = det.box
+    points = np.vstack([det.landmarks, [[x, y], [x + w, y], [x, y + h], [x + w, y + h]]]).astype(np.float64)
+    sizes = [(width, height)]
+    for _ in range(quarter):
+        sizes.append((sizes[-1][1], sizes[-1][0]))
+    for step in range(quarter, 0, -1):  # undo one counter-clockwise quarter turn at a time
+        previous_width = sizes[step - 1][0]
+        points = np.stack([previous_width - 1 - points[:, 1], points[:, 0]], axis=1)
+    corners = points[5:]
+    lo, hi = corners.min(0), corners.max(0)
+    box = (float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1]))
+    return Detection(box=box, landmarks=points[:5].astype(np.float32), score=det.score)
+
+
 class FaceAnalyzer:
     """Finds, aligns, measures and embeds faces with one model. Not thread-safe: one per thread."""
 
@@ -219,10 +257,14 @@ class FaceAnalyzer:
         self.detector, self.embedder = parts or (model.detector, model.embedder)
 
     # -- detection --------------------------------------------------------------------------------
-    def _detect_scaled(self, bgr: np.ndarray, long_side: int, pad: float = 0.0) -> list[Detection]:
+    def _detect_scaled(
+        self, bgr: np.ndarray, long_side: int, pad: float = 0.0, enhance: bool = False
+    ) -> list[Detection]:
         h, w = bgr.shape[:2]
         scale = min(1.0, long_side / max(h, w))
         img = bgr if scale == 1.0 else cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        if enhance:
+            img = _stretch_contrast(img)
         border = int(round(pad * max(img.shape[:2])))
         if border:
             img = cv2.copyMakeBorder(img, border, border, border, border, cv2.BORDER_CONSTANT, value=(127, 127, 127))
@@ -238,8 +280,7 @@ class FaceAnalyzer:
                 found += [_rescale(d, 1.0, -x0, -y0) for d in self.detector.detect(part)]
         return found
 
-    def detect(self, bgr: np.ndarray) -> list[Detection]:
-        """Faces scoring at least the detection threshold, numbered order (left to right)."""
+    def _detect_upright(self, bgr: np.ndarray) -> list[Detection]:
         threshold = self.settings.detection_threshold
         size = self.settings.detection_size
         h, w = bgr.shape[:2]
@@ -252,7 +293,28 @@ class FaceAnalyzer:
             dets = kept(_nms(self._detect_tiles(bgr, size)))
         if not dets:
             dets = kept(self._detect_scaled(bgr, _SMALL_PASS, pad=0.25))
-        dets = _nms(dets)
+        if not dets and _low_contrast(bgr):
+            dets = kept(self._detect_scaled(bgr, size, enhance=True))
+        return _nms(dets)
+
+    def detect(self, bgr: np.ndarray, any_orientation: bool = False) -> list[Detection]:
+        """Faces scoring at least the detection threshold, in numbered order (left to right).
+
+        Passes, each only when the one before found nothing: the photo at ``detection_size``; tiles at
+        full resolution (small faces in a big photo); a small padded copy (a face filling the frame);
+        a contrast-stretched, smoothed copy when the photo is dark or washed out. With
+        ``any_orientation`` the photo is also searched turned by 90, 180 and 270 degrees and the
+        orientation whose best face scores highest is kept: the detector finds sideways faces but
+        places their landmarks wrongly, which ruins alignment.
+        """
+        dets = self._detect_upright(bgr)
+        if any_orientation:
+            best = max((d.score for d in dets), default=0.0)
+            for quarter in (1, 2, 3):
+                turned = self._detect_upright(np.ascontiguousarray(np.rot90(bgr, quarter)))
+                score = max((d.score for d in turned), default=0.0)
+                if score > best:
+                    best, dets = score, [_unturn(d, quarter, bgr.shape[1], bgr.shape[0]) for d in turned]
         return sorted(dets, key=lambda d: (round(d.box[0] + d.box[2] / 2), d.box[1] + d.box[3] / 2))
 
     # -- faces ------------------------------------------------------------------------------------
@@ -309,9 +371,9 @@ class FaceAnalyzer:
         marks = [(d.landmarks, d.box, d.score) for d in detections]
         return self._faces(image.pixels, marks, numbers, manual=False)
 
-    def analyze(self, image: DecodedImage) -> list[Face]:
+    def analyze(self, image: DecodedImage, any_orientation: bool = False) -> list[Face]:
         """Every face in the photo, numbered, measured and embedded."""
-        dets = self.detect(image.pixels)
+        dets = self.detect(image.pixels, any_orientation)
         return self.describe(image, dets, list(range(1, len(dets) + 1)))
 
     def from_eyes(self, image: DecodedImage, eyes: np.ndarray, name: str = "--eyes") -> Face:
@@ -325,7 +387,9 @@ class FaceAnalyzer:
         box = (float(centre[0] - 1.2 * ied), float(centre[1] - 1.1 * ied), 2.4 * ied, 2.9 * ied)
         return self._faces(image.pixels, [(eyes, box, None)], [1], manual=True)[0]
 
-    def choose(self, image: DecodedImage, photo: PhotoInput, name: str, require_face: bool) -> Face | None:
+    def choose(
+        self, image: DecodedImage, photo: PhotoInput, name: str, require_face: bool, any_orientation: bool = False
+    ) -> Face | None:
         """The one face a photo contributes: marked by hand, the ``--face`` number, or the only face.
 
         Several faces without a number are refused (the user must say which person is meant); no face
@@ -333,7 +397,7 @@ class FaceAnalyzer:
         """
         if photo.eyes is not None:
             return self.from_eyes(image, photo.eyes, name=f"{name}: --eyes")
-        dets = self.detect(image.pixels)
+        dets = self.detect(image.pixels, any_orientation)
         if not dets:
             if require_face:
                 raise NoFaceFound(f"{name}: no face detected; a clear photo of the face is needed")
@@ -358,7 +422,8 @@ def compare_photos(analyzer: FaceAnalyzer, a: PhotoInput, b: PhotoInput) -> floa
     for photo in (a, b):
         name = str(photo.path)
         image = decode_image(read_photo(photo.path), name, analyzer.settings.max_pixels)
-        face = analyzer.choose(image, photo, name, require_face=True)
+        turned = analyzer.settings.orientation_search != "off"
+        face = analyzer.choose(image, photo, name, require_face=True, any_orientation=turned)
         assert face is not None
         vectors.append(face.embedding)
     return float(np.dot(vectors[0], vectors[1]))

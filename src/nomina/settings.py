@@ -25,6 +25,7 @@ class Setting:
     type: type
     default: Any
     help: str
+    choices: tuple[str, ...] = ()
 
     @property
     def env_var(self) -> str:
@@ -60,6 +61,14 @@ SETTINGS: tuple[Setting, ...] = (
         1024,
         "Long side, in pixels, of the copy of a photo that the detector sees first.",
     ),
+    Setting(
+        "orientation_search",
+        str,
+        "cases",
+        "Which photos are also searched turned by 90, 180 and 270 degrees (bodies photographed lying "
+        "down): cases, all (also reference photos, inspect and compare) or off.",
+        choices=("cases", "all", "off"),
+    ),
     Setting("top", int, 50, "Candidates shown and stored per search."),
     Setting("workers", int, 2, "Parallel workers for batch enrolment (photos analysed at once)."),
 )
@@ -76,6 +85,7 @@ class Settings:
     max_pixels: int = 50_000_000
     detection_threshold: float = 0.7
     detection_size: int = 1024
+    orientation_search: str = "cases"
     top: int = 50
     workers: int = 2
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -94,14 +104,15 @@ def _plain(value: Any) -> Any:
 
 
 def _coerce(setting: Setting, raw: Any) -> Any:
-    if isinstance(raw, setting.type):
-        return raw
     try:
-        return setting.type(raw)
+        value = raw if isinstance(raw, setting.type) else setting.type(raw)
     except (TypeError, ValueError):
         raise InvalidField(
             f"setting {setting.env_var}: {raw!r} is not a valid {setting.type.__name__}"
         ) from None
+    if setting.choices and value not in setting.choices:
+        raise InvalidField(f"setting {setting.env_var}: {raw!r} is not one of {', '.join(setting.choices)}")
+    return value
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
