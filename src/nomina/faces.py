@@ -304,17 +304,18 @@ class FaceAnalyzer:
         full resolution (small faces in a big photo); a small padded copy (a face filling the frame);
         a contrast-stretched, smoothed copy when the photo is dark or washed out. With
         ``any_orientation`` the photo is also searched turned by 90, 180 and 270 degrees and the
-        orientation whose best face scores highest is kept: the detector finds sideways faces but
-        places their landmarks wrongly, which ruins alignment.
+        orientation whose best face scores highest once levelled is kept: the detector finds sideways
+        and upside-down faces but places their landmarks wrongly, which ruins alignment.
         """
         dets = self._detect_upright(bgr)
         if any_orientation:
-            best = max((d.score for d in dets), default=0.0)
+            best = self._upright_score(bgr, dets)
             for quarter in (1, 2, 3):
                 turned = self._detect_upright(np.ascontiguousarray(np.rot90(bgr, quarter)))
-                score = max((d.score for d in turned), default=0.0)
+                turned = [_unturn(d, quarter, bgr.shape[1], bgr.shape[0]) for d in turned]
+                score = self._upright_score(bgr, turned)
                 if score > best:
-                    best, dets = score, [_unturn(d, quarter, bgr.shape[1], bgr.shape[0]) for d in turned]
+                    best, dets = score, turned
         return sorted(dets, key=lambda d: (round(d.box[0] + d.box[2] / 2), d.box[1] + d.box[3] / 2))
 
     # -- faces ------------------------------------------------------------------------------------
@@ -340,8 +341,18 @@ class FaceAnalyzer:
             for (lm, box, score), number, crop, vec in zip(marks, numbers, crops, vectors, strict=True)
         ]
 
+    def _upright_score(self, bgr: np.ndarray, dets: list[Detection]) -> float:
+        """How surely the best of these faces is a face once turned upright by its own landmarks."""
+        if not dets:
+            return 0.0
+        return self.level(bgr, max(dets, key=lambda d: d.score)).score
+
     def level(self, bgr: np.ndarray, det: Detection) -> Detection:
-        """Landmarks measured again on a copy of the face turned upright, when the face is tilted."""
+        """Landmarks measured again on a copy of the face turned upright, when the face is tilted.
+
+        The score becomes that of the face seen upright: landmarks that were wrong (an upside-down
+        face read as upright) turn it the wrong way, and it then scores low.
+        """
         for _ in range(_LEVEL_ROUNDS):
             eye_line = det.landmarks[1] - det.landmarks[0]
             roll = math.degrees(math.atan2(float(eye_line[1]), float(eye_line[0])))
@@ -362,7 +373,7 @@ class FaceAnalyzer:
             best = min(found, key=lambda d: float(np.sum((d.landmarks[:2].mean(0) - centre) ** 2)))
             back = cv2.invertAffineTransform(matrix)
             landmarks = best.landmarks @ back[:, :2].T + back[:, 2]
-            det = Detection(box=det.box, landmarks=landmarks.astype(np.float32), score=det.score)
+            det = Detection(box=det.box, landmarks=landmarks.astype(np.float32), score=best.score)
         return det
 
     def describe(self, image: DecodedImage, detections: list[Detection], numbers: list[int]) -> list[Face]:
