@@ -327,7 +327,8 @@ class FaceAnalyzer:
         manual: bool,
     ) -> list[Face]:
         crops = [align(bgr, lm) for lm, _, _ in marks]
-        vectors = self.embedder.embed(crops)
+        # a dark or washed-out face is embedded from its contrast-stretched crop
+        vectors = self.embedder.embed([_stretch_contrast(c) if _low_contrast(c) else c for c in crops])
         return [
             Face(
                 number=number,
