@@ -79,7 +79,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
@@ -222,9 +222,7 @@ def enrol(ws: Workspace, refs: list[tuple[str, Path]], tmp: Path) -> int:
     return report.added
 
 
-def clean_landmarks(
-    analyzer: nomina.FaceAnalyzer, probes: list[tuple[str, Path]], max_pixels: int
-) -> dict[str, Marks]:
+def clean_landmarks(analyzer: nomina.FaceAnalyzer, probes: list[tuple[str, Path]], max_pixels: int) -> dict[str, Marks]:
     """The first face's landmarks in each clean probe photo (the others' mean where none is found)."""
     marks: dict[str, Marks] = {}
     for person, photo in probes:
@@ -360,7 +358,7 @@ def main() -> None:
             case["clean_inter_eye_px"] = round(iod(marks[case["case"]]), 1)
 
     meta = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "nomina_version": nomina.__version__,
         "model": model.name,
         "model_identity": model.identity,

@@ -25,6 +25,7 @@ Timing: the clock starts after imports and model loading (face_recognition
 loads its models when imported, before the worker processes are forked, so
 workers inherit them) and covers starting the pool plus all per-photo work.
 """
+
 import argparse
 import json
 import multiprocessing
@@ -32,9 +33,9 @@ import sys
 import time
 from pathlib import Path
 
+import face_recognition
 import numpy as np
 import PIL.Image
-import face_recognition
 
 
 def encode(path):
@@ -95,7 +96,7 @@ def main():
             results = pool.map(encode, paths, chunksize=4)
     seconds = time.perf_counter() - start
 
-    encodings = dict(zip(paths, results))
+    encodings = dict(zip(paths, results, strict=True))
     report = {
         "photos": len(paths),
         "seconds": round(seconds, 3),

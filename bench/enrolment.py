@@ -37,7 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -74,7 +74,7 @@ def run_nomina(gallery: list[Path], probes: list[Path], model: nomina.FaceModel)
         report = ws.import_references(manifest)
         seconds = time.perf_counter() - start
         index = ws.gallery_index()  # one face per reference here: its first face is its only one
-        ref_vec = {ref: np.array(index.vectors[s]) for ref, s in zip(index.ref_ids, index.starts)}
+        ref_vec = {ref: np.array(index.vectors[s]) for ref, s in zip(index.ref_ids, index.starts, strict=True)}
         ws.close()
     gal = [(identity(p), ref_vec[f"p{i:04d}"]) for i, p in enumerate(gallery) if f"p{i:04d}" in ref_vec]
     gal_ids = [g[0] for g in gal]
@@ -98,8 +98,10 @@ def run_dlib(python: str, gallery: list[Path], probes: list[Path]) -> dict:
         g, p, out = Path(tmp) / "gallery.txt", Path(tmp) / "probes.txt", Path(tmp) / "out.json"
         g.write_text("\n".join(map(str, gallery)) + "\n")
         p.write_text("\n".join(map(str, probes)) + "\n")
-        subprocess.run([python, str(HERE / "dlib_baseline.py"), "--rank1", str(g), str(p), "--workers", "2",
-                        "--out", str(out)], check=True)
+        subprocess.run(
+            [python, str(HERE / "dlib_baseline.py"), "--rank1", str(g), str(p), "--workers", "2", "--out", str(out)],
+            check=True,
+        )
         result = json.loads(out.read_text())
     result.pop("encodings")
     result["no_face"] = len(result["no_face"])
@@ -108,7 +110,9 @@ def run_dlib(python: str, gallery: list[Path], probes: list[Path]) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--faces", type=Path, default=Path(os.environ.get("NOMINA_TEST_FACES", HERE.parent.parent / "shared" / "faces")))
+    ap.add_argument(
+        "--faces", type=Path, default=Path(os.environ.get("NOMINA_TEST_FACES", HERE.parent.parent / "shared" / "faces"))
+    )
     ap.add_argument("--dlib-python", default="/tmp/dlib-venv/bin/python")
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--out", type=Path)
@@ -122,7 +126,7 @@ def main() -> None:
     best = {tool: max(r, key=lambda x: x["photos_per_second"]) for tool, r in runs.items()}
     ratio = best["nomina"]["photos_per_second"] / best["face_recognition"]["photos_per_second"]
     result = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores",
         "nomina_version": nomina.__version__,
         "workers": load_settings().workers,
@@ -131,13 +135,19 @@ def main() -> None:
         "speed_ratio": round(ratio, 2),
     }
     n, d = best["nomina"], best["face_recognition"]
-    print(f"{result['machine']}, {result['date']}, Nomina {nomina.__version__}, {len(gallery) + len(probes)} photos, "
-          f"best of {args.repeat}")
+    print(
+        f"{result['machine']}, {result['date']}, Nomina {nomina.__version__}, {len(gallery) + len(probes)} photos, "
+        f"best of {args.repeat}"
+    )
     print("| tool | photos/s | seconds | rank-1 |\n|---|---:|---:|---:|")
-    print(f"| face_recognition (dlib HOG + ResNet), 2 processes | {d['photos_per_second']} | {d['seconds']} | "
-          f"{d['rank1']['correct']}/{d['rank1']['probes']} |")
-    print(f"| Nomina (YuNet + SFace, store included), {result['workers']} workers | {n['photos_per_second']} | "
-          f"{n['seconds']} | {n['rank1']['correct']}/{n['rank1']['probes']} |")
+    print(
+        f"| face_recognition (dlib HOG + ResNet), 2 processes | {d['photos_per_second']} | {d['seconds']} | "
+        f"{d['rank1']['correct']}/{d['rank1']['probes']} |"
+    )
+    print(
+        f"| Nomina (YuNet + SFace, store included), {result['workers']} workers | {n['photos_per_second']} | "
+        f"{n['seconds']} | {n['rank1']['correct']}/{n['rank1']['probes']} |"
+    )
     print(f"Nomina / face_recognition speed: {ratio:.2f}x")
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")

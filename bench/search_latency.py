@@ -58,7 +58,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from unittest import mock
@@ -143,7 +143,7 @@ def make_gallery(n: int, real: np.ndarray, labels: list[str], seed: int) -> tupl
     ref_ids = [f"syn-{i:07d}" for i in range(refs)]
     face_ids = np.arange(1, n + 1, dtype=np.int64)
     real_face: dict[str, int] = {}
-    for slot, vec, label in zip(rng.choice(refs, size=len(real), replace=False), real, labels):
+    for slot, vec, label in zip(rng.choice(refs, size=len(real), replace=False), real, labels, strict=True):
         row = int(starts[slot] + rng.integers(counts[slot]))
         vectors[row] = vec
         ref_ids[slot] = label
@@ -267,9 +267,9 @@ def profile(index: ExactIndex, probes: np.ndarray, top: int) -> dict[str, Any]:
         t3 = time.perf_counter_ns()
         index.search(p, top)
         t4 = time.perf_counter_ns()
-        for name, ns in zip(steps, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+        for name, ns in zip(steps, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
             steps[name].append(ns)
-        mismatches += not all(np.array_equal(a, b) for a, b in zip(by_faces, by_references))
+        mismatches += not all(np.array_equal(a, b) for a, b in zip(by_faces, by_references, strict=True))
     return {
         **{name: median_ms(v) for name, v in steps.items()},
         "search_path": path_taken(index, probes[:1], top),
@@ -305,7 +305,7 @@ def bench_size(n: int, emb: dict[str, Any], queries: int, top: int, seed: int) -
     with OtherLoad() as load:
         for i in range(queries):
             probe, label = probes[i % len(probes)], labels[i % len(probes)]
-            hits, ns = timed(lambda: index.search(probe[None, :], top=top))
+            hits, ns = timed(lambda p=probe: index.search(p[None, :], top=top))
             search_ns.append(ns)
             if hits and hits[0].reference_id == label:
                 rank1 += 1
@@ -357,12 +357,21 @@ def insert_gallery(path: Path, index: ExactIndex, photo: Path, model_name: str) 
     data = read_photo(photo)
     image = decode_image(data, str(photo), nomina.load_settings().max_pixels)
     sha, _ = PhotoStore(path / "photos").put(data)
-    now = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     face = {
-        "number_in_photo": 1, "box": [0.0, 0.0, 100.0, 100.0], "manual": False, "model": model_name,
+        "number_in_photo": 1,
+        "box": [0.0, 0.0, 100.0, 100.0],
+        "manual": False,
+        "model": model_name,
         "landmarks": [[30.0, 40.0], [70.0, 40.0], [50.0, 60.0], [35.0, 80.0], [65.0, 80.0]],
-        "detector_score": 0.9, "inter_eye_px": 40.0, "sharpness": 100.0, "brightness": 120.0,
-        "roll": 0.0, "yaw": 0.0, "pitch": 0.0, "added_at": now,
+        "detector_score": 0.9,
+        "inter_eye_px": 40.0,
+        "sharpness": 100.0,
+        "brightness": 120.0,
+        "roll": 0.0,
+        "yaw": 0.0,
+        "pitch": 0.0,
+        "added_at": now,
     }
     owner = index._owner + 1  # reference photo id of each face
     engine = connect(path / DB_NAME)
@@ -371,8 +380,16 @@ def insert_gallery(path: Path, index: ExactIndex, photo: Path, model_name: str) 
             first_face = int(conn.execute(select(func.max(db.Face.id))).scalar_one() or 0) + 1
             conn.execute(
                 insert(db.Photo),
-                [{"sha256": sha, "format": image.format, "width": image.width, "height": image.height,
-                  "size_bytes": image.size_bytes, "stored_at": now}],
+                [
+                    {
+                        "sha256": sha,
+                        "format": image.format,
+                        "width": image.width,
+                        "height": image.height,
+                        "size_bytes": image.size_bytes,
+                        "stored_at": now,
+                    }
+                ],
             )
             conn.execute(
                 insert(db.Reference),
@@ -380,19 +397,38 @@ def insert_gallery(path: Path, index: ExactIndex, photo: Path, model_name: str) 
             )
             conn.execute(
                 insert(db.ReferencePhoto),
-                [{"id": i + 1, "reference_id": r, "photo_sha256": sha, "file_name": photo.name, "source": "other",
-                  "supplied_by": "benchmark", "legal_basis": "benchmark", "added_at": now, "added_by": "benchmark"}
-                 for i, r in enumerate(index.ref_ids)],
+                [
+                    {
+                        "id": i + 1,
+                        "reference_id": r,
+                        "photo_sha256": sha,
+                        "file_name": photo.name,
+                        "source": "other",
+                        "supplied_by": "benchmark",
+                        "legal_basis": "benchmark",
+                        "added_at": now,
+                        "added_by": "benchmark",
+                    }
+                    for i, r in enumerate(index.ref_ids)
+                ],
             )
             for lo in range(0, index.size, 20_000):
                 conn.execute(
                     insert(db.Face),
-                    [{"id": first_face + j, "reference_photo_id": int(owner[j]),
-                      "embedding": index.vectors[j].tobytes(), **face}
-                     for j in range(lo, min(index.size, lo + 20_000))],
+                    [
+                        {
+                            "id": first_face + j,
+                            "reference_photo_id": int(owner[j]),
+                            "embedding": index.vectors[j].tobytes(),
+                            **face,
+                        }
+                        for j in range(lo, min(index.size, lo + 20_000))
+                    ],
                 )
             conn.execute(
-                update(db.WorkspaceInfo).where(db.WorkspaceInfo.key == "gallery_generation").values(value=uuid.uuid4().hex)
+                update(db.WorkspaceInfo)
+                .where(db.WorkspaceInfo.key == "gallery_generation")
+                .values(value=uuid.uuid4().hex)
             )
     finally:
         engine.dispose()
@@ -515,12 +551,31 @@ def report(result: dict[str, Any]) -> str:
         f"(faster median of np.add.reduce / np.maximum.reduce); target: p50 <= {TARGET_RATIO}x baseline at 1M.",
         "",
         *table(
-            ["size", "BLAS threads", "p50 ms", "p95 ms", "baseline read ms", "ratio", "rank-1 ok", "bytes/face",
-             "other load"],
-            [[f"{s['faces']:,}", f"{run['threads_setting']} ({run['blas_threads']})", f"{s['p50_ms']:.2f}",
-              f"{s['p95_ms']:.2f}", f"{s['baseline_read_ms']:.2f}", f"{s['ratio']:.2f}",
-              f"{s['rank1_ok']}/{s['queries']}", f"{s['bytes_per_face']:.1f}", fmt_load(s["other_load_cores"])]
-             for run, s in runs],
+            [
+                "size",
+                "BLAS threads",
+                "p50 ms",
+                "p95 ms",
+                "baseline read ms",
+                "ratio",
+                "rank-1 ok",
+                "bytes/face",
+                "other load",
+            ],
+            [
+                [
+                    f"{s['faces']:,}",
+                    f"{run['threads_setting']} ({run['blas_threads']})",
+                    f"{s['p50_ms']:.2f}",
+                    f"{s['p95_ms']:.2f}",
+                    f"{s['baseline_read_ms']:.2f}",
+                    f"{s['ratio']:.2f}",
+                    f"{s['rank1_ok']}/{s['queries']}",
+                    f"{s['bytes_per_face']:.1f}",
+                    fmt_load(s["other_load_cores"]),
+                ]
+                for run, s in runs
+            ],
         ),
         "",
         "Other load: CPU cores' worth of time other processes used during the timed queries (/proc/stat); "
@@ -542,12 +597,22 @@ def report(result: dict[str, Any]) -> str:
         "one search used; agree = queries on which both paths return the same references and faces.",
         "",
         *table(
-            ["size", "BLAS threads", "matvec", "by faces", "by references", "search", "path", "agree",
-             "other load"],
-            [[f"{s['faces']:,}", run["threads_setting"], f"{p['matvec']:.2f}", f"{p['by_faces']:.3f}",
-              f"{p['by_references']:.3f}", f"{p['search']:.2f}", p["search_path"],
-              f"{p['queries'] - p['path_mismatches']}/{p['queries']}", fmt_load(p["other_load_cores"])]
-             for run, s in runs for p in [s["profile_ms"]]],
+            ["size", "BLAS threads", "matvec", "by faces", "by references", "search", "path", "agree", "other load"],
+            [
+                [
+                    f"{s['faces']:,}",
+                    run["threads_setting"],
+                    f"{p['matvec']:.2f}",
+                    f"{p['by_faces']:.3f}",
+                    f"{p['by_references']:.3f}",
+                    f"{p['search']:.2f}",
+                    p["search_path"],
+                    f"{p['queries'] - p['path_mismatches']}/{p['queries']}",
+                    fmt_load(p["other_load_cores"]),
+                ]
+                for run, s in runs
+                for p in [s["profile_ms"]]
+            ],
         ),
     ]
     for run in result["runs"]:
@@ -588,10 +653,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=20240601)
     parser.add_argument("--threads", choices=("both", "default", "1"), default="both", help="BLAS thread settings")
     parser.add_argument(
-        "--workspace-size", type=int, default=None,
+        "--workspace-size",
+        type=int,
+        default=None,
         help="faces for the full Workspace.search measurement (default 100000 if among --sizes; 0 to skip)",
     )
-    parser.add_argument("--faces", default=None, help="sample photos folder (default ../shared/faces or NOMINA_TEST_FACES)")
+    parser.add_argument(
+        "--faces", default=None, help="sample photos folder (default ../shared/faces or NOMINA_TEST_FACES)"
+    )
     parser.add_argument("--out", default=None, help="write the results as JSON to this file")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--embeddings", help=argparse.SUPPRESS)
@@ -614,7 +683,9 @@ def main() -> None:
     try:
         npz = tmp / "embeddings.npz"
         np.savez(npz, gallery=emb["gallery"], queries=emb["queries"])
-        npz.with_suffix(".json").write_text(json.dumps({k: v for k, v in emb.items() if k not in ("gallery", "queries")}))
+        npz.with_suffix(".json").write_text(
+            json.dumps({k: v for k, v in emb.items() if k not in ("gallery", "queries")})
+        )
         runs = []
         for i, mode in enumerate(("default", "1") if args.threads == "both" else (args.threads,)):
             env = {k: v for k, v in os.environ.items() if k not in THREAD_VARS}
@@ -622,11 +693,25 @@ def main() -> None:
                 env.update({k: mode for k in THREAD_VARS})
             result_file = tmp / f"result-{mode}.json"
             cmd = [
-                sys.executable, str(Path(__file__).resolve()), "--worker", "--threads", mode,
-                "--embeddings", str(npz), "--result", str(result_file),
-                "--sizes", ",".join(map(str, args.sizes)), "--queries", str(args.queries),
-                "--top", str(args.top), "--seed", str(args.seed),
-                "--workspace-size", str(workspace_size if i == 0 else 0),
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--worker",
+                "--threads",
+                mode,
+                "--embeddings",
+                str(npz),
+                "--result",
+                str(result_file),
+                "--sizes",
+                ",".join(map(str, args.sizes)),
+                "--queries",
+                str(args.queries),
+                "--top",
+                str(args.top),
+                "--seed",
+                str(args.seed),
+                "--workspace-size",
+                str(workspace_size if i == 0 else 0),
             ]
             subprocess.run(cmd, env=env, check=True)
             runs.append(json.loads(result_file.read_text()))
@@ -635,7 +720,7 @@ def main() -> None:
 
     result = {
         "benchmark": "exact index search latency",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "sizes": args.sizes,
         "queries": args.queries,

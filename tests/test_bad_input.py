@@ -7,9 +7,9 @@ import zlib
 from pathlib import Path
 
 import pytest
+from conftest import london, snapshot
 from PIL import Image
 
-from conftest import london, snapshot
 from nomina.cli import main
 
 PROV = ["--source", "family", "--supplied-by", "a brother", "--legal-basis", "family request"]
@@ -94,7 +94,9 @@ def test_bad_reference_photo(kind, cli_ws, tmp_path, faces_dir, capsys):
     photo = bad_photo(kind, tmp_path, faces_dir)
     before = snapshot(cli_ws)
     # a good photo first: the whole command is refused, nothing of it is kept
-    code, _, err = run(capsys, "reference", "add", "R2", london(faces_dir, "003"), photo, "--name", "B", *PROV, "-w", cli_ws)
+    code, _, err = run(
+        capsys, "reference", "add", "R2", london(faces_dir, "003"), photo, "--name", "B", *PROV, "-w", cli_ws
+    )
     assert code == 1
     assert_one_error_line(err, EXPECTED[kind])
     assert snapshot(cli_ws) == before
@@ -155,12 +157,44 @@ def test_several_faces_without_face_option(cli_ws, two_faces, capsys):
         (["search", "C1", "--face", "5"], r"--face: case C1 has 1 face\(s\); got 5"),
         (["case", "mark-eyes", "C1", "--photo", "3", "--eyes", "1,2,30,2"], r"--photo: case C1 has 1 photo"),
         (["case", "mark-eyes", "C1", "--eyes", "1,2,3"], r"--eyes: expected X1,Y1,X2,Y2"),
-        (["reference", "add", "R2", "{photo}", "--name", "X", "--source", "family", "--supplied-by", "Y",
-          "--legal-basis", " "], r"legal_basis: required"),
-        (["reference", "add", "R2", "{photo}", "--name", "X", "--source", "internet", "--supplied-by", "Y",
-          "--legal-basis", "Z"], r"source: 'internet' is not one of family, official-record, other"),
-        (["reference", "add", "R2", "{photo}", "--name", "X", *PROV, "--last-seen-on", "31/12/2020"],
-         r"last_seen_on: '31/12/2020' is not a date \(expected YYYY-MM-DD\)"),
+        (
+            [
+                "reference",
+                "add",
+                "R2",
+                "{photo}",
+                "--name",
+                "X",
+                "--source",
+                "family",
+                "--supplied-by",
+                "Y",
+                "--legal-basis",
+                " ",
+            ],
+            r"legal_basis: required",
+        ),
+        (
+            [
+                "reference",
+                "add",
+                "R2",
+                "{photo}",
+                "--name",
+                "X",
+                "--source",
+                "internet",
+                "--supplied-by",
+                "Y",
+                "--legal-basis",
+                "Z",
+            ],
+            r"source: 'internet' is not one of family, official-record, other",
+        ),
+        (
+            ["reference", "add", "R2", "{photo}", "--name", "X", *PROV, "--last-seen-on", "31/12/2020"],
+            r"last_seen_on: '31/12/2020' is not a date \(expected YYYY-MM-DD\)",
+        ),
         (["case", "add", "C2", "{photo}", "--kind", "unknown"], r"kind: 'unknown' is not one of deceased, living"),
         (["case", "add", "C2", "{photo}", "--found-on", "2024-02-30"], r"found_on: '2024-02-30' is not a date"),
     ],
@@ -198,7 +232,10 @@ def test_workspace_made_with_another_model(cli_ws, faces_dir, capsys):
     con = sqlite3.connect(cli_ws / "nomina.db")
     con.execute(
         "UPDATE workspace_info SET value = ? WHERE key = 'model'",
-        ('{"files": {"w600k_mbf.onnx": "9cc6e4a75f0e2bf0b1aed94578f144d15175f357bdc05e815e5c4a02b319eb4f"}, "name": "other"}',),
+        (
+            '{"files": {"w600k_mbf.onnx": "9cc6e4a75f0e2bf0b1aed94578f144d15175f357bdc05e815e5c4a02b319eb4f"}, '
+            '"name": "other"}',
+        ),
     )
     con.commit()
     con.close()

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import cv2
 import pytest
-
 from conftest import london
 from test_bad_input import PROV, assert_one_error_line, run
 
@@ -18,10 +17,27 @@ def populated(tmp_path: Path, faces_dir: Path, capsys) -> Path:
     ws = tmp_path / "ws"
     assert run(capsys, "init", ws)[0] == 0
     for ident in ("001", "002", "003", "004"):
-        code, out, err = run(capsys, "reference", "add", f"MP-{ident}", london(faces_dir, ident), "--name", f"Person {ident}",
-                             *PROV, "--sex", "female", "--birth-year", "1990", "-w", ws)
+        code, out, err = run(
+            capsys,
+            "reference",
+            "add",
+            f"MP-{ident}",
+            london(faces_dir, ident),
+            "--name",
+            f"Person {ident}",
+            *PROV,
+            "--sex",
+            "female",
+            "--birth-year",
+            "1990",
+            "-w",
+            ws,
+        )
         assert code == 0, err
-    assert run(capsys, "case", "add", "UP-1", london(faces_dir, "003", "smiling"), "--found-on", "2026-01-02", "-w", ws)[0] == 0
+    assert (
+        run(capsys, "case", "add", "UP-1", london(faces_dir, "003", "smiling"), "--found-on", "2026-01-02", "-w", ws)[0]
+        == 0
+    )
     return ws
 
 
@@ -37,8 +53,18 @@ def test_search_json_shape_and_show_again(populated, capsys):
     code, out, _ = run(capsys, "search", "UP-1", "--json", "-w", populated)
     assert code == 0
     data = json.loads(out)
-    assert set(data) >= {"search_id", "case_id", "candidates", "created_at", "os_user", "model", "settings",
-                         "gallery", "case_faces", "notice"}
+    assert set(data) >= {
+        "search_id",
+        "case_id",
+        "candidates",
+        "created_at",
+        "os_user",
+        "model",
+        "settings",
+        "gallery",
+        "case_faces",
+        "notice",
+    }
     assert data["case_id"] == "UP-1"
     assert [c["rank"] for c in data["candidates"]] == [1, 2, 3, 4]
     first = data["candidates"][0]
@@ -127,8 +153,9 @@ def test_demo_without_samples(tmp_path, capsys):
 
 
 def test_every_command_has_help(capsys):
-    from nomina.cli import app
     import typer.main
+
+    from nomina.cli import app
 
     group = typer.main.get_command(app)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-
 from conftest import london
+
 from nomina import FaceAnalyzer
 from nomina.faces import TEMPLATE, align, similarity_transform
 
@@ -48,7 +48,6 @@ def test_quality_measures_respond_to_blur_size_and_light(faces_dir, model, setti
     assert dark.brightness < q.brightness / 2
     turned = cv2.warpAffine(clean.pixels, cv2.getRotationMatrix2D((200, 200), 20, 1.0), (400, 400))
     assert abs(measured(turned).roll - (q.roll - 20)) < 4  # OpenCV's positive angle turns anticlockwise
-
 
 
 def test_alignment_puts_the_eyes_where_the_model_expects_them():

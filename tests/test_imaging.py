@@ -6,9 +6,9 @@ import io
 
 import numpy as np
 import pytest
+from conftest import london
 from PIL import Image
 
-from conftest import london
 from nomina import FaceAnalyzer
 from nomina.errors import ImageTooLarge, NotAnImage, UnsupportedFormat
 from nomina.imaging import decode_image

@@ -6,7 +6,6 @@ import csv
 from pathlib import Path
 
 import pytest
-
 from conftest import london, snapshot
 from test_bad_input import assert_one_error_line, run
 

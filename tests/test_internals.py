@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import REPO
+
 from nomina.errors import ChecksumMismatch, InvalidField, ModelError, ModelMissing, NotFound
 from nomina.index import ExactIndex
 from nomina.models import MODELS, load_model, locate_files
@@ -70,7 +70,7 @@ def test_exact_index_matches_brute_force(top):
                 best[ref] = (float(scores[i, p]), 1000 + i, p)
     expected = sorted(best.items(), key=lambda kv: -kv[1][0])[:top]
     assert [h.reference_id for h in hits] == [ref for ref, _ in expected]
-    for h, (_, (score, face, probe)) in zip(hits, expected):
+    for h, (_, (score, face, probe)) in zip(hits, expected, strict=True):
         assert h.score == pytest.approx(score, abs=1e-5) and (h.face_id, h.probe) == (face, probe)
 
 
@@ -94,7 +94,9 @@ def test_model_files_are_checked_by_sha256(tmp_path, monkeypatch):
     detector.write_bytes(detector.read_bytes()[:-1] + b"\0")
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     monkeypatch.setitem(MODELS, "tampered", dataclasses.replace(manifest, name="tampered", package="tamperedmodels"))
-    with pytest.raises(ChecksumMismatch, match=r"face_detection_yunet_2023mar_int8bq.onnx: SHA-256 [0-9a-f]{64} differs"):
+    with pytest.raises(
+        ChecksumMismatch, match=r"face_detection_yunet_2023mar_int8bq.onnx: SHA-256 [0-9a-f]{64} differs"
+    ):
         load_model("tampered")
 
 
@@ -107,7 +109,9 @@ def test_model_from_a_folder_records_its_hashes_and_refuses_broken_files(tmp_pat
     (tmp_path / manifest.file("embedder").name).write_bytes(b"not a network")
     with pytest.raises(ModelError, match="cannot load its files from .*face_recognition_sface_2021dec_int8bq.onnx"):
         load_model("sface", str(tmp_path))
-    with pytest.raises(ModelMissing, match="face_detection_yunet_2023mar_int8bq.onnx not found in model folder .*empty$"):
+    with pytest.raises(
+        ModelMissing, match="face_detection_yunet_2023mar_int8bq.onnx not found in model folder .*empty$"
+    ):
         load_model("sface", str(tmp_path / "empty"))
     with pytest.raises(NotFound, match="model 'arcface' is not known"):
         load_model("arcface")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import london, snapshot
+
 from nomina import CaseFields, PhotoInput, Provenance, ReferenceFields, Workspace
 from nomina.errors import (
     Conflict,
@@ -141,7 +141,9 @@ def test_eyes_marked_by_hand_make_an_undetected_face_searchable(tmp_path, model,
         )
     with (faces_dir / "london" / "pupils.csv").open() as fh:
         row = next(r for r in csv.DictReader(fh) if r["path"] == "london/012/012_neutral.jpg")
-    eyes = np.array([[float(row["pupil1_x"]), float(row["pupil1_y"])], [float(row["pupil2_x"]), float(row["pupil2_y"])]])
+    eyes = np.array(
+        [[float(row["pupil1_x"]), float(row["pupil1_y"])], [float(row["pupil2_x"]), float(row["pupil2_y"])]]
+    )
 
     case = blind.add_case(CaseFields("PM-1"), [PhotoInput(london(faces_dir, "012"))])
     assert case["photos"][0]["no_face_detected"] is True

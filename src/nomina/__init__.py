@@ -12,11 +12,12 @@ __version__ = "0.1.0"
 
 from .errors import NominaError
 from .faces import Face, FaceAnalyzer
+from .importing import ImportReport
 from .models import FaceModel, load_model
 from .records import CaseFields, PhotoInput, Provenance, ReferenceFields
 from .search import NOTICE, SearchResult
 from .settings import Settings, load_settings
-from .workspace import ImportReport, Workspace
+from .workspace import Workspace
 
 __all__ = [
     "NOTICE",

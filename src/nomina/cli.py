@@ -7,11 +7,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from typer.core import TyperGroup
 
@@ -56,7 +62,7 @@ app.add_typer(case_app, name="case")
 app.add_typer(search_app, name="search")
 
 WorkspaceOpt = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--workspace", "-w", help="Workspace folder [setting NOMINA_HOME, default ./nomina-data]."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
@@ -75,7 +81,9 @@ def _print_json(data: Any) -> None:
     out.print_json(json.dumps(data, default=str), indent=2)
 
 
-def _photos(paths: list[Path], face: int | None, eyes: str | None = None, photo_date: str | None = None) -> list[PhotoInput]:
+def _photos(
+    paths: list[Path], face: int | None, eyes: str | None = None, photo_date: str | None = None
+) -> list[PhotoInput]:
     from .faces import parse_eyes
 
     if (face is not None or eyes is not None) and len(paths) > 1:
@@ -104,8 +112,8 @@ def _root(
 # -- workspace ----------------------------------------------------------------------------------------
 @app.command()
 def init(
-    workspace: Annotated[Optional[Path], typer.Argument(help="Folder to create [default: NOMINA_HOME].")] = None,
-    model: Annotated[Optional[str], typer.Option(help="Face model (see `nomina models`).")] = None,
+    workspace: Annotated[Path | None, typer.Argument(help="Folder to create [default: NOMINA_HOME].")] = None,
+    model: Annotated[str | None, typer.Option(help="Face model (see `nomina models`).")] = None,
 ) -> None:
     """Create a workspace: database, photo store, and the face model it will always use."""
     settings = _settings(workspace, model=model)
@@ -156,14 +164,14 @@ def reference_add(
     source: Annotated[str, typer.Option(help="Where the photos come from: family, official-record or other.")],
     supplied_by: Annotated[str, typer.Option(help="Who supplied the photos (person or body).")],
     legal_basis: Annotated[str, typer.Option(help="Legal basis for processing these photos.")],
-    consent: Annotated[Optional[str], typer.Option(help="Consent given, if any (free text).")] = None,
-    sex: Annotated[Optional[str], typer.Option(help="female, male, other or unknown.")] = None,
-    birth_year: Annotated[Optional[int], typer.Option(help="Year of birth.")] = None,
-    last_seen_on: Annotated[Optional[str], typer.Option(help="Date last seen, YYYY-MM-DD.")] = None,
-    last_seen_at: Annotated[Optional[str], typer.Option(help="Place last seen.")] = None,
-    photo_date: Annotated[Optional[str], typer.Option(help="Date the photos were taken, YYYY-MM-DD.")] = None,
-    notes: Annotated[Optional[str], typer.Option(help="Free-text notes.")] = None,
-    face: Annotated[Optional[int], typer.Option(help="Face number to take from a photo with several faces.")] = None,
+    consent: Annotated[str | None, typer.Option(help="Consent given, if any (free text).")] = None,
+    sex: Annotated[str | None, typer.Option(help="female, male, other or unknown.")] = None,
+    birth_year: Annotated[int | None, typer.Option(help="Year of birth.")] = None,
+    last_seen_on: Annotated[str | None, typer.Option(help="Date last seen, YYYY-MM-DD.")] = None,
+    last_seen_at: Annotated[str | None, typer.Option(help="Place last seen.")] = None,
+    photo_date: Annotated[str | None, typer.Option(help="Date the photos were taken, YYYY-MM-DD.")] = None,
+    notes: Annotated[str | None, typer.Option(help="Free-text notes.")] = None,
+    face: Annotated[int | None, typer.Option(help="Face number to take from a photo with several faces.")] = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Enrol a missing person with photos and their provenance (source and legal basis required)."""
@@ -181,9 +189,9 @@ def reference_add_photos(
     source: Annotated[str, typer.Option(help="family, official-record or other.")],
     supplied_by: Annotated[str, typer.Option(help="Who supplied the photos.")],
     legal_basis: Annotated[str, typer.Option(help="Legal basis for processing these photos.")],
-    consent: Annotated[Optional[str], typer.Option(help="Consent given, if any.")] = None,
-    photo_date: Annotated[Optional[str], typer.Option(help="Date the photos were taken, YYYY-MM-DD.")] = None,
-    face: Annotated[Optional[int], typer.Option(help="Face number in a photo with several faces.")] = None,
+    consent: Annotated[str | None, typer.Option(help="Consent given, if any.")] = None,
+    photo_date: Annotated[str | None, typer.Option(help="Date the photos were taken, YYYY-MM-DD.")] = None,
+    face: Annotated[int | None, typer.Option(help="Face number in a photo with several faces.")] = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Add photos, with their provenance, to an existing reference."""
@@ -197,18 +205,25 @@ def reference_add_photos(
 def reference_import(
     manifest: Annotated[Path, typer.Argument(help="CSV manifest, one row per photo (docs/manifest.md).")],
     failures: Annotated[
-        Optional[Path], typer.Option(help="Where to write failed rows [default: MANIFEST.failures.csv].")
+        Path | None, typer.Option(help="Where to write failed rows [default: MANIFEST.failures.csv].")
     ] = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Enrol references from a CSV manifest; re-running it adds nothing twice."""
     with _open(workspace) as ws:
         with Progress(
-            TextColumn("enrolling"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-            console=err, transient=True, disable=not err.is_terminal,
+            TextColumn("enrolling"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+            disable=not err.is_terminal,
         ) as bar:
             task = bar.add_task("import", total=None)
-            report = ws.import_references(manifest, progress=lambda done, total: bar.update(task, completed=done, total=total))
+            report = ws.import_references(
+                manifest, progress=lambda done, total: bar.update(task, completed=done, total=total)
+            )
     out.print(
         f"{report.rows} rows: {report.added} photo(s) added ({report.references_created} new reference(s)), "
         f"{report.already_present} already present, {len(report.failures)} failed."
@@ -239,9 +254,7 @@ def reference_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> 
 
 
 @reference_app.command("show")
-def reference_show(
-    reference_id: str, workspace: WorkspaceOpt = None, as_json: JsonOpt = False
-) -> None:
+def reference_show(reference_id: str, workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     """Show a reference with its photos, provenance and faces."""
     with _open(workspace) as ws:
         ref = ws.reference(reference_id)
@@ -263,12 +276,12 @@ def reference_show(
 @reference_app.command("update")
 def reference_update(
     reference_id: str,
-    name: Annotated[Optional[str], typer.Option()] = None,
-    sex: Annotated[Optional[str], typer.Option()] = None,
-    birth_year: Annotated[Optional[int], typer.Option()] = None,
-    last_seen_on: Annotated[Optional[str], typer.Option()] = None,
-    last_seen_at: Annotated[Optional[str], typer.Option()] = None,
-    notes: Annotated[Optional[str], typer.Option()] = None,
+    name: Annotated[str | None, typer.Option()] = None,
+    sex: Annotated[str | None, typer.Option()] = None,
+    birth_year: Annotated[int | None, typer.Option()] = None,
+    last_seen_on: Annotated[str | None, typer.Option()] = None,
+    last_seen_at: Annotated[str | None, typer.Option()] = None,
+    notes: Annotated[str | None, typer.Option()] = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Change fields of a reference (only the options given)."""
@@ -292,7 +305,8 @@ def reference_delete(reference_id: str, workspace: WorkspaceOpt = None) -> None:
     with _open(workspace) as ws:
         gone = ws.delete_reference(reference_id)
     out.print(
-        f"Deleted reference {reference_id}: {gone['faces_removed']} face(s), {gone['photos_removed']} photo file(s) removed."
+        f"Deleted reference {reference_id}: {gone['faces_removed']} face(s), "
+        f"{gone['photos_removed']} photo file(s) removed."
     )
 
 
@@ -302,13 +316,13 @@ def case_add(
     case_id: Annotated[str, typer.Argument(help="Unique id of the unidentified person's case.")],
     photos: Annotated[list[Path], typer.Argument(help="One or more photos.")],
     kind: Annotated[str, typer.Option(help="deceased or living.")] = "deceased",
-    found_on: Annotated[Optional[str], typer.Option(help="Date found, YYYY-MM-DD.")] = None,
-    found_at: Annotated[Optional[str], typer.Option(help="Place found.")] = None,
-    notes: Annotated[Optional[str], typer.Option(help="Condition and other notes.")] = None,
-    photo_date: Annotated[Optional[str], typer.Option(help="Date the photos were taken, YYYY-MM-DD.")] = None,
-    face: Annotated[Optional[int], typer.Option(help="Face number in a photo with several faces.")] = None,
+    found_on: Annotated[str | None, typer.Option(help="Date found, YYYY-MM-DD.")] = None,
+    found_at: Annotated[str | None, typer.Option(help="Place found.")] = None,
+    notes: Annotated[str | None, typer.Option(help="Condition and other notes.")] = None,
+    photo_date: Annotated[str | None, typer.Option(help="Date the photos were taken, YYYY-MM-DD.")] = None,
+    face: Annotated[int | None, typer.Option(help="Face number in a photo with several faces.")] = None,
     eyes: Annotated[
-        Optional[str], typer.Option(help="Eye centres marked by hand, X1,Y1,X2,Y2 in photo pixels (one photo).")
+        str | None, typer.Option(help="Eye centres marked by hand, X1,Y1,X2,Y2 in photo pixels (one photo).")
     ] = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
@@ -351,7 +365,12 @@ def case_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     table = Table("case", "kind", "found on", "found at", "photos", "faces", "no face")
     for c in cases:
         table.add_row(
-            c["case_id"], c["kind"], c["found_on"] or "", c["found_at"] or "", str(c["photos"]), str(c["faces"]),
+            c["case_id"],
+            c["kind"],
+            c["found_on"] or "",
+            c["found_at"] or "",
+            str(c["photos"]),
+            str(c["faces"]),
             str(c["photos_without_face"] or ""),
         )
     out.print(table)
@@ -391,8 +410,8 @@ def case_delete(case_id: str, workspace: WorkspaceOpt = None) -> None:
 @search_app.command("run")
 def search_run(
     case_id: Annotated[str, typer.Argument(help="Case to search.")],
-    face: Annotated[Optional[int], typer.Option(help="Case face number (see `case show`); default: all.")] = None,
-    top: Annotated[Optional[int], typer.Option(help="Candidates to keep [setting NOMINA_TOP, default 50].")] = None,
+    face: Annotated[int | None, typer.Option(help="Case face number (see `case show`); default: all.")] = None,
+    top: Annotated[int | None, typer.Option(help="Candidates to keep [setting NOMINA_TOP, default 50].")] = None,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -412,7 +431,7 @@ def search_show(search_id: int, workspace: WorkspaceOpt = None, as_json: JsonOpt
 
 @search_app.command("list")
 def search_list(
-    case_id: Annotated[Optional[str], typer.Option("--case", help="Only this case's searches.")] = None,
+    case_id: Annotated[str | None, typer.Option("--case", help="Only this case's searches.")] = None,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -424,7 +443,14 @@ def search_list(
         return
     table = Table("search", "case", "time (UTC)", "user", "candidates", "rank 1")
     for r in rows:
-        table.add_row(str(r["search_id"]), r["case_id"], r["created_at"], r["os_user"], str(r["candidates"]), r["top_reference"] or "")
+        table.add_row(
+            str(r["search_id"]),
+            r["case_id"],
+            r["created_at"],
+            r["os_user"],
+            str(r["candidates"]),
+            r["top_reference"] or "",
+        )
     out.print(table)
 
 
@@ -432,7 +458,9 @@ def _show_search(result: SearchResult, as_json: bool) -> None:
     if as_json:
         _print_json(result.to_dict())
         return
-    out.print(f"Search {result.search_id} of case {result.case_id} at {result.created_at.isoformat()} UTC by {result.os_user}")
+    out.print(
+        f"Search {result.search_id} of case {result.case_id} at {result.created_at.isoformat()} UTC by {result.os_user}"
+    )
     out.print(
         f"Model {result.model['name']}; gallery of {result.gallery['references']} references "
         f"({result.gallery['faces']} faces); case face(s) {', '.join(str(f.number) for f in result.case_faces)}"
@@ -441,8 +469,12 @@ def _show_search(result: SearchResult, as_json: bool) -> None:
     table = Table("rank", "reference", "name", "score", "reference photo", "case face")
     for c in result.candidates:
         table.add_row(
-            str(c.rank), c.reference_id, c.name if c.name is not None else "(deleted)", f"{c.score:.3f}",
-            c.photo_sha256[:16], str(c.case_face),
+            str(c.rank),
+            c.reference_id,
+            c.name if c.name is not None else "(deleted)",
+            f"{c.score:.3f}",
+            c.photo_sha256[:16],
+            str(c.case_face),
         )
     out.print(table)
     out.print("Score: cosine similarity of the best pair of faces (-1 to 1), uncalibrated; higher ranks first.")
@@ -452,7 +484,7 @@ def _show_search(result: SearchResult, as_json: bool) -> None:
 @app.command()
 def inspect(
     photo: Annotated[Path, typer.Argument(help="Photo to analyse (nothing is stored).")],
-    out_path: Annotated[Optional[Path], typer.Option("--out", help="Write an annotated copy (JPEG or PNG).")] = None,
+    out_path: Annotated[Path | None, typer.Option("--out", help="Write an annotated copy (JPEG or PNG).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List the faces in a photo, numbered left to right, with box and quality measures."""
@@ -474,7 +506,12 @@ def inspect(
                 "width": image.width,
                 "height": image.height,
                 "faces": [
-                    {"number": f.number, "box": [round(v, 1) for v in f.box], "landmarks": f.landmarks.round(1).tolist(), "quality": f.quality.as_dict()}
+                    {
+                        "number": f.number,
+                        "box": [round(v, 1) for v in f.box],
+                        "landmarks": f.landmarks.round(1).tolist(),
+                        "quality": f.quality.as_dict(),
+                    }
                     for f in faces
                 ],
             }
@@ -503,7 +540,9 @@ def _write_annotated(bgr: Any, faces: list[Any], path: Path) -> None:
         cv2.rectangle(canvas, (x, y), (x + w, y + h), (0, 200, 0), thick)
         for px, py in f.landmarks:
             cv2.circle(canvas, (int(px), int(py)), thick + 1, (0, 0, 255), -1)
-        cv2.putText(canvas, str(f.number), (x, max(0, y - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * thick, (0, 200, 0), thick)
+        cv2.putText(
+            canvas, str(f.number), (x, max(0, y - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * thick, (0, 200, 0), thick
+        )
     if path.suffix.lower() not in (".jpg", ".jpeg", ".png"):
         raise InvalidField(f"--out: {path} must end in .jpg, .jpeg or .png")
     ok, buf = cv2.imencode(path.suffix.lower(), canvas)
@@ -519,8 +558,8 @@ def _write_annotated(bgr: Any, faces: list[Any], path: Path) -> None:
 def compare(
     photo_a: Path,
     photo_b: Path,
-    face_a: Annotated[Optional[int], typer.Option(help="Face number in PHOTO_A when it has several.")] = None,
-    face_b: Annotated[Optional[int], typer.Option(help="Face number in PHOTO_B when it has several.")] = None,
+    face_a: Annotated[int | None, typer.Option(help="Face number in PHOTO_A when it has several.")] = None,
+    face_b: Annotated[int | None, typer.Option(help="Face number in PHOTO_B when it has several.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Print the similarity of the faces in two photos (nothing is stored)."""
@@ -531,7 +570,9 @@ def compare(
     analyzer = FaceAnalyzer(load_model(settings.model, settings.model_dir), settings)
     score = compare_photos(analyzer, PhotoInput(photo_a, face_a), PhotoInput(photo_b, face_b))
     if as_json:
-        _print_json({"photo_a": str(photo_a), "photo_b": str(photo_b), "model": analyzer.model.name, "score": round(score, 6)})
+        _print_json(
+            {"photo_a": str(photo_a), "photo_b": str(photo_b), "model": analyzer.model.name, "score": round(score, 6)}
+        )
         return
     out.print(f"similarity {score:.3f} (cosine, -1 to 1, model {analyzer.model.name}; uncalibrated: not a probability)")
 
@@ -540,9 +581,10 @@ def compare(
 @app.command()
 def demo(
     workspace: Annotated[
-        Optional[Path], typer.Option("--workspace", "-w", help="Folder for the demo workspace [default: a temporary folder].")
+        Path | None,
+        typer.Option("--workspace", "-w", help="Folder for the demo workspace [default: a temporary folder]."),
     ] = None,
-    samples: Annotated[Optional[Path], typer.Option(help="Sample photo folder [setting NOMINA_SAMPLES].")] = None,
+    samples: Annotated[Path | None, typer.Option(help="Sample photo folder [setting NOMINA_SAMPLES].")] = None,
 ) -> None:
     """Enrol the sample references, add the sample cases, search each and summarise the ranks."""
     from .demo import run_demo

@@ -46,9 +46,7 @@ TEMPLATE = np.array(
 # Depth of the nose tip in front of the eyes, as a fraction of the distance between the eyes
 # (anthropometric average), used to turn landmark offsets into rough angles.
 _NOSE_DEPTH = 0.55
-_TEMPLATE_NOSE_RATIO = (TEMPLATE[2, 1] - TEMPLATE[:2, 1].mean()) / (
-    TEMPLATE[3:, 1].mean() - TEMPLATE[:2, 1].mean()
-)
+_TEMPLATE_NOSE_RATIO = (TEMPLATE[2, 1] - TEMPLATE[:2, 1].mean()) / (TEMPLATE[3:, 1].mean() - TEMPLATE[:2, 1].mean())
 # Detection scales: the first pass sees the photo at `detection_size` on its long side; if it finds
 # nothing, a large photo is searched in tiles at full resolution (small faces in big photos), then a
 # small padded copy is tried (a face filling the whole frame is larger than YuNet's training range).
@@ -168,9 +166,7 @@ def parse_eyes(text: str) -> np.ndarray:
     return eyes[np.argsort(eyes[:, 0], kind="stable")]
 
 
-def _quality(
-    aligned: np.ndarray, landmarks: np.ndarray, score: float | None
-) -> Quality:
+def _quality(aligned: np.ndarray, landmarks: np.ndarray, score: float | None) -> Quality:
     grey = cv2.cvtColor(aligned, cv2.COLOR_BGR2GRAY)
     sharpness = float(cv2.Laplacian(grey, cv2.CV_64F).var())
     brightness = float(grey[16:100, 16:96].mean())
@@ -420,8 +416,7 @@ class FaceAnalyzer:
             number = photo.face
         elif len(dets) > 1:
             raise SeveralFaces(
-                f"{name}: {len(dets)} faces found; choose one with --face N "
-                f"(numbers shown by `nomina inspect {name}`)"
+                f"{name}: {len(dets)} faces found; choose one with --face N (numbers shown by `nomina inspect {name}`)"
             )
         else:
             number = 1

@@ -78,9 +78,7 @@ def decode_image(data: bytes, name: str, max_pixels: int) -> DecodedImage:
             raise NotAnImage(f"{name}: not a readable image ({exc})") from None
         fmt = img.format or "unknown"
         if fmt not in ACCEPTED_FORMATS:
-            raise UnsupportedFormat(
-                f"{name}: unsupported image format {fmt} (accepted: {', '.join(ACCEPTED_FORMATS)})"
-            )
+            raise UnsupportedFormat(f"{name}: unsupported image format {fmt} (accepted: {', '.join(ACCEPTED_FORMATS)})")
         width, height = img.size
         if width * height > max_pixels:
             raise ImageTooLarge(

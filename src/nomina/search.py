@@ -70,10 +70,7 @@ def rank(
 ) -> list[tuple[int, str, float, int, int]]:
     """(rank, reference id, score, reference face id, case face id) for the best ``top``."""
     hits = index.search(probes, top)
-    return [
-        (i + 1, h.reference_id, h.score, h.face_id, case_faces[h.probe].face_id)
-        for i, h in enumerate(hits)
-    ]
+    return [(i + 1, h.reference_id, h.score, h.face_id, case_faces[h.probe].face_id) for i, h in enumerate(hits)]
 
 
 def result_from_row(row: db.Search, names: dict[str, str], faces: list[CaseFaceRef]) -> SearchResult:

@@ -107,9 +107,7 @@ def _coerce(setting: Setting, raw: Any) -> Any:
     try:
         value = raw if isinstance(raw, setting.type) else setting.type(raw)
     except (TypeError, ValueError):
-        raise InvalidField(
-            f"setting {setting.env_var}: {raw!r} is not a valid {setting.type.__name__}"
-        ) from None
+        raise InvalidField(f"setting {setting.env_var}: {raw!r} is not a valid {setting.type.__name__}") from None
     if setting.choices and value not in setting.choices:
         raise InvalidField(f"setting {setting.env_var}: {raw!r} is not one of {', '.join(setting.choices)}")
     return value

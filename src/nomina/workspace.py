@@ -8,16 +8,15 @@ workspace exactly as it was.
 
 from __future__ import annotations
 
-import csv
 import json
 import threading
 import uuid
-from collections.abc import Callable, Iterator
 from collections import deque
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,7 +29,6 @@ from .errors import (
     Conflict,
     FaceNumberInvalid,
     InvalidField,
-    ManifestError,
     ModelMismatch,
     NoFaceFound,
     NominaError,
@@ -40,37 +38,32 @@ from .errors import (
 )
 from .faces import Face, FaceAnalyzer, one_opencv_thread
 from .imaging import DecodedImage, decode_image, read_photo, sha256_hex
+from .importing import ImportReport, RowFailure, read_manifest
 from .index import ExactIndex
 from .models import FaceModel, load_model
-from .records import CaseFields, PhotoInput, Provenance, ReferenceFields, validate_update
+from .records import (
+    CaseFields,
+    PhotoInput,
+    Provenance,
+    ReferenceFields,
+    validate_update,
+)
 from .search import CaseFaceRef, SearchResult, rank, result_from_row
 from .settings import Settings, load_settings, os_user
 from .store import DB_NAME, PhotoStore, connect, upgrade
 from .store import schema as db
 from .store.database import current_revision, head_revision
 
-__all__ = ["ImportReport", "RowFailure", "Workspace"]
+__all__ = ["Workspace"]
 
 T = TypeVar("T")
 Progress = Callable[[int, int], None]
 # Manifest rows written per transaction (each in its own savepoint, so one bad row costs only itself).
 _IMPORT_BATCH = 32
 
-MANIFEST_REQUIRED = ("reference_id", "photo", "name", "source", "supplied_by", "legal_basis")
-MANIFEST_OPTIONAL = (
-    "sex",
-    "birth_year",
-    "last_seen_on",
-    "last_seen_at",
-    "consent",
-    "photo_date",
-    "notes",
-    "face",
-)
-
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
 
 
 @dataclass
@@ -86,30 +79,6 @@ class _Prepared:
     @property
     def sha256(self) -> str:
         return self.image.sha256
-
-
-@dataclass(frozen=True)
-class RowFailure:
-    line: int
-    reference_id: str
-    photo: str
-    error: str
-
-
-@dataclass
-class ImportReport:
-    rows: int = 0
-    added: int = 0
-    already_present: int = 0
-    references_created: int = 0
-    failures: list[RowFailure] = field(default_factory=list)
-
-    def write_failures(self, path: Path) -> None:
-        with Path(path).open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["line", "reference_id", "photo", "error"])
-            for f in self.failures:
-                writer.writerow([f.line, f.reference_id, f.photo, f.error])
 
 
 class Workspace:
@@ -133,9 +102,7 @@ class Workspace:
 
     # -- opening ----------------------------------------------------------------------------------
     @classmethod
-    def create(
-        cls, path: Path | str, settings: Settings | None = None, model: FaceModel | None = None
-    ) -> Workspace:
+    def create(cls, path: Path | str, settings: Settings | None = None, model: FaceModel | None = None) -> Workspace:
         """Make a new workspace in ``path`` (created if needed) for the settings' model."""
         settings = settings or load_settings()
         path = Path(path)
@@ -168,9 +135,7 @@ class Workspace:
         return cls(path, engine, settings, model)
 
     @classmethod
-    def open(
-        cls, path: Path | str, settings: Settings | None = None, model: FaceModel | None = None
-    ) -> Workspace:
+    def open(cls, path: Path | str, settings: Settings | None = None, model: FaceModel | None = None) -> Workspace:
         settings = settings or load_settings()
         path = Path(path)
         if not path.is_dir():
@@ -419,7 +384,7 @@ class Workspace:
         good row is kept; every failed row is reported with its line number.
         """
         manifest = Path(manifest)
-        rows = _read_manifest(manifest)
+        rows = read_manifest(manifest)
         report = ImportReport(rows=len(rows))
         base = manifest.parent
         enrolled = self._enrolled_photos({row.get("reference_id", "") for _, row in rows})
@@ -495,7 +460,9 @@ class Workspace:
                 except NominaError as exc:
                     self._remove_files(new_files[written:])
                     del new_files[written:]
-                    report.failures.append(RowFailure(line, row.get("reference_id", ""), row.get("photo", ""), str(exc)))
+                    report.failures.append(
+                        RowFailure(line, row.get("reference_id", ""), row.get("photo", ""), str(exc))
+                    )
                     continue
                 report.added += 1
                 report.references_created += int(created)
@@ -667,9 +634,7 @@ class Workspace:
                 }
                 for i, cp in enumerate(case.photos)
             ]
-            out["searches"] = [
-                {"search_id": sr.id, "created_at": _iso(sr.created_at)} for sr in case.searches
-            ]
+            out["searches"] = [{"search_id": sr.id, "created_at": _iso(sr.created_at)} for sr in case.searches]
             return out
 
     def delete_case(self, case_id: str) -> dict[str, Any]:
@@ -727,9 +692,7 @@ class Workspace:
             case = _case(s, case_id)
             faces = _case_faces(case)
         if not faces:
-            raise NoFaceFound(
-                f"case {case_id}: no face to search; mark the eyes by hand with `nomina case mark-eyes`"
-            )
+            raise NoFaceFound(f"case {case_id}: no face to search; mark the eyes by hand with `nomina case mark-eyes`")
         if face is not None:
             if not 1 <= face <= len(faces):
                 raise FaceNumberInvalid(f"--face: case {case_id} has {len(faces)} face(s); got {face}")
@@ -911,28 +874,3 @@ def _case_faces(case: db.Case) -> list[tuple[CaseFaceRef, np.ndarray]]:
             ref = CaseFaceRef(number=len(out) + 1, face_id=f.id, photo_sha256=cp.photo_sha256, manual=f.manual)
             out.append((ref, np.frombuffer(f.embedding, dtype=np.float32)))
     return out
-
-
-def _read_manifest(path: Path) -> list[tuple[int, dict[str, str]]]:
-    """(line number, row) pairs; ManifestError when the file as a whole cannot be used."""
-    data = read_photo(path)  # same checks: exists, is a file, readable
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ManifestError(f"{path}: not a UTF-8 text file") from None
-    reader = csv.DictReader(text.splitlines())
-    columns = [c.strip() for c in (reader.fieldnames or [])]
-    missing = [c for c in MANIFEST_REQUIRED if c not in columns]
-    if missing:
-        raise ManifestError(f"{path}: missing column(s) {', '.join(missing)}")
-    unknown = [c for c in columns if c not in MANIFEST_REQUIRED + MANIFEST_OPTIONAL]
-    if unknown:
-        raise ManifestError(f"{path}: unknown column(s) {', '.join(unknown)}")
-    rows = []
-    for row in reader:
-        clean = {(k or "").strip(): (v or "").strip() for k, v in row.items() if k is not None}
-        if any(clean.values()):
-            rows.append((reader.line_num, clean))
-    if not rows:
-        raise ManifestError(f"{path}: no rows")
-    return rows

@@ -103,8 +103,7 @@ def locate_files(manifest: ModelManifest, model_dir: str = "") -> dict[str, Path
         spec = importlib.util.find_spec(manifest.package)
         if spec is None or not spec.submodule_search_locations:
             raise ModelMissing(
-                f"model {manifest.name}: package {manifest.package} is not installed "
-                f"(pip install {manifest.package})"
+                f"model {manifest.name}: package {manifest.package} is not installed (pip install {manifest.package})"
             )
         folder = Path(list(spec.submodule_search_locations)[0]) / manifest.package_dir
         where = f"package {manifest.package} ({folder})"
@@ -143,6 +142,4 @@ def load_model(name: str = "sface", model_dir: str = "") -> FaceModel:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         folder = Path(str_paths["embedder"]).parent
         raise ModelError(f"model {manifest.name}: cannot load its files from {folder}: {reason}") from None
-    return FaceModel(
-        manifest=manifest, file_hashes=hashes, detector=detector, embedder=embedder, paths=str_paths
-    )
+    return FaceModel(manifest=manifest, file_hashes=hashes, detector=detector, embedder=embedder, paths=str_paths)

@@ -143,17 +143,13 @@ class Face(Base):
 
     __tablename__ = "faces"
     __table_args__ = (
-        CheckConstraint(
-            "(reference_photo_id IS NULL) != (case_photo_id IS NULL)", name="face_has_one_owner"
-        ),
+        CheckConstraint("(reference_photo_id IS NULL) != (case_photo_id IS NULL)", name="face_has_one_owner"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     reference_photo_id: Mapped[int | None] = mapped_column(
         ForeignKey("reference_photos.id", ondelete="CASCADE"), index=True
     )
-    case_photo_id: Mapped[int | None] = mapped_column(
-        ForeignKey("case_photos.id", ondelete="CASCADE"), index=True
-    )
+    case_photo_id: Mapped[int | None] = mapped_column(ForeignKey("case_photos.id", ondelete="CASCADE"), index=True)
     number_in_photo: Mapped[int | None] = mapped_column(Integer)  # None when marked by hand
     box: Mapped[list[float]] = mapped_column(JSON)
     landmarks: Mapped[list[list[float]]] = mapped_column(JSON)
@@ -196,9 +192,7 @@ class Candidate(Base):
     """One reference in a search's ranked result. Ids are kept as text: the record may be erased later."""
 
     __tablename__ = "candidates"
-    search_id: Mapped[int] = mapped_column(
-        ForeignKey("searches.id", ondelete="CASCADE"), primary_key=True
-    )
+    search_id: Mapped[int] = mapped_column(ForeignKey("searches.id", ondelete="CASCADE"), primary_key=True)
     rank: Mapped[int] = mapped_column(Integer, primary_key=True)
     reference_id: Mapped[str] = mapped_column(String, index=True)
     score: Mapped[float] = mapped_column(Float)
