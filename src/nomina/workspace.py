@@ -40,7 +40,7 @@ from .faces import Face, FaceAnalyzer, one_opencv_thread
 from .imaging import DecodedImage, decode_image, read_photo, sha256_hex
 from .importing import ImportReport, RowFailure, read_manifest
 from .index import ExactIndex
-from .models import FaceModel, load_model
+from .models import MODELS, FaceModel, load_model
 from .records import (
     CaseFields,
     PhotoInput,
@@ -669,8 +669,6 @@ class Workspace:
                     .join(db.Face, db.Face.reference_photo_id == db.ReferencePhoto.id)
                     .order_by(db.ReferencePhoto.reference_id, db.Face.id)
                 ).all()
-                from .models import MODELS
-
                 dim = MODELS[str(self.model_identity["name"])].embedding_dim
                 vectors = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(len(rows), dim)
                 face_ids = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
