@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import __version__
@@ -720,19 +720,23 @@ class Workspace:
                 os_user=os_user(),
                 nomina_version=__version__,
             )
-            for rk, ref_id, score, ref_face, case_face in ranked:
-                row.candidates.append(
-                    db.Candidate(
-                        rank=rk,
-                        reference_id=ref_id,
-                        score=score,
-                        reference_face_id=ref_face,
-                        photo_sha256=photo_of[ref_face],
-                        case_face_id=case_face,
-                    )
-                )
             s.add(row)
             s.flush()
+            s.execute(  # one bulk insert: the ORM's per-object bookkeeping cost more than the search
+                insert(db.Candidate),
+                [
+                    {
+                        "search_id": row.id,
+                        "rank": rk,
+                        "reference_id": ref_id,
+                        "score": score,
+                        "reference_face_id": ref_face,
+                        "photo_sha256": photo_of[ref_face],
+                        "case_face_id": case_face,
+                    }
+                    for rk, ref_id, score, ref_face, case_face in ranked
+                ],
+            )
             search_id = row.id
         return self.get_search(search_id)
 
