@@ -34,6 +34,10 @@ def test_settings_precedence_and_bad_values():
     assert (s.top, s.home, s.sources["top"], s.sources["home"]) == (9, Path("/data/ws"), "argument", "NOMINA_HOME")
     with pytest.raises(InvalidField, match="setting NOMINA_TOP: 'many' is not a valid int"):
         load_settings({"NOMINA_TOP": "many"})
+    with pytest.raises(
+        InvalidField, match="setting NOMINA_ORIENTATION_SEARCH: 'sometimes' is not one of cases, all, off"
+    ):
+        load_settings({"NOMINA_ORIENTATION_SEARCH": "sometimes"})
 
 
 def test_migrations_build_exactly_the_declared_schema(tmp_path):
