@@ -58,7 +58,8 @@ __all__ = ["Workspace"]
 
 T = TypeVar("T")
 Progress = Callable[[int, int], None]
-# Manifest rows written per transaction (each in its own savepoint, so one bad row costs only itself).
+# Manifest rows written per transaction; a row refused for its contents (name differs, photo already
+# enrolled) is refused before anything of it is written, so it costs only itself.
 _IMPORT_BATCH = 32
 
 
@@ -449,17 +450,13 @@ class Workspace:
         batch: list[tuple[int, dict[str, str], ReferenceFields, Provenance, _Prepared]],
         report: ImportReport,
     ) -> None:
-        """Write analysed manifest rows in one transaction, each row in its own savepoint."""
+        """Write analysed manifest rows in one transaction; refused rows are reported, the others kept."""
         added = report.added
         with self._write() as (s, new_files):
             for line, row, fields, prov, p in batch:
-                written = len(new_files)
-                try:
-                    with s.begin_nested():
-                        created = self._import_row(s, fields, prov, p, new_files)
+                try:  # _import_row refuses a row before it writes anything for it
+                    created = self._import_row(s, fields, prov, p, new_files)
                 except NominaError as exc:
-                    self._remove_files(new_files[written:])
-                    del new_files[written:]
                     report.failures.append(
                         RowFailure(line, row.get("reference_id", ""), row.get("photo", ""), str(exc))
                     )
@@ -472,6 +469,7 @@ class Workspace:
     def _import_row(
         self, s: Session, fields: ReferenceFields, prov: Provenance, p: _Prepared, new_files: list[str]
     ) -> bool:
+        """Add one manifest row; every refusal comes before anything of the row is written."""
         ref = s.get(db.Reference, fields.id)
         created = ref is None
         if ref is None:
