@@ -105,10 +105,6 @@ class Face:
     embedding: np.ndarray
     aligned: np.ndarray  # 112 x 112 BGR crop the embedding came from
 
-    @property
-    def score(self) -> float | None:
-        return self.quality.detector_score
-
 
 @contextmanager
 def one_opencv_thread() -> Iterator[None]:

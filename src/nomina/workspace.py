@@ -352,9 +352,7 @@ class Workspace:
             for p in prepared:
                 self._add_reference_photo(s, reference_id, p, provenance, new_files)
             self._bump_gallery(s)
-            ref_row = s.get(db.Reference, reference_id)
-            assert ref_row is not None
-            ref_row.updated_at = _now()
+            _reference(s, reference_id).updated_at = _now()
         return self.reference(reference_id)
 
     def _add_reference_photo(
@@ -710,7 +708,7 @@ class Workspace:
             row = db.Search(
                 case_id=case_id,
                 case_face_ids=[r.face_id for r in refs],
-                model=json.loads(self._info(s, "model")),
+                model=self.model_identity,
                 settings={"top": top, "face": face, "index": index.kind},
                 gallery_references=index.references,
                 gallery_faces=index.size,

@@ -7,7 +7,6 @@ import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ..errors import ChecksumMismatch, ModelError, ModelMissing, NotFound
 from .base import Detector, Embedder, FaceModel
@@ -39,16 +38,6 @@ class ModelManifest:
 
     def build(self, paths: dict[str, str]) -> tuple[Detector, Embedder]:
         return self.builder(paths)
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "description": self.description,
-            "licence": self.licence,
-            "source": self.source,
-            "embedding_dim": self.embedding_dim,
-            "files": {f.name: f.sha256 for f in self.files},
-        }
 
 
 def _build_sface(paths: dict[str, str]) -> tuple[Detector, Embedder]:
