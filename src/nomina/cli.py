@@ -495,7 +495,7 @@ def inspect(
     settings = load_settings()
     image = decode_image(read_photo(photo), str(photo), settings.max_pixels)
     analyzer = FaceAnalyzer(load_model(settings.model, settings.model_dir), settings)
-    faces = analyzer.analyze(image, any_orientation=settings.orientation_search != "off")
+    faces = analyzer.analyze(image, any_orientation=analyzer.turns(reference_photo=False))
     if out_path is not None:
         _write_annotated(image.pixels, faces, out_path)
     if as_json:

@@ -253,6 +253,14 @@ class FaceAnalyzer:
         self.settings = settings
         self.detector, self.embedder = parts or (model.detector, model.embedder)
 
+    def turns(self, reference_photo: bool) -> bool:
+        """Whether a photo is also searched turned by quarter turns (setting NOMINA_ORIENTATION_SEARCH).
+
+        ``cases``: every photo but a reference photo, which is taken as supplied; ``all``; ``off``.
+        """
+        mode = self.settings.orientation_search
+        return mode == "all" or (mode == "cases" and not reference_photo)
+
     # -- detection --------------------------------------------------------------------------------
     def _detect_scaled(
         self, bgr: np.ndarray, long_side: int, pad: float = 0.0, enhance: bool = False
@@ -432,8 +440,9 @@ def compare_photos(analyzer: FaceAnalyzer, a: PhotoInput, b: PhotoInput) -> floa
     for photo in (a, b):
         name = str(photo.path)
         image = decode_image(read_photo(photo.path), name, analyzer.settings.max_pixels)
-        turned = analyzer.settings.orientation_search != "off"
-        face = analyzer.choose(image, photo, name, require_face=True, any_orientation=turned)
+        face = analyzer.choose(
+            image, photo, name, require_face=True, any_orientation=analyzer.turns(reference_photo=False)
+        )
         assert face is not None
         vectors.append(face.embedding)
     return float(np.dot(vectors[0], vectors[1]))

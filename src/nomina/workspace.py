@@ -269,10 +269,9 @@ class Workspace:
         if data is None:
             data = read_photo(photo.path)
         image = decode_image(data, name, self.settings.max_pixels)
-        # a case photo may show a body lying in any direction; a reference photo is taken as supplied
-        search = self.settings.orientation_search
-        turned = search == "all" or (search == "cases" and not require_face)
-        face = self.analyzer().choose(image, photo, name, require_face, any_orientation=turned)
+        analyzer = self.analyzer()
+        turned = analyzer.turns(reference_photo=require_face)  # only reference photos require a face
+        face = analyzer.choose(image, photo, name, require_face, any_orientation=turned)
         return _Prepared(name, data, image, face, photo.photo_date)
 
     def _parallel(self, fn: Callable[[Any], T], items: list[Any]) -> Iterator[T | NominaError]:
