@@ -314,11 +314,10 @@ class FaceAnalyzer:
         """
         dets = self._detect_upright(bgr)
         if any_orientation:
-            best = self._upright_score(bgr, dets)
+            best, dets = self._level_best(bgr, dets)
             for quarter in (1, 2, 3):
                 turned = self._detect_upright(np.ascontiguousarray(np.rot90(bgr, quarter)))
-                turned = [_unturn(d, quarter, bgr.shape[1], bgr.shape[0]) for d in turned]
-                score = self._upright_score(bgr, turned)
+                score, turned = self._level_best(bgr, [_unturn(d, quarter, bgr.shape[1], bgr.shape[0]) for d in turned])
                 if score > best:
                     best, dets = score, turned
         return sorted(dets, key=lambda d: (round(d.box[0] + d.box[2] / 2), d.box[1] + d.box[3] / 2))
@@ -349,11 +348,14 @@ class FaceAnalyzer:
             for (lm, box, score), number, crop, vec in zip(marks, numbers, crops, vectors, strict=True)
         ]
 
-    def _upright_score(self, bgr: np.ndarray, dets: list[Detection]) -> float:
-        """How surely the best of these faces is a face once turned upright by its own landmarks."""
+    def _level_best(self, bgr: np.ndarray, dets: list[Detection]) -> tuple[float, list[Detection]]:
+        """The best face levelled in place, and how surely it is a face once turned upright by its own
+        landmarks (levelling it again later finds it level and costs nothing)."""
         if not dets:
-            return 0.0
-        return self.level(bgr, max(dets, key=lambda d: d.score)).score
+            return 0.0, dets
+        i = max(range(len(dets)), key=lambda k: dets[k].score)
+        levelled = self.level(bgr, dets[i])
+        return levelled.score, [*dets[:i], levelled, *dets[i + 1 :]]
 
     def level(self, bgr: np.ndarray, det: Detection) -> Detection:
         """Landmarks measured again on a copy of the face turned upright, when the face is tilted.
