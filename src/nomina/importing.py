@@ -9,10 +9,18 @@ import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ManifestError
+from .errors import InvalidField, ManifestError
 from .imaging import read_photo
+from .records import PhotoInput, Provenance, ReferenceFields
 
-__all__ = ["MANIFEST_OPTIONAL", "MANIFEST_REQUIRED", "ImportReport", "RowFailure", "read_manifest"]
+__all__ = [
+    "MANIFEST_OPTIONAL",
+    "MANIFEST_REQUIRED",
+    "ImportReport",
+    "RowFailure",
+    "read_manifest",
+    "row_inputs",
+]
 
 MANIFEST_REQUIRED = ("reference_id", "photo", "name", "source", "supplied_by", "legal_basis")
 MANIFEST_OPTIONAL = (
@@ -33,6 +41,10 @@ class RowFailure:
     reference_id: str
     photo: str
     error: str
+
+    @classmethod
+    def of(cls, line: int, row: dict[str, str], error: Exception) -> RowFailure:
+        return cls(line, row.get("reference_id", ""), row.get("photo", ""), str(error))
 
 
 @dataclass
@@ -74,3 +86,28 @@ def read_manifest(path: Path) -> list[tuple[int, dict[str, str]]]:
     if not rows:
         raise ManifestError(f"{path}: no rows")
     return rows
+
+
+def row_inputs(row: dict[str, str], base: Path) -> tuple[ReferenceFields, Provenance, PhotoInput]:
+    """One manifest row as validated inputs; photo paths are relative to ``base``."""
+    fields = ReferenceFields(
+        id=row["reference_id"],
+        name=row["name"],
+        sex=row.get("sex"),
+        birth_year=row.get("birth_year"),  # type: ignore[arg-type]
+        last_seen_on=row.get("last_seen_on"),  # type: ignore[arg-type]
+        last_seen_at=row.get("last_seen_at"),
+        notes=row.get("notes"),
+    )
+    provenance = Provenance(row["source"], row["supplied_by"], row["legal_basis"], row.get("consent"))
+    if not row["photo"]:
+        raise InvalidField("photo: required")
+    face = row.get("face") or None
+    if face is not None and not face.isdigit():
+        raise InvalidField(f"face: {face!r} is not a face number")
+    photo = PhotoInput(
+        path=base / row["photo"],
+        face=int(face) if face else None,
+        photo_date=row.get("photo_date"),  # type: ignore[arg-type]
+    )
+    return fields, provenance, photo

@@ -38,7 +38,7 @@ from .errors import (
 )
 from .faces import Face, FaceAnalyzer, one_opencv_thread
 from .imaging import DecodedImage, decode_image, read_photo, sha256_hex
-from .importing import ImportReport, RowFailure, read_manifest
+from .importing import ImportReport, RowFailure, read_manifest, row_inputs
 from .index import ExactIndex
 from .models import MODELS, FaceModel, load_model
 from .records import (
@@ -388,27 +388,7 @@ class Workspace:
         enrolled = self._enrolled_photos({row.get("reference_id", "") for _, row in rows})
 
         def stage(item: tuple[int, dict[str, str]]) -> tuple[ReferenceFields, Provenance, _Prepared | None]:
-            _, row = item
-            fields = ReferenceFields(
-                id=row["reference_id"],
-                name=row["name"],
-                sex=row.get("sex"),
-                birth_year=row.get("birth_year"),  # type: ignore[arg-type]
-                last_seen_on=row.get("last_seen_on"),  # type: ignore[arg-type]
-                last_seen_at=row.get("last_seen_at"),
-                notes=row.get("notes"),
-            )
-            prov = Provenance(row["source"], row["supplied_by"], row["legal_basis"], row.get("consent"))
-            face = row.get("face") or None
-            if face is not None and not face.strip().isdigit():
-                raise InvalidField(f"face: {face!r} is not a face number")
-            photo = PhotoInput(
-                path=base / row["photo"] if row["photo"].strip() else Path(""),
-                face=int(face) if face else None,
-                photo_date=row.get("photo_date"),  # type: ignore[arg-type]
-            )
-            if not row["photo"].strip():
-                raise InvalidField("photo: required")
+            fields, prov, photo = row_inputs(item[1], base)
             data = read_photo(photo.path)
             if (fields.id, sha256_hex(data)) in enrolled:
                 return fields, prov, None
@@ -417,7 +397,7 @@ class Workspace:
         batch: list[tuple[int, dict[str, str], ReferenceFields, Provenance, _Prepared]] = []
         for done, ((line, row), result) in enumerate(zip(rows, self._parallel(stage, rows), strict=True), 1):
             if isinstance(result, NominaError):
-                report.failures.append(RowFailure(line, row.get("reference_id", ""), row.get("photo", ""), str(result)))
+                report.failures.append(RowFailure.of(line, row, result))
             elif result[2] is None:
                 report.already_present += 1
             else:
@@ -454,9 +434,7 @@ class Workspace:
                 try:  # _import_row refuses a row before it writes anything for it
                     created = self._import_row(s, fields, prov, p, new_files)
                 except NominaError as exc:
-                    report.failures.append(
-                        RowFailure(line, row.get("reference_id", ""), row.get("photo", ""), str(exc))
-                    )
+                    report.failures.append(RowFailure.of(line, row, exc))
                     continue
                 report.added += 1
                 report.references_created += int(created)
