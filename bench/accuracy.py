@@ -69,7 +69,6 @@ JSON. Nomina's settings (``NOMINA_*`` environment variables) apply as usual.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform
@@ -87,18 +86,13 @@ import numpy as np
 
 import nomina
 from nomina import CaseFields, PhotoInput, Workspace
+from nomina.demo import sample_sets, write_sample_manifest
 from nomina.imaging import decode_image, read_photo
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = 20240611
 TOP = 50
 RANKS = (1, 5, 20)
-PROVENANCE = {
-    "source": "other",
-    "supplied_by": "Face Research Lab sample sets (DeBruine & Jones 2017)",
-    "legal_basis": "CC BY 4.0 research sample; subjects consented to research use",
-}
-
 Image = np.ndarray  # H x W x 3, uint8, BGR
 Marks = np.ndarray  # 5 x 2 landmarks of the clean photo: eyes, nose, mouth corners (image left first)
 
@@ -197,26 +191,9 @@ HARD_VARIANTS: dict[str, Variant] = {
 GROUPS = {"issue": ISSUE_VARIANTS, "harder": HARD_VARIANTS}
 
 
-def sample_sets(faces: Path) -> tuple[list[tuple[str, Path]], list[tuple[str, Path]]]:
-    """(reference id, photo) pairs of the gallery and (person id, photo) pairs of the probes."""
-    london, canada = faces / "london", faces / "canada"
-    if not london.is_dir() or not canada.is_dir():
-        sys.exit(f"{faces}: sample photos not found (expected london/ and canada/); use --faces")
-    refs = [(f"london_{p.parent.name}", p) for p in sorted(london.glob("*/*_neutral.jpg"))]
-    refs += [(f"canada_{p.parent.name}", p) for p in sorted(canada.glob("*/*.jpg"))]
-    probes = [(p.parent.name, p) for p in sorted(london.glob("*/*_smiling.jpg"))]
-    return refs, probes
-
-
 def enrol(ws: Workspace, refs: list[tuple[str, Path]], tmp: Path) -> int:
     """Import the gallery from a manifest; the number of references enrolled."""
-    manifest = tmp / "references.csv"
-    with manifest.open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["reference_id", "photo", "name", *PROVENANCE])
-        for ref_id, photo in refs:
-            writer.writerow([ref_id, photo.resolve(), f"Sample person {ref_id}", *PROVENANCE.values()])
-    report = ws.import_references(manifest)
+    report = ws.import_references(write_sample_manifest(refs, tmp / "references.csv"))
     for failure in report.failures:
         print(f"reference not enrolled: {failure.reference_id}: {failure.error}", file=sys.stderr)
     return report.added
@@ -338,7 +315,11 @@ def main() -> None:
     args = ap.parse_args()
 
     started = time.perf_counter()
-    refs, probes = sample_sets(args.faces)
+    try:
+        refs, cases = sample_sets(args.faces)
+    except nomina.NominaError as exc:
+        sys.exit(str(exc))
+    probes = [(case_id.removeprefix("case_"), photo) for case_id, photo in cases]
     settings = nomina.load_settings()
     model = nomina.load_model(settings.model, settings.model_dir)
     marks = clean_landmarks(nomina.FaceAnalyzer(model, settings), probes, settings.max_pixels)

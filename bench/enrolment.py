@@ -29,7 +29,6 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform
@@ -44,16 +43,9 @@ import numpy as np
 
 import nomina
 from nomina import Workspace, load_model, load_settings
+from nomina.demo import sample_sets, write_sample_manifest
 
 HERE = Path(__file__).resolve().parent
-
-
-def photo_sets(faces: Path) -> tuple[list[Path], list[Path]]:
-    gallery = sorted(faces.glob("london/*/*_neutral.jpg")) + sorted(faces.glob("canada/*/*.jpg"))
-    probes = sorted(faces.glob("london/*/*_smiling.jpg"))
-    if len(gallery) < 2 or not probes:
-        sys.exit(f"{faces}: sample photos not found (set NOMINA_TEST_FACES or --faces)")
-    return gallery, probes
 
 
 def identity(path: Path) -> str:
@@ -63,12 +55,7 @@ def identity(path: Path) -> str:
 def run_nomina(gallery: list[Path], probes: list[Path], model: nomina.FaceModel) -> dict:
     photos = gallery + probes
     with tempfile.TemporaryDirectory(prefix="nomina-enrol-") as tmp:
-        manifest = Path(tmp) / "photos.csv"
-        with manifest.open("w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["reference_id", "photo", "name", "source", "supplied_by", "legal_basis"])
-            for i, p in enumerate(photos):
-                writer.writerow([f"p{i:04d}", p, identity(p), "other", "benchmark", "CC BY 4.0 sample"])
+        manifest = write_sample_manifest([(f"p{i:04d}", p) for i, p in enumerate(photos)], Path(tmp) / "photos.csv")
         ws = Workspace.create(Path(tmp) / "ws", load_settings(), model=model)
         start = time.perf_counter()
         report = ws.import_references(manifest)
@@ -117,7 +104,11 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
-    gallery, probes = photo_sets(args.faces)
+    try:
+        refs, cases = sample_sets(args.faces)
+    except nomina.NominaError as exc:
+        sys.exit(str(exc))
+    gallery, probes = [p for _, p in refs], [p for _, p in cases]
     model = load_model()
     runs: dict[str, list[dict]] = {"nomina": [], "face_recognition": []}
     for _ in range(args.repeat):

@@ -20,7 +20,7 @@ from .records import CaseFields, PhotoInput
 from .settings import Settings
 from .workspace import Workspace
 
-__all__ = ["DemoSummary", "run_demo", "sample_sets"]
+__all__ = ["DemoSummary", "run_demo", "sample_sets", "write_sample_manifest"]
 
 _PROVENANCE = {
     "source": "other",
@@ -64,6 +64,16 @@ def sample_sets(samples: Path) -> tuple[list[tuple[str, Path]], list[tuple[str, 
     return refs, cases
 
 
+def write_sample_manifest(refs: list[tuple[str, Path]], path: Path) -> Path:
+    """A reference manifest for (reference id, photo) pairs of sample photos, with their provenance."""
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["reference_id", "photo", "name", *_PROVENANCE])
+        for ref_id, photo in refs:
+            writer.writerow([ref_id, photo.resolve(), f"Sample person {ref_id}", *_PROVENANCE.values()])
+    return path
+
+
 def run_demo(settings: Settings, workspace: Path | None, step: Callable[[str], None]) -> DemoSummary:
     started = time.perf_counter()
     refs, cases = sample_sets(Path(settings.samples))
@@ -72,12 +82,7 @@ def run_demo(settings: Settings, workspace: Path | None, step: Callable[[str], N
     try:
         ws = Workspace.create(folder / "workspace" if not kept else folder, settings)
         with ws, tempfile.TemporaryDirectory(prefix="nomina-demo-manifest-") as tmp:
-            manifest = Path(tmp) / "references.csv"
-            with manifest.open("w", newline="") as fh:
-                writer = csv.writer(fh)
-                writer.writerow(["reference_id", "photo", "name", "source", "supplied_by", "legal_basis"])
-                for ref_id, photo in refs:
-                    writer.writerow([ref_id, photo.resolve(), f"Sample person {ref_id}", *_PROVENANCE.values()])
+            manifest = write_sample_manifest(refs, Path(tmp) / "references.csv")
             step(f"enrolling {len(refs)} reference photos from {settings.samples}")
             report = ws.import_references(manifest)
             for failure in report.failures:
