@@ -9,11 +9,8 @@ workspace exactly as it was.
 from __future__ import annotations
 
 import json
-import threading
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,11 +33,12 @@ from .errors import (
     NotFound,
     WorkspaceError,
 )
-from .faces import Face, FaceAnalyzer, one_opencv_thread
+from .faces import Face, FaceAnalyzer
 from .imaging import DecodedImage, decode_image, read_photo, sha256_hex
 from .importing import ImportReport, RowFailure, read_manifest, row_inputs
 from .index import ExactIndex
 from .models import MODELS, FaceModel, load_model
+from .parallel import AnalyzerPool, ordered_map
 from .records import (
     CaseFields,
     PhotoInput,
@@ -96,8 +94,7 @@ class Workspace:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self.photos = PhotoStore(path / "photos")
         self._model = model
-        self._analyzer: FaceAnalyzer | None = None
-        self._local = threading.local()
+        self._analyzers: AnalyzerPool | None = None
         self._index: tuple[str, ExactIndex] | None = None
         self._identity: dict[str, Any] | None = None
 
@@ -195,15 +192,9 @@ class Workspace:
     def analyzer(self) -> FaceAnalyzer:
         """A face analyser for the calling thread (OpenCV networks must not be shared by threads)."""
         model = self.model
-        if threading.current_thread() is threading.main_thread():
-            if self._analyzer is None:
-                self._analyzer = FaceAnalyzer(model, self.settings)
-            return self._analyzer
-        local = getattr(self._local, "analyzer", None)
-        if local is None:
-            local = FaceAnalyzer(model, self.settings, parts=model.make_parts())
-            self._local.analyzer = local
-        return local
+        if self._analyzers is None or self._analyzers.model is not model:
+            self._analyzers = AnalyzerPool(model, self.settings)
+        return self._analyzers.get()
 
     # -- writing --------------------------------------------------------------------------------------
     @contextmanager
@@ -275,32 +266,9 @@ class Workspace:
         return _Prepared(name, data, image, face, photo.photo_date)
 
     def _parallel(self, fn: Callable[[Any], T], items: list[Any]) -> Iterator[T | NominaError]:
-        """``fn`` over items on the configured workers, yielded in order as they finish.
-
-        A NominaError is yielded in place of a result. At most a few items per worker are in flight,
-        so a long manifest never holds more than a handful of decoded photos in memory, and the caller
-        can write each result while the workers analyse the next ones.
-        """
-
-        def guarded(item: Any) -> T | NominaError:
-            try:
-                return fn(item)
-            except NominaError as exc:
-                return exc
-
-        self.model  # load (and check) once, before threads start  # noqa: B018
-        if self.settings.workers <= 1 or len(items) <= 1:
-            yield from (guarded(i) for i in items)
-            return
-        window = 4 * self.settings.workers
-        with one_opencv_thread(), ThreadPoolExecutor(max_workers=self.settings.workers) as pool:
-            pending: deque[Future[T | NominaError]] = deque()
-            for item in items:
-                pending.append(pool.submit(guarded, item))
-                if len(pending) >= window:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
+        """``fn`` over items on the configured workers, in order (see :func:`nomina.parallel.ordered_map`)."""
+        self.analyzer()  # load (and check) the model once, before threads start
+        return ordered_map(fn, items, self.settings.workers)
 
     def _prepare_all(self, photos: list[PhotoInput], require_face: bool) -> list[_Prepared]:
         """Analyse every photo; the first error (in the given order) is raised, nothing written."""
