@@ -86,8 +86,10 @@ def snapshot(folder: Path) -> Snapshot:
 
 
 @pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests see Nomina's defaults, whatever NOMINA_* variables the developer has set."""
+def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Tests see Nomina's defaults, whatever NOMINA_* variables the developer has set, except that the
+    evaluation cache is a fresh folder of the test's own (never the user's ~/.cache)."""
     for key in list(os.environ):
         if key.startswith("NOMINA_") and key != "NOMINA_TEST_FACES":
             monkeypatch.delenv(key)
+    monkeypatch.setenv("NOMINA_CACHE", str(tmp_path_factory.mktemp("cache")))

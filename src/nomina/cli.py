@@ -6,6 +6,8 @@ Every Nomina error becomes one line on standard error and exit code 1; usage mis
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -210,20 +212,8 @@ def reference_import(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Enrol references from a CSV manifest; re-running it adds nothing twice."""
-    with _open(workspace) as ws:
-        with Progress(
-            TextColumn("enrolling"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=err,
-            transient=True,
-            disable=not err.is_terminal,
-        ) as bar:
-            task = bar.add_task("import", total=None)
-            report = ws.import_references(
-                manifest, progress=lambda done, total: bar.update(task, completed=done, total=total)
-            )
+    with _open(workspace) as ws, _progress("enrolling") as progress:
+        report = ws.import_references(manifest, progress=progress)
     out.print(
         f"{report.rows} rows: {report.added} photo(s) added ({report.references_created} new reference(s)), "
         f"{report.already_present} already present, {len(report.failures)} failed."
@@ -577,6 +567,94 @@ def compare(
     out.print(f"similarity {score:.3f} (cosine, -1 to 1, model {analyzer.model.name}; uncalibrated: not a probability)")
 
 
+# -- evaluation ---------------------------------------------------------------------------------------
+@app.command()
+def evaluate(
+    dataset: Annotated[Path, typer.Argument(help="Folder with one folder of photos per identity (LFW layout).")],
+    pairs: Annotated[
+        Path | None, typer.Option(help="Pairs file in the LFW pairs.txt format: adds the k-fold pairs protocol.")
+    ] = None,
+    labels: Annotated[
+        Path | None, typer.Option(help="CSV with a photo path column and group columns: adds error rates per group.")
+    ] = None,
+    group_columns: Annotated[
+        str | None, typer.Option(help="Comma-separated group columns of --labels [default: every group column].")
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Folder for metrics.json, the plots (PNG) and report.html.")
+    ] = None,
+    impostors: Annotated[
+        int, typer.Option(help="Most different-person pairs compared; more are sampled down to this.")
+    ] = 1_000_000,
+    seed: Annotated[int, typer.Option(help="Seed of the impostor-pair sample.")] = 0,
+    model: Annotated[str | None, typer.Option(help="Face model to evaluate [setting NOMINA_MODEL].")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the embedding cache.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Measure detection, verification and identification on a folder of labelled photos."""
+    from .evaluation.report import check_out_dir, metrics_json, write_outputs
+    from .evaluation.runner import EvaluateOptions, run_evaluation
+    from .models import load_model
+
+    if impostors < 1:
+        raise InvalidField(f"--impostors: {impostors} must be at least 1")
+    if out_dir is not None:
+        check_out_dir(out_dir)
+    settings = load_settings(model=model)
+    columns = [c.strip() for c in group_columns.split(",") if c.strip()] if group_columns else None
+    options = EvaluateOptions(dataset, pairs, labels, columns, impostors, seed, use_cache=not no_cache)
+    face_model = load_model(settings.model, settings.model_dir)
+    with _progress("analysing") as progress:
+        evaluation = run_evaluation(options, settings, face_model, progress)
+    if out_dir is not None:
+        written = write_outputs(evaluation, out_dir, settings.max_pixels)
+        err.print(f"wrote {', '.join(p.name for p in written)} to {out_dir}")
+    if as_json:
+        out.print(metrics_json(evaluation), markup=False)
+    else:
+        _print_evaluation(evaluation.metrics)
+    if evaluation.unreadable:
+        for f in evaluation.unreadable:
+            err.print(f"error: {f.reason}")
+        err.print(f"{len(evaluation.unreadable)} file(s) could not be read as images; they count as failures")
+        raise typer.Exit(1)
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f}%"
+
+
+def _print_evaluation(m: dict[str, Any]) -> None:
+    d, v, i = m["detection"], m["verification"], m["identification"]
+    out.print(
+        f"Dataset {m['dataset']['path']}: {m['dataset']['identities']} identities, {m['dataset']['photos']} photos"
+    )
+    out.print(f"Model {m['model']['name']}")
+    out.print(f"Detection: {d['failures']} failure(s) of {d['photos']} photos; {d['several_faces']} with several faces")
+    tars = "  ".join(f"TAR@FAR {k} {_pct(t)}" for k, t in v["tar_at_far"].items())
+    auc = "n/a" if v["auc"] is None else f"{v['auc']:.4f}"
+    out.print(
+        f"Verification: {v['genuine_pairs']} genuine / {v['impostor_pairs']} impostor pairs; "
+        f"AUC {auc}  EER {_pct(v['eer'])}  {tars}"
+    )
+    if "pairs" in m:
+        p = m["pairs"]
+        out.print(
+            f"Pairs protocol: accuracy {_pct(p['accuracy_mean'])} +/- {_pct(p['accuracy_std'])} over {p['folds']} folds"
+        )
+    ranks = "  ".join(f"rank-{k} {_pct(r)}" for k, r in i["rank"].items())
+    fnir = "  ".join(f"FNIR@FPIR {k} {_pct(r)}" for k, r in i["fnir_at_fpir"].items())
+    out.print(f"Identification: gallery {i['gallery']}, {i['probes']} searches; {ranks}; {fnir}")
+    for column, values in m.get("groups", {}).items():
+        rates = "  ".join(f"{value}: FNMR {_pct(r['fnmr'])} FMR {_pct(r['fmr'])}" for value, r in values.items())
+        out.print(f"Group {column}: {rates}")
+    t = m["timing"]
+    speed = f"{t['photos_per_second']} photos/s" if t["photos_per_second"] else "all from the cache"
+    out.print(f"Timing: {t['photos_analysed']} photos analysed ({speed}), {t['photos_from_cache']} from the cache")
+    for note in v.get("notes", []) + i.get("notes", []):
+        out.print(f"note: {note}")
+
+
 # -- demo ---------------------------------------------------------------------------------------------
 @app.command()
 def demo(
@@ -599,6 +677,22 @@ def demo(
 
 
 # -- helpers ------------------------------------------------------------------------------------------
+@contextmanager
+def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on standard error (only on a terminal), fed by a ``(done, total)`` callback."""
+    with Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    ) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
 def _print_record(record: dict[str, Any], skip: tuple[str, ...]) -> None:
     for key, value in record.items():
         if key not in skip and value not in (None, ""):

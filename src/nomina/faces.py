@@ -397,6 +397,20 @@ class FaceAnalyzer:
         dets = self.detect(image.pixels, any_orientation)
         return self.describe(image, dets, list(range(1, len(dets) + 1)))
 
+    def central_face(self, image: DecodedImage, any_orientation: bool = False) -> tuple[Face | None, int]:
+        """The face nearest the photo's centre (the LFW convention), and how many faces were found."""
+        dets = self.detect(image.pixels, any_orientation)
+        if not dets:
+            return None, 0
+        centre = np.array([image.width / 2, image.height / 2])
+
+        def distance(d: Detection) -> float:
+            x, y, w, h = d.box
+            return float(np.hypot(x + w / 2 - centre[0], y + h / 2 - centre[1]))
+
+        i = min(range(len(dets)), key=lambda k: distance(dets[k]))
+        return self.describe(image, [dets[i]], [i + 1])[0], len(dets)
+
     def from_eyes(self, image: DecodedImage, eyes: np.ndarray, name: str = "--eyes") -> Face:
         """A face from eye centres marked by hand (for photos that defeat the detector)."""
         h, w = image.height, image.width

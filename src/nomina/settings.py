@@ -70,6 +70,13 @@ SETTINGS: tuple[Setting, ...] = (
         choices=("cases", "all", "off"),
     ),
     Setting("top", int, 50, "Candidates shown and stored per search."),
+    Setting(
+        "cache",
+        Path,
+        Path("~/.cache/nomina"),
+        "Folder where `nomina evaluate` keeps the embeddings of evaluated photos (by photo SHA-256 and "
+        "model), so a second run is fast. It holds biometric data: delete it when an evaluation is done.",
+    ),
     Setting("workers", int, 2, "Parallel workers for batch enrolment (photos analysed at once)."),
 )
 
@@ -87,6 +94,7 @@ class Settings:
     detection_size: int = 1024
     orientation_search: str = "cases"
     top: int = 50
+    cache: Path = Path("~/.cache/nomina")
     workers: int = 2
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
