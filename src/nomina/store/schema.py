@@ -25,6 +25,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
     "Base",
+    "Calibration",
     "Candidate",
     "Case",
     "CasePhoto",
@@ -95,6 +96,9 @@ class ReferencePhoto(Base):
     photo_date: Mapped[date | None] = mapped_column(Date)
     added_at: Mapped[datetime] = mapped_column(DateTime)
     added_by: Mapped[str] = mapped_column(String)
+    # Set when the photo failed the quality gate and was enrolled anyway: the reason given, and by whom.
+    quality_override: Mapped[str | None] = mapped_column(Text)
+    quality_override_by: Mapped[str | None] = mapped_column(String)
     reference: Mapped[Reference] = relationship(back_populates="photos")
     faces: Mapped[list[Face]] = relationship(
         back_populates="reference_photo", cascade="all, delete-orphan", order_by="Face.id"
@@ -161,6 +165,10 @@ class Face(Base):
     roll: Mapped[float] = mapped_column(Float)
     yaw: Mapped[float | None] = mapped_column(Float)
     pitch: Mapped[float | None] = mapped_column(Float)
+    # Measured since schema 0002; None on faces added before.
+    contrast: Mapped[float | None] = mapped_column(Float)
+    noise: Mapped[float | None] = mapped_column(Float)
+    quality_score: Mapped[float | None] = mapped_column(Float)
     model: Mapped[str] = mapped_column(String)
     embedding: Mapped[bytes] = mapped_column(LargeBinary)  # float32, L2-normalised
     added_at: Mapped[datetime] = mapped_column(DateTime)
@@ -200,3 +208,14 @@ class Candidate(Base):
     photo_sha256: Mapped[str] = mapped_column(String(64))
     case_face_id: Mapped[int] = mapped_column(Integer)
     search: Mapped[Search] = relationship(back_populates="candidates")
+
+
+class Calibration(Base):
+    """A score -> likelihood-ratio mapping fitted on labelled data; the newest one is in use."""
+
+    __tablename__ = "calibrations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model: Mapped[dict[str, object]] = mapped_column(JSON)  # identity of the model whose scores it maps
+    mapping: Mapped[dict[str, object]] = mapped_column(JSON)  # nomina.calibration.Calibration.to_dict()
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    created_by: Mapped[str] = mapped_column(String)
