@@ -190,6 +190,10 @@ class Search(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
     os_user: Mapped[str] = mapped_column(String)
     nomina_version: Mapped[str] = mapped_column(String)
+    # Since schema 0002: the calibration in use when the search ran (None: uncalibrated), and the warnings
+    # that came with it (case faces below the quality gate).
+    calibration_id: Mapped[int | None] = mapped_column(Integer)
+    warnings: Mapped[list[str] | None] = mapped_column(JSON)
     case: Mapped[Case] = relationship(back_populates="searches")
     candidates: Mapped[list[Candidate]] = relationship(
         back_populates="search", cascade="all, delete-orphan", order_by="Candidate.rank"

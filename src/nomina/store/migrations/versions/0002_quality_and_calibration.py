@@ -1,4 +1,4 @@
-"""face quality measures, quality-gate overrides, calibrations
+"""face quality measures, quality-gate overrides, calibrations, search warnings
 
 Revision ID: 0002
 Revises: 0001
@@ -22,6 +22,9 @@ def upgrade() -> None:
     with op.batch_alter_table("reference_photos", schema=None) as batch_op:
         batch_op.add_column(sa.Column("quality_override", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("quality_override_by", sa.String(), nullable=True))
+    with op.batch_alter_table("searches", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("calibration_id", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("warnings", sa.JSON(), nullable=True))
     op.create_table(
         "calibrations",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -35,6 +38,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("calibrations")
+    with op.batch_alter_table("searches", schema=None) as batch_op:
+        batch_op.drop_column("warnings")
+        batch_op.drop_column("calibration_id")
     with op.batch_alter_table("reference_photos", schema=None) as batch_op:
         batch_op.drop_column("quality_override_by")
         batch_op.drop_column("quality_override")
