@@ -68,8 +68,19 @@ def test_search_json_shape_and_show_again(populated, capsys):
     assert data["case_id"] == "UP-1"
     assert [c["rank"] for c in data["candidates"]] == [1, 2, 3, 4]
     first = data["candidates"][0]
-    assert set(first) == {"rank", "reference_id", "name", "score", "photo_sha256", "reference_face_id", "case_face"}
+    assert set(first) == {
+        "rank",
+        "reference_id",
+        "name",
+        "score",
+        "photo_sha256",
+        "reference_face_id",
+        "case_face",
+        "evidence",
+        "warnings",
+    }
     assert first["reference_id"] == "MP-003"
+    assert first["evidence"] is None and data["calibration"] is None  # no calibration stored: no LR
     assert re.fullmatch(r"[0-9a-f]{64}", first["photo_sha256"])
     scores = [c["score"] for c in data["candidates"]]
     assert scores == sorted(scores, reverse=True) and -1 <= scores[-1] <= scores[0] <= 1

@@ -45,6 +45,7 @@ __all__ = [
     "METHODS",
     "VERBAL_SCALE",
     "Calibration",
+    "Evidence",
     "cllr",
     "cllr_min",
     "elub",
@@ -81,6 +82,36 @@ _PARAM_KEYS = {"logistic": ("a", "b"), "pav": ("scores", "log10_lr")}
 _DICT_KEYS = ("method", "params", "bounds", "genuine", "impostor", "cllr", "cllr_min", "folds", "data")
 
 FloatArray = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The strength of evidence of one score: its likelihood ratio and the ENFSI verbal equivalent."""
+
+    log10_lr: float
+    verbal: str
+
+    @property
+    def lr(self) -> float:
+        return float(10.0**self.log10_lr)
+
+    def text(self) -> str:
+        """``LR 1,300 (log10 3.11): strong support for ...``; an LR below 1 is written 1/x."""
+        lr = self.lr
+        shown = f"{_sig(lr)}" if lr >= 1 else f"1/{_sig(1 / lr)}"
+        return f"LR {shown} (log10 {self.log10_lr:+.2f}): {self.verbal}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"lr": _sig_float(self.lr), "log10_lr": round(self.log10_lr, 3), "verbal": self.verbal}
+
+
+def _sig(x: float) -> str:
+    """Two significant figures, with thousands separators: 1,300; 27; 2.4."""
+    return f"{_sig_float(x):,.0f}" if x >= 100 else f"{_sig_float(x):g}"
+
+
+def _sig_float(x: float) -> float:
+    return float(f"{x:.2g}")
 
 
 @dataclass(frozen=True)
@@ -130,6 +161,21 @@ class Calibration:
             raw = np.interp(s, self.params["scores"], self.params["log10_lr"])
         out = np.clip(raw, lo, hi)
         return float(out) if s.ndim == 0 else out
+
+    def evidence(self, score: float) -> Evidence:
+        """The likelihood ratio of one score with its verbal equivalent."""
+        x = self.log10_lr(float(score))
+        return Evidence(x, verbal(x))
+
+    def describe(self) -> str:
+        """One line naming the data the calibration was fitted on, for results and reports."""
+        d = self.data
+        where = f" of {d['photos']} photos of {d['identities']} people in {d['dataset']}" if "dataset" in d else ""
+        cllr = "" if self.cllr is None else f"; Cllr {self.cllr:.3f} bits on held-out folds"
+        return (
+            f"{self.method} calibration fitted on {self.genuine} same-person and {self.impostor} "
+            f"different-person pairs{where}{cllr}; LRs limited to 10^{self.bounds[0]:g}..10^{self.bounds[1]:g}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able description; :meth:`from_dict` turns it back into an equal Calibration."""

@@ -24,10 +24,12 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from . import __version__
+from .calibration import Evidence
 from .errors import InvalidField, NominaError
 from .records import CaseFields, PhotoInput, Provenance, ReferenceFields
-from .search import SearchResult
+from .search import SearchResult, calibration_summary
 from .settings import SETTINGS, Settings, load_settings
+from .store import DB_NAME
 from .workspace import Workspace
 
 out = Console(highlight=False, soft_wrap=True, markup=False)
@@ -456,18 +458,43 @@ def _show_search(result: SearchResult, as_json: bool) -> None:
         f"({result.gallery['faces']} faces); case face(s) {', '.join(str(f.number) for f in result.case_faces)}"
     )
     out.print(f"CANDIDATES FOR REVIEW - NOT AN IDENTIFICATION. {result.notice}")
-    table = Table("rank", "reference", "name", "score", "reference photo", "case face")
+    for warning in result.warnings:
+        out.print(f"warning: {warning}")
+    columns = ["rank", "reference", "name", "score"]
+    if result.calibration is not None:
+        columns += ["LR", "log10 LR", "evidence"]
+    table = Table(*columns, "reference photo", "case face", "warnings")
     for c in result.candidates:
+        evidence = []
+        if c.evidence is not None:
+            e = Evidence(c.evidence["log10_lr"], c.evidence["verbal"])
+            evidence = [e.text().split(" (")[0].removeprefix("LR "), f"{e.log10_lr:+.2f}", e.verbal]
         table.add_row(
             str(c.rank),
             c.reference_id,
             c.name if c.name is not None else "(deleted)",
             f"{c.score:.3f}",
+            *evidence,
             c.photo_sha256[:16],
             str(c.case_face),
+            "; ".join(c.warnings),
         )
     out.print(table)
-    out.print("Score: cosine similarity of the best pair of faces (-1 to 1), uncalibrated; higher ranks first.")
+    out.print("Score: cosine similarity of the best pair of faces (-1 to 1); higher ranks first.")
+    out.print(_evidence_note(result.calibration))
+
+
+def _evidence_note(calibration: dict[str, Any] | None) -> str:
+    if calibration is None:
+        return (
+            "Uncalibrated: the score is a similarity, not a likelihood ratio and not a probability "
+            "(`nomina calibrate` stores a calibration in the workspace)."
+        )
+    return (
+        f"LR: likelihood ratio, how much more probable the score is if the faces are of the same person than "
+        f"if they are of different people (never a probability that they are). Calibration {calibration['id']}: "
+        f"{calibration['description']}."
+    )
 
 
 # -- faces --------------------------------------------------------------------------------------------
@@ -550,21 +577,91 @@ def compare(
     photo_b: Path,
     face_a: Annotated[int | None, typer.Option(help="Face number in PHOTO_A when it has several.")] = None,
     face_b: Annotated[int | None, typer.Option(help="Face number in PHOTO_B when it has several.")] = None,
+    workspace: Annotated[
+        Path | None,
+        typer.Option(
+            "--workspace",
+            "-w",
+            help="Workspace whose model and calibration to use [default: NOMINA_HOME when it is a workspace].",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Print the similarity of the faces in two photos (nothing is stored)."""
+    """Print the similarity of the faces in two photos, with its likelihood ratio when the workspace is
+    calibrated (nothing is stored)."""
     from .faces import FaceAnalyzer, compare_photos
     from .models import load_model
 
-    settings = load_settings()
-    analyzer = FaceAnalyzer(load_model(settings.model, settings.model_dir), settings)
+    settings = _settings(workspace)
+    calibration = None
+    if workspace is not None or (settings.home / DB_NAME).is_file():
+        with Workspace.open(settings.home, settings) as ws:
+            analyzer = ws.analyzer()
+            calibration = ws.calibration()
+    else:
+        analyzer = FaceAnalyzer(load_model(settings.model, settings.model_dir), settings)
     score = compare_photos(analyzer, PhotoInput(photo_a, face_a), PhotoInput(photo_b, face_b))
+    evidence = None if calibration is None else calibration[1].evidence(score)
     if as_json:
         _print_json(
-            {"photo_a": str(photo_a), "photo_b": str(photo_b), "model": analyzer.model.name, "score": round(score, 6)}
+            {
+                "photo_a": str(photo_a),
+                "photo_b": str(photo_b),
+                "model": analyzer.model.name,
+                "score": round(score, 6),
+                "evidence": None if evidence is None else evidence.as_dict(),
+                "calibration": None if calibration is None else calibration_summary(*calibration),
+            }
         )
         return
-    out.print(f"similarity {score:.3f} (cosine, -1 to 1, model {analyzer.model.name}; uncalibrated: not a probability)")
+    out.print(f"similarity {score:.3f} (cosine, -1 to 1, model {analyzer.model.name})")
+    if evidence is not None:
+        out.print(evidence.text())
+    out.print(_evidence_note(None if calibration is None else calibration_summary(*calibration)))
+
+
+# -- calibration --------------------------------------------------------------------------------------
+@app.command()
+def calibrate(
+    dataset: Annotated[Path, typer.Argument(help="Folder with one folder of photos per identity (LFW layout).")],
+    method: Annotated[str, typer.Option(help="logistic (regression) or pav (pool-adjacent-violators).")] = "logistic",
+    folds: Annotated[int, typer.Option(help="Folds for the held-out measure of the calibration (Cllr).")] = 5,
+    impostors: Annotated[
+        int, typer.Option(help="Most different-person pairs used; more are sampled down to this.")
+    ] = 1_000_000,
+    seed: Annotated[int, typer.Option(help="Seed of the impostor-pair sample and of the folds.")] = 0,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the embedding cache.")] = False,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fit a score-to-likelihood-ratio calibration on labelled photos and store it in the workspace."""
+    from .calibration import METHODS
+    from .evaluation.runner import EvaluateOptions, fit_calibration
+
+    if method not in METHODS:
+        raise InvalidField(f"--method: {method!r} is not one of {', '.join(METHODS)}")
+    if folds < 2:
+        raise InvalidField(f"--folds: {folds} must be at least 2")
+    if impostors < 1:
+        raise InvalidField(f"--impostors: {impostors} must be at least 1")
+    with _open(workspace) as ws:
+        options = EvaluateOptions(dataset, impostors=impostors, seed=seed, use_cache=not no_cache)
+        with _progress("analysing") as progress:
+            fitted = fit_calibration(options, ws.settings, ws.model, method, folds, progress)
+        stored = ws.add_calibration(fitted)
+    if as_json:
+        _print_json({**stored, "calibration": fitted.to_dict()})
+        return
+    cllr = "n/a" if fitted.cllr is None else f"{fitted.cllr:.3f}"
+    cllr_min = "n/a" if fitted.cllr_min is None else f"{fitted.cllr_min:.3f}"
+    out.print(f"Calibration {stored['id']} stored; searches use it from now on.")
+    out.print(stored["description"])
+    out.print(f"Cllr {cllr} bits on held-out folds (Cllr-min {cllr_min}: 0 is perfect, 1 says nothing).")
+    table = Table("score", "LR", "log10 LR", "evidence")
+    for score in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
+        e = fitted.evidence(score)
+        table.add_row(f"{score:.1f}", e.text().split(" (")[0].removeprefix("LR "), f"{e.log10_lr:+.2f}", e.verbal)
+    out.print(table)
 
 
 # -- evaluation ---------------------------------------------------------------------------------------
@@ -589,6 +686,14 @@ def evaluate(
     seed: Annotated[int, typer.Option(help="Seed of the impostor-pair sample.")] = 0,
     model: Annotated[str | None, typer.Option(help="Face model to evaluate [setting NOMINA_MODEL].")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the embedding cache.")] = False,
+    workspace: Annotated[
+        Path | None,
+        typer.Option(
+            "--workspace",
+            "-w",
+            help="Evaluate this workspace's model and, when it has one, its calibration (adds a calibration block).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Measure detection, verification and identification on a folder of labelled photos."""
@@ -600,12 +705,18 @@ def evaluate(
         raise InvalidField(f"--impostors: {impostors} must be at least 1")
     if out_dir is not None:
         check_out_dir(out_dir)
-    settings = load_settings(model=model)
     columns = [c.strip() for c in group_columns.split(",") if c.strip()] if group_columns else None
     options = EvaluateOptions(dataset, pairs, labels, columns, impostors, seed, use_cache=not no_cache)
-    face_model = load_model(settings.model, settings.model_dir)
+    if workspace is not None:
+        if model is not None:
+            raise InvalidField("--model: a workspace's model is fixed; give --model or --workspace, not both")
+        with _open(workspace) as ws:
+            settings, face_model, calibration = ws.settings, ws.model, ws.calibration()
+    else:
+        settings = load_settings(model=model)
+        face_model, calibration = load_model(settings.model, settings.model_dir), None
     with _progress("analysing") as progress:
-        evaluation = run_evaluation(options, settings, face_model, progress)
+        evaluation = run_evaluation(options, settings, face_model, progress, calibration)
     if out_dir is not None:
         written = write_outputs(evaluation, out_dir, settings.max_pixels)
         err.print(f"wrote {', '.join(p.name for p in written)} to {out_dir}")
@@ -622,6 +733,10 @@ def evaluate(
 
 def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.2f}%"
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _print_evaluation(m: dict[str, Any]) -> None:
@@ -648,6 +763,16 @@ def _print_evaluation(m: dict[str, Any]) -> None:
     for column, values in m.get("groups", {}).items():
         rates = "  ".join(f"{value}: FNMR {_pct(r['fnmr'])} FMR {_pct(r['fmr'])}" for value, r in values.items())
         out.print(f"Group {column}: {rates}")
+    if "calibration" in m:
+        c = m["calibration"]
+        misleading = c["misleading"] or {}
+        out.print(
+            f"Calibration {c['id']}: Cllr {_num(c['cllr'])} bits, Cllr-min {_num(c['cllr_min'])}, refitted here "
+            f"{_num(c['cllr_refitted'])}; misleading LRs: same person {_pct(misleading.get('genuine_lr_below_1'))}, "
+            f"different people {_pct(misleading.get('impostor_lr_above_1'))}"
+        )
+        for note in c["notes"]:
+            out.print(f"note: {note}")
     t = m["timing"]
     speed = f"{t['photos_per_second']} photos/s" if t["photos_per_second"] else "all from the cache"
     out.print(f"Timing: {t['photos_analysed']} photos analysed ({speed}), {t['photos_from_cache']} from the cache")

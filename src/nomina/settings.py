@@ -71,6 +71,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("top", int, 50, "Candidates shown and stored per search."),
     Setting(
+        "age_gap_years",
+        float,
+        10.0,
+        "Years between a reference photo and the case photo from which results warn of an age gap.",
+    ),
+    Setting(
         "cache",
         Path,
         Path("~/.cache/nomina"),
@@ -94,6 +100,7 @@ class Settings:
     detection_size: int = 1024
     orientation_search: str = "cases"
     top: int = 50
+    age_gap_years: float = 10.0
     cache: Path = Path("~/.cache/nomina")
     workers: int = 2
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)

@@ -22,6 +22,7 @@ from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import __version__
+from .calibration import Calibration
 from .errors import (
     Conflict,
     FaceNumberInvalid,
@@ -46,7 +47,7 @@ from .records import (
     ReferenceFields,
     validate_update,
 )
-from .search import CaseFaceRef, SearchResult, rank, result_from_row
+from .search import CaseFaceRef, SearchResult, age_warnings, calibration_summary, rank, result_from_row
 from .settings import Settings, load_settings, os_user
 from .store import DB_NAME, PhotoStore, connect, upgrade
 from .store import schema as db
@@ -642,6 +643,7 @@ class Workspace:
         refs = [ref for ref, _ in faces]
         probes = np.stack([vec for _, vec in faces])
         ranked = rank(index, probes, refs, top)
+        current = self.calibration()
         with self._write() as (s, _):
             photo_of = dict(
                 s.execute(
@@ -660,6 +662,8 @@ class Workspace:
                 created_at=_now(),
                 os_user=os_user(),
                 nomina_version=__version__,
+                calibration_id=None if current is None else current[0],
+                warnings=[],
             )
             s.add(row)
             s.flush()
@@ -688,7 +692,40 @@ class Workspace:
                 raise NotFound(f"search {search_id}: no such search")
             ids = [c.reference_id for c in row.candidates]
             names = dict(s.execute(select(db.Reference.id, db.Reference.name).where(db.Reference.id.in_(ids))).all())
-            return result_from_row(row, names, [ref for ref, _ in _case_faces(row.case)])
+            calibration = None
+            if row.calibration_id is not None:
+                calibration = (row.calibration_id, _calibration(s, row.calibration_id))
+            return result_from_row(
+                row, names, [ref for ref, _ in _case_faces(row.case)], calibration, self._age_warnings(s, row)
+            )
+
+    def _age_warnings(self, s: Session, row: db.Search) -> dict[int, list[str]]:
+        """Warnings by candidate rank about the years between the photos compared, and children's photos."""
+        refs = {
+            face_id: (photo_date, birth_year)
+            for face_id, photo_date, birth_year in s.execute(
+                select(db.Face.id, db.ReferencePhoto.photo_date, db.Reference.birth_year)
+                .join(db.ReferencePhoto, db.Face.reference_photo_id == db.ReferencePhoto.id)
+                .join(db.Reference, db.ReferencePhoto.reference_id == db.Reference.id)
+                .where(db.Face.id.in_([c.reference_face_id for c in row.candidates]))
+            )
+        }
+        cases = {
+            face_id: photo_date or found_on
+            for face_id, photo_date, found_on in s.execute(
+                select(db.Face.id, db.CasePhoto.photo_date, db.Case.found_on)
+                .join(db.CasePhoto, db.Face.case_photo_id == db.CasePhoto.id)
+                .join(db.Case, db.CasePhoto.case_id == db.Case.id)
+                .where(db.Face.id.in_(row.case_face_ids))
+            )
+        }
+        out: dict[int, list[str]] = {}
+        for c in row.candidates:
+            photo_date, birth_year = refs.get(c.reference_face_id, (None, None))
+            found = age_warnings(photo_date, birth_year, cases.get(c.case_face_id), self.settings.age_gap_years)
+            if found:
+                out[c.rank] = found
+        return out
 
     def searches(self, case_id: str | None = None) -> list[dict[str, Any]]:
         with self._sessions() as s:
@@ -705,6 +742,44 @@ class Workspace:
                     "top_reference": r.candidates[0].reference_id if r.candidates else None,
                 }
                 for r in s.scalars(q)
+            ]
+
+    # -- calibration ----------------------------------------------------------------------------------
+    def add_calibration(self, calibration: Calibration) -> dict[str, Any]:
+        """Store a calibration fitted on this workspace's model; searches use the newest one from now on."""
+        fitted_with = calibration.data.get("model")
+        if fitted_with != self.model_identity:
+            raise ModelMismatch(
+                f"calibration: fitted on scores of model {_describe_identity(dict(fitted_with or {}))}, "
+                f"but workspace {self.path} uses {_describe_identity(self.model_identity)}"
+            )
+        with self._write() as (s, _):
+            row = db.Calibration(
+                model=self.model_identity, mapping=calibration.to_dict(), created_at=_now(), created_by=os_user()
+            )
+            s.add(row)
+            s.flush()
+            calibration_id = row.id
+        return calibration_summary(calibration_id, calibration)
+
+    def calibration(self) -> tuple[int, Calibration] | None:
+        """The calibration in use (the newest stored), with its id; None when scores are uncalibrated."""
+        with self._sessions() as s:
+            newest = s.scalar(select(func.max(db.Calibration.id)))
+            return None if newest is None else (int(newest), _calibration(s, int(newest)))
+
+    def calibrations(self) -> list[dict[str, Any]]:
+        """Every stored calibration, oldest first; the last is the one in use."""
+        with self._sessions() as s:
+            rows = s.scalars(select(db.Calibration).order_by(db.Calibration.id)).all()
+            return [
+                {
+                    **calibration_summary(r.id, _calibration(s, r.id)),
+                    "created_at": _iso(r.created_at),
+                    "created_by": r.created_by,
+                    "calibration": r.mapping,
+                }
+                for r in rows
             ]
 
     # -- overview -------------------------------------------------------------------------------------
@@ -740,6 +815,16 @@ def _case(s: Session, case_id: str) -> db.Case:
     if case is None:
         raise NotFound(f"case {case_id}: no such case")
     return case
+
+
+def _calibration(s: Session, calibration_id: int) -> Calibration:
+    row = s.get(db.Calibration, calibration_id)
+    if row is None:
+        raise NotFound(f"calibration {calibration_id}: no such calibration")
+    try:
+        return Calibration.from_dict(dict(row.mapping))
+    except ValueError as exc:
+        raise WorkspaceError(f"calibration {calibration_id}: stored mapping is damaged: {exc}") from None
 
 
 def _describe_identity(identity: dict[str, Any]) -> str:

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 from . import metrics
 
-__all__ = ["cmc_plot", "det_plot", "score_plot"]
+__all__ = ["cmc_plot", "det_plot", "score_plot", "tippett_plot"]
 
 _SIZE = (6.4, 4.4)
 _DPI = 110
@@ -95,5 +95,33 @@ def cmc_plot(rank_of_mate: np.ndarray, gallery: int, title: str) -> bytes:
     ax.set_ylabel("identification rate")
     ax.set_title(title)
     ax.grid(True, which="both", color="0.9")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def tippett_plot(log10_genuine: np.ndarray, log10_impostor: np.ndarray, title: str) -> bytes:
+    """Tippett plot: the share of same-person and of different-people pairs whose log10 LR is at least x.
+
+    Same-person curves far to the right and different-people curves far to the left are good; the part of
+    the same-person curve left of 0 and of the different-people curve right of 0 is misleading evidence.
+    """
+    fig = Figure(figsize=_SIZE)
+    ax = fig.add_subplot()
+    for values, label, colour in (
+        (log10_genuine, "same person", "#2471a3"),
+        (log10_impostor, "different people", "#c0392b"),
+    ):
+        if len(values) == 0:
+            continue
+        x = np.sort(values)
+        share = 1.0 - np.arange(len(x)) / len(x)  # fraction of values >= x[k]
+        ax.step(x, share, where="post", label=label, color=colour, linewidth=1.4)
+    ax.axvline(0.0, color="0.3", linestyle="--", linewidth=1)
+    ax.set_xlabel("log10 likelihood ratio")
+    ax.set_ylabel("share of pairs with log10 LR >= x")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title)
+    ax.grid(True, color="0.9")
+    ax.legend(loc="upper right", fontsize="small")
     fig.tight_layout()
     return _png(fig)

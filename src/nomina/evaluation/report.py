@@ -72,6 +72,8 @@ def make_plots(evaluation: Evaluation) -> dict[str, bytes]:
         points = m["verification"].get("operating_points", {})
         lines = {f"FAR {k}": p["threshold"] for k, p in points.items() if p.get("threshold") is not None}
         out["scores.png"] = plots.score_plot(gen, imp, lines, "Similarity scores")
+    if evaluation.log10_lrs is not None:
+        out["tippett.png"] = plots.tippett_plot(*evaluation.log10_lrs, "Calibrated evidence: Tippett plot")
     if evaluation.ranks is not None and len(evaluation.ranks):
         out["cmc.png"] = plots.cmc_plot(evaluation.ranks, m["identification"]["gallery"], "Identification: CMC")
     return out

@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
-from ..errors import InputError
+from .. import __version__, calibration
+from ..calibration import Calibration
+from ..errors import InputError, InvalidField
 from ..imaging import decode_image, read_photo, sha256_hex
 from ..models import FaceModel
 from ..parallel import AnalyzerPool, ordered_map
@@ -27,7 +28,7 @@ from .cache import Analysis, EmbeddingCache, pipeline_key
 from .dataset import Dataset, Labels, Photo, read_labels, scan
 from .pairs import read_pairs
 
-__all__ = ["EvaluateOptions", "Evaluation", "Failure", "run_evaluation"]
+__all__ = ["EvaluateOptions", "Evaluation", "Failure", "fit_calibration", "run_evaluation"]
 
 Progress = Callable[[int, int], None]
 
@@ -64,6 +65,7 @@ class Evaluation:
     impostor: np.ndarray
     ranks: np.ndarray | None  # rank of each probe's mate in identification
     analyses: list[Analysis] = field(default_factory=list)
+    log10_lrs: tuple[np.ndarray, np.ndarray] | None = None  # with a calibration: genuine, impostor
 
     @property
     def unreadable(self) -> list[Failure]:
@@ -152,10 +154,84 @@ def analyse_dataset(
     return [r for r in results if r is not None], timing
 
 
+def _vectors(dataset: Dataset, analyses: list[Analysis], dim: int) -> tuple[np.ndarray, np.ndarray, list[Failure]]:
+    """One row per photo (zeros for a failure), which photos have a face, and the failures."""
+    vectors = np.zeros((len(analyses), dim), dtype=np.float32)
+    ok = np.zeros(len(analyses), dtype=bool)
+    failures = []
+    for k, a in enumerate(analyses):
+        if a.status == "ok" and a.vector is not None:
+            vectors[k] = a.vector
+            ok[k] = True
+        else:
+            photo = dataset.photos[k]
+            failures.append(Failure(photo.name, photo.path, a.status, a.message or a.status))
+    return vectors, ok, failures
+
+
+def _pair_scores(
+    dataset: Dataset, vectors: np.ndarray, ok: np.ndarray, options: EvaluateOptions
+) -> tuple[protocols.PairScores, protocols.PairScores, int]:
+    """Genuine pairs, impostor pairs (sampled as the options say) and how many impostor pairs there are."""
+    gi, gj = protocols.genuine_pairs(dataset)
+    ii, ij, available = protocols.impostor_pairs(dataset, options.impostors, options.seed)
+    return protocols.pair_scores(vectors, ok, gi, gj), protocols.pair_scores(vectors, ok, ii, ij), available
+
+
+def fit_calibration(
+    options: EvaluateOptions,
+    settings: Settings,
+    model: FaceModel,
+    method: str = "logistic",
+    folds: int = 5,
+    progress: Progress | None = None,
+) -> Calibration:
+    """A score -> likelihood-ratio calibration fitted on the face pairs of a labelled dataset.
+
+    The pairs are those ``nomina evaluate`` compares (every genuine pair, impostor pairs sampled as
+    ``options`` say), through the same pipeline and cache. Pairs involving a photo without a face are
+    left out: they have no score to calibrate. ``data`` records what the calibration was fitted on.
+    """
+    dataset = scan(options.dataset)
+    pool = AnalyzerPool(model, settings)
+    analyses, _ = analyse_dataset(dataset, pool, options.use_cache, progress)
+    vectors, ok, failures = _vectors(dataset, analyses, model.manifest.embedding_dim)
+    gen, imp, available = _pair_scores(dataset, vectors, ok, options)
+    try:
+        return calibration.fit(
+            gen.scores[gen.clean],
+            imp.scores[imp.clean],
+            method=method,
+            folds=folds,
+            seed=options.seed,
+            data={
+                "dataset": str(dataset.path.resolve()),
+                "identities": len(dataset.identities),
+                "photos": len(dataset.photos),
+                "photos_without_face": len(failures),
+                "impostor_pairs_available": available,
+                "impostor_sample_seed": None if len(imp.scores) == available else options.seed,
+                "model": model.identity,
+                "analysis": _analysis_settings(settings, pool.get().turns(reference_photo=False)),
+                "fitted_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "nomina_version": __version__,
+            },
+        )
+    except ValueError as exc:
+        raise InvalidField(f"{dataset.path}: {exc}") from None
+
+
 def run_evaluation(
-    options: EvaluateOptions, settings: Settings, model: FaceModel, progress: Progress | None = None
+    options: EvaluateOptions,
+    settings: Settings,
+    model: FaceModel,
+    progress: Progress | None = None,
+    calibration: tuple[int, Calibration] | None = None,
 ) -> Evaluation:
-    """Measure the whole pipeline on a labelled dataset (see docs/evaluate.md for every number)."""
+    """Measure the whole pipeline on a labelled dataset (see docs/evaluate.md for every number).
+
+    With ``calibration`` (a workspace's, with its id) the metrics gain a ``calibration`` block.
+    """
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     started = time.perf_counter()
     dataset = scan(options.dataset)
@@ -167,22 +243,8 @@ def run_evaluation(
     pool = AnalyzerPool(model, settings)
     analyses, timing = analyse_dataset(dataset, pool, options.use_cache, progress)
 
-    dim = model.manifest.embedding_dim
-    vectors = np.zeros((len(analyses), dim), dtype=np.float32)
-    ok = np.zeros(len(analyses), dtype=bool)
-    failures = []
-    for k, a in enumerate(analyses):
-        if a.status == "ok" and a.vector is not None:
-            vectors[k] = a.vector
-            ok[k] = True
-        else:
-            photo = dataset.photos[k]
-            failures.append(Failure(photo.name, photo.path, a.status, a.message or a.status))
-
-    gi, gj = protocols.genuine_pairs(dataset)
-    ii, ij, available = protocols.impostor_pairs(dataset, options.impostors, options.seed)
-    gen = protocols.pair_scores(vectors, ok, gi, gj)
-    imp = protocols.pair_scores(vectors, ok, ii, ij)
+    vectors, ok, failures = _vectors(dataset, analyses, model.manifest.embedding_dim)
+    gen, imp, available = _pair_scores(dataset, vectors, ok, options)
     verification = protocols.verification_block(gen, imp, available, options.seed)
     verification["genuine_scores"] = protocols.score_summary(gen.scores[gen.clean])
     verification["impostor_scores"] = protocols.score_summary(imp.scores[imp.clean])
@@ -228,5 +290,9 @@ def run_evaluation(
             "notes": labels.notes
             + ([] if threshold is not None else ["no threshold at FAR 0.001 (too few impostor pairs): rates are null"]),
         }
+    lrs = None
+    if calibration is not None:
+        block, lrs = protocols.calibration_block(*calibration, gen, imp, str(dataset.path.resolve()))
+        metrics["calibration"] = block
     metrics["timing"] = {**timing, "started_at": started_at, "total_seconds": round(time.perf_counter() - started, 2)}
-    return Evaluation(metrics, dataset, failures, gen.scores, imp.scores, ranks, analyses)
+    return Evaluation(metrics, dataset, failures, gen.scores, imp.scores, ranks, analyses, lrs)
