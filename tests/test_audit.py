@@ -405,3 +405,19 @@ def test_a_required_object_id_cannot_be_left_out():
     with pytest.raises(DetailRefused, match="audit case_id: None is not a valid id"):
         audit.CaseViewed(case_id=None)  # type: ignore[arg-type]
     assert audit.AuditViewed(count=0).case_id is None
+
+
+# -- the doc ------------------------------------------------------------------------------------------
+def test_the_doc_lists_every_action_and_its_example_runs(tmp_path, capsys):
+    import re
+
+    from conftest import REPO
+
+    doc = (REPO / "docs" / "audit.md").read_text()
+    missing = [action for action in audit.EVENT_TYPES if f"| `{action}` |" not in doc]
+    assert missing == [], f"not in docs/audit.md: {missing}"
+    example = re.findall(r"```python\n(.*?)```", doc, flags=re.S)[0]
+    exec(compile(example, "docs/audit.md", "exec"), {"workspace": tmp_path})
+    intact, viewed = capsys.readouterr().out.splitlines()
+    assert intact.startswith("audit trail intact: 3 events, head ")
+    assert viewed.split()[2:] == ["ana", "case.view", "{}"]
