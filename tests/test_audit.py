@@ -407,6 +407,13 @@ def test_a_required_object_id_cannot_be_left_out():
     assert audit.AuditViewed(count=0).case_id is None
 
 
+def test_nothing_is_appended_without_a_head_while_events_exist(engine):
+    six_events(engine)
+    tamper(engine, "DELETE FROM workspace_info WHERE key = 'audit_head'")
+    with pytest.raises(AuditBroken, match="chain head in workspace_info is missing or unreadable"):
+        write(engine, audit.CaseViewed(case_id="UP-17"))
+
+
 # -- the doc ------------------------------------------------------------------------------------------
 def test_the_doc_lists_every_action_and_its_example_runs(tmp_path, capsys):
     import re

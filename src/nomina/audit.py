@@ -541,7 +541,7 @@ def record(s: Session, actor: str, event: Event) -> Head:
     info, current = _stored_head(s)
     if current is None:
         if info is not None or s.scalar(select(db.AuditEvent.seq).limit(1)) is not None:
-            raise AuditBroken("audit trail: events exist but the chain head is missing or unreadable; not appending")
+            raise AuditBroken("audit trail: the chain head in workspace_info is missing or unreadable; not appending")
         current = Head(0, GENESIS)
     elif current.seq > 0:
         newest = s.get(db.AuditEvent, current.seq)
