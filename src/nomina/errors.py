@@ -21,14 +21,22 @@ line can show it as it is. The tree::
     │   ├── ModelMissing           model files not installed
     │   └── ChecksumMismatch       model file bytes differ from the manifest
     ├── NotFound                   an id that names no record
-    └── Conflict                   an id or photo that already exists
+    ├── Conflict                   an id or photo that already exists, or a change the state forbids
+    ├── PermissionDenied           no acting user named, or the user is disabled or lacks the role
+    └── AuditError                 the audit trail refused an event or cannot be extended
+        ├── UnknownEvent           an event type that is not in the registry
+        ├── DetailRefused          an event detail that is not plain data or could carry biometric content
+        └── AuditBroken            the chain's head no longer matches its newest event: nothing is appended
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "AuditBroken",
+    "AuditError",
     "ChecksumMismatch",
     "Conflict",
+    "DetailRefused",
     "FaceNumberInvalid",
     "FileMissing",
     "ImageTooLarge",
@@ -43,7 +51,9 @@ __all__ = [
     "NotAWorkspace",
     "NotAnImage",
     "NotFound",
+    "PermissionDenied",
     "SeveralFaces",
+    "UnknownEvent",
     "UnsupportedFormat",
     "WorkspaceError",
 ]
@@ -122,4 +132,24 @@ class NotFound(NominaError):
 
 
 class Conflict(NominaError):
+    pass
+
+
+class PermissionDenied(NominaError):
+    pass
+
+
+class AuditError(NominaError):
+    pass
+
+
+class UnknownEvent(AuditError):
+    pass
+
+
+class DetailRefused(AuditError):
+    pass
+
+
+class AuditBroken(AuditError):
     pass

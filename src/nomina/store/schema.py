@@ -10,6 +10,7 @@ from datetime import date, datetime
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     Date,
     DateTime,
@@ -24,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
+    "AuditEvent",
     "Base",
     "Calibration",
     "Candidate",
@@ -34,6 +36,7 @@ __all__ = [
     "Reference",
     "ReferencePhoto",
     "Search",
+    "User",
     "WorkspaceInfo",
 ]
 
@@ -223,3 +226,42 @@ class Calibration(Base):
     mapping: Mapped[dict[str, object]] = mapped_column(JSON)  # nomina.calibration.Calibration.to_dict()
     created_at: Mapped[datetime] = mapped_column(DateTime)
     created_by: Mapped[str] = mapped_column(String)
+
+
+class User(Base):
+    """A person who uses Nomina, with the roles that decide what they may do (see nomina.users).
+
+    Users are disabled, never deleted, so that every name in the audit trail keeps meaning someone.
+    ``password_hash`` is for the web pages to come; the command line does not use it.
+    """
+
+    __tablename__ = "users"
+    name: Mapped[str] = mapped_column(String, primary_key=True)
+    roles: Mapped[list[str]] = mapped_column(JSON)  # a subset of nomina.users.ROLES, never empty
+    active: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    created_by: Mapped[str] = mapped_column(String)  # a user name; the OS user for the first user
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime)
+    disabled_by: Mapped[str | None] = mapped_column(String)
+    password_hash: Mapped[str | None] = mapped_column(String)
+
+
+class AuditEvent(Base):
+    """One entry of the append-only, hash-chained audit trail (see nomina.audit).
+
+    ``at`` is text (ISO 8601, UTC, microseconds) so that it reads back exactly as it was hashed.
+    ``prev_hash`` is unique, so two events can never extend the same link: the chain cannot fork.
+    Migration 0003 also adds triggers that refuse UPDATE and DELETE on this table.
+    """
+
+    __tablename__ = "audit_events"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[str] = mapped_column(String)
+    actor: Mapped[str] = mapped_column(String)
+    action: Mapped[str] = mapped_column(String)
+    case_id: Mapped[str | None] = mapped_column(String, index=True)
+    reference_id: Mapped[str | None] = mapped_column(String, index=True)
+    search_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    details: Mapped[str] = mapped_column(Text)  # canonical JSON of the event's other fields
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    hash: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,716 @@
+"""The audit trail: who did what, to which record, and when, in a hash chain that shows tampering.
+
+Every action worth accounting for (a record created, viewed or deleted, a search run, a conclusion, an
+identification proposed or verified, a report or export written, a user added) is one typed, frozen
+event class below, registered under its action name in :data:`EVENT_TYPES`. :func:`record` is the only
+way to append, and it refuses any event type not in the registry, so the vocabulary of the trail is
+fixed in code and reviewed like code (datasette's ``events.py`` and ``track_event`` work the same way).
+
+What goes in an event
+    The ids of the objects concerned (``case_id``, ``reference_id``, ``search_id``) go in their own indexed
+    columns, so the trail of one case, reference or search can be listed. Every other field goes in
+    ``details`` as canonical JSON. Details are plain data only: text, integers, finite floats, booleans,
+    None, and short lists or small mappings of these. They say *what was done*, never *what a face looks
+    like*: counts, ids, SHA-256 of files Nomina wrote, reasons, roles, setting names and values.
+    The trail cannot be erased (deleting a person's record must not erase the account of it), so it
+    must hold nothing that deletion is meant to remove: no photo bytes, crops, embeddings, landmarks,
+    and no field values of a record (an update names the fields changed, not their contents).
+    The guard in :func:`check_detail` refuses bytes, numpy values, any detail holding more than
+    :data:`MAX_NUMBERS` numbers (an embedding or landmarks) and text over :data:`MAX_TEXT` characters
+    (an encoded image). It catches mistakes, not malice: code that means to smuggle data can encode it.
+
+The hash chain
+    Events are numbered ``seq`` = 1, 2, 3, ... with no gaps. Each event's ``hash`` is the SHA-256 of the
+    previous event's hash (64 zeros for the first) followed by the event's canonical form: JSON with
+    sorted keys, separators ``(",", ":")`` and ``ensure_ascii=False`` of ``seq``, ``at``, ``actor``,
+    ``action``, ``case_id``, ``reference_id``, ``search_id`` and ``details`` (UTF-8 encoded). ``prev_hash``
+    is unique, so the chain cannot fork. The newest ``seq`` and ``hash`` (the *head*) are also kept in
+    ``workspace_info`` under ``audit_head``, written in the same transaction, so removing the newest
+    events is caught as well as editing, removing or reordering older ones (:func:`verify`).
+
+What the chain does not do
+    Someone able to rewrite the whole database file can rebuild a consistent chain, head included.
+    The defence is the head hash that :func:`verify` reports and that reports and exports carry: people
+    keep those elsewhere, and a trail whose events no longer lead to a hash they kept has been
+    rewritten. The chain makes tampering evident; it does not make it impossible.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any, ClassVar
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from .errors import AuditBroken, Conflict, DetailRefused, PermissionDenied, UnknownEvent
+from .store import schema as db
+
+__all__ = [
+    "EVENT_TYPES",
+    "GENESIS",
+    "HEAD_KEY",
+    "MAX_NUMBERS",
+    "MAX_TEXT",
+    "OBJECT_IDS",
+    "AuditVerified",
+    "AuditViewed",
+    "CalibrationAdded",
+    "CaseCreated",
+    "CaseDeleted",
+    "CaseUpdated",
+    "CaseViewed",
+    "ConclusionRecorded",
+    "Event",
+    "ExportCreated",
+    "EyesMarked",
+    "Head",
+    "IdentificationProposed",
+    "IdentificationVerified",
+    "IdentificationWithdrawn",
+    "ReferenceCreated",
+    "ReferenceDeleted",
+    "ReferencePhotosAdded",
+    "ReferenceUpdated",
+    "ReferenceViewed",
+    "ReportCreated",
+    "RetentionApplied",
+    "SearchRun",
+    "SearchViewed",
+    "SettingChanged",
+    "UserAdded",
+    "UserDisabled",
+    "Verification",
+    "canonical",
+    "check_detail",
+    "events",
+    "head",
+    "link_hash",
+    "record",
+    "verify",
+]
+
+#: The ``prev_hash`` of the first event.
+GENESIS = "0" * 64
+#: The ``workspace_info`` key holding the chain head, ``{"seq": N, "hash": "..."}``.
+HEAD_KEY = "audit_head"
+#: Event fields stored in their own indexed columns rather than in ``details``.
+OBJECT_IDS = ("case_id", "reference_id", "search_id")
+#: Most numbers one detail may hold: enough for a box or a pair of eye centres, too few for an embedding
+#: (128 or 512 numbers) or five landmarks (10).
+MAX_NUMBERS = 8
+#: Longest text one detail may hold: a paragraph of reasons, not an encoded image.
+MAX_TEXT = 2000
+
+Scalar = str | int | float | bool | None
+
+
+# -- events -------------------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    """Base of every audit event. Subclasses set ``action`` and declare their fields.
+
+    Fields named in :data:`OBJECT_IDS` become columns; all others become details and are checked by
+    :func:`check_detail` when the event is made, so a biometric value never gets as far as the database.
+    """
+
+    action: ClassVar[str]
+
+    def __post_init__(self) -> None:
+        _split(self)
+
+
+# References ------------------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class ReferenceCreated(Event):
+    """A missing person's record created with its first photos."""
+
+    action: ClassVar[str] = "reference.create"
+    reference_id: str
+    photos: int
+    quality_overrides: int = 0  # photos enrolled although they failed the quality gate
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReferenceUpdated(Event):
+    """Fields of a reference changed. Names the fields only: their values are personal data."""
+
+    action: ClassVar[str] = "reference.update"
+    reference_id: str
+    fields: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReferencePhotosAdded(Event):
+    action: ClassVar[str] = "reference.photos_add"
+    reference_id: str
+    photos: int
+    quality_overrides: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReferenceViewed(Event):
+    action: ClassVar[str] = "reference.view"
+    reference_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReferenceDeleted(Event):
+    """The tombstone of a deleted reference: its id, what was removed (counts) and why."""
+
+    action: ClassVar[str] = "reference.delete"
+    reference_id: str
+    photos: int
+    faces: int
+    reason: str
+
+
+# Cases -----------------------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class CaseCreated(Event):
+    action: ClassVar[str] = "case.create"
+    case_id: str
+    photos: int
+    faces: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaseUpdated(Event):
+    """Fields of a case changed; names the fields, not their values."""
+
+    action: ClassVar[str] = "case.update"
+    case_id: str
+    fields: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaseViewed(Event):
+    action: ClassVar[str] = "case.view"
+    case_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class EyesMarked(Event):
+    """A case face placed by hand. The eye positions themselves stay with the face, not in the trail."""
+
+    action: ClassVar[str] = "case.mark_eyes"
+    case_id: str
+    photo: int  # the photo's number in the case
+    face_id: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaseDeleted(Event):
+    """The tombstone of a deleted case: its id, what was removed (counts) and why."""
+
+    action: ClassVar[str] = "case.delete"
+    case_id: str
+    photos: int
+    faces: int
+    searches: int
+    reason: str
+
+
+# Searches and conclusions ----------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class SearchRun(Event):
+    action: ClassVar[str] = "search.run"
+    case_id: str
+    search_id: int
+    candidates: int
+    gallery_references: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchViewed(Event):
+    action: ClassVar[str] = "search.view"
+    case_id: str
+    search_id: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConclusionRecorded(Event):
+    """An examiner's conclusion on one candidate of a search."""
+
+    action: ClassVar[str] = "conclusion.record"
+    case_id: str
+    search_id: int
+    rank: int
+    reference_id: str
+    conclusion: str
+    examiner: str
+
+
+# Identifications -------------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class IdentificationProposed(Event):
+    action: ClassVar[str] = "identification.propose"
+    case_id: str
+    reference_id: str
+    search_id: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class IdentificationVerified(Event):
+    """A second person's decision on a proposed identification (``outcome``: confirmed or rejected)."""
+
+    action: ClassVar[str] = "identification.verify"
+    case_id: str
+    reference_id: str
+    outcome: str
+    proposed_by: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class IdentificationWithdrawn(Event):
+    action: ClassVar[str] = "identification.withdraw"
+    case_id: str
+    reference_id: str
+    reason: str
+
+
+# Outputs ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class ReportCreated(Event):
+    """A report written; its SHA-256 lets anyone holding the file show it is the one recorded."""
+
+    action: ClassVar[str] = "report.create"
+    case_id: str
+    sha256: str
+    format: str
+    reference_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExportCreated(Event):
+    action: ClassVar[str] = "export.create"
+    format: str
+    count: int
+    sha256: str
+
+
+# Administration --------------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class UserAdded(Event):
+    """A user added; ``bootstrap`` marks the first user, whom no admin could have added."""
+
+    action: ClassVar[str] = "user.add"
+    user: str
+    roles: tuple[str, ...]
+    bootstrap: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserDisabled(Event):
+    action: ClassVar[str] = "user.disable"
+    user: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CalibrationAdded(Event):
+    action: ClassVar[str] = "calibration.add"
+    calibration_id: int
+    model: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SettingChanged(Event):
+    action: ClassVar[str] = "setting.change"
+    setting: str
+    old: Scalar
+    new: Scalar
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetentionApplied(Event):
+    """Records past their retention date removed (each removal also has its own tombstone event)."""
+
+    action: ClassVar[str] = "retention.apply"
+    due_before: str  # ISO date
+    references: int
+    cases: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditVerified(Event):
+    action: ClassVar[str] = "audit.verify"
+    ok: bool
+    events: int
+    head: str
+    broken_seq: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditViewed(Event):
+    """The trail was read; the filters used are the object ids, so they are indexed like any other."""
+
+    action: ClassVar[str] = "audit.view"
+    count: int
+    case_id: str | None = None
+    reference_id: str | None = None
+    search_id: int | None = None
+
+
+#: Every event type :func:`record` accepts, by action name.
+EVENT_TYPES: Mapping[str, type[Event]] = MappingProxyType(
+    {
+        cls.action: cls
+        for cls in (
+            ReferenceCreated,
+            ReferenceUpdated,
+            ReferencePhotosAdded,
+            ReferenceViewed,
+            ReferenceDeleted,
+            CaseCreated,
+            CaseUpdated,
+            CaseViewed,
+            EyesMarked,
+            CaseDeleted,
+            SearchRun,
+            SearchViewed,
+            ConclusionRecorded,
+            IdentificationProposed,
+            IdentificationVerified,
+            IdentificationWithdrawn,
+            ReportCreated,
+            ExportCreated,
+            UserAdded,
+            UserDisabled,
+            CalibrationAdded,
+            SettingChanged,
+            RetentionApplied,
+            AuditVerified,
+            AuditViewed,
+        )
+    }
+)
+
+
+# -- the guard ------------------------------------------------------------------------------------------
+def check_detail(name: str, value: object) -> Any:
+    """``value`` as plain JSON data (tuples become lists), or DetailRefused naming the detail.
+
+    Refused: bytes of any kind and numpy values (photo data, crops, embeddings), more than
+    :data:`MAX_NUMBERS` numbers in one detail (embeddings, landmarks), text over :data:`MAX_TEXT`
+    characters, non-finite floats (not JSON), and any other type (it would not read back as it was hashed).
+    """
+    numbers = 0
+
+    def plain(v: object, depth: int) -> Any:
+        nonlocal numbers
+        if depth > 3:
+            raise DetailRefused(f"audit detail {name!r}: nested too deep (plain values and short lists only)")
+        if v is None or isinstance(v, bool):
+            return v
+        if isinstance(v, bytes | bytearray | memoryview):
+            raise DetailRefused(f"audit detail {name!r}: bytes may not go in the audit trail (biometric data)")
+        if type(v).__module__ == "numpy":
+            raise DetailRefused(
+                f"audit detail {name!r}: numpy values may not go in the audit trail (biometric data); "
+                "give a count or an id"
+            )
+        if isinstance(v, int | float):
+            if isinstance(v, float) and not math.isfinite(v):
+                raise DetailRefused(f"audit detail {name!r}: {v} is not a finite number")
+            numbers += 1
+            if numbers > MAX_NUMBERS:
+                raise DetailRefused(
+                    f"audit detail {name!r}: more than {MAX_NUMBERS} numbers may not go in the audit trail "
+                    "(they could be an embedding or landmarks); give a count or an id"
+                )
+            return int(v) if isinstance(v, int) else float(v)
+        if isinstance(v, str):
+            if len(v) > MAX_TEXT:
+                raise DetailRefused(f"audit detail {name!r}: text longer than {MAX_TEXT} characters")
+            return str(v)
+        if isinstance(v, list | tuple):
+            return [plain(item, depth + 1) for item in v]
+        if isinstance(v, dict) and all(isinstance(k, str) for k in v):
+            return {str(k): plain(item, depth + 1) for k, item in v.items()}
+        raise DetailRefused(
+            f"audit detail {name!r}: a {type(v).__name__} may not go in the audit trail "
+            "(text, numbers, booleans and short lists only)"
+        )
+
+    return plain(value, 0)
+
+
+def _split(event: Event) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The event's object ids (for the columns) and its checked details."""
+    ids: dict[str, Any] = dict.fromkeys(OBJECT_IDS)
+    details: dict[str, Any] = {}
+    for f in dataclasses.fields(event):
+        value = getattr(event, f.name)
+        if f.name in OBJECT_IDS:
+            optional = "None" in str(f.type)
+            if not (value is None and optional) and not _valid_id(f.name, value):
+                raise DetailRefused(f"audit {f.name}: {value!r} is not a valid id")
+            ids[f.name] = value
+        else:
+            details[f.name] = check_detail(f.name, value)
+    return ids, details
+
+
+def _valid_id(name: str, value: object) -> bool:
+    if name == "search_id":
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, str) and bool(value.strip())
+
+
+# -- the chain -----------------------------------------------------------------------------------------
+def canonical(
+    seq: int,
+    at: str,
+    actor: str,
+    action: str,
+    ids: Mapping[str, Any],
+    details: Mapping[str, Any],
+) -> str:
+    """The text an event's hash covers (see the module docstring)."""
+    body = {"seq": seq, "at": at, "actor": actor, "action": action, **{k: ids.get(k) for k in OBJECT_IDS}}
+    body["details"] = details
+    return _json(body)
+
+
+def link_hash(prev_hash: str, canonical_form: str) -> str:
+    """SHA-256 (hex) of the previous hash followed by the event's canonical form, UTF-8."""
+    return hashlib.sha256((prev_hash + canonical_form).encode("utf-8")).hexdigest()
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _now() -> str:
+    """UTC, ISO 8601 with microseconds and no zone suffix (the workspace's convention for times)."""
+    return datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
+
+
+@dataclass(frozen=True)
+class Head:
+    """The newest link of the chain: ``seq`` 0 and :data:`GENESIS` for an empty trail."""
+
+    seq: int
+    hash: str
+
+
+def _stored_head(s: Session) -> tuple[db.WorkspaceInfo | None, Head | None]:
+    row = s.get(db.WorkspaceInfo, HEAD_KEY)
+    if row is None:
+        return None, None
+    try:
+        value = json.loads(row.value)
+        return row, Head(int(value["seq"]), str(value["hash"]))
+    except (ValueError, TypeError, KeyError):
+        return row, None
+
+
+def head(s: Session) -> Head:
+    """The chain head as recorded in ``workspace_info`` (what reports and exports should carry)."""
+    _, stored = _stored_head(s)
+    return stored or Head(0, GENESIS)
+
+
+def record(s: Session, actor: str, event: Event) -> Head:
+    """Append ``event``, done by ``actor``, to the trail in the caller's transaction; return the new head.
+
+    The caller checks the actor's permission first (nomina.users.require_user); the trail records who
+    acted, it does not decide who may. Refuses an event type not in :data:`EVENT_TYPES` (UnknownEvent),
+    a blank actor (PermissionDenied), and appending to a chain whose head no longer matches its newest
+    event (AuditBroken): a new link would hide that the newest events were removed or rewritten. Two
+    writers extending the same head cannot both succeed (``seq`` and ``prev_hash`` are unique); the
+    second gets Conflict and its whole transaction is rolled back by the caller.
+    """
+    registered = EVENT_TYPES.get(getattr(event, "action", ""))
+    if registered is None or type(event) is not registered:
+        raise UnknownEvent(f"audit: {type(event).__name__} is not a registered event type")
+    if not isinstance(actor, str) or not actor.strip():
+        raise PermissionDenied("audit: no acting user named")
+    actor = actor.strip()
+    ids, details = _split(event)
+    s.flush()  # the caller's own pending changes, so that their errors stay theirs
+
+    info, current = _stored_head(s)
+    if current is None:
+        if info is not None or s.scalar(select(db.AuditEvent.seq).limit(1)) is not None:
+            raise AuditBroken("audit trail: the chain head in workspace_info is missing or unreadable; not appending")
+        current = Head(0, GENESIS)
+    elif current.seq > 0:
+        newest = s.get(db.AuditEvent, current.seq)
+        if newest is None or newest.hash != current.hash:
+            raise AuditBroken(f"audit trail: the newest event (seq {current.seq}) is missing or altered; not appending")
+
+    seq, at = current.seq + 1, _now()
+    digest = link_hash(current.hash, canonical(seq, at, actor, event.action, ids, details))
+    s.add(
+        db.AuditEvent(
+            seq=seq,
+            at=at,
+            actor=actor,
+            action=event.action,
+            details=_json(details),
+            prev_hash=current.hash,
+            hash=digest,
+            **ids,
+        )
+    )
+    new_head = Head(seq, digest)
+    if info is None:
+        s.add(db.WorkspaceInfo(key=HEAD_KEY, value=_json(dataclasses.asdict(new_head))))
+    else:
+        info.value = _json(dataclasses.asdict(new_head))
+    try:
+        s.flush()
+    except IntegrityError:
+        raise Conflict(
+            f"audit trail: event seq {seq} already exists (another change was recorded at the same time, "
+            "or the chain head was moved back); try again, and verify the trail if this persists"
+        ) from None
+    return new_head
+
+
+# -- checking ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Verification:
+    """What :func:`verify` found.
+
+    ``events`` counts the events found sound (all of them when ``ok``); ``head`` is the hash of the
+    newest sound event (:data:`GENESIS` for none): on an intact trail, the value to keep elsewhere and
+    compare later. On a break, ``broken_seq`` is the first event that cannot be trusted and ``reason``
+    says in one line what the break means.
+    """
+
+    ok: bool
+    events: int
+    head: str
+    broken_seq: int | None = None
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def __str__(self) -> str:
+        if self.ok:
+            return f"audit trail intact: {self.events} events, head {self.head}"
+        return f"audit trail broken at seq {self.broken_seq}: {self.reason}"
+
+
+def verify(s: Session) -> Verification:
+    """Walk the whole chain in ``seq`` order and report the first broken link.
+
+    Reads only, so it can run on a copy of the database. Checks, for each event: that its ``seq`` follows
+    the previous one (a gap means events were deleted or renumbered), that its ``prev_hash`` is the
+    previous event's hash (deleted, reordered, or the previous event rewritten with a new hash), and that
+    its hash matches its contents (edited). Then that the head in ``workspace_info`` names the newest
+    event (the newest events deleted, or events added around :func:`record`).
+    """
+    columns = (
+        db.AuditEvent.seq,
+        db.AuditEvent.at,
+        db.AuditEvent.actor,
+        db.AuditEvent.action,
+        db.AuditEvent.case_id,
+        db.AuditEvent.reference_id,
+        db.AuditEvent.search_id,
+        db.AuditEvent.details,
+        db.AuditEvent.prev_hash,
+        db.AuditEvent.hash,
+    )
+    stmt = select(*columns).order_by(db.AuditEvent.seq).execution_options(yield_per=2000)
+    count, last_seq, last_hash = 0, 0, GENESIS
+
+    def broken(seq: int, reason: str) -> Verification:
+        return Verification(False, count, last_hash, seq, reason)
+
+    for seq, at, actor, action, case_id, reference_id, search_id, details, prev_hash, digest in s.execute(stmt):
+        if seq > last_seq + 1:
+            gap = f"seq {last_seq + 1}" if seq == last_seq + 2 else f"seq {last_seq + 1} to {seq - 1}"
+            return broken(last_seq + 1, f"{gap} missing: events deleted or renumbered")
+        if seq != last_seq + 1:
+            return broken(seq, f"seq {seq} is not a position in the chain: event added outside Nomina")
+        if prev_hash != last_hash:
+            before = f"seq {last_seq}'s hash" if last_seq else "the genesis value"
+            return broken(seq, f"prev_hash does not match {before}: events deleted, reordered or rewritten")
+        try:
+            parsed = json.loads(details)
+        except (TypeError, ValueError):
+            return broken(seq, "details are not valid JSON: event edited")
+        ids = {"case_id": case_id, "reference_id": reference_id, "search_id": search_id}
+        try:
+            expected = link_hash(prev_hash, canonical(seq, at, actor, action, ids, parsed))
+        except (TypeError, ValueError):
+            return broken(seq, "contents cannot be read as an event: event edited")
+        if expected != digest:
+            return broken(seq, "contents do not match the event's hash: event edited")
+        count, last_seq, last_hash = count + 1, seq, digest
+
+    info, stored = _stored_head(s)
+    if stored is None:
+        if info is None and count == 0:
+            return Verification(True, 0, GENESIS)
+        return broken(1, "the chain head in workspace_info is missing or unreadable: removed or edited")
+    if stored.seq > last_seq:
+        return broken(
+            last_seq + 1, f"the head names seq {stored.seq} but the trail ends at seq {last_seq}: newest events deleted"
+        )
+    if stored.seq < last_seq:
+        return broken(
+            stored.seq + 1,
+            f"the head names seq {stored.seq} but the trail goes on to seq {last_seq}: "
+            "head moved back, or events added outside Nomina",
+        )
+    if stored.hash != last_hash:
+        return broken(last_seq, "the head's hash does not match the newest event: newest event rewritten")
+    return Verification(True, count, last_hash)
+
+
+# -- reading -------------------------------------------------------------------------------------------
+def events(
+    s: Session,
+    case_id: str | None = None,
+    reference_id: str | None = None,
+    search_id: int | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """The trail, oldest first, as plain dicts for display or JSON; filters combine (all must match).
+
+    ``limit`` keeps the newest ``limit`` events. Each dict: ``seq`` (int), ``at`` (UTC, ISO 8601 with
+    microseconds), ``actor``, ``action``, ``case_id``, ``reference_id``, ``search_id`` (None where the
+    event has none), ``details`` (dict of the event's other fields) and ``hash``. The dicts are not
+    checked against the chain: run :func:`verify` for that.
+    """
+    stmt = select(db.AuditEvent)
+    for column, value in (
+        (db.AuditEvent.case_id, case_id),
+        (db.AuditEvent.reference_id, reference_id),
+        (db.AuditEvent.search_id, search_id),
+    ):
+        if value is not None:
+            stmt = stmt.where(column == value)
+    stmt = stmt.order_by(db.AuditEvent.seq.desc())
+    if limit is not None:
+        stmt = stmt.limit(max(limit, 0))
+    rows = list(s.scalars(stmt))
+    rows.reverse()
+    return [
+        {
+            "seq": r.seq,
+            "at": r.at,
+            "actor": r.actor,
+            "action": r.action,
+            "case_id": r.case_id,
+            "reference_id": r.reference_id,
+            "search_id": r.search_id,
+            "details": json.loads(r.details),
+            "hash": r.hash,
+        }
+        for r in rows
+    ]

@@ -1,0 +1,174 @@
+"""Users and their roles: who may review candidates, verify identifications and manage users.
+
+A person may hold several roles:
+
+- ``examiner``: reviews a search's candidates, records conclusions, proposes identifications;
+- ``verifier``: checks an identification proposed by someone else (the workflow keeps them different);
+- ``admin``: adds and disables users.
+
+Users are disabled, never deleted: the audit trail names them, and a name in it must keep meaning the
+same person. Every change here is recorded in the audit trail in the caller's transaction, so a user
+change and its record are written together or not at all.
+
+The first user of a workspace cannot be added by an admin, since there is none: anyone may add it, it
+must hold the admin role, and it is recorded as created by the operating-system user running Nomina.
+From then on only an active admin adds or disables users, and the last active admin cannot be
+disabled, so the workspace never loses the ability to manage its users.
+
+Passwords and sessions come with the web pages; ``users.password_hash`` is there for them and nothing
+here reads or writes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from . import audit
+from .errors import Conflict, InvalidField, NotFound, PermissionDenied
+from .records import _record_id
+from .settings import os_user
+from .store import schema as db
+
+__all__ = [
+    "ROLES",
+    "User",
+    "add_user",
+    "disable_user",
+    "has_users",
+    "list_users",
+    "parse_roles",
+    "require_user",
+]
+
+ROLES = ("examiner", "verifier", "admin")
+
+
+@dataclass(frozen=True)
+class User:
+    """A user as the rest of Nomina sees one (never with a password hash)."""
+
+    name: str
+    roles: tuple[str, ...]
+    active: bool
+    created_at: datetime
+    created_by: str
+    disabled_at: datetime | None = None
+    disabled_by: str | None = None
+
+    def has_role(self, role: str) -> bool:
+        return role in self.roles
+
+
+def _user(row: db.User) -> User:
+    return User(
+        name=row.name,
+        roles=tuple(row.roles),
+        active=row.active,
+        created_at=row.created_at,
+        created_by=row.created_by,
+        disabled_at=row.disabled_at,
+        disabled_by=row.disabled_by,
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+
+
+def _role(value: str, field_name: str = "--role") -> str:
+    role = value.strip().lower()
+    if role not in ROLES:
+        raise InvalidField(f"{field_name}: {value.strip()!r} is not one of {', '.join(ROLES)}")
+    return role
+
+
+def parse_roles(roles: Iterable[str] | str) -> tuple[str, ...]:
+    """Roles from a list or comma-separated text, in the order of :data:`ROLES`; at least one."""
+    items = [roles] if isinstance(roles, str) else list(roles)
+    given = {_role(part) for item in items for part in str(item).split(",") if part.strip()}
+    if not given:
+        raise InvalidField(f"--role: required (one or more of {', '.join(ROLES)})")
+    return tuple(r for r in ROLES if r in given)
+
+
+def has_users(s: Session) -> bool:
+    """Whether the workspace has any user yet (before the first, it is in its bootstrap state)."""
+    return s.scalar(select(db.User.name).limit(1)) is not None
+
+
+def list_users(s: Session) -> list[User]:
+    """Every user, active or not, by name."""
+    return [_user(row) for row in s.scalars(select(db.User).order_by(db.User.name))]
+
+
+def require_user(s: Session, name: str | None, role: str | None = None) -> User:
+    """The active user ``name``, holding ``role`` if one is given; the check before any guarded action.
+
+    Raises PermissionDenied when no name is given, the user is disabled or lacks the role, and NotFound
+    when no user has that name.
+    """
+    needed = None if role is None else _role(role, "role")
+    if name is None or not name.strip():
+        what = f"the {needed} role" if needed else "a user"
+        raise PermissionDenied(f"no acting user named (this needs {what})")
+    row = s.get(db.User, name.strip())
+    if row is None:
+        raise NotFound(f"user {name.strip()!r}: no such user")
+    if not row.active:
+        raise PermissionDenied(f"user {row.name!r} is disabled")
+    if needed is not None and needed not in row.roles:
+        raise PermissionDenied(f"user {row.name!r} does not have the {needed} role (roles: {', '.join(row.roles)})")
+    return _user(row)
+
+
+def add_user(s: Session, name: str, roles: Iterable[str] | str, actor: str | None) -> User:
+    """Add user ``name`` with ``roles``, acting as ``actor`` (an active admin), and audit it.
+
+    The first user is the exception: anyone may add it (``actor`` is not checked) and it must hold the
+    admin role; ``created_by`` and the audit actor are then the operating-system user.
+    """
+    name = _record_id(name, "user")
+    wanted = parse_roles(roles)
+    bootstrap = not has_users(s)
+    if bootstrap:
+        if "admin" not in wanted:
+            raise InvalidField("--role: the first user must have the admin role, to add the others")
+        created_by = os_user()
+    else:
+        created_by = require_user(s, actor, "admin").name
+        if s.get(db.User, name) is not None:
+            raise Conflict(f"user {name!r} already exists")
+    row = db.User(name=name, roles=list(wanted), active=True, created_at=_now(), created_by=created_by)
+    s.add(row)
+    s.flush()
+    audit.record(s, created_by, audit.UserAdded(user=name, roles=wanted, bootstrap=bootstrap))
+    return _user(row)
+
+
+def disable_user(s: Session, name: str, actor: str | None) -> User:
+    """Disable user ``name``, acting as ``actor`` (an active admin), and audit it.
+
+    Refuses (Conflict) a user already disabled and the last active admin, who would leave nobody able
+    to manage users.
+    """
+    admin = require_user(s, actor, "admin")
+    row = s.get(db.User, name.strip())
+    if row is None:
+        raise NotFound(f"user {name.strip()!r}: no such user")
+    if not row.active:
+        raise Conflict(f"user {row.name!r} is already disabled")
+    if "admin" in row.roles:
+        admins = [u for u in s.scalars(select(db.User).where(db.User.active.is_(True))) if "admin" in u.roles]
+        if len(admins) <= 1:
+            raise Conflict(f"user {row.name!r} is the last active admin; add another admin first")
+    row.active = False
+    row.disabled_at = _now()
+    row.disabled_by = admin.name
+    s.flush()
+    audit.record(s, admin.name, audit.UserDisabled(user=row.name))
+    return _user(row)
