@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import london
+from conftest import REPO, london
 
 from nomina import FaceAnalyzer, FaceModel, __version__, load_settings
 from nomina.calibration import verbal
@@ -398,3 +398,16 @@ def test_a_pdf_without_the_system_libraries_says_which(tmp_path, report, monkeyp
         "cannot load library 'libpango-1.0-0': not found"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_example_in_the_docs_runs(tmp_path, faces_dir, monkeypatch):
+    doc = (REPO / "docs" / "report.md").read_text()
+    example = re.search(r"```python\n(.*?)```", doc, flags=re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "photo1.jpg").symlink_to(london(faces_dir, "001"))
+    (tmp_path / "body_face.jpg").symlink_to(london(faces_dir, "001", "smiling"))
+    scope: dict[str, object] = {}
+    exec(compile(example, "docs/report.md", "exec"), scope)
+    page = (tmp_path / "UP-17.html").read_bytes()
+    assert scope["sha256"] == hashlib.sha256(page).hexdigest()
+    assert "Status: <b>proposed</b>" in page.decode()
