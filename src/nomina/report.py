@@ -138,8 +138,8 @@ class ReportCandidate:
     reference_id: str
     name: str | None
     score: float
-    face: ReportFace | None
     evidence: EvidenceLike | Mapping[str, Any] | None = None
+    face: ReportFace | None
     details: Mapping[str, Any] = field(default_factory=dict)
     warnings: Sequence[str] = ()
     conclusions: Sequence[ReportConclusion] = ()
