@@ -126,3 +126,14 @@ def test_packaged_model_hashes_are_those_in_the_manifest():
         path = locate_files(MODELS["sface"])[f.role]
         assert hashlib.sha256(path.read_bytes()).hexdigest() == f.sha256
     assert re.fullmatch(r"[0-9a-f]{64}", MODELS["sface"].files[0].sha256)
+
+
+def test_every_workspace_setting_is_documented_and_the_gate_modes_agree():
+    from nomina.quality import GATE_MODES
+    from nomina.settings import WORKSPACE_SETTINGS
+
+    doc = (REPO / "docs" / "cli.md").read_text().split("## Workspace settings", 1)[1]
+    for s in WORKSPACE_SETTINGS:
+        assert f"`{s.name}`" in doc and f"`{s.default}`" in doc
+    gate = next(s for s in WORKSPACE_SETTINGS if s.name == "quality_gate")
+    assert gate.choices == GATE_MODES

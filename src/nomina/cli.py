@@ -70,6 +70,12 @@ WorkspaceOpt = Annotated[
     typer.Option("--workspace", "-w", help="Workspace folder [setting NOMINA_HOME, default ./nomina-data]."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
+AcceptQualityOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Why photos whose face fails the workspace's quality gate are enrolled anyway (recorded with them)."
+    ),
+]
 
 
 def _settings(workspace: Path | None, **overrides: Any) -> Settings:
@@ -86,7 +92,11 @@ def _print_json(data: Any) -> None:
 
 
 def _photos(
-    paths: list[Path], face: int | None, eyes: str | None = None, photo_date: str | None = None
+    paths: list[Path],
+    face: int | None,
+    eyes: str | None = None,
+    photo_date: str | None = None,
+    override: str | None = None,
 ) -> list[PhotoInput]:
     from .faces import parse_eyes
 
@@ -94,7 +104,10 @@ def _photos(
         option = "--face" if face is not None else "--eyes"
         raise InvalidField(f"{option}: applies to one photo; add photos with several faces one at a time")
     marked = parse_eyes(eyes) if eyes is not None else None
-    return [PhotoInput(path=p, face=face, eyes=marked, photo_date=photo_date) for p in paths]  # type: ignore[arg-type]
+    return [
+        PhotoInput(path=p, face=face, eyes=marked, photo_date=photo_date, quality_override=override)  # type: ignore[arg-type]
+        for p in paths
+    ]
 
 
 def _version(value: bool) -> None:
@@ -118,12 +131,47 @@ def _root(
 def init(
     workspace: Annotated[Path | None, typer.Argument(help="Folder to create [default: NOMINA_HOME].")] = None,
     model: Annotated[str | None, typer.Option(help="Face model (see `nomina models`).")] = None,
+    quality_gate: Annotated[
+        str | None, typer.Option(help="Face quality gate: off, standard or strict [default: standard].")
+    ] = None,
 ) -> None:
     """Create a workspace: database, photo store, and the face model it will always use."""
+    from .models import MODELS
+
     settings = _settings(workspace, model=model)
-    ws = Workspace.create(settings.home, settings)
+    config = {} if quality_gate is None else {"quality_gate": quality_gate}
+    manifest = MODELS.get(settings.model)
+    ws = Workspace.create(settings.home, settings, config=config)
     m = ws.model_identity
-    out.print(f"Created workspace {settings.home} with model {m['name']}.")
+    out.print(f"Created workspace {settings.home} with model {m['name']}; quality gate {ws.config()['quality_gate']}.")
+    if manifest is not None and manifest.restriction:
+        err.print(f"licence restriction: {manifest.restriction}")
+    ws.close()
+
+
+@app.command()
+def config(
+    name: Annotated[str | None, typer.Argument(help="Workspace setting to show or change.")] = None,
+    value: Annotated[str | None, typer.Argument(help="New value.")] = None,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the workspace's own settings, or change one: `nomina config quality_gate strict`."""
+    from .settings import WORKSPACE_SETTINGS
+
+    with _open(workspace) as ws:
+        if name is not None and value is not None:
+            values = ws.set_config(name, value)
+        else:
+            values = ws.config()
+            if name is not None and name not in values:
+                raise InvalidField(f"{name}: not a workspace setting (known: {', '.join(values)})")
+    if as_json:
+        _print_json(values if name is None else {name: values[name]})
+        return
+    for s in WORKSPACE_SETTINGS:
+        if name is None or s.name == name:
+            out.print(f"{s.name} = {values[s.name]}\n    {s.help}")
 
 
 @app.command()
@@ -176,13 +224,14 @@ def reference_add(
     photo_date: Annotated[str | None, typer.Option(help="Date the photos were taken, YYYY-MM-DD.")] = None,
     notes: Annotated[str | None, typer.Option(help="Free-text notes.")] = None,
     face: Annotated[int | None, typer.Option(help="Face number to take from a photo with several faces.")] = None,
+    accept_quality: AcceptQualityOpt = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Enrol a missing person with photos and their provenance (source and legal basis required)."""
     fields = ReferenceFields(reference_id, name, sex, birth_year, last_seen_on, last_seen_at, notes)  # type: ignore[arg-type]
     prov = Provenance(source, supplied_by, legal_basis, consent)
     with _open(workspace) as ws:
-        ref = ws.add_reference(fields, _photos(photos, face, photo_date=photo_date), prov)
+        ref = ws.add_reference(fields, _photos(photos, face, photo_date=photo_date, override=accept_quality), prov)
     out.print(f"Added reference {ref['reference_id']} ({ref['name']}) with {len(ref['photos'])} photo(s).")
 
 
@@ -196,12 +245,15 @@ def reference_add_photos(
     consent: Annotated[str | None, typer.Option(help="Consent given, if any.")] = None,
     photo_date: Annotated[str | None, typer.Option(help="Date the photos were taken, YYYY-MM-DD.")] = None,
     face: Annotated[int | None, typer.Option(help="Face number in a photo with several faces.")] = None,
+    accept_quality: AcceptQualityOpt = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Add photos, with their provenance, to an existing reference."""
     prov = Provenance(source, supplied_by, legal_basis, consent)
     with _open(workspace) as ws:
-        ref = ws.add_reference_photos(reference_id, _photos(photos, face, photo_date=photo_date), prov)
+        ref = ws.add_reference_photos(
+            reference_id, _photos(photos, face, photo_date=photo_date, override=accept_quality), prov
+        )
     out.print(f"Reference {reference_id} now has {len(ref['photos'])} photo(s).")
 
 
@@ -261,6 +313,9 @@ def reference_show(reference_id: str, workspace: WorkspaceOpt = None, as_json: J
             f"  source={prov['source']} supplied_by={prov['supplied_by']} legal_basis={prov['legal_basis']}"
             + (f" consent={prov['consent']}" if prov["consent"] else "")
         )
+        if p["quality_override"]:
+            o = p["quality_override"]
+            out.print(f"  enrolled below the quality gate by {o['by']}: {o['reason']}")
         for f in p["faces"]:
             out.print("  " + _quality_line(f))
 
@@ -508,6 +563,7 @@ def inspect(
     from .faces import FaceAnalyzer
     from .imaging import decode_image, read_photo
     from .models import load_model
+    from .quality import assess
 
     settings = load_settings()
     image = decode_image(read_photo(photo), str(photo), settings.max_pixels)
@@ -527,7 +583,7 @@ def inspect(
                         "number": f.number,
                         "box": [round(v, 1) for v in f.box],
                         "landmarks": f.landmarks.round(1).tolist(),
-                        "quality": f.quality.as_dict(),
+                        "quality": {**f.quality.as_dict(), "reasons": assess(f.quality).reasons},
                     }
                     for f in faces
                 ],
@@ -538,9 +594,14 @@ def inspect(
     for f in faces:
         x, y, w, h = f.box
         q = f.quality
+        a = assess(q)
         out.print(
-            f"face {f.number}: box x={x:.0f} y={y:.0f} w={w:.0f} h={h:.0f}  score={q.detector_score:.2f}  "
-            f"eyes {q.inter_eye_px:.0f} px apart  sharpness={q.sharpness:.0f}  brightness={q.brightness:.0f}  "
+            f"face {f.number}: box x={x:.0f} y={y:.0f} w={w:.0f} h={h:.0f}  quality {a.score:.0f}/100"
+            + (f" ({'; '.join(a.reasons)})" if a.reasons else "")
+        )
+        out.print(
+            f"    detector score={q.detector_score:.2f}  eyes {q.inter_eye_px:.0f} px apart  "
+            f"sharpness={q.sharpness:.0f}  brightness={q.brightness:.0f}  "
             f"yaw={q.yaw:+.0f} pitch={q.pitch:+.0f} roll={q.roll:+.0f} deg"
         )
     if out_path is not None:
@@ -828,9 +889,10 @@ def _quality_line(f: dict[str, Any]) -> str:
     q = f["quality"]
     how = "marked by hand" if f["manual"] else f"detector score {q['detector_score']:.2f}"
     pose = "" if q["yaw"] is None else f"  yaw={q['yaw']:+.0f} pitch={q['pitch']:+.0f}"
+    why = f" ({'; '.join(q['reasons'])})" if q["reasons"] else ""
     return (
-        f"face ({how}): eyes {q['inter_eye_px']:.0f} px apart  sharpness={q['sharpness']:.0f}  "
-        f"brightness={q['brightness']:.0f}  roll={q['roll']:+.0f}{pose}"
+        f"face ({how}): quality {q['score']:.0f}/100{why}\n    eyes {q['inter_eye_px']:.0f} px apart  "
+        f"sharpness={q['sharpness']:.0f}  brightness={q['brightness']:.0f}  roll={q['roll']:+.0f}{pose}"
     )
 
 

@@ -12,6 +12,7 @@ line can show it as it is. The tree::
     │   ├── NoFaceFound            no face detected where one is required
     │   ├── SeveralFaces           several faces and no choice of one
     │   ├── FaceNumberInvalid      --face N outside the faces found
+    │   ├── QualityTooLow          a reference face below the workspace's quality gate, not overridden
     │   ├── InvalidField           a field value that is missing or malformed (dates, enums, eyes)
     │   └── ManifestError          a manifest file that cannot be read as a whole
     ├── WorkspaceError             the workspace folder itself is unusable
@@ -51,6 +52,7 @@ __all__ = [
     "NotAWorkspace",
     "NotAnImage",
     "NotFound",
+    "QualityTooLow",
     "PermissionDenied",
     "SeveralFaces",
     "UnknownEvent",
@@ -92,6 +94,10 @@ class SeveralFaces(InputError):
 
 
 class FaceNumberInvalid(InputError):
+    pass
+
+
+class QualityTooLow(InputError):
     pass
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from .errors import FaceNumberInvalid, InvalidField, NoFaceFound, SeveralFaces
 from .imaging import DecodedImage, decode_image, read_photo
 from .models import Detection, Detector, Embedder, FaceModel
+from .quality import Quality, measure
 from .records import PhotoInput
 from .settings import Settings
 
@@ -43,10 +44,6 @@ TEMPLATE = np.array(
     ],
     dtype=np.float64,
 )
-# Depth of the nose tip in front of the eyes, as a fraction of the distance between the eyes
-# (anthropometric average), used to turn landmark offsets into rough angles.
-_NOSE_DEPTH = 0.55
-_TEMPLATE_NOSE_RATIO = (TEMPLATE[2, 1] - TEMPLATE[:2, 1].mean()) / (TEMPLATE[3:, 1].mean() - TEMPLATE[:2, 1].mean())
 # Detection scales: the first pass sees the photo at `detection_size` on its long side; if it finds
 # nothing, a large photo is searched in tiles at full resolution (small faces in big photos), then a
 # small padded copy is tried (a face filling the whole frame is larger than YuNet's training range).
@@ -63,34 +60,6 @@ _LEVEL_FACE_PX = 160
 # 112 x 112 crop that is embedded.
 _DETECT_SMOOTHING = 2.5
 _EMBED_SMOOTHING = 1.5
-
-
-@dataclass(frozen=True)
-class Quality:
-    """Per-face measures that bear on recognition. Angles are rough, from landmarks."""
-
-    detector_score: float | None
-    inter_eye_px: float
-    sharpness: float  # variance of the Laplacian of the aligned grey crop
-    brightness: float  # mean grey level of the aligned crop, 0-255
-    roll: float  # degrees, eye line against the horizontal
-    yaw: float | None  # degrees, + when the nose points to the image's right
-    pitch: float | None  # degrees, + when the face tilts down
-
-    def as_dict(self) -> dict[str, float | None]:
-        return {
-            "detector_score": _round(self.detector_score, 4),
-            "inter_eye_px": _round(self.inter_eye_px, 1),
-            "sharpness": _round(self.sharpness, 1),
-            "brightness": _round(self.brightness, 1),
-            "roll": _round(self.roll, 1),
-            "yaw": _round(self.yaw, 1),
-            "pitch": _round(self.pitch, 1),
-        }
-
-
-def _round(value: float | None, digits: int) -> float | None:
-    return None if value is None else round(float(value), digits)
 
 
 @dataclass
@@ -162,27 +131,6 @@ def parse_eyes(text: str) -> np.ndarray:
     if np.hypot(*(eyes[1] - eyes[0])) < 4:
         raise InvalidField(f"--eyes: the two eye centres {text!r} are less than 4 pixels apart")
     return eyes[np.argsort(eyes[:, 0], kind="stable")]
-
-
-def _quality(aligned: np.ndarray, landmarks: np.ndarray, score: float | None) -> Quality:
-    grey = cv2.cvtColor(aligned, cv2.COLOR_BGR2GRAY)
-    sharpness = float(cv2.Laplacian(grey, cv2.CV_64F).var())
-    brightness = float(grey[16:100, 16:96].mean())
-    left, right = landmarks[0], landmarks[1]
-    eye_vec = right - left
-    ied = float(np.hypot(*eye_vec))
-    roll = math.degrees(math.atan2(eye_vec[1], eye_vec[0]))
-    yaw = pitch = None
-    if len(landmarks) == 5 and ied > 0:
-        c, s = eye_vec / ied
-        rot = np.array([[c, s], [-s, c]])  # into a frame where the eye line is horizontal
-        pts = (landmarks - (left + right) / 2) @ rot.T / ied
-        yaw = math.degrees(math.atan(pts[2, 0] / _NOSE_DEPTH))
-        mouth_y = pts[3:, 1].mean()
-        if mouth_y > 0:
-            ratio = pts[2, 1] / mouth_y
-            pitch = math.degrees(math.atan((ratio - _TEMPLATE_NOSE_RATIO) * mouth_y / _NOSE_DEPTH))
-    return Quality(score, ied, sharpness, brightness, roll, yaw, pitch)
 
 
 def _nms(dets: list[Detection]) -> list[Detection]:
@@ -341,7 +289,7 @@ class FaceAnalyzer:
                 box=tuple(float(v) for v in box),  # type: ignore[arg-type]
                 landmarks=np.asarray(lm, dtype=np.float32),
                 manual=manual,
-                quality=_quality(crop, np.asarray(lm, dtype=np.float64), score),
+                quality=measure(crop, np.asarray(lm, dtype=np.float64), score),
                 embedding=vec,
                 aligned=crop,
             )

@@ -32,6 +32,7 @@ MANIFEST_OPTIONAL = (
     "photo_date",
     "notes",
     "face",
+    "quality_override",
 )
 
 
@@ -109,5 +110,6 @@ def row_inputs(row: dict[str, str], base: Path) -> tuple[ReferenceFields, Proven
         path=base / row["photo"],
         face=int(face) if face else None,
         photo_date=row.get("photo_date"),  # type: ignore[arg-type]
+        quality_override=row.get("quality_override"),
     )
     return fields, provenance, photo

@@ -161,15 +161,21 @@ class CaseFields:
 
 @dataclass(frozen=True)
 class PhotoInput:
-    """A photo file to add, with the face to take when it shows several, or eyes marked by hand."""
+    """A photo file to add, with the face to take when it shows several, or eyes marked by hand.
+
+    ``quality_override`` is the reason for enrolling a reference photo whose face fails the workspace's
+    quality gate (it is recorded with the photo); without it such a photo is refused.
+    """
 
     path: Path
     face: int | None = None
     eyes: np.ndarray | None = field(default=None, compare=False)
     photo_date: date | None = None
+    quality_override: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))
         object.__setattr__(self, "photo_date", parse_date(self.photo_date, "photo_date"))
+        object.__setattr__(self, "quality_override", _optional_text(self.quality_override))
         if self.face is not None and self.face < 1:
             raise InvalidField(f"--face: {self.face} is not a face number (faces are numbered from 1)")

@@ -16,7 +16,7 @@ from typing import Any
 
 from .errors import InvalidField
 
-__all__ = ["SETTINGS", "Setting", "Settings", "load_settings"]
+__all__ = ["SETTINGS", "WORKSPACE_SETTINGS", "Setting", "Settings", "load_settings", "workspace_setting"]
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,34 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
+
+#: Settings kept inside a workspace (its database), the same for everyone who uses it: shown and changed
+#: with `nomina config`, chosen at `nomina init`. They never come from the environment.
+WORKSPACE_SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "quality_gate",
+        str,
+        "standard",
+        "Face quality gate: off, standard or strict. A reference photo whose face fails it is refused with the "
+        "reasons unless the user overrides it (recorded); a case face that fails is searched with a warning.",
+        choices=("off", "standard", "strict"),
+    ),
+)
+_WORKSPACE_BY_NAME = {s.name: s for s in WORKSPACE_SETTINGS}
+
+
+def workspace_setting(name: str, raw: Any) -> Any:
+    """A workspace setting's value checked and converted; InvalidField naming the setting otherwise."""
+    setting = _WORKSPACE_BY_NAME.get(name)
+    if setting is None:
+        raise InvalidField(f"{name}: not a workspace setting (known: {', '.join(_WORKSPACE_BY_NAME)})")
+    try:
+        value = raw if isinstance(raw, setting.type) else setting.type(raw)
+    except (TypeError, ValueError):
+        raise InvalidField(f"{name}: {raw!r} is not a valid {setting.type.__name__}") from None
+    if setting.choices and value not in setting.choices:
+        raise InvalidField(f"{name}: {raw!r} is not one of {', '.join(setting.choices)}")
+    return value
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from .errors import (
     NominaError,
     NotAWorkspace,
     NotFound,
+    QualityTooLow,
     WorkspaceError,
 )
 from .faces import Face, FaceAnalyzer
@@ -40,6 +41,7 @@ from .importing import ImportReport, RowFailure, read_manifest, row_inputs
 from .index import ExactIndex
 from .models import MODELS, FaceModel, load_model
 from .parallel import AnalyzerPool, ordered_map
+from .quality import Quality, assess, gate
 from .records import (
     CaseFields,
     PhotoInput,
@@ -48,7 +50,7 @@ from .records import (
     validate_update,
 )
 from .search import CaseFaceRef, SearchResult, age_warnings, calibration_summary, rank, result_from_row
-from .settings import Settings, load_settings, os_user
+from .settings import WORKSPACE_SETTINGS, Settings, load_settings, os_user, workspace_setting
 from .store import DB_NAME, PhotoStore, connect, upgrade
 from .store import schema as db
 from .store.database import current_revision, head_revision
@@ -60,6 +62,8 @@ Progress = Callable[[int, int], None]
 # Manifest rows written per transaction; a row refused for its contents (name differs, photo already
 # enrolled) is refused before anything of it is written, so it costs only itself.
 _IMPORT_BATCH = 32
+# Workspace settings are kept in workspace_info under this prefix, as JSON.
+_CONFIG = "setting."
 
 
 def _now() -> datetime:
@@ -75,6 +79,7 @@ class _Prepared:
     image: DecodedImage
     face: Face | None
     photo_date: Any = None
+    quality_override: str | None = None  # set when the face failed the quality gate and was overridden
 
     @property
     def sha256(self) -> str:
@@ -101,9 +106,20 @@ class Workspace:
 
     # -- opening ----------------------------------------------------------------------------------
     @classmethod
-    def create(cls, path: Path | str, settings: Settings | None = None, model: FaceModel | None = None) -> Workspace:
-        """Make a new workspace in ``path`` (created if needed) for the settings' model."""
+    def create(
+        cls,
+        path: Path | str,
+        settings: Settings | None = None,
+        model: FaceModel | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> Workspace:
+        """Make a new workspace in ``path`` (created if needed) for the settings' model.
+
+        ``config`` gives workspace settings (``nomina config``) other than their defaults.
+        """
         settings = settings or load_settings()
+        chosen = {s.name: s.default for s in WORKSPACE_SETTINGS}
+        chosen.update({k: workspace_setting(k, v) for k, v in (config or {}).items()})
         path = Path(path)
         if (path / DB_NAME).exists():
             raise Conflict(f"{path}: already a Nomina workspace")
@@ -122,6 +138,7 @@ class Workspace:
                     "created_by": os_user(),
                     "nomina_version": __version__,
                     "gallery_generation": uuid.uuid4().hex,
+                    **{_CONFIG + k: json.dumps(v) for k, v in chosen.items()},
                 }.items():
                     s.add(db.WorkspaceInfo(key=key, value=value))
             (path / "photos").mkdir(exist_ok=True)
@@ -197,6 +214,27 @@ class Workspace:
             self._analyzers = AnalyzerPool(model, self.settings)
         return self._analyzers.get()
 
+    # -- workspace settings ---------------------------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        """The workspace settings (``nomina config``): stored values, defaults for any not stored."""
+        with self._sessions() as s:
+            stored = {
+                row.key.removeprefix(_CONFIG): json.loads(row.value)
+                for row in s.scalars(select(db.WorkspaceInfo).where(db.WorkspaceInfo.key.startswith(_CONFIG)))
+            }
+        return {st.name: stored.get(st.name, st.default) for st in WORKSPACE_SETTINGS}
+
+    def set_config(self, name: str, value: Any) -> dict[str, Any]:
+        """Change one workspace setting; returns every setting."""
+        checked = workspace_setting(name, value)
+        with self._write() as (s, _):
+            row = s.get(db.WorkspaceInfo, _CONFIG + name)
+            if row is None:
+                s.add(db.WorkspaceInfo(key=_CONFIG + name, value=json.dumps(checked)))
+            else:
+                row.value = json.dumps(checked)
+        return self.config()
+
     # -- writing --------------------------------------------------------------------------------------
     @contextmanager
     def _write(self) -> Iterator[tuple[Session, list[str]]]:
@@ -245,6 +283,9 @@ class Workspace:
             roll=q.roll,
             yaw=q.yaw,
             pitch=q.pitch,
+            contrast=q.contrast,
+            noise=q.noise,
+            quality_score=assess(q).score,
             model=self.model.name,
             embedding=np.asarray(face.embedding, dtype=np.float32).tobytes(),
             added_at=_now(),
@@ -256,26 +297,39 @@ class Workspace:
         row.value = uuid.uuid4().hex
 
     # -- photo analysis -------------------------------------------------------------------------------
-    def _prepare(self, photo: PhotoInput, require_face: bool, data: bytes | None = None) -> _Prepared:
+    def _prepare(self, photo: PhotoInput, gate_mode: str | None, data: bytes | None = None) -> _Prepared:
+        """Read, decode and analyse one photo. ``gate_mode`` is given for a reference photo, which must
+        show a face that passes the quality gate (or whose failure ``photo`` overrides); None for a case
+        photo, which may show no face."""
         name = str(photo.path)
         if data is None:
             data = read_photo(photo.path)
         image = decode_image(data, name, self.settings.max_pixels)
         analyzer = self.analyzer()
-        turned = analyzer.turns(reference_photo=require_face)  # only reference photos require a face
-        face = analyzer.choose(image, photo, name, require_face, any_orientation=turned)
-        return _Prepared(name, data, image, face, photo.photo_date)
+        reference = gate_mode is not None
+        face = analyzer.choose(image, photo, name, reference, any_orientation=analyzer.turns(reference_photo=reference))
+        override = None
+        if face is not None and gate_mode is not None:
+            failed = gate(face.quality, gate_mode)
+            if failed and photo.quality_override is None:
+                raise QualityTooLow(
+                    f"{name}: the face fails the {gate_mode} quality gate: {'; '.join(failed)}. A better photo is "
+                    "best; to enrol this one anyway give the reason with --accept-quality"
+                )
+            override = photo.quality_override if failed else None
+        return _Prepared(name, data, image, face, photo.photo_date, override)
 
     def _parallel(self, fn: Callable[[Any], T], items: list[Any]) -> Iterator[T | NominaError]:
         """``fn`` over items on the configured workers, in order (see :func:`nomina.parallel.ordered_map`)."""
         self.analyzer()  # load (and check) the model once, before threads start
         return ordered_map(fn, items, self.settings.workers)
 
-    def _prepare_all(self, photos: list[PhotoInput], require_face: bool) -> list[_Prepared]:
+    def _prepare_all(self, photos: list[PhotoInput], reference: bool) -> list[_Prepared]:
         """Analyse every photo; the first error (in the given order) is raised, nothing written."""
         if not photos:
             raise InvalidField("photos: at least one photo is required")
-        results = list(self._parallel(lambda p: self._prepare(p, require_face), photos))
+        mode = self.config()["quality_gate"] if reference else None
+        results = list(self._parallel(lambda p: self._prepare(p, mode), photos))
         for r in results:
             if isinstance(r, NominaError):
                 raise r
@@ -295,7 +349,7 @@ class Workspace:
         with self._sessions() as s:
             if s.get(db.Reference, fields.id) is not None:
                 raise Conflict(f"reference {fields.id}: already exists (use `reference add-photos`)")
-        prepared = self._prepare_all(photos, require_face=True)
+        prepared = self._prepare_all(photos, reference=True)
         with self._write() as (s, new_files):
             now = _now()
             s.add(db.Reference(**_fields(fields), created_at=now, updated_at=now))
@@ -312,7 +366,7 @@ class Workspace:
         with self._sessions() as s:
             ref = _reference(s, reference_id)
             known = {rp.photo_sha256 for rp in ref.photos}
-        prepared = self._prepare_all(photos, require_face=True)
+        prepared = self._prepare_all(photos, reference=True)
         for p in prepared:
             if p.sha256 in known:
                 raise Conflict(f"{p.name}: already a photo of reference {reference_id}")
@@ -339,6 +393,8 @@ class Workspace:
             photo_date=p.photo_date,
             added_at=_now(),
             added_by=os_user(),
+            quality_override=p.quality_override,
+            quality_override_by=None if p.quality_override is None else os_user(),
         )
         link.faces.append(self._face_row(p.face))
         s.add(link)
@@ -355,13 +411,14 @@ class Workspace:
         report = ImportReport(rows=len(rows))
         base = manifest.parent
         enrolled = self._enrolled_photos({row.get("reference_id", "") for _, row in rows})
+        mode = self.config()["quality_gate"]
 
         def stage(item: tuple[int, dict[str, str]]) -> tuple[ReferenceFields, Provenance, _Prepared | None]:
             fields, prov, photo = row_inputs(item[1], base)
             data = read_photo(photo.path)
             if (fields.id, sha256_hex(data)) in enrolled:
                 return fields, prov, None
-            return fields, prov, self._prepare(photo, require_face=True, data=data)
+            return fields, prov, self._prepare(photo, mode, data=data)
 
         batch: list[tuple[int, dict[str, str], ReferenceFields, Provenance, _Prepared]] = []
         for done, ((line, row), result) in enumerate(zip(rows, self._parallel(stage, rows), strict=True), 1):
@@ -456,6 +513,9 @@ class Workspace:
                     "photo_date": _iso(rp.photo_date),
                     "added_at": _iso(rp.added_at),
                     "added_by": rp.added_by,
+                    "quality_override": None
+                    if rp.quality_override is None
+                    else {"reason": rp.quality_override, "by": rp.quality_override_by},
                     "faces": [_face_summary(f) for f in rp.faces],
                 }
                 for rp in ref.photos
@@ -507,7 +567,7 @@ class Workspace:
         with self._sessions() as s:
             if s.get(db.Case, fields.id) is not None:
                 raise Conflict(f"case {fields.id}: already exists")
-        prepared = self._prepare_all(photos, require_face=False)
+        prepared = self._prepare_all(photos, reference=False)
         with self._write() as (s, new_files):
             s.add(
                 db.Case(
@@ -628,9 +688,11 @@ class Workspace:
         top = self.settings.top if top is None else top
         if top < 1:
             raise InvalidField(f"--top: {top} must be at least 1")
+        mode = self.config()["quality_gate"]
         with self._sessions() as s:
             case = _case(s, case_id)
             faces = _case_faces(case)
+            failed = {f.id: gate(_quality(f), mode) for cp in case.photos for f in cp.faces}
         if not faces:
             raise NoFaceFound(f"case {case_id}: no face to search; mark the eyes by hand with `nomina case mark-eyes`")
         if face is not None:
@@ -642,6 +704,12 @@ class Workspace:
             raise NotFound("gallery: no reference faces to search; add references first")
         refs = [ref for ref, _ in faces]
         probes = np.stack([vec for _, vec in faces])
+        warnings = [
+            f"case face {ref.number} fails the {mode} quality gate, so its candidates are less reliable: "
+            + "; ".join(failed[ref.face_id])
+            for ref in refs
+            if failed[ref.face_id]
+        ]
         ranked = rank(index, probes, refs, top)
         current = self.calibration()
         with self._write() as (s, _):
@@ -656,14 +724,14 @@ class Workspace:
                 case_id=case_id,
                 case_face_ids=[r.face_id for r in refs],
                 model=self.model_identity,
-                settings={"top": top, "face": face, "index": index.kind},
+                settings={"top": top, "face": face, "index": index.kind, "quality_gate": mode},
                 gallery_references=index.references,
                 gallery_faces=index.size,
                 created_at=_now(),
                 os_user=os_user(),
                 nomina_version=__version__,
                 calibration_id=None if current is None else current[0],
-                warnings=[],
+                warnings=warnings,
             )
             s.add(row)
             s.flush()
@@ -876,21 +944,28 @@ def _case_summary(c: db.Case) -> dict[str, Any]:
     }
 
 
+def _quality(f: db.Face) -> Quality:
+    return Quality(
+        detector_score=f.detector_score,
+        inter_eye_px=f.inter_eye_px,
+        sharpness=f.sharpness,
+        brightness=f.brightness,
+        roll=f.roll,
+        yaw=f.yaw,
+        pitch=f.pitch,
+        contrast=f.contrast,
+        noise=f.noise,
+    )
+
+
 def _face_summary(f: db.Face) -> dict[str, Any]:
+    q = _quality(f)
     return {
         "face_id": f.id,
         "number_in_photo": f.number_in_photo,
         "manual": f.manual,
         "box": f.box,
-        "quality": {
-            "detector_score": f.detector_score,
-            "inter_eye_px": round(f.inter_eye_px, 1),
-            "sharpness": round(f.sharpness, 1),
-            "brightness": round(f.brightness, 1),
-            "roll": round(f.roll, 1),
-            "yaw": None if f.yaw is None else round(f.yaw, 1),
-            "pitch": None if f.pitch is None else round(f.pitch, 1),
-        },
+        "quality": {**q.as_dict(), "reasons": assess(q).reasons},
     }
 
 
