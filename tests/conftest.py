@@ -13,9 +13,12 @@ import numpy as np
 import pytest
 
 from nomina import FaceModel, Workspace, load_model, load_settings
+from nomina.cli import main
 from nomina.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
+#: Provenance options for `reference add` in command-line tests.
+PROV = ["--source", "family", "--supplied-by", "a brother", "--legal-basis", "family request"]
 
 
 @pytest.fixture(scope="session")
@@ -93,3 +96,33 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest
         if key.startswith("NOMINA_") and key != "NOMINA_TEST_FACES":
             monkeypatch.delenv(key)
     monkeypatch.setenv("NOMINA_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+# -- the command line, as a user runs it ---------------------------------------------------------------
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    try:
+        main([str(a) for a in args])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_one_error_line(err: str, pattern: str) -> None:
+    import re
+
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: "), err
+    assert re.search(pattern, lines[0]), lines[0]
+
+
+@pytest.fixture()
+def cli_ws(tmp_path: Path, faces_dir: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    """A workspace holding one reference (R1) and one case (C1)."""
+    ws = tmp_path / "ws"
+    assert run(capsys, "init", ws)[0] == 0
+    assert run(capsys, "reference", "add", "R1", london(faces_dir, "001"), "--name", "Ana", *PROV, "-w", ws)[0] == 0
+    assert run(capsys, "case", "add", "C1", london(faces_dir, "001", "smiling"), "-w", ws)[0] == 0
+    return ws

@@ -7,32 +7,8 @@ import zlib
 from pathlib import Path
 
 import pytest
-from conftest import london, snapshot
+from conftest import PROV, assert_one_error_line, london, run, snapshot
 from PIL import Image
-
-from nomina.cli import main
-
-PROV = ["--source", "family", "--supplied-by", "a brother", "--legal-basis", "family request"]
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-@pytest.fixture()
-def cli_ws(tmp_path: Path, faces_dir: Path, capsys: pytest.CaptureFixture[str]) -> Path:
-    """A workspace holding one reference (R1) and one case (C1)."""
-    ws = tmp_path / "ws"
-    assert run(capsys, "init", ws)[0] == 0
-    assert run(capsys, "reference", "add", "R1", london(faces_dir, "001"), "--name", "Ana", *PROV, "-w", ws)[0] == 0
-    assert run(capsys, "case", "add", "C1", london(faces_dir, "001", "smiling"), "-w", ws)[0] == 0
-    return ws
 
 
 def png_bomb(width: int, height: int) -> bytes:
@@ -78,15 +54,6 @@ EXPECTED = {
     "does not exist": r"missing\.jpg: no such file",
     "no face": r"poppy-2447327_640\.jpg: no face detected",
 }
-
-
-def assert_one_error_line(err: str, pattern: str) -> None:
-    import re
-
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: "), err
-    assert re.search(pattern, lines[0]), lines[0]
 
 
 @pytest.mark.parametrize("kind", sorted(EXPECTED))

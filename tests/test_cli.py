@@ -8,8 +8,7 @@ from pathlib import Path
 
 import cv2
 import pytest
-from conftest import london
-from test_bad_input import PROV, assert_one_error_line, run
+from conftest import PROV, assert_one_error_line, london, run
 
 
 @pytest.fixture()

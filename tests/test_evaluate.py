@@ -8,8 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import london
-from test_bad_input import assert_one_error_line, run
+from conftest import assert_one_error_line, london, run
 
 from nomina import FaceAnalyzer, load_settings
 from nomina.evaluation.dataset import scan

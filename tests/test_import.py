@@ -6,8 +6,7 @@ import csv
 from pathlib import Path
 
 import pytest
-from conftest import london, snapshot
-from test_bad_input import assert_one_error_line, run
+from conftest import assert_one_error_line, london, run, snapshot
 
 HEADER = ["reference_id", "photo", "name", "source", "supplied_by", "legal_basis", "birth_year", "photo_date"]
 
