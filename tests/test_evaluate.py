@@ -155,6 +155,14 @@ def test_an_unreadable_photo_is_listed_counted_and_exits_non_zero(dataset, capsy
     assert "Person_002/Person_002_0003.jpg" in err and "could not be read" in err
 
 
+def test_a_broken_link_is_a_photo_that_cannot_be_read_not_a_silent_gap(dataset, tmp_path, capsys):
+    (dataset / "Person_003" / "Person_003_0003.jpg").symlink_to(tmp_path / "moved-away.jpg")
+    code, m, err = evaluate(capsys, dataset)
+    assert code == 1
+    assert m["detection"]["unreadable"] == 1 and m["dataset"]["photos"] == 29
+    assert "Person_003_0003.jpg" in err
+
+
 def test_the_face_nearest_the_centre_is_used(faces_dir, model):
     a = cv2.imread(str(london(faces_dir, "001")))
     b = cv2.imread(str(london(faces_dir, "002")))
