@@ -21,7 +21,7 @@ __all__ = ["CACHE_FILE", "PIPELINE_VERSION", "Analysis", "EmbeddingCache", "pipe
 
 CACHE_FILE = "embeddings.sqlite"
 #: Raised whenever face analysis changes in a way that changes its results.
-PIPELINE_VERSION = 1
+PIPELINE_VERSION = 2  # 2: quality measures contrast, noise and the quality score
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ __all__ = [
     "WORST",
     "PairScores",
     "calibration_block",
+    "quality_block",
     "genuine_pairs",
     "groups_block",
     "identification_block",
@@ -127,7 +128,7 @@ def _verification(gen: np.ndarray, imp: np.ndarray) -> dict[str, Any]:
     for key, p in points.items():
         d = p.as_dict()
         if p.threshold is not None:
-            d["tar_ci95"] = metrics.wilson_interval(int((gen >= p.threshold).sum()), len(gen))
+            d["tar_ci95"] = _interval(int((gen >= p.threshold).sum()), len(gen))
         detail[key] = d
     return {
         **block,
@@ -353,3 +354,51 @@ def calibration_block(
         }
     )
     return block, (lg, li)
+
+
+#: Quality bands of :func:`quality_block`: [low, high) on the 0-100 quality score (the last includes 100).
+QUALITY_BANDS = ((0, 20), (20, 40), (40, 60), (60, 80), (80, 100))
+
+
+def quality_block(quality: np.ndarray, gen: PairScores, imp: PairScores, threshold: float | None) -> dict[str, Any]:
+    """False non-match and false match rates by quality band, at one threshold (FAR 0.001 over all pairs).
+
+    ``quality`` is each photo's face quality score (NaN for a failure). A pair falls in the band of the
+    lower of its two scores, since the poorer face limits the comparison; pairs with a failure are left
+    out. If quality means anything, FNMR falls from the lowest band to the highest.
+    """
+    pair_low_g = np.fmin(quality[gen.i], quality[gen.j])
+    pair_low_i = np.fmin(quality[imp.i], quality[imp.j])
+    bands = []
+    for low, high in QUALITY_BANDS:
+        top = high if high < 100 else np.inf
+        g = gen.clean & (pair_low_g >= low) & (pair_low_g < top)
+        i = imp.clean & (pair_low_i >= low) & (pair_low_i < top)
+        fnmr = fmr = None
+        if threshold is not None:
+            fnmr, fmr = metrics.rates_at_threshold(gen.scores[g], imp.scores[i], threshold)
+        bands.append(
+            {
+                "band": f"{low}-{high}",
+                "genuine_pairs": int(g.sum()),
+                "impostor_pairs": int(i.sum()),
+                "fnmr": _r(fnmr),
+                "fmr": _r(fmr),
+                "fnmr_ci95": None
+                if fnmr is None or not g.any()
+                else _interval(int(round(fnmr * g.sum())), int(g.sum())),
+            }
+        )
+    scored = quality[~np.isnan(quality)]
+    return {
+        "threshold": _r(threshold),
+        "photos": score_summary(scored),
+        "bands": bands,
+        "pair_quality": "the lower of the two photos' quality scores",
+    }
+
+
+def _interval(successes: int, n: int) -> list[float | None] | None:
+    """The 95% Wilson interval, rounded like every other rate."""
+    bounds = metrics.wilson_interval(successes, n)
+    return None if bounds is None else [_r(bounds[0]), _r(bounds[1])]

@@ -278,8 +278,12 @@ def run_evaluation(
     if protocol is not None:
         metrics["pairs"] = protocols.pairs_block(protocol, dataset, vectors, ok)
     metrics["identification"] = identification
+    threshold = verification.get("operating_points", {}).get("0.001", {}).get("threshold")
+    quality = np.array(
+        [a.face["quality"]["score"] if a.status == "ok" and a.face else np.nan for a in analyses], dtype=np.float64
+    )
+    metrics["quality"] = protocols.quality_block(quality, gen, imp, threshold)
     if labels is not None:
-        threshold = verification.get("operating_points", {}).get("0.001", {}).get("threshold")
         groups = protocols.groups_block(labels, gen, imp, threshold)
         metrics["groups"] = groups
         metrics["dataset"]["labels"] = {
