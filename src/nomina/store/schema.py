@@ -31,11 +31,14 @@ __all__ = [
     "Candidate",
     "Case",
     "CasePhoto",
+    "Conclusion",
     "Face",
+    "Identification",
     "Photo",
     "Reference",
     "ReferencePhoto",
     "Search",
+    "Verification",
     "User",
     "WorkspaceInfo",
 ]
@@ -78,6 +81,8 @@ class Reference(Base):
     notes: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
+    # Since schema 0004: the date after which `nomina retention apply` erases the record.
+    retain_until: Mapped[date | None] = mapped_column(Date)
     photos: Mapped[list[ReferencePhoto]] = relationship(
         back_populates="reference", cascade="all, delete-orphan", order_by="ReferencePhoto.id"
     )
@@ -123,6 +128,9 @@ class Case(Base):
     )
     searches: Mapped[list[Search]] = relationship(
         back_populates="case", cascade="all, delete-orphan", order_by="Search.id"
+    )
+    identifications: Mapped[list[Identification]] = relationship(
+        back_populates="case", cascade="all, delete-orphan", order_by="Identification.id"
     )
 
 
@@ -197,9 +205,14 @@ class Search(Base):
     # that came with it (case faces below the quality gate).
     calibration_id: Mapped[int | None] = mapped_column(Integer)
     warnings: Mapped[list[str] | None] = mapped_column(JSON)
+    # Since schema 0004: the Nomina user who ran the search.
+    user: Mapped[str | None] = mapped_column(String)
     case: Mapped[Case] = relationship(back_populates="searches")
     candidates: Mapped[list[Candidate]] = relationship(
         back_populates="search", cascade="all, delete-orphan", order_by="Candidate.rank"
+    )
+    conclusions: Mapped[list[Conclusion]] = relationship(
+        back_populates="search", cascade="all, delete-orphan", order_by="Conclusion.id"
     )
 
 
@@ -265,3 +278,57 @@ class AuditEvent(Base):
     details: Mapped[str] = mapped_column(Text)  # canonical JSON of the event's other fields
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class Conclusion(Base):
+    """An examiner's conclusion on one candidate of a search; a later one on the same candidate supersedes it."""
+
+    __tablename__ = "conclusions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    search_id: Mapped[int] = mapped_column(ForeignKey("searches.id", ondelete="CASCADE"), index=True)
+    rank: Mapped[int] = mapped_column(Integer)
+    reference_id: Mapped[str] = mapped_column(String)
+    examiner: Mapped[str] = mapped_column(String)
+    conclusion: Mapped[str] = mapped_column(String)  # excluded, possible match, insufficient information
+    reasons: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime)
+    search: Mapped[Search] = relationship(back_populates="conclusions")
+
+
+class Identification(Base):
+    """A proposed identification of a case as a reference, and where its verification left it.
+
+    ``status``: proposed (awaiting a verifier), identified (a second person agreed), disputed (the
+    verifier did not agree: back to review, both conclusions kept) or withdrawn. Only the workflow in
+    nomina.workflow changes it.
+    """
+
+    __tablename__ = "identifications"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    reference_id: Mapped[str] = mapped_column(String, index=True)  # kept as text: the record may be erased
+    search_id: Mapped[int | None] = mapped_column(Integer)
+    proposed_by: Mapped[str] = mapped_column(String)
+    proposed_at: Mapped[datetime] = mapped_column(DateTime)
+    reasons: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    closed_by: Mapped[str | None] = mapped_column(String)
+    close_reason: Mapped[str | None] = mapped_column(Text)
+    case: Mapped[Case] = relationship(back_populates="identifications")
+    verification: Mapped[Verification | None] = relationship(
+        back_populates="identification", cascade="all, delete-orphan"
+    )
+
+
+class Verification(Base):
+    """The verifier's own conclusion on a proposed identification, recorded before they saw the examiner's."""
+
+    __tablename__ = "verifications"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    identification_id: Mapped[int] = mapped_column(ForeignKey("identifications.id", ondelete="CASCADE"), unique=True)
+    verifier: Mapped[str] = mapped_column(String)
+    conclusion: Mapped[str] = mapped_column(String)  # same person, different people, inconclusive
+    reasons: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime)
+    identification: Mapped[Identification] = relationship(back_populates="verification")

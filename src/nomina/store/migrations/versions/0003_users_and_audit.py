@@ -2,7 +2,7 @@
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2026-12-07 09:00:00
+Create Date: 2026-11-30 07:40:00
 """
 
 import sqlalchemy as sa
