@@ -78,7 +78,7 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    q = m["quality"]
+    q = m["verification"]["quality"]
     print(f"Nomina {nomina.__version__}; {datetime.now(UTC).isoformat(timespec='seconds')}; model {args.model}; ")
     print(f"{platform.system()} {platform.machine()} ({os.cpu_count()} CPUs); {round(time.perf_counter() - started)} s")
     print(

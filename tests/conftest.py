@@ -40,9 +40,13 @@ def settings(tmp_path: Path) -> Settings:
     return load_settings(environ={}, home=tmp_path / "ws")
 
 
+#: The user tests act as: the first user of every test workspace (admin and examiner).
+USER = "ana"
+
+
 @pytest.fixture()
 def ws(settings: Settings, model: FaceModel) -> Workspace:
-    workspace = Workspace.create(settings.home, settings, model=model)
+    workspace = Workspace.create(settings.home, settings, model=model, admin=USER)
     yield workspace
     workspace.close()
 
@@ -91,11 +95,13 @@ def snapshot(folder: Path) -> Snapshot:
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Tests see Nomina's defaults, whatever NOMINA_* variables the developer has set, except that the
-    evaluation cache is a fresh folder of the test's own (never the user's ~/.cache)."""
+    evaluation cache is a fresh folder of the test's own (never the user's ~/.cache) and commands act as
+    USER, whom `nomina init` makes the workspace's first user."""
     for key in list(os.environ):
         if key.startswith("NOMINA_") and key != "NOMINA_TEST_FACES":
             monkeypatch.delenv(key)
     monkeypatch.setenv("NOMINA_CACHE", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.setenv("NOMINA_USER", USER)
 
 
 # -- the command line, as a user runs it ---------------------------------------------------------------

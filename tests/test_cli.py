@@ -95,7 +95,7 @@ def test_lists_show_update_delete(populated, capsys):
     assert run(capsys, "reference", "update", "MP-004", "--last-seen-at", "Central station", "-w", populated)[0] == 0
     code, out, _ = run(capsys, "reference", "show", "MP-004", "-w", populated)
     assert "last_seen_at: Central station" in out and "legal_basis=family request" in out
-    code, out, _ = run(capsys, "reference", "delete", "MP-004", "-w", populated)
+    code, out, _ = run(capsys, "reference", "delete", "MP-004", "--reason", "entered twice", "-w", populated)
     assert "Deleted reference MP-004: 1 face(s), 1 photo file(s) removed." in out
     code, out, _ = run(capsys, "case", "list", "--json", "-w", populated)
     assert json.loads(out)[0]["found_on"] == "2026-01-02"

@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import london
+from conftest import USER, london
 
 from nomina import CaseFields, FaceAnalyzer, PhotoInput, Provenance, ReferenceFields, Workspace, load_settings
 from nomina.errors import ChecksumMismatch, ModelError, ModelMismatch, ModelMissing
@@ -274,7 +274,7 @@ def test_fused_score_is_the_mean_of_the_two_models_scores(faces_dir, sface, arcf
 def test_workspace_with_arcface_searches_and_refuses_another_model(tmp_path, faces_dir, arcface, sface):
     settings = load_settings(environ={}, home=tmp_path / "ws")
     prov = Provenance("family", "a brother", "family request under national missing-persons law")
-    with Workspace.create(settings.home, settings, model=arcface) as ws:
+    with Workspace.create(settings.home, settings, model=arcface, admin=USER) as ws:
         for ident in ("001", "002"):
             ws.add_reference(
                 ReferenceFields(f"R{ident}", f"Person {ident}"), [PhotoInput(london(faces_dir, ident))], prov
@@ -284,9 +284,9 @@ def test_workspace_with_arcface_searches_and_refuses_another_model(tmp_path, fac
         assert [c.reference_id for c in result.candidates] == ["R002", "R001"]
         assert result.candidates[0].score > result.candidates[1].score + 0.3
         assert result.model == arcface.identity
-    with Workspace.open(settings.home, settings) as ws:  # the recorded model is loaded again
+    with Workspace.open(settings.home, settings, user=USER) as ws:  # the recorded model is loaded again
         ws.add_case(CaseFields("C2"), [PhotoInput(london(faces_dir, "001", "smiling"))])
         assert ws.search("C2").candidates[0].reference_id == "R001"
-    with Workspace.open(settings.home, settings, model=sface) as ws:
+    with Workspace.open(settings.home, settings, model=sface, user=USER) as ws:
         with pytest.raises(ModelMismatch, match="built with model arcface-mbf .*embeddings of different models"):
             ws.add_case(CaseFields("C3"), [PhotoInput(london(faces_dir, "003"))])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import london, snapshot
+from conftest import USER, london, snapshot
 
 from nomina import CaseFields, PhotoInput, Provenance, ReferenceFields, Workspace
 from nomina.errors import (
@@ -61,9 +61,9 @@ def test_same_bytes_are_stored_once(ws, faces_dir):
     stored = [p for p in (ws.path / "photos").rglob("*") if p.is_file()]
     assert len(stored) == 1
     # deleting one record keeps the bytes the other still uses
-    assert ws.delete_reference("R1")["photos_removed"] == 0
+    assert ws.delete_reference("R1", "entered twice")["photos_removed"] == 0
     assert ws.photos.has(ws.reference("R2")["photos"][0]["sha256"])
-    assert ws.delete_reference("R2")["photos_removed"] == 1
+    assert ws.delete_reference("R2", "entered twice")["photos_removed"] == 1
     assert not [p for p in (ws.path / "photos").rglob("*") if p.is_file()]
 
 
@@ -133,8 +133,10 @@ def test_eyes_marked_by_hand_make_an_undetected_face_searchable(tmp_path, model,
     """
     from nomina import load_settings
 
-    blind = Workspace.create(tmp_path / "ws", load_settings(environ={}, detection_threshold=0.999), model=model)
-    normal = Workspace.open(tmp_path / "ws", load_settings(environ={}), model=model)
+    blind = Workspace.create(
+        tmp_path / "ws", load_settings(environ={}, detection_threshold=0.999), model=model, admin=USER
+    )
+    normal = Workspace.open(tmp_path / "ws", load_settings(environ={}), model=model, user=USER)
     for ident in ("010", "011", "012", "013"):
         normal.add_reference(
             ReferenceFields(f"R{ident}", ident), [PhotoInput(london(faces_dir, ident, "smiling"))], PROV
@@ -187,10 +189,10 @@ def test_duplicate_and_unknown_ids(ws, faces_dir):
         ws.add_case(CaseFields("C1"), [PhotoInput(london(faces_dir, "002"))])
     for call, message in [
         (lambda: ws.reference("nope"), "reference nope: no such reference"),
-        (lambda: ws.delete_reference("nope"), "reference nope: no such reference"),
+        (lambda: ws.delete_reference("nope", "entered twice"), "reference nope: no such reference"),
         (lambda: ws.update_reference("nope", name="x"), "reference nope: no such reference"),
         (lambda: ws.case("nope"), "case nope: no such case"),
-        (lambda: ws.delete_case("nope"), "case nope: no such case"),
+        (lambda: ws.delete_case("nope", "entered twice"), "case nope: no such case"),
         (lambda: ws.search("nope"), "case nope: no such case"),
         (lambda: ws.get_search(999), "search 999: no such search"),
     ]:
@@ -215,7 +217,7 @@ def test_update_and_delete_reference(ws, faces_dir):
     with pytest.raises(InvalidField, match="last_seen_on: '2025-13-01' is not a date"):
         ws.update_reference("R1", last_seen_on="2025-13-01")
     sha = updated["photos"][0]["sha256"]
-    gone = ws.delete_reference("R1")
+    gone = ws.delete_reference("R1", "entered twice")
     assert gone == {"reference_id": "R1", "faces_removed": 1, "photos_removed": 1}
     assert not ws.photos.has(sha)
     con = sqlite3.connect(ws.path / "nomina.db")
@@ -229,7 +231,7 @@ def test_deleted_reference_leaves_the_gallery(ws, faces_dir):
     add_ref(ws, faces_dir, "042", "R42")
     ws.add_case(CaseFields("C"), [PhotoInput(london(faces_dir, "041", "smiling"))])
     assert ws.search("C").candidates[0].reference_id == "R41x"
-    ws.delete_reference("R41x")
+    ws.delete_reference("R41x", "entered twice")
     result = ws.search("C")
     assert [c.reference_id for c in result.candidates] == ["R42"]
 
@@ -238,7 +240,7 @@ def test_delete_case_removes_its_searches_and_photos(ws, faces_dir):
     add_ref(ws, faces_dir, "044")
     ws.add_case(CaseFields("C"), [PhotoInput(london(faces_dir, "044", "smiling"))])
     search_id = ws.search("C").search_id
-    gone = ws.delete_case("C")
+    gone = ws.delete_case("C", "entered twice")
     assert gone == {"case_id": "C", "faces_removed": 1, "photos_removed": 1, "searches_removed": 1}
     with pytest.raises(NotFound):
         ws.get_search(search_id)
@@ -265,7 +267,7 @@ def test_workspace_built_with_another_model_is_refused(ws, faces_dir, settings, 
     )
     con.commit()
     con.close()
-    other = Workspace.open(settings.home, settings, model=model)
+    other = Workspace.open(settings.home, settings, model=model, user=USER)
     before = snapshot(settings.home)
     with pytest.raises(ModelMismatch, match="workspace built with model sface .*embeddings of different models"):
         add_ref(other, faces_dir, "062")

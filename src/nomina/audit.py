@@ -68,6 +68,7 @@ __all__ = [
     "CaseDeleted",
     "CaseUpdated",
     "CaseViewed",
+    "CasesListed",
     "ConclusionRecorded",
     "Event",
     "ExportCreated",
@@ -81,10 +82,12 @@ __all__ = [
     "ReferencePhotosAdded",
     "ReferenceUpdated",
     "ReferenceViewed",
+    "ReferencesListed",
     "ReportCreated",
     "RetentionApplied",
     "SearchRun",
     "SearchViewed",
+    "SearchesListed",
     "SettingChanged",
     "UserAdded",
     "UserDisabled",
@@ -163,6 +166,14 @@ class ReferenceViewed(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ReferencesListed(Event):
+    """The list of references (ids, names, dates) was shown."""
+
+    action: ClassVar[str] = "reference.list"
+    count: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class ReferenceDeleted(Event):
     """The tombstone of a deleted reference: its id, what was removed (counts) and why."""
 
@@ -195,6 +206,14 @@ class CaseUpdated(Event):
 class CaseViewed(Event):
     action: ClassVar[str] = "case.view"
     case_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CasesListed(Event):
+    """The list of cases was shown."""
+
+    action: ClassVar[str] = "case.list"
+    count: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -234,6 +253,15 @@ class SearchViewed(Event):
     action: ClassVar[str] = "search.view"
     case_id: str
     search_id: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchesListed(Event):
+    """The list of searches (of one case, when ``case_id`` is set) was shown."""
+
+    action: ClassVar[str] = "search.list"
+    count: int
+    case_id: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -368,14 +396,17 @@ EVENT_TYPES: Mapping[str, type[Event]] = MappingProxyType(
             ReferenceUpdated,
             ReferencePhotosAdded,
             ReferenceViewed,
+            ReferencesListed,
             ReferenceDeleted,
             CaseCreated,
             CaseUpdated,
             CaseViewed,
+            CasesListed,
             EyesMarked,
             CaseDeleted,
             SearchRun,
             SearchViewed,
+            SearchesListed,
             ConclusionRecorded,
             IdentificationProposed,
             IdentificationVerified,

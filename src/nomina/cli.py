@@ -61,15 +61,22 @@ search_app = typer.Typer(
     help="Search a case against every reference: `nomina search CASE_ID`; `search show ID`; `search list`.",
     no_args_is_help=True,
 )
+user_app = typer.Typer(help="Users and their roles: examiner, verifier, admin.", no_args_is_help=True)
+audit_app = typer.Typer(
+    help="The tamper-evident audit trail of everything done in the workspace.", no_args_is_help=True
+)
 app.add_typer(reference_app, name="reference")
 app.add_typer(case_app, name="case")
 app.add_typer(search_app, name="search")
+app.add_typer(user_app, name="user")
+app.add_typer(audit_app, name="audit")
 
 WorkspaceOpt = Annotated[
     Path | None,
     typer.Option("--workspace", "-w", help="Workspace folder [setting NOMINA_HOME, default ./nomina-data]."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
+ReasonOpt = Annotated[str, typer.Option(help="Why the record is erased (kept in the audit trail).")]
 AcceptQualityOpt = Annotated[
     str | None,
     typer.Option(
@@ -78,8 +85,12 @@ AcceptQualityOpt = Annotated[
 ]
 
 
+# The user named by `nomina --as NAME ...` for this invocation (None: the setting NOMINA_USER).
+_acting_user: dict[str, str | None] = {"name": None}
+
+
 def _settings(workspace: Path | None, **overrides: Any) -> Settings:
-    return load_settings(home=workspace, **overrides)
+    return load_settings(home=workspace, user=_acting_user["name"], **overrides)
 
 
 def _open(workspace: Path | None) -> Workspace:
@@ -121,9 +132,14 @@ def _root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
+    as_user: Annotated[
+        str | None,
+        typer.Option("--as", help="Act as this Nomina user [setting NOMINA_USER]; every change is recorded as theirs."),
+    ] = None,
 ) -> None:
     """Nomina ranks reference photos of missing people against photos of unidentified people, for trained
     examiners to review. It never decides that two faces are one person."""
+    _acting_user["name"] = as_user
 
 
 # -- workspace ----------------------------------------------------------------------------------------
@@ -141,9 +157,13 @@ def init(
     settings = _settings(workspace, model=model)
     config = {} if quality_gate is None else {"quality_gate": quality_gate}
     manifest = MODELS.get(settings.model)
-    ws = Workspace.create(settings.home, settings, config=config)
+    ws = Workspace.create(settings.home, settings, config=config, admin=settings.user or None)
     m = ws.model_identity
     out.print(f"Created workspace {settings.home} with model {m['name']}; quality gate {ws.config()['quality_gate']}.")
+    if settings.user:
+        out.print(f"First user: {settings.user} (admin, examiner).")
+    else:
+        out.print("It has no users yet: add the first, an admin, with `nomina user add NAME --role admin,examiner`.")
     if manifest is not None and manifest.restriction:
         err.print(f"licence restriction: {manifest.restriction}")
     ws.close()
@@ -225,10 +245,13 @@ def reference_add(
     notes: Annotated[str | None, typer.Option(help="Free-text notes.")] = None,
     face: Annotated[int | None, typer.Option(help="Face number to take from a photo with several faces.")] = None,
     accept_quality: AcceptQualityOpt = None,
+    retain_until: Annotated[
+        str | None, typer.Option(help="Date after which the record is erased, YYYY-MM-DD [default: retention_years].")
+    ] = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Enrol a missing person with photos and their provenance (source and legal basis required)."""
-    fields = ReferenceFields(reference_id, name, sex, birth_year, last_seen_on, last_seen_at, notes)  # type: ignore[arg-type]
+    fields = ReferenceFields(reference_id, name, sex, birth_year, last_seen_on, last_seen_at, notes, retain_until)  # type: ignore[arg-type]
     prov = Provenance(source, supplied_by, legal_basis, consent)
     with _open(workspace) as ws:
         ref = ws.add_reference(fields, _photos(photos, face, photo_date=photo_date, override=accept_quality), prov)
@@ -329,16 +352,20 @@ def reference_update(
     last_seen_on: Annotated[str | None, typer.Option()] = None,
     last_seen_at: Annotated[str | None, typer.Option()] = None,
     notes: Annotated[str | None, typer.Option()] = None,
+    retain_until: Annotated[str | None, typer.Option(help="Retention date, YYYY-MM-DD.")] = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Change fields of a reference (only the options given)."""
-    changes = {
-        k: v
-        for k, v in dict(
-            name=name, sex=sex, birth_year=birth_year, last_seen_on=last_seen_on, last_seen_at=last_seen_at, notes=notes
-        ).items()
-        if v is not None
-    }
+    given = dict(
+        name=name,
+        sex=sex,
+        birth_year=birth_year,
+        last_seen_on=last_seen_on,
+        last_seen_at=last_seen_at,
+        notes=notes,
+        retain_until=retain_until,
+    )
+    changes = {k: v for k, v in given.items() if v is not None}
     if not changes:
         raise InvalidField("update: give at least one field to change (see --help)")
     with _open(workspace) as ws:
@@ -347,10 +374,10 @@ def reference_update(
 
 
 @reference_app.command("delete")
-def reference_delete(reference_id: str, workspace: WorkspaceOpt = None) -> None:
-    """Delete a reference with its faces, vectors and any photo bytes no other record uses."""
+def reference_delete(reference_id: str, reason: ReasonOpt, workspace: WorkspaceOpt = None) -> None:
+    """Erase a reference with its faces, vectors and any photo bytes no other record uses (admin)."""
     with _open(workspace) as ws:
-        gone = ws.delete_reference(reference_id)
+        gone = ws.delete_reference(reference_id, reason)
     out.print(
         f"Deleted reference {reference_id}: {gone['faces_removed']} face(s), "
         f"{gone['photos_removed']} photo file(s) removed."
@@ -443,10 +470,10 @@ def case_show(case_id: str, workspace: WorkspaceOpt = None, as_json: JsonOpt = F
 
 
 @case_app.command("delete")
-def case_delete(case_id: str, workspace: WorkspaceOpt = None) -> None:
-    """Delete a case with its faces, searches and any photo bytes no other record uses."""
+def case_delete(case_id: str, reason: ReasonOpt, workspace: WorkspaceOpt = None) -> None:
+    """Erase a case with its faces, searches and any photo bytes no other record uses (admin)."""
     with _open(workspace) as ws:
-        gone = ws.delete_case(case_id)
+        gone = ws.delete_case(case_id, reason)
     out.print(
         f"Deleted case {case_id}: {gone['faces_removed']} face(s), {gone['searches_removed']} search(es), "
         f"{gone['photos_removed']} photo file(s) removed."
@@ -494,7 +521,7 @@ def search_list(
             str(r["search_id"]),
             r["case_id"],
             r["created_at"],
-            r["os_user"],
+            r["user"] or r["os_user"],
             str(r["candidates"]),
             r["top_reference"] or "",
         )
@@ -506,7 +533,8 @@ def _show_search(result: SearchResult, as_json: bool) -> None:
         _print_json(result.to_dict())
         return
     out.print(
-        f"Search {result.search_id} of case {result.case_id} at {result.created_at.isoformat()} UTC by {result.os_user}"
+        f"Search {result.search_id} of case {result.case_id} at {result.created_at.isoformat()} UTC "
+        f"by {result.user or result.os_user}"
     )
     out.print(
         f"Model {result.model['name']}; gallery of {result.gallery['references']} references "
@@ -550,6 +578,96 @@ def _evidence_note(calibration: dict[str, Any] | None) -> str:
         f"if they are of different people (never a probability that they are). Calibration {calibration['id']}: "
         f"{calibration['description']}."
     )
+
+
+# -- users --------------------------------------------------------------------------------------------
+@user_app.command("add")
+def user_add(
+    name: Annotated[str, typer.Argument(help="The user's name (a short id without spaces).")],
+    role: Annotated[
+        list[str], typer.Option(help="examiner, verifier or admin; repeat or separate with commas for several.")
+    ],
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Add a user (by an admin; the first user of a workspace must be an admin and needs no --as)."""
+    with _open(workspace) as ws:
+        user = ws.add_user(name, role)
+    out.print(f"Added user {user['name']} ({', '.join(user['roles'])}).")
+
+
+@user_app.command("list")
+def user_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """List users with their roles."""
+    with _open(workspace) as ws:
+        found = ws.users()
+    if as_json:
+        _print_json(found)
+        return
+    table = Table("user", "roles", "active", "added (UTC)", "added by", "disabled by")
+    for u in found:
+        table.add_row(
+            u["name"],
+            ", ".join(u["roles"]),
+            "yes" if u["active"] else "no",
+            u["created_at"],
+            u["created_by"],
+            u["disabled_by"] or "",
+        )
+    out.print(table)
+
+
+@user_app.command("disable")
+def user_disable(name: str, workspace: WorkspaceOpt = None) -> None:
+    """Disable a user (by an admin). Users are never deleted: the audit trail names them."""
+    with _open(workspace) as ws:
+        ws.disable_user(name)
+    out.print(f"Disabled user {name}.")
+
+
+# -- audit --------------------------------------------------------------------------------------------
+@audit_app.command("verify")
+def audit_verify(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """Check the audit trail's hash chain and report the first broken link (exit 1 when broken)."""
+    with _open(workspace) as ws:
+        result = ws.audit_verify()
+    if as_json:
+        _print_json(result.to_dict())
+    else:
+        out.print(str(result))
+        if result.ok:
+            out.print("Keep this head hash elsewhere: a later trail that does not lead to it has been rewritten.")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@audit_app.command("log")
+def audit_log(
+    case_id: Annotated[str | None, typer.Option("--case", help="Only events about this case.")] = None,
+    reference_id: Annotated[str | None, typer.Option("--reference", help="Only events about this reference.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the newest N events.")] = None,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show who did what and when, oldest first (the reading is itself recorded)."""
+    with _open(workspace) as ws:
+        found = ws.audit_log(case_id=case_id, reference_id=reference_id, limit=limit)
+    if as_json:
+        _print_json(found)
+        return
+    table = Table("seq", "time (UTC)", "user", "action", "case", "reference", "search", "details")
+    for e in found:
+        details = ", ".join(f"{k}={v}" for k, v in e["details"].items())
+        table.add_row(
+            str(e["seq"]),
+            e["at"][:19],
+            e["actor"],
+            e["action"],
+            e["case_id"] or "",
+            e["reference_id"] or "",
+            "" if e["search_id"] is None else str(e["search_id"]),
+            details,
+        )
+    out.print(table)
 
 
 # -- faces --------------------------------------------------------------------------------------------

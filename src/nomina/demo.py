@@ -80,7 +80,8 @@ def run_demo(settings: Settings, workspace: Path | None, step: Callable[[str], N
     kept = workspace is not None
     folder = Path(workspace) if workspace is not None else Path(tempfile.mkdtemp(prefix="nomina-demo-"))
     try:
-        ws = Workspace.create(folder / "workspace" if not kept else folder, settings)
+        # The demo acts as the user named by NOMINA_USER / --as, or as "demo", the workspace's first user.
+        ws = Workspace.create(folder / "workspace" if not kept else folder, settings, admin=settings.user or "demo")
         with ws, tempfile.TemporaryDirectory(prefix="nomina-demo-manifest-") as tmp:
             manifest = write_sample_manifest(refs, Path(tmp) / "references.csv")
             step(f"enrolling {len(refs)} reference photos from {settings.samples}")

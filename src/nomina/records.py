@@ -109,8 +109,10 @@ class ReferenceFields:
     last_seen_on: date | None = None
     last_seen_at: str | None = None
     notes: str | None = None
+    retain_until: date | None = None  # default: the workspace's retention_years from today
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "retain_until", parse_date(self.retain_until, "retain_until"))
         object.__setattr__(self, "id", _record_id(self.id, "reference_id"))
         object.__setattr__(self, "name", _required_text(self.name, "name"))
         object.__setattr__(self, "sex", _choice(self.sex, SEXES, "sex", required=False))
@@ -121,7 +123,7 @@ class ReferenceFields:
 
 
 #: Reference fields that ``update`` may change (the id never changes).
-UPDATABLE = ("name", "sex", "birth_year", "last_seen_on", "last_seen_at", "notes")
+UPDATABLE = ("name", "sex", "birth_year", "last_seen_on", "last_seen_at", "notes", "retain_until")
 
 
 def validate_update(changes: dict[str, Any]) -> dict[str, Any]:
@@ -136,8 +138,8 @@ def validate_update(changes: dict[str, Any]) -> dict[str, Any]:
             out[key] = _choice(value, SEXES, "sex", required=False)
         elif key == "birth_year":
             out[key] = parse_year(value)
-        elif key == "last_seen_on":
-            out[key] = parse_date(value, "last_seen_on")
+        elif key in ("last_seen_on", "retain_until"):
+            out[key] = parse_date(value, key)
         else:
             out[key] = _optional_text(value)
     return out

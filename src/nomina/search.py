@@ -61,6 +61,7 @@ class SearchResult:
     search_id: int
     case_id: str
     created_at: datetime
+    user: str | None  # the Nomina user who ran it (None for searches recorded before users existed)
     os_user: str
     model: dict[str, Any]
     settings: dict[str, Any]
@@ -102,6 +103,7 @@ def result_from_row(
         search_id=row.id,
         case_id=row.case_id,
         created_at=row.created_at,
+        user=row.user,
         os_user=row.os_user,
         model=dict(row.model),
         settings=dict(row.settings),

@@ -34,6 +34,13 @@ class Setting:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("home", Path, Path("nomina-data"), "Workspace folder: database, photo store and index files."),
+    Setting(
+        "user",
+        str,
+        "",
+        "The Nomina user every command acts as (`--as NAME` wins); commands that change or show a "
+        "workspace's records refuse to run without one.",
+    ),
     Setting("model", str, "sface", "Face model for new workspaces (see `nomina models`)."),
     Setting(
         "model_dir",
@@ -99,6 +106,13 @@ WORKSPACE_SETTINGS: tuple[Setting, ...] = (
         "reasons unless the user overrides it (recorded); a case face that fails is searched with a warning.",
         choices=("off", "standard", "strict"),
     ),
+    Setting(
+        "retention_years",
+        int,
+        20,
+        "Years a new reference is kept before `nomina retention apply` erases it, unless its own "
+        "retention date is given; 0 gives new references no retention date.",
+    ),
 )
 _WORKSPACE_BY_NAME = {s.name: s for s in WORKSPACE_SETTINGS}
 
@@ -114,12 +128,15 @@ def workspace_setting(name: str, raw: Any) -> Any:
         raise InvalidField(f"{name}: {raw!r} is not a valid {setting.type.__name__}") from None
     if setting.choices and value not in setting.choices:
         raise InvalidField(f"{name}: {raw!r} is not one of {', '.join(setting.choices)}")
+    if isinstance(value, int) and value < 0:
+        raise InvalidField(f"{name}: {raw!r} must not be negative")
     return value
 
 
 @dataclass(frozen=True)
 class Settings:
     home: Path = Path("nomina-data")
+    user: str = ""
     model: str = "sface"
     model_dir: str = ""
     samples: Path = Path("../shared/faces")

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,7 +21,7 @@ import numpy as np
 from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from . import __version__
+from . import __version__, audit, users
 from .calibration import Calibration
 from .errors import (
     Conflict,
@@ -32,6 +32,7 @@ from .errors import (
     NominaError,
     NotAWorkspace,
     NotFound,
+    PermissionDenied,
     QualityTooLow,
     WorkspaceError,
 )
@@ -93,9 +94,13 @@ class Workspace:
     workspaces (it must be the model the workspace was built with).
     """
 
-    def __init__(self, path: Path, engine: Engine, settings: Settings, model: FaceModel | None) -> None:
+    def __init__(
+        self, path: Path, engine: Engine, settings: Settings, model: FaceModel | None, user: str | None = None
+    ) -> None:
         self.path = path
         self.settings = settings
+        #: The Nomina user every call acts as (checked against the workspace's users and roles).
+        self.user = user or settings.user or None
         self._engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self.photos = PhotoStore(path / "photos")
@@ -112,10 +117,13 @@ class Workspace:
         settings: Settings | None = None,
         model: FaceModel | None = None,
         config: dict[str, Any] | None = None,
+        admin: str | None = None,
     ) -> Workspace:
         """Make a new workspace in ``path`` (created if needed) for the settings' model.
 
-        ``config`` gives workspace settings (``nomina config``) other than their defaults.
+        ``config`` gives workspace settings (``nomina config``) other than their defaults. ``admin``
+        names the first user, with the admin and examiner roles; the workspace then acts as that user.
+        Without it the workspace has no users until ``add_user`` adds the first, an admin.
         """
         settings = settings or load_settings()
         chosen = {s.name: s.default for s in WORKSPACE_SETTINGS}
@@ -141,6 +149,8 @@ class Workspace:
                     **{_CONFIG + k: json.dumps(v) for k, v in chosen.items()},
                 }.items():
                     s.add(db.WorkspaceInfo(key=key, value=value))
+                if admin is not None:
+                    users.add_user(s, admin, ("admin", "examiner"), None)
             (path / "photos").mkdir(exist_ok=True)
         except BaseException:
             for leftover in (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm"):
@@ -148,10 +158,17 @@ class Workspace:
             if created_dir:
                 path.rmdir()
             raise
-        return cls(path, engine, settings, model)
+        return cls(path, engine, settings, model, admin)
 
     @classmethod
-    def open(cls, path: Path | str, settings: Settings | None = None, model: FaceModel | None = None) -> Workspace:
+    def open(
+        cls,
+        path: Path | str,
+        settings: Settings | None = None,
+        model: FaceModel | None = None,
+        user: str | None = None,
+    ) -> Workspace:
+        """Open an existing workspace, acting as ``user`` (default: the setting NOMINA_USER)."""
         settings = settings or load_settings()
         path = Path(path)
         if not path.is_dir():
@@ -167,7 +184,7 @@ class Workspace:
             raise NotAWorkspace(f"{path / DB_NAME}: not a Nomina database (no schema version)")
         if rev != head_revision():
             upgrade(engine)
-        return cls(path, engine, settings, model)
+        return cls(path, engine, settings, model, user)
 
     def close(self) -> None:
         self._engine.dispose()
@@ -214,7 +231,87 @@ class Workspace:
             self._analyzers = AnalyzerPool(model, self.settings)
         return self._analyzers.get()
 
+    # -- users --------------------------------------------------------------------------------------------
+    def _actor(self, s: Session, role: str | None = None) -> str:
+        """The acting user's name once they are known to be active and to hold ``role``."""
+        if not users.has_users(s):
+            raise PermissionDenied(
+                f"{self.path}: no users yet; add the first, an admin: `nomina user add NAME --role admin,examiner`"
+            )
+        if self.user is None:
+            needs = f" (this needs the {role} role)" if role else ""
+            raise PermissionDenied(f"no acting user: name one with --as NAME or NOMINA_USER{needs}")
+        return users.require_user(s, self.user, role).name
+
+    def _check(self, role: str | None = None) -> str:
+        """Check the acting user before slow work (photo analysis); the change checks again."""
+        with self._sessions() as s:
+            return self._actor(s, role)
+
+    @contextmanager
+    def _acting(self, role: str | None = None) -> Iterator[tuple[Session, list[str], str]]:
+        """A write transaction (see :meth:`_write`) by the acting user, who must hold ``role``."""
+        with self._write() as (s, new_files):
+            yield s, new_files, self._actor(s, role)
+
+    def add_user(self, name: str, roles: Iterable[str] | str) -> dict[str, Any]:
+        """Add a user (the acting user must be an admin, except for the very first user, an admin)."""
+        with self._write() as (s, _):
+            return _user_summary(users.add_user(s, name, roles, self.user))
+
+    def disable_user(self, name: str) -> dict[str, Any]:
+        """Disable a user (by an admin); users are never deleted, so the audit trail keeps meaning."""
+        with self._write() as (s, _):
+            return _user_summary(users.disable_user(s, name, self.user))
+
+    def users(self) -> list[dict[str, Any]]:
+        """Every user, active or not."""
+        with self._sessions() as s:
+            self._actor(s)
+            return [_user_summary(u) for u in users.list_users(s)]
+
+    # -- audit trail --------------------------------------------------------------------------------------
+    def audit_verify(self) -> audit.Verification:
+        """Check the whole hash chain; an intact check is itself recorded."""
+        with self._write() as (s, _):
+            actor = self._actor(s)
+            result = audit.verify(s)
+            if result.ok:
+                audit.record(s, actor, audit.AuditVerified(ok=True, events=result.events, head=result.head))
+        return result
+
+    def audit_log(
+        self, case_id: str | None = None, reference_id: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The audit trail (oldest first), of one case or reference when given; the reading is recorded."""
+        with self._acting() as (s, _, actor):
+            found = audit.events(s, case_id=case_id, reference_id=reference_id, limit=limit)
+            audit.record(s, actor, audit.AuditViewed(count=len(found), case_id=case_id, reference_id=reference_id))
+        return found
+
+    def audit_head(self) -> str:
+        """The hash of the audit trail's newest event: keep it elsewhere to show the trail later unchanged."""
+        with self._sessions() as s:
+            return audit.head(s).hash
+
     # -- workspace settings ---------------------------------------------------------------------------
+    def _reference_row(self, fields: ReferenceFields) -> db.Reference:
+        now = _now()
+        return db.Reference(**_fields(fields), created_at=now, updated_at=now, retain_until=self._retain_until(fields))
+
+    def _retain_until(self, fields: ReferenceFields) -> date | None:
+        """The reference's own retention date, or today plus the workspace's retention_years (0: none)."""
+        if fields.retain_until is not None:
+            return fields.retain_until
+        years = int(self.config()["retention_years"])
+        if years == 0:
+            return None
+        today = date.today()
+        try:
+            return today.replace(year=today.year + years)
+        except ValueError:  # 29 February
+            return today.replace(year=today.year + years, day=28)
+
     def config(self) -> dict[str, Any]:
         """The workspace settings (``nomina config``): stored values, defaults for any not stored."""
         with self._sessions() as s:
@@ -225,14 +322,16 @@ class Workspace:
         return {st.name: stored.get(st.name, st.default) for st in WORKSPACE_SETTINGS}
 
     def set_config(self, name: str, value: Any) -> dict[str, Any]:
-        """Change one workspace setting; returns every setting."""
+        """Change one workspace setting (by an admin); returns every setting."""
         checked = workspace_setting(name, value)
-        with self._write() as (s, _):
+        old = self.config()[name]
+        with self._acting("admin") as (s, _, actor):
             row = s.get(db.WorkspaceInfo, _CONFIG + name)
             if row is None:
                 s.add(db.WorkspaceInfo(key=_CONFIG + name, value=json.dumps(checked)))
             else:
                 row.value = json.dumps(checked)
+            audit.record(s, actor, audit.SettingChanged(setting=name, old=old, new=checked))
         return self.config()
 
     # -- writing --------------------------------------------------------------------------------------
@@ -346,23 +445,25 @@ class Workspace:
         self, fields: ReferenceFields, photos: list[PhotoInput], provenance: Provenance
     ) -> dict[str, Any]:
         """Enrol a missing person with one or more photos, all supplied under ``provenance``."""
+        self._check("examiner")
         with self._sessions() as s:
             if s.get(db.Reference, fields.id) is not None:
                 raise Conflict(f"reference {fields.id}: already exists (use `reference add-photos`)")
         prepared = self._prepare_all(photos, reference=True)
-        with self._write() as (s, new_files):
-            now = _now()
-            s.add(db.Reference(**_fields(fields), created_at=now, updated_at=now))
+        with self._acting("examiner") as (s, new_files, actor):
+            s.add(self._reference_row(fields))
             s.flush()
             for p in prepared:
-                self._add_reference_photo(s, fields.id, p, provenance, new_files)
+                self._add_reference_photo(s, fields.id, p, provenance, new_files, actor)
             self._bump_gallery(s)
-        return self.reference(fields.id)
+            audit.record(s, actor, audit.ReferenceCreated(reference_id=fields.id, **_photo_counts(prepared)))
+            return self._reference_record(s, fields.id)
 
     def add_reference_photos(
         self, reference_id: str, photos: list[PhotoInput], provenance: Provenance
     ) -> dict[str, Any]:
         """More photos for an existing reference."""
+        self._check("examiner")
         with self._sessions() as s:
             ref = _reference(s, reference_id)
             known = {rp.photo_sha256 for rp in ref.photos}
@@ -370,15 +471,16 @@ class Workspace:
         for p in prepared:
             if p.sha256 in known:
                 raise Conflict(f"{p.name}: already a photo of reference {reference_id}")
-        with self._write() as (s, new_files):
+        with self._acting("examiner") as (s, new_files, actor):
             for p in prepared:
-                self._add_reference_photo(s, reference_id, p, provenance, new_files)
+                self._add_reference_photo(s, reference_id, p, provenance, new_files, actor)
             self._bump_gallery(s)
             _reference(s, reference_id).updated_at = _now()
-        return self.reference(reference_id)
+            audit.record(s, actor, audit.ReferencePhotosAdded(reference_id=reference_id, **_photo_counts(prepared)))
+            return self._reference_record(s, reference_id)
 
     def _add_reference_photo(
-        self, s: Session, reference_id: str, p: _Prepared, prov: Provenance, new_files: list[str]
+        self, s: Session, reference_id: str, p: _Prepared, prov: Provenance, new_files: list[str], actor: str
     ) -> None:
         assert p.face is not None
         self._store_photo(s, p, new_files)
@@ -392,9 +494,9 @@ class Workspace:
             consent=prov.consent,
             photo_date=p.photo_date,
             added_at=_now(),
-            added_by=os_user(),
+            added_by=actor,
             quality_override=p.quality_override,
-            quality_override_by=None if p.quality_override is None else os_user(),
+            quality_override_by=None if p.quality_override is None else actor,
         )
         link.faces.append(self._face_row(p.face))
         s.add(link)
@@ -407,6 +509,7 @@ class Workspace:
         good row is kept; every failed row is reported with its line number.
         """
         manifest = Path(manifest)
+        actor = self._check("examiner")
         rows = read_manifest(manifest)
         report = ImportReport(rows=len(rows))
         base = manifest.parent
@@ -429,7 +532,7 @@ class Workspace:
             else:
                 batch.append((line, row, *result))  # type: ignore[arg-type]
             if len(batch) >= _IMPORT_BATCH or (done == len(rows) and batch):
-                self._import_batch(batch, report)
+                self._import_batch(batch, report, actor)
                 batch = []
             if progress is not None:
                 progress(done, len(rows))
@@ -452,13 +555,14 @@ class Workspace:
         self,
         batch: list[tuple[int, dict[str, str], ReferenceFields, Provenance, _Prepared]],
         report: ImportReport,
+        actor: str,
     ) -> None:
         """Write analysed manifest rows in one transaction; refused rows are reported, the others kept."""
         added = report.added
         with self._write() as (s, new_files):
             for line, row, fields, prov, p in batch:
                 try:  # _import_row refuses a row before it writes anything for it
-                    created = self._import_row(s, fields, prov, p, new_files)
+                    created = self._import_row(s, fields, prov, p, new_files, actor)
                 except NominaError as exc:
                     report.failures.append(RowFailure.of(line, row, exc))
                     continue
@@ -468,72 +572,85 @@ class Workspace:
                 self._bump_gallery(s)
 
     def _import_row(
-        self, s: Session, fields: ReferenceFields, prov: Provenance, p: _Prepared, new_files: list[str]
+        self, s: Session, fields: ReferenceFields, prov: Provenance, p: _Prepared, new_files: list[str], actor: str
     ) -> bool:
         """Add one manifest row; every refusal comes before anything of the row is written."""
         ref = s.get(db.Reference, fields.id)
         created = ref is None
         if ref is None:
-            now = _now()
-            s.add(db.Reference(**_fields(fields), created_at=now, updated_at=now))
+            s.add(self._reference_row(fields))
             s.flush()
         elif ref.name != fields.name:
             raise Conflict(f"name: {fields.name!r} differs from reference {fields.id}'s recorded name {ref.name!r}")
         elif any(rp.photo_sha256 == p.sha256 for rp in ref.photos):
             raise Conflict(f"{p.name}: already a photo of reference {fields.id}")
-        self._add_reference_photo(s, fields.id, p, prov, new_files)
+        self._add_reference_photo(s, fields.id, p, prov, new_files, actor)
+        counts = _photo_counts([p])
+        event = audit.ReferenceCreated if created else audit.ReferencePhotosAdded
+        audit.record(s, actor, event(reference_id=fields.id, **counts))
         return created
 
     def references(self) -> list[dict[str, Any]]:
-        with self._sessions() as s:
+        with self._acting() as (s, _, actor):
             counts = dict(
                 s.execute(
                     select(db.ReferencePhoto.reference_id, func.count()).group_by(db.ReferencePhoto.reference_id)
                 ).all()
             )
-            return [
+            found = [
                 {**_reference_summary(r), "photos": counts.get(r.id, 0)}
                 for r in s.scalars(select(db.Reference).order_by(db.Reference.id))
             ]
+            audit.record(s, actor, audit.ReferencesListed(count=len(found)))
+            return found
 
     def reference(self, reference_id: str) -> dict[str, Any]:
-        with self._sessions() as s:
-            ref = _reference(s, reference_id)
-            out = _reference_summary(ref)
-            out["photos"] = [
-                {
-                    "sha256": rp.photo_sha256,
-                    "file_name": rp.file_name,
-                    "provenance": {
-                        "source": rp.source,
-                        "supplied_by": rp.supplied_by,
-                        "legal_basis": rp.legal_basis,
-                        "consent": rp.consent,
-                    },
-                    "photo_date": _iso(rp.photo_date),
-                    "added_at": _iso(rp.added_at),
-                    "added_by": rp.added_by,
-                    "quality_override": None
-                    if rp.quality_override is None
-                    else {"reason": rp.quality_override, "by": rp.quality_override_by},
-                    "faces": [_face_summary(f) for f in rp.faces],
-                }
-                for rp in ref.photos
-            ]
-            return out
+        """A reference with its photos, provenance and faces; the viewing is recorded."""
+        with self._acting() as (s, _, actor):
+            record = self._reference_record(s, reference_id)
+            audit.record(s, actor, audit.ReferenceViewed(reference_id=reference_id))
+            return record
+
+    def _reference_record(self, s: Session, reference_id: str) -> dict[str, Any]:
+        ref = _reference(s, reference_id)
+        out = _reference_summary(ref)
+        out["photos"] = [
+            {
+                "sha256": rp.photo_sha256,
+                "file_name": rp.file_name,
+                "provenance": {
+                    "source": rp.source,
+                    "supplied_by": rp.supplied_by,
+                    "legal_basis": rp.legal_basis,
+                    "consent": rp.consent,
+                },
+                "photo_date": _iso(rp.photo_date),
+                "added_at": _iso(rp.added_at),
+                "added_by": rp.added_by,
+                "quality_override": None
+                if rp.quality_override is None
+                else {"reason": rp.quality_override, "by": rp.quality_override_by},
+                "faces": [_face_summary(f) for f in rp.faces],
+            }
+            for rp in ref.photos
+        ]
+        return out
 
     def update_reference(self, reference_id: str, **changes: Any) -> dict[str, Any]:
         clean = validate_update(changes)
-        with self._write() as (s, _):
+        with self._acting("examiner") as (s, _, actor):
             ref = _reference(s, reference_id)
             for key, value in clean.items():
                 setattr(ref, key, value)
             ref.updated_at = _now()
-        return self.reference(reference_id)
+            audit.record(s, actor, audit.ReferenceUpdated(reference_id=reference_id, fields=tuple(clean)))
+            return self._reference_record(s, reference_id)
 
-    def delete_reference(self, reference_id: str) -> dict[str, Any]:
-        """Remove a reference, its photos' links, faces and vectors, and photo bytes no one else uses."""
-        with self._write() as (s, _):
+    def delete_reference(self, reference_id: str, reason: str) -> dict[str, Any]:
+        """Erase a reference (by an admin, with a reason): its photos' links, faces and vectors, and photo
+        bytes no one else uses. The audit trail keeps a tombstone: the id, counts and the reason."""
+        reason = _reason(reason)
+        with self._acting("admin") as (s, _, actor):
             ref = _reference(s, reference_id)
             shas = {rp.photo_sha256 for rp in ref.photos}
             faces = sum(len(rp.faces) for rp in ref.photos)
@@ -541,6 +658,11 @@ class Workspace:
             s.flush()
             orphaned = self._drop_orphan_photos(s, shas)
             self._bump_gallery(s)
+            audit.record(
+                s,
+                actor,
+                audit.ReferenceDeleted(reference_id=reference_id, photos=len(shas), faces=faces, reason=reason),
+            )
         self._remove_files(orphaned)
         return {"reference_id": reference_id, "faces_removed": faces, "photos_removed": len(orphaned)}
 
@@ -564,11 +686,12 @@ class Workspace:
     # -- cases ----------------------------------------------------------------------------------------
     def add_case(self, fields: CaseFields, photos: list[PhotoInput]) -> dict[str, Any]:
         """Register an unidentified person. Photos with no detected face are kept and flagged."""
+        self._check("examiner")
         with self._sessions() as s:
             if s.get(db.Case, fields.id) is not None:
                 raise Conflict(f"case {fields.id}: already exists")
         prepared = self._prepare_all(photos, reference=False)
-        with self._write() as (s, new_files):
+        with self._acting("examiner") as (s, new_files, actor):
             s.add(
                 db.Case(
                     id=fields.id,
@@ -589,15 +712,18 @@ class Workspace:
                     photo_date=p.photo_date,
                     no_face=p.face is None,
                     added_at=_now(),
-                    added_by=os_user(),
+                    added_by=actor,
                 )
                 if p.face is not None:
                     link.faces.append(self._face_row(p.face))
                 s.add(link)
-        return self.case(fields.id)
+            faces = sum(p.face is not None for p in prepared)
+            audit.record(s, actor, audit.CaseCreated(case_id=fields.id, photos=len(prepared), faces=faces))
+            return self._case_record(s, fields.id)
 
     def mark_eyes(self, case_id: str, photo: int, eyes: np.ndarray) -> dict[str, Any]:
         """Add a face to case photo number ``photo`` (1-based) from eye centres marked by hand."""
+        self._check("examiner")
         with self._sessions() as s:
             case = _case(s, case_id)
             if not 1 <= photo <= len(case.photos):
@@ -608,39 +734,53 @@ class Workspace:
         data = self.photos.read(sha)
         image = decode_image(data, file_name, self.settings.max_pixels)
         face = self.analyzer().from_eyes(image, eyes, name=f"{file_name}: --eyes")
-        with self._write() as (s, _):
+        with self._acting("examiner") as (s, _, actor):
             link = s.get(db.CasePhoto, link_id)
             assert link is not None
-            link.faces.append(self._face_row(face))
-        return self.case(case_id)
+            row = self._face_row(face)
+            link.faces.append(row)
+            s.flush()
+            audit.record(s, actor, audit.EyesMarked(case_id=case_id, photo=photo, face_id=row.id))
+            return self._case_record(s, case_id)
 
     def cases(self) -> list[dict[str, Any]]:
-        with self._sessions() as s:
-            return [_case_summary(c) for c in s.scalars(select(db.Case).order_by(db.Case.id))]
+        with self._acting() as (s, _, actor):
+            found = [_case_summary(c) for c in s.scalars(select(db.Case).order_by(db.Case.id))]
+            audit.record(s, actor, audit.CasesListed(count=len(found)))
+            return found
 
     def case(self, case_id: str) -> dict[str, Any]:
-        with self._sessions() as s:
-            case = _case(s, case_id)
-            out = _case_summary(case)
-            numbers = {ref.face_id: ref.number for ref, _ in _case_faces(case)}
-            out["photos"] = [
-                {
-                    "number": i + 1,
-                    "sha256": cp.photo_sha256,
-                    "file_name": cp.file_name,
-                    "photo_date": _iso(cp.photo_date),
-                    "no_face_detected": cp.no_face,
-                    "added_at": _iso(cp.added_at),
-                    "added_by": cp.added_by,
-                    "faces": [{"case_face": numbers[f.id], **_face_summary(f)} for f in cp.faces],
-                }
-                for i, cp in enumerate(case.photos)
-            ]
-            out["searches"] = [{"search_id": sr.id, "created_at": _iso(sr.created_at)} for sr in case.searches]
-            return out
+        """A case with its photos, faces and searches; the viewing is recorded."""
+        with self._acting() as (s, _, actor):
+            record = self._case_record(s, case_id)
+            audit.record(s, actor, audit.CaseViewed(case_id=case_id))
+            return record
 
-    def delete_case(self, case_id: str) -> dict[str, Any]:
-        with self._write() as (s, _):
+    def _case_record(self, s: Session, case_id: str) -> dict[str, Any]:
+        case = _case(s, case_id)
+        out = _case_summary(case)
+        numbers = {ref.face_id: ref.number for ref, _ in _case_faces(case)}
+        out["photos"] = [
+            {
+                "number": i + 1,
+                "sha256": cp.photo_sha256,
+                "file_name": cp.file_name,
+                "photo_date": _iso(cp.photo_date),
+                "no_face_detected": cp.no_face,
+                "added_at": _iso(cp.added_at),
+                "added_by": cp.added_by,
+                "faces": [{"case_face": numbers[f.id], **_face_summary(f)} for f in cp.faces],
+            }
+            for i, cp in enumerate(case.photos)
+        ]
+        out["searches"] = [{"search_id": sr.id, "created_at": _iso(sr.created_at)} for sr in case.searches]
+        return out
+
+    def delete_case(self, case_id: str, reason: str) -> dict[str, Any]:
+        """Erase a case (by an admin, with a reason) with its photos, faces, searches and conclusions; the
+        audit trail keeps a tombstone."""
+        reason = _reason(reason)
+        with self._acting("admin") as (s, _, actor):
             case = _case(s, case_id)
             shas = {cp.photo_sha256 for cp in case.photos}
             faces = sum(len(cp.faces) for cp in case.photos)
@@ -648,6 +788,11 @@ class Workspace:
             s.delete(case)
             s.flush()
             orphaned = self._drop_orphan_photos(s, shas)
+            audit.record(
+                s,
+                actor,
+                audit.CaseDeleted(case_id=case_id, photos=len(shas), faces=faces, searches=searches, reason=reason),
+            )
         self._remove_files(orphaned)
         return {
             "case_id": case_id,
@@ -688,6 +833,7 @@ class Workspace:
         top = self.settings.top if top is None else top
         if top < 1:
             raise InvalidField(f"--top: {top} must be at least 1")
+        self._check("examiner")
         mode = self.config()["quality_gate"]
         with self._sessions() as s:
             case = _case(s, case_id)
@@ -712,7 +858,7 @@ class Workspace:
         ]
         ranked = rank(index, probes, refs, top)
         current = self.calibration()
-        with self._write() as (s, _):
+        with self._acting("examiner") as (s, _, actor):
             photo_of = dict(
                 s.execute(
                     select(db.Face.id, db.ReferencePhoto.photo_sha256)
@@ -732,6 +878,7 @@ class Workspace:
                 nomina_version=__version__,
                 calibration_id=None if current is None else current[0],
                 warnings=warnings,
+                user=actor,
             )
             s.add(row)
             s.flush()
@@ -750,22 +897,34 @@ class Workspace:
                     for rk, ref_id, score, ref_face, case_face in ranked
                 ],
             )
-            search_id = row.id
-        return self.get_search(search_id)
+            audit.record(
+                s,
+                actor,
+                audit.SearchRun(
+                    case_id=case_id, search_id=row.id, candidates=len(ranked), gallery_references=index.references
+                ),
+            )
+            return self._search_result(s, row.id)
 
     def get_search(self, search_id: int) -> SearchResult:
-        with self._sessions() as s:
-            row = s.get(db.Search, search_id)
-            if row is None:
-                raise NotFound(f"search {search_id}: no such search")
-            ids = [c.reference_id for c in row.candidates]
-            names = dict(s.execute(select(db.Reference.id, db.Reference.name).where(db.Reference.id.in_(ids))).all())
-            calibration = None
-            if row.calibration_id is not None:
-                calibration = (row.calibration_id, _calibration(s, row.calibration_id))
-            return result_from_row(
-                row, names, [ref for ref, _ in _case_faces(row.case)], calibration, self._age_warnings(s, row)
-            )
+        """A recorded search again; the viewing is recorded."""
+        with self._acting() as (s, _, actor):
+            result = self._search_result(s, search_id)
+            audit.record(s, actor, audit.SearchViewed(case_id=result.case_id, search_id=search_id))
+            return result
+
+    def _search_result(self, s: Session, search_id: int) -> SearchResult:
+        row = s.get(db.Search, search_id)
+        if row is None:
+            raise NotFound(f"search {search_id}: no such search")
+        ids = [c.reference_id for c in row.candidates]
+        names = dict(s.execute(select(db.Reference.id, db.Reference.name).where(db.Reference.id.in_(ids))).all())
+        calibration = None
+        if row.calibration_id is not None:
+            calibration = (row.calibration_id, _calibration(s, row.calibration_id))
+        return result_from_row(
+            row, names, [ref for ref, _ in _case_faces(row.case)], calibration, self._age_warnings(s, row)
+        )
 
     def _age_warnings(self, s: Session, row: db.Search) -> dict[int, list[str]]:
         """Warnings by candidate rank about the years between the photos compared, and children's photos."""
@@ -796,21 +955,24 @@ class Workspace:
         return out
 
     def searches(self, case_id: str | None = None) -> list[dict[str, Any]]:
-        with self._sessions() as s:
+        with self._acting() as (s, _, actor):
             q = select(db.Search).order_by(db.Search.id)
             if case_id is not None:
                 q = q.where(db.Search.case_id == case_id)
-            return [
+            found = [
                 {
                     "search_id": r.id,
                     "case_id": r.case_id,
                     "created_at": _iso(r.created_at),
+                    "user": r.user,
                     "os_user": r.os_user,
                     "candidates": len(r.candidates),
                     "top_reference": r.candidates[0].reference_id if r.candidates else None,
                 }
                 for r in s.scalars(q)
             ]
+            audit.record(s, actor, audit.SearchesListed(count=len(found), case_id=case_id))
+            return found
 
     # -- calibration ----------------------------------------------------------------------------------
     def add_calibration(self, calibration: Calibration) -> dict[str, Any]:
@@ -821,13 +983,16 @@ class Workspace:
                 f"calibration: fitted on scores of model {_describe_identity(dict(fitted_with or {}))}, "
                 f"but workspace {self.path} uses {_describe_identity(self.model_identity)}"
             )
-        with self._write() as (s, _):
+        with self._acting("admin") as (s, _, actor):
             row = db.Calibration(
-                model=self.model_identity, mapping=calibration.to_dict(), created_at=_now(), created_by=os_user()
+                model=self.model_identity, mapping=calibration.to_dict(), created_at=_now(), created_by=actor
             )
             s.add(row)
             s.flush()
             calibration_id = row.id
+            audit.record(
+                s, actor, audit.CalibrationAdded(calibration_id=calibration_id, model=str(self.model_identity["name"]))
+            )
         return calibration_summary(calibration_id, calibration)
 
     def calibration(self) -> tuple[int, Calibration] | None:
@@ -918,6 +1083,7 @@ def _iso(value: Any) -> str | None:
 
 def _reference_summary(r: db.Reference) -> dict[str, Any]:
     return {
+        "retain_until": _iso(r.retain_until),
         "reference_id": r.id,
         "name": r.name,
         "sex": r.sex,
@@ -977,3 +1143,26 @@ def _case_faces(case: db.Case) -> list[tuple[CaseFaceRef, np.ndarray]]:
             ref = CaseFaceRef(number=len(out) + 1, face_id=f.id, photo_sha256=cp.photo_sha256, manual=f.manual)
             out.append((ref, np.frombuffer(f.embedding, dtype=np.float32)))
     return out
+
+
+def _reason(text: str | None) -> str:
+    reason = (text or "").strip()
+    if not reason:
+        raise InvalidField("--reason: required: say why the record is erased (it is kept in the audit trail)")
+    return reason
+
+
+def _photo_counts(prepared: list[_Prepared]) -> dict[str, int]:
+    return {"photos": len(prepared), "quality_overrides": sum(p.quality_override is not None for p in prepared)}
+
+
+def _user_summary(u: users.User) -> dict[str, Any]:
+    return {
+        "name": u.name,
+        "roles": list(u.roles),
+        "active": u.active,
+        "created_at": _iso(u.created_at),
+        "created_by": u.created_by,
+        "disabled_at": _iso(u.disabled_at),
+        "disabled_by": u.disabled_by,
+    }

@@ -282,7 +282,7 @@ def run_evaluation(
     quality = np.array(
         [a.face["quality"]["score"] if a.status == "ok" and a.face else np.nan for a in analyses], dtype=np.float64
     )
-    metrics["quality"] = protocols.quality_block(quality, gen, imp, threshold)
+    verification["quality"] = protocols.quality_block(quality, gen, imp, threshold)
     if labels is not None:
         groups = protocols.groups_block(labels, gen, imp, threshold)
         metrics["groups"] = groups
