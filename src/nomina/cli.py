@@ -68,6 +68,10 @@ audit_app = typer.Typer(
 app.add_typer(reference_app, name="reference")
 app.add_typer(case_app, name="case")
 app.add_typer(search_app, name="search")
+identification_app = typer.Typer(
+    help="Proposed identifications and their blind verification by a second person.", no_args_is_help=True
+)
+app.add_typer(identification_app, name="identification")
 app.add_typer(user_app, name="user")
 app.add_typer(audit_app, name="audit")
 
@@ -436,10 +440,11 @@ def case_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     if as_json:
         _print_json(cases)
         return
-    table = Table("case", "kind", "found on", "found at", "photos", "faces", "no face")
+    table = Table("case", "status", "kind", "found on", "found at", "photos", "faces", "no face")
     for c in cases:
         table.add_row(
             c["case_id"],
+            c["status"],
             c["kind"],
             c["found_on"] or "",
             c["found_at"] or "",
@@ -459,7 +464,9 @@ def case_show(case_id: str, workspace: WorkspaceOpt = None, as_json: JsonOpt = F
     if as_json:
         _print_json(case)
         return
-    _print_record(case, skip=("photos", "searches"))
+    _print_record(case, skip=("photos", "searches", "identification"))
+    if case["identification"] is not None:
+        _print_identification(case["identification"])
     for p in case["photos"]:
         flag = "  [no face detected]" if p["no_face_detected"] and not p["faces"] else ""
         out.print(f"photo {p['number']}: {p['file_name']}  sha256={p['sha256']}{flag}")
@@ -528,6 +535,20 @@ def search_list(
     out.print(table)
 
 
+@search_app.command("conclude")
+def search_conclude(
+    search_id: Annotated[int, typer.Argument(help="The search (see `search list`).")],
+    rank: Annotated[int, typer.Option(help="The candidate's rank in that search.")],
+    conclusion: Annotated[str, typer.Option(help="excluded, possible-match or insufficient-information.")],
+    reasons: Annotated[str, typer.Option(help="What the conclusion rests on.")],
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Record an examiner's conclusion on one candidate of a search (a later one supersedes it)."""
+    with _open(workspace) as ws:
+        c = ws.conclude(search_id, rank, conclusion, reasons)
+    out.print(f"Search {search_id}, rank {rank} ({c['reference_id']}): {c['conclusion']}, by {c['examiner']}.")
+
+
 def _show_search(result: SearchResult, as_json: bool) -> None:
     if as_json:
         _print_json(result.to_dict())
@@ -546,7 +567,7 @@ def _show_search(result: SearchResult, as_json: bool) -> None:
     columns = ["rank", "reference", "name", "score"]
     if result.calibration is not None:
         columns += ["LR", "log10 LR", "evidence"]
-    table = Table(*columns, "reference photo", "case face", "warnings")
+    table = Table(*columns, "reference photo", "case face", "conclusion", "warnings")
     for c in result.candidates:
         evidence = []
         if c.evidence is not None:
@@ -560,9 +581,12 @@ def _show_search(result: SearchResult, as_json: bool) -> None:
             *evidence,
             c.photo_sha256[:16],
             str(c.case_face),
+            f"{c.conclusions[-1]['conclusion']} ({c.conclusions[-1]['examiner']})" if c.conclusions else "",
             "; ".join(c.warnings),
         )
     out.print(table)
+    if result.conclusions_hidden:
+        out.print("Conclusions hidden: an identification of this case awaits your verification (blind).")
     out.print("Score: cosine similarity of the best pair of faces (-1 to 1); higher ranks first.")
     out.print(_evidence_note(result.calibration))
 
@@ -578,6 +602,110 @@ def _evidence_note(calibration: dict[str, Any] | None) -> str:
         f"if they are of different people (never a probability that they are). Calibration {calibration['id']}: "
         f"{calibration['description']}."
     )
+
+
+# -- identifications ----------------------------------------------------------------------------------
+@identification_app.command("propose")
+def identification_propose(
+    case_id: Annotated[str, typer.Argument(help="The case.")],
+    reference_id: Annotated[str, typer.Argument(help="The reference it is proposed to be (one of its candidates).")],
+    reasons: Annotated[str, typer.Option(help="What the proposal rests on.")],
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Propose that a case is a reference (examiner); a different person must then verify it."""
+    with _open(workspace) as ws:
+        ws.propose_identification(case_id, reference_id, reasons)
+    out.print(
+        f"Proposed: case {case_id} is reference {reference_id}. Not an identification until a different person "
+        f"with the verifier role verifies it: `nomina identification verify {case_id}`."
+    )
+
+
+@identification_app.command("verify")
+def identification_verify(
+    case_id: Annotated[str, typer.Argument(help="The case whose proposed identification to verify.")],
+    conclusion: Annotated[
+        str, typer.Option(help="Your own conclusion: same-person, different-people or inconclusive.")
+    ],
+    reasons: Annotated[str, typer.Option(help="What your conclusion rests on.")],
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Verify a proposed identification blind (verifier, not the proposer): your conclusion is recorded
+    before you see the examiner's. Agreement identifies the case; anything else sends it back to review."""
+    with _open(workspace) as ws:
+        found = ws.verify_identification(case_id, conclusion, reasons)
+    if found["status"] == "identified":
+        out.print(f"Case {case_id} is identified as reference {found['reference_id']} (verified).")
+    else:
+        out.print(f"Case {case_id}: not agreed; back to review with both conclusions kept (disputed).")
+    _print_identification(found)
+
+
+@identification_app.command("withdraw")
+def identification_withdraw(
+    case_id: Annotated[str, typer.Argument(help="The case.")],
+    reason: Annotated[str, typer.Option(help="Why the identification is withdrawn.")],
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Withdraw a case's identification, proposed, disputed or verified (examiner); the case is open again."""
+    with _open(workspace) as ws:
+        found = ws.withdraw_identification(case_id, reason)
+    out.print(f"Withdrawn: case {case_id} as reference {found['reference_id']}; the case is open again.")
+
+
+@identification_app.command("show")
+def identification_show(case_id: str, workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """A case's status and identifications (the examiner's reasons stay hidden until verification)."""
+    with _open(workspace) as ws:
+        data = ws.identification(case_id)
+    if as_json:
+        _print_json(data)
+        return
+    out.print(f"Case {case_id}: {data['status']}")
+    for i in data["history"]:
+        _print_identification(i)
+
+
+@identification_app.command("list")
+def identification_list(
+    status: Annotated[
+        str | None, typer.Option(help="Only this status: proposed, identified, disputed, withdrawn.")
+    ] = None,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List identifications."""
+    with _open(workspace) as ws:
+        found = ws.identifications(status)
+    if as_json:
+        _print_json(found)
+        return
+    table = Table("case", "reference", "status", "proposed by", "proposed at", "verified by", "verifier's conclusion")
+    for i in found:
+        v = i["verification"] or {}
+        table.add_row(
+            i["case_id"],
+            i["reference_id"],
+            i["status"],
+            i["proposed_by"] or "(hidden)",
+            i["proposed_at"],
+            v.get("verifier", ""),
+            v.get("conclusion", ""),
+        )
+    out.print(table)
+
+
+def _print_identification(i: dict[str, Any]) -> None:
+    who = f"by {i['proposed_by']} " if i["proposed_by"] else ""
+    out.print(f"identification {i['identification_id']}: reference {i['reference_id']}, {i['status']}")
+    out.print(f"  proposed {who}at {i['proposed_at']}" + (f": {i['reasons']}" if i["reasons"] else ""))
+    if i["blind"]:
+        out.print("  the proposer and reasons are hidden until the identification is verified")
+    v = i["verification"]
+    if v is not None:
+        out.print(f"  verified by {v['verifier']} at {v['at']}: {v['conclusion']}: {v['reasons']}")
+    if i["closed_at"]:
+        out.print(f"  withdrawn by {i['closed_by']} at {i['closed_at']}: {i['close_reason']}")
 
 
 # -- users --------------------------------------------------------------------------------------------

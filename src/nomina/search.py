@@ -54,6 +54,7 @@ class CandidateResult:
     case_face: int  # number of the case face that gave the score
     evidence: dict[str, Any] | None = None  # with a calibration: lr, log10_lr, verbal
     warnings: list[str] = field(default_factory=list)  # e.g. years between the photos compared
+    conclusions: list[dict[str, Any]] = field(default_factory=list)  # examiners', oldest first
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class SearchResult:
     candidates: list[CandidateResult] = field(default_factory=list)
     calibration: dict[str, Any] | None = None  # id, method, description; None: scores are uncalibrated
     warnings: list[str] = field(default_factory=list)  # about the case faces searched (quality)
+    conclusions_hidden: bool = False  # an identification awaits verification by the viewer: conclusions hidden
     notice: str = NOTICE
 
     def to_dict(self) -> dict[str, Any]:
@@ -93,9 +95,11 @@ def result_from_row(
     faces: list[CaseFaceRef],
     calibration: tuple[int, Calibration] | None = None,
     candidate_warnings: dict[int, list[str]] | None = None,
+    conclusions: dict[int, list[dict[str, Any]]] | None = None,
 ) -> SearchResult:
-    """A stored search as a result; ``calibration`` is the one the search recorded (id, mapping), and
-    ``candidate_warnings`` holds warnings by rank."""
+    """A stored search as a result; ``calibration`` is the one the search recorded (id, mapping),
+    ``candidate_warnings`` holds warnings and ``conclusions`` the examiners' conclusions by rank (None:
+    hidden from this viewer until an identification is verified)."""
     by_id = {f.face_id: f for f in faces}
     mapping = calibration[1] if calibration is not None else None
     extra = candidate_warnings or {}
@@ -120,9 +124,11 @@ def result_from_row(
                 case_face=by_id[c.case_face_id].number if c.case_face_id in by_id else 0,
                 evidence=None if mapping is None else mapping.evidence(c.score).as_dict(),
                 warnings=extra.get(c.rank, []),
+                conclusions=(conclusions or {}).get(c.rank, []),
             )
             for c in row.candidates
         ],
+        conclusions_hidden=conclusions is None,
         calibration=None if calibration is None else calibration_summary(*calibration),
         warnings=list(row.warnings or []),
     )

@@ -21,7 +21,7 @@ import numpy as np
 from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from . import __version__, audit, users
+from . import __version__, audit, users, workflow
 from .calibration import Calibration
 from .errors import (
     Conflict,
@@ -63,6 +63,8 @@ Progress = Callable[[int, int], None]
 # Manifest rows written per transaction; a row refused for its contents (name differs, photo already
 # enrolled) is refused before anything of it is written, so it costs only itself.
 _IMPORT_BATCH = 32
+# What a blind viewer sees in place of conclusions while an identification awaits verification.
+_BLIND = "until the proposed identification is verified"
 # Workspace settings are kept in workspace_info under this prefix, as JSON.
 _CONFIG = "setting."
 
@@ -286,6 +288,17 @@ class Workspace:
         """The audit trail (oldest first), of one case or reference when given; the reading is recorded."""
         with self._acting() as (s, _, actor):
             found = audit.events(s, case_id=case_id, reference_id=reference_id, limit=limit)
+            hidden = {
+                i.case_id
+                for i in workflow.identifications(s, "proposed")
+                if i.proposed_by != actor and any(e["case_id"] == i.case_id for e in found)
+            }
+            for e in found:
+                if e["case_id"] in hidden and e["action"] in ("conclusion.record", "identification.propose"):
+                    e["actor"], e["details"] = (
+                        "(hidden until verified)",
+                        {"hidden": "until the identification is verified"},
+                    )
             audit.record(s, actor, audit.AuditViewed(count=len(found), case_id=case_id, reference_id=reference_id))
         return found
 
@@ -719,7 +732,7 @@ class Workspace:
                 s.add(link)
             faces = sum(p.face is not None for p in prepared)
             audit.record(s, actor, audit.CaseCreated(case_id=fields.id, photos=len(prepared), faces=faces))
-            return self._case_record(s, fields.id)
+            return self._case_record(s, fields.id, actor)
 
     def mark_eyes(self, case_id: str, photo: int, eyes: np.ndarray) -> dict[str, Any]:
         """Add a face to case photo number ``photo`` (1-based) from eye centres marked by hand."""
@@ -741,7 +754,7 @@ class Workspace:
             link.faces.append(row)
             s.flush()
             audit.record(s, actor, audit.EyesMarked(case_id=case_id, photo=photo, face_id=row.id))
-            return self._case_record(s, case_id)
+            return self._case_record(s, case_id, actor)
 
     def cases(self) -> list[dict[str, Any]]:
         with self._acting() as (s, _, actor):
@@ -752,13 +765,15 @@ class Workspace:
     def case(self, case_id: str) -> dict[str, Any]:
         """A case with its photos, faces and searches; the viewing is recorded."""
         with self._acting() as (s, _, actor):
-            record = self._case_record(s, case_id)
+            record = self._case_record(s, case_id, actor)
             audit.record(s, actor, audit.CaseViewed(case_id=case_id))
             return record
 
-    def _case_record(self, s: Session, case_id: str) -> dict[str, Any]:
+    def _case_record(self, s: Session, case_id: str, viewer: str) -> dict[str, Any]:
         case = _case(s, case_id)
         out = _case_summary(case)
+        found = workflow.current(case)
+        out["identification"] = None if found is None else workflow.describe(found, viewer)
         numbers = {ref.face_id: ref.number for ref, _ in _case_faces(case)}
         out["photos"] = [
             {
@@ -904,26 +919,29 @@ class Workspace:
                     case_id=case_id, search_id=row.id, candidates=len(ranked), gallery_references=index.references
                 ),
             )
-            return self._search_result(s, row.id)
+            return self._search_result(s, row.id, actor)
 
     def get_search(self, search_id: int) -> SearchResult:
         """A recorded search again; the viewing is recorded."""
         with self._acting() as (s, _, actor):
-            result = self._search_result(s, search_id)
+            result = self._search_result(s, search_id, actor)
             audit.record(s, actor, audit.SearchViewed(case_id=result.case_id, search_id=search_id))
             return result
 
-    def _search_result(self, s: Session, search_id: int) -> SearchResult:
-        row = s.get(db.Search, search_id)
-        if row is None:
-            raise NotFound(f"search {search_id}: no such search")
+    def _search_result(self, s: Session, search_id: int, viewer: str) -> SearchResult:
+        row = _search(s, search_id)
         ids = [c.reference_id for c in row.candidates]
         names = dict(s.execute(select(db.Reference.id, db.Reference.name).where(db.Reference.id.in_(ids))).all())
         calibration = None
         if row.calibration_id is not None:
             calibration = (row.calibration_id, _calibration(s, row.calibration_id))
+        conclusions: dict[int, list[dict[str, Any]]] | None = None
+        if not workflow.blind(row.case, viewer):
+            conclusions = {}
+            for c in row.conclusions:
+                conclusions.setdefault(c.rank, []).append(_conclusion_summary(c))
         return result_from_row(
-            row, names, [ref for ref, _ in _case_faces(row.case)], calibration, self._age_warnings(s, row)
+            row, names, [ref for ref, _ in _case_faces(row.case)], calibration, self._age_warnings(s, row), conclusions
         )
 
     def _age_warnings(self, s: Session, row: db.Search) -> dict[int, list[str]]:
@@ -972,6 +990,52 @@ class Workspace:
                 for r in s.scalars(q)
             ]
             audit.record(s, actor, audit.SearchesListed(count=len(found), case_id=case_id))
+            return found
+
+    # -- examiner workflow -----------------------------------------------------------------------------
+    def conclude(self, search_id: int, rank: int, conclusion: str, reasons: str) -> dict[str, Any]:
+        """Record an examiner's conclusion (excluded, possible match, insufficient information) on the
+        candidate at ``rank`` of a search."""
+        with self._acting("examiner") as (s, _, actor):
+            return _conclusion_summary(workflow.conclude(s, actor, _search(s, search_id), rank, conclusion, reasons))
+
+    def propose_identification(self, case_id: str, reference_id: str, reasons: str) -> dict[str, Any]:
+        """An examiner proposes that the case is the reference; a verifier must then verify it."""
+        with self._acting("examiner") as (s, _, actor):
+            found = workflow.propose(s, actor, _case(s, case_id), reference_id, reasons)
+            return workflow.describe(found, actor)
+
+    def verify_identification(self, case_id: str, conclusion: str, reasons: str) -> dict[str, Any]:
+        """A verifier, not the proposer, records their own conclusion on the proposed identification."""
+        with self._acting("verifier") as (s, _, actor):
+            found = workflow.verify(s, actor, _case(s, case_id), conclusion, reasons)
+            return workflow.describe(found, actor)
+
+    def withdraw_identification(self, case_id: str, reason: str) -> dict[str, Any]:
+        """Withdraw the case's open identification (an examiner, with a reason); the case is open again."""
+        with self._acting("examiner") as (s, _, actor):
+            return workflow.describe(workflow.withdraw(s, actor, _case(s, case_id), reason), actor)
+
+    def identification(self, case_id: str) -> dict[str, Any]:
+        """The case's status, its open identification and every earlier one (as this user may see them)."""
+        with self._acting() as (s, _, actor):
+            case = _case(s, case_id)
+            found = workflow.current(case)
+            audit.record(s, actor, audit.CaseViewed(case_id=case_id))
+            return {
+                "case_id": case_id,
+                "status": workflow.status(case),
+                "current": None if found is None else workflow.describe(found, actor),
+                "history": [workflow.describe(i, actor) for i in case.identifications],
+            }
+
+    def identifications(self, status: str | None = None) -> list[dict[str, Any]]:
+        """Every identification (of one status when given), oldest first."""
+        if status is not None and status not in (*workflow.STATUSES, "withdrawn"):
+            raise InvalidField(f"--status: {status!r} is not one of {', '.join((*workflow.STATUSES, 'withdrawn'))}")
+        with self._acting() as (s, _, actor):
+            found = [workflow.describe(i, actor) for i in workflow.identifications(s, status)]
+            audit.record(s, actor, audit.CasesListed(count=len(found)))
             return found
 
     # -- calibration ----------------------------------------------------------------------------------
@@ -1096,9 +1160,29 @@ def _reference_summary(r: db.Reference) -> dict[str, Any]:
     }
 
 
+def _search(s: Session, search_id: int) -> db.Search:
+    row = s.get(db.Search, search_id)
+    if row is None:
+        raise NotFound(f"search {search_id}: no such search")
+    return row
+
+
+def _conclusion_summary(c: db.Conclusion) -> dict[str, Any]:
+    return {
+        "search_id": c.search_id,
+        "rank": c.rank,
+        "reference_id": c.reference_id,
+        "examiner": c.examiner,
+        "conclusion": c.conclusion,
+        "reasons": c.reasons,
+        "at": _iso(c.at),
+    }
+
+
 def _case_summary(c: db.Case) -> dict[str, Any]:
     return {
         "case_id": c.id,
+        "status": workflow.status(c),
         "kind": c.kind,
         "found_on": _iso(c.found_on),
         "found_at": c.found_at,

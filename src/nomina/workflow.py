@@ -1,0 +1,243 @@
+"""The examiner workflow: conclusions on candidates, proposed identifications and their blind verification.
+
+It follows forensic practice (FISWG's ACE-V, INTERPOL DVI reconciliation): an examiner reviews a search's
+candidates and records a conclusion on each one they look at; an examiner proposes an identification of
+the case as one reference; a different person, holding the verifier role, verifies it **blind**, recording
+their own conclusion before they can see the examiner's. Agreement makes the case identified;
+disagreement sends it back to review with both conclusions kept.
+
+This module is the only place that changes an identification's status, and :func:`verify` the only way
+a case becomes identified: there is no other function, option or field that sets it.
+
+Blindness: while an identification awaits verification, everyone but its proposer is *blind* for that
+case (:func:`blind`): the workspace then hides the examiners' conclusions and reasons on the case's
+searches, who proposed it and why, and the details of those events in the audit trail. The verifier sees
+the case and the proposed reference, which is what they must compare.
+
+Functions take a SQLAlchemy session (the caller's transaction) and the acting user's name; the caller has
+checked the user's role. Each change is recorded in the audit trail in the same transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from . import audit
+from .errors import Conflict, InvalidField, NotFound, PermissionDenied
+from .store import schema as db
+
+__all__ = [
+    "CONCLUSIONS",
+    "STATUSES",
+    "VERIFICATIONS",
+    "blind",
+    "conclude",
+    "conclusion_value",
+    "current",
+    "describe",
+    "identifications",
+    "propose",
+    "status",
+    "verification_value",
+    "verify",
+    "withdraw",
+]
+
+#: An examiner's conclusion on one candidate.
+CONCLUSIONS = ("excluded", "possible match", "insufficient information")
+#: A verifier's own conclusion on a proposed identification: only "same person" agrees with it.
+VERIFICATIONS = ("same person", "different people", "inconclusive")
+#: A case's status: no open identification, one awaiting verification, verified, or not agreed by the verifier.
+STATUSES = ("open", "proposed", "identified", "disputed")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+
+
+def _choice(value: str, allowed: tuple[str, ...], field: str) -> str:
+    """``value`` as one of ``allowed``; hyphens and underscores may stand for spaces (possible-match)."""
+    text = " ".join(value.replace("-", " ").replace("_", " ").lower().split())
+    if text not in allowed:
+        options = ", ".join(a.replace(" ", "-") for a in allowed)
+        raise InvalidField(f"{field}: {value!r} is not one of {options}")
+    return text
+
+
+def conclusion_value(value: str) -> str:
+    return _choice(value, CONCLUSIONS, "--conclusion")
+
+
+def verification_value(value: str) -> str:
+    return _choice(value, VERIFICATIONS, "--conclusion")
+
+
+def _reasons(text: str | None, field: str = "--reasons") -> str:
+    reasons = (text or "").strip()
+    if not reasons:
+        raise InvalidField(f"{field}: required: say what the conclusion rests on")
+    return reasons
+
+
+def current(case: db.Case) -> db.Identification | None:
+    """The case's identification that is not withdrawn (at most one), or None."""
+    live = [i for i in case.identifications if i.status != "withdrawn"]
+    return live[-1] if live else None
+
+
+def status(case: db.Case) -> str:
+    found = current(case)
+    return "open" if found is None else found.status
+
+
+def blind(case: db.Case, viewer: str) -> bool:
+    """Whether ``viewer`` must not see the examiners' conclusions on this case yet."""
+    found = current(case)
+    return found is not None and found.status == "proposed" and found.proposed_by != viewer
+
+
+def conclude(s: Session, actor: str, search: db.Search, rank: int, conclusion: str, reasons: str) -> db.Conclusion:
+    """Record the examiner's conclusion on the candidate at ``rank`` of ``search``."""
+    value = conclusion_value(conclusion)
+    text = _reasons(reasons)
+    candidate = next((c for c in search.candidates if c.rank == rank), None)
+    if candidate is None:
+        raise InvalidField(f"--rank: search {search.id} has no candidate at rank {rank} (1-{len(search.candidates)})")
+    row = db.Conclusion(
+        search_id=search.id,
+        rank=rank,
+        reference_id=candidate.reference_id,
+        examiner=actor,
+        conclusion=value,
+        reasons=text,
+        at=_now(),
+    )
+    s.add(row)
+    s.flush()
+    audit.record(
+        s,
+        actor,
+        audit.ConclusionRecorded(
+            case_id=search.case_id,
+            search_id=search.id,
+            rank=rank,
+            reference_id=candidate.reference_id,
+            conclusion=value,
+            examiner=actor,
+        ),
+    )
+    return row
+
+
+def propose(s: Session, actor: str, case: db.Case, reference_id: str, reasons: str) -> db.Identification:
+    """Propose that the case is the reference. The reference must be a candidate of one of the case's
+    searches (the newest such search is recorded), and the case must have no open identification."""
+    text = _reasons(reasons)
+    found = current(case)
+    if found is not None:
+        raise Conflict(
+            f"case {case.id}: an identification as {found.reference_id} is already {found.status}; "
+            "withdraw it first (`nomina identification withdraw`)"
+        )
+    if s.get(db.Reference, reference_id) is None:
+        raise NotFound(f"reference {reference_id}: no such reference")
+    searches = [sr for sr in case.searches if any(c.reference_id == reference_id for c in sr.candidates)]
+    if not searches:
+        raise Conflict(
+            f"case {case.id}: reference {reference_id} is not a candidate of any of its searches; "
+            "an identification is proposed from a reviewed candidate list"
+        )
+    row = db.Identification(
+        case_id=case.id,
+        reference_id=reference_id,
+        search_id=searches[-1].id,
+        proposed_by=actor,
+        proposed_at=_now(),
+        reasons=text,
+        status="proposed",
+    )
+    s.add(row)
+    s.flush()
+    audit.record(
+        s, actor, audit.IdentificationProposed(case_id=case.id, reference_id=reference_id, search_id=row.search_id)
+    )
+    return row
+
+
+def verify(s: Session, actor: str, case: db.Case, conclusion: str, reasons: str) -> db.Identification:
+    """The verifier's own conclusion on the case's proposed identification.
+
+    ``same person`` makes the case identified; ``different people`` or ``inconclusive`` make it disputed:
+    back to review, the examiner's proposal and the verifier's conclusion both kept. The proposer can
+    never verify their own proposal, and an identification is verified once.
+    """
+    value = verification_value(conclusion)
+    text = _reasons(reasons)
+    found = current(case)
+    if found is None or found.status != "proposed":
+        what = "no identification" if found is None else f"an identification that is {found.status}"
+        raise Conflict(f"case {case.id}: {what}; there is nothing awaiting verification")
+    if found.proposed_by == actor:
+        raise PermissionDenied(
+            f"case {case.id}: {actor} proposed this identification; a different person must verify it"
+        )
+    s.add(db.Verification(identification_id=found.id, verifier=actor, conclusion=value, reasons=text, at=_now()))
+    found.status = "identified" if value == "same person" else "disputed"
+    s.flush()
+    audit.record(
+        s,
+        actor,
+        audit.IdentificationVerified(
+            case_id=case.id, reference_id=found.reference_id, outcome=found.status, proposed_by=found.proposed_by
+        ),
+    )
+    return found
+
+
+def withdraw(s: Session, actor: str, case: db.Case, reason: str) -> db.Identification:
+    """Withdraw the case's open identification (proposed, disputed or identified), with a reason."""
+    text = _reasons(reason, "--reason")
+    found = current(case)
+    if found is None:
+        raise Conflict(f"case {case.id}: no identification to withdraw")
+    found.status = "withdrawn"
+    found.closed_at = _now()
+    found.closed_by = actor
+    found.close_reason = text
+    s.flush()
+    audit.record(s, actor, audit.IdentificationWithdrawn(case_id=case.id, reference_id=found.reference_id, reason=text))
+    return found
+
+
+def describe(i: db.Identification, viewer: str) -> dict[str, Any]:
+    """An identification as plain data; the proposer and reasons are hidden from a blind viewer."""
+    hidden = i.status == "proposed" and i.proposed_by != viewer
+    v = i.verification
+    return {
+        "identification_id": i.id,
+        "case_id": i.case_id,
+        "reference_id": i.reference_id,
+        "search_id": i.search_id,
+        "status": i.status,
+        "proposed_by": None if hidden else i.proposed_by,
+        "proposed_at": i.proposed_at.isoformat(),
+        "reasons": None if hidden else i.reasons,
+        "blind": hidden,
+        "verification": None
+        if v is None
+        else {"verifier": v.verifier, "conclusion": v.conclusion, "reasons": v.reasons, "at": v.at.isoformat()},
+        "closed_at": None if i.closed_at is None else i.closed_at.isoformat(),
+        "closed_by": i.closed_by,
+        "close_reason": i.close_reason,
+    }
+
+
+def identifications(s: Session, status_filter: str | None = None) -> list[db.Identification]:
+    q = select(db.Identification).order_by(db.Identification.id)
+    if status_filter is not None:
+        q = q.where(db.Identification.status == status_filter)
+    return list(s.scalars(q))

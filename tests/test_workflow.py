@@ -1,0 +1,213 @@
+"""The examiner workflow end to end, as users run it: conclusions, a proposal, blind verification by a
+second person, disagreement, withdrawal, and every attempt to reach an identification another way."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from conftest import PROV, USER, assert_one_error_line, london, run, snapshot
+
+from nomina import CaseFields, PhotoInput
+from nomina.errors import Conflict, InvalidField, PermissionDenied
+
+
+@pytest.fixture()
+def casework(tmp_path: Path, faces_dir: Path, capsys) -> Path:
+    """ana (admin, examiner) enrols three references and one case and searches it (search 1);
+    ben is a verifier, cy an examiner and verifier, dee an examiner."""
+    ws = tmp_path / "ws"
+    assert run(capsys, "init", ws)[0] == 0
+    for ident in ("011", "012", "013"):
+        args = ("reference", "add", f"MP-{ident}", london(faces_dir, ident), "--name", f"Person {ident}", *PROV)
+        assert run(capsys, *args, "-w", ws)[0] == 0
+    assert run(capsys, "case", "add", "UP-1", london(faces_dir, "012", "smiling"), "-w", ws)[0] == 0
+    for name, roles in (("ben", "verifier"), ("cy", "examiner,verifier"), ("dee", "examiner")):
+        assert run(capsys, "user", "add", name, "--role", roles, "-w", ws)[0] == 0
+    code, out, _ = run(capsys, "search", "UP-1", "--json", "-w", ws)
+    assert json.loads(out)["candidates"][0]["reference_id"] == "MP-012"
+    return ws
+
+
+def cli(capsys, ws: Path, user: str, *args: str) -> tuple[int, str, str]:
+    return run(capsys, "--as", user, *args, "-w", ws)
+
+
+def as_json(capsys, ws: Path, user: str, *args: str) -> dict:
+    code, out, err = cli(capsys, ws, user, *args, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def propose(capsys, ws: Path, user: str = USER, reference: str = "MP-012") -> None:
+    code, _, err = cli(capsys, ws, user, "identification", "propose", "UP-1", reference, "--reasons", "ears, scar")
+    assert code == 0, err
+
+
+def test_agreement_after_blind_verification_identifies_the_case(casework, capsys):
+    ws = casework
+    for rank, conclusion in ((1, "possible-match"), (2, "excluded")):
+        code, _, err = cli(capsys, ws, USER, "search", "conclude", "1", "--rank", str(rank), "--conclusion",
+                           conclusion, "--reasons", "compared eyes, nose, ears")  # fmt: skip
+        assert code == 0, err
+    propose(capsys, ws)
+    assert as_json(capsys, ws, USER, "case", "show", "UP-1")["status"] == "proposed"
+
+    # ben, the verifier, sees the case and the proposed reference but not ana's conclusions or reasons
+    seen = as_json(capsys, ws, "ben", "search", "show", "1")
+    assert seen["conclusions_hidden"] is True and all(c["conclusions"] == [] for c in seen["candidates"])
+    pending = as_json(capsys, ws, "ben", "identification", "show", "UP-1")["current"]
+    assert pending["reference_id"] == "MP-012" and pending["blind"] is True
+    assert pending["proposed_by"] is None and pending["reasons"] is None
+    trail = as_json(capsys, ws, "ben", "audit", "log", "--case", "UP-1")
+    hidden = [e for e in trail if e["action"] in ("conclusion.record", "identification.propose")]
+    assert len(hidden) == 3 and all(e["actor"] == "(hidden until verified)" for e in hidden)
+    assert "possible match" not in json.dumps(trail) and "ears, scar" not in json.dumps(trail)
+    # ana, the proposer, is not blind
+    mine = as_json(capsys, ws, USER, "search", "show", "1")
+    assert mine["candidates"][0]["conclusions"][0]["conclusion"] == "possible match"
+
+    code, out, err = cli(capsys, ws, "ben", "identification", "verify", "UP-1", "--conclusion", "same-person",
+                         "--reasons", "same ear shape")  # fmt: skip
+    assert code == 0, err
+    assert "Case UP-1 is identified as reference MP-012 (verified)" in out
+    done = as_json(capsys, ws, "ben", "identification", "show", "UP-1")
+    assert done["status"] == "identified"
+    assert done["current"]["proposed_by"] == USER and done["current"]["reasons"] == "ears, scar"
+    assert done["current"]["verification"]["verifier"] == "ben"
+    assert as_json(capsys, ws, "ben", "search", "show", "1")["conclusions_hidden"] is False
+    assert as_json(capsys, ws, USER, "case", "list")[0]["status"] == "identified"
+    actions = [e["action"] for e in as_json(capsys, ws, USER, "audit", "log", "--case", "UP-1")]
+    assert actions.count("conclusion.record") == 2
+    assert "identification.propose" in actions and "identification.verify" in actions
+
+
+def test_disagreement_keeps_both_conclusions_and_sends_the_case_back_to_review(casework, capsys):
+    ws = casework
+    propose(capsys, ws)
+    code, out, _ = cli(capsys, ws, "ben", "identification", "verify", "UP-1", "--conclusion", "different-people",
+                       "--reasons", "different nose")  # fmt: skip
+    assert code == 0 and "back to review" in out
+    data = as_json(capsys, ws, USER, "identification", "show", "UP-1")
+    assert data["status"] == "disputed"
+    assert data["current"]["reasons"] == "ears, scar"
+    assert data["current"]["verification"]["conclusion"] == "different people"
+    # back to review: a new proposal needs the disputed one withdrawn first
+    code, _, err = cli(capsys, ws, USER, "identification", "propose", "UP-1", "MP-011", "--reasons", "x")
+    assert code == 1
+    assert_one_error_line(err, r"case UP-1: an identification as MP-012 is already disputed; withdraw it first")
+    code, _, err = cli(capsys, ws, "dee", "identification", "withdraw", "UP-1", "--reason", "verifier disagreed")
+    assert code == 0, err
+    assert as_json(capsys, ws, USER, "case", "show", "UP-1")["status"] == "open"
+    propose(capsys, ws, "dee", "MP-012")
+    history = as_json(capsys, ws, USER, "identification", "show", "UP-1")["history"]
+    assert [h["status"] for h in history] == ["withdrawn", "proposed"]
+    assert history[0]["verification"]["verifier"] == "ben"  # the earlier conclusions are kept
+
+
+@pytest.mark.parametrize(
+    ("user", "args", "message"),
+    [
+        # ana proposed: she may not verify (and has no verifier role either)
+        (USER, ("identification", "verify", "UP-1"), r"user 'ana' does not have the verifier role"),
+        # dee is an examiner only
+        ("dee", ("identification", "verify", "UP-1"), r"user 'dee' does not have the verifier role"),
+        # ben is a verifier only: he can neither propose nor record conclusions
+        ("ben", ("identification", "propose", "UP-1", "MP-011", "--reasons", "x"), r"does not have the examiner role"),
+        ("ben", ("search", "conclude", "1", "--rank", "1", "--conclusion", "excluded", "--reasons", "x"),
+         r"does not have the examiner role"),
+        # nobody named: refused
+        ("", ("identification", "verify", "UP-1"), r"no acting user: name one with --as NAME or NOMINA_USER"),
+        ("nobody", ("identification", "verify", "UP-1"), r"user 'nobody': no such user"),
+    ],
+)  # fmt: skip
+def test_only_a_different_verifier_can_verify(casework, capsys, monkeypatch, user, args, message):
+    ws = casework
+    propose(capsys, ws)
+    if user == "":
+        monkeypatch.delenv("NOMINA_USER")
+    before = snapshot(ws)
+    if args[1] == "verify":
+        args = (*args, "--conclusion", "same-person", "--reasons", "looks alike")
+    code, _, err = run(capsys, *(("--as", user) if user else ()), *args, "-w", ws)
+    assert code == 1
+    assert_one_error_line(err, message)
+    assert snapshot(ws) == before
+
+
+def test_the_proposer_can_never_verify_their_own_proposal_even_with_the_verifier_role(casework, capsys):
+    ws = casework
+    propose(capsys, ws, "cy")
+    before = snapshot(ws)
+    code, _, err = cli(capsys, ws, "cy", "identification", "verify", "UP-1", "--conclusion", "same-person",
+                       "--reasons", "mine")  # fmt: skip
+    assert code == 1
+    assert_one_error_line(err, r"case UP-1: cy proposed this identification; a different person must verify it")
+    assert snapshot(ws) == before
+
+
+def test_a_disabled_verifier_is_refused_and_a_verification_happens_once(casework, capsys):
+    ws = casework
+    propose(capsys, ws)
+    assert cli(capsys, ws, USER, "user", "disable", "ben")[0] == 0
+    verify = ("identification", "verify", "UP-1", "--conclusion", "same-person", "--reasons", "alike")
+    code, _, err = cli(capsys, ws, "ben", *verify)
+    assert code == 1
+    assert_one_error_line(err, r"user 'ben' is disabled")
+    assert cli(capsys, ws, "cy", *verify)[0] == 0
+    code, _, err = cli(capsys, ws, "cy", *verify)
+    assert code == 1
+    assert_one_error_line(err, r"an identification that is identified; there is nothing awaiting verification")
+
+
+def test_identifications_only_come_from_reviewed_candidates(casework, faces_dir, capsys):
+    ws = casework
+    code, _, err = cli(capsys, ws, USER, "identification", "verify", "UP-1", "--conclusion", "same-person",
+                       "--reasons", "x")  # fmt: skip
+    assert code == 1  # nothing proposed: nothing to verify (ana is no verifier either; cy is)
+    code, _, err = cli(capsys, ws, "cy", "identification", "verify", "UP-1", "--conclusion", "same-person",
+                       "--reasons", "x")  # fmt: skip
+    assert_one_error_line(err, r"case UP-1: no identification; there is nothing awaiting verification")
+    code, _, err = cli(capsys, ws, USER, "identification", "propose", "UP-1", "MP-404", "--reasons", "x")
+    assert_one_error_line(err, r"reference MP-404: no such reference")
+    args = ("reference", "add", "MP-099", london(faces_dir, "014"), "--name", "Late", *PROV)
+    assert cli(capsys, ws, USER, *args)[0] == 0  # enrolled after the search: never a candidate of it
+    code, _, err = cli(capsys, ws, USER, "identification", "propose", "UP-1", "MP-099", "--reasons", "x")
+    assert_one_error_line(err, r"reference MP-099 is not a candidate of any of its searches")
+    code, _, err = cli(capsys, ws, USER, "search", "conclude", "1", "--rank", "9", "--conclusion", "excluded",
+                       "--reasons", "x")  # fmt: skip
+    assert_one_error_line(err, r"--rank: search 1 has no candidate at rank 9")
+    code, _, err = cli(capsys, ws, USER, "search", "conclude", "1", "--rank", "1", "--conclusion", "match",
+                       "--reasons", "x")  # fmt: skip
+    assert_one_error_line(
+        err, r"--conclusion: 'match' is not one of excluded, possible-match, insufficient-information"
+    )
+    code, _, err = cli(capsys, ws, USER, "search", "conclude", "1", "--rank", "1", "--conclusion", "excluded",
+                       "--reasons", " ")  # fmt: skip
+    assert_one_error_line(err, r"--reasons: required")
+
+
+def test_no_other_api_call_changes_a_case_to_identified(ws, faces_dir):
+    ws.add_case(CaseFields("UP-2"), [PhotoInput(london(faces_dir, "020", "smiling"))])
+    with pytest.raises(InvalidField):
+        ws.update_reference("nope", status="identified")
+    with pytest.raises((PermissionDenied, Conflict)):
+        ws.verify_identification("UP-2", "same person", "no proposal, no verifier role")
+    assert ws.case("UP-2")["status"] == "open"
+    # In the library, only nomina.workflow.verify sets an identification's status to identified.
+    src = Path(__file__).resolve().parents[1] / "src" / "nomina"
+    setters = [
+        f"{path.name}:{n}"
+        for path in sorted(src.rglob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(r"""\bstatus\s*=\s*(["']identified["']|.*["']identified["']\s+if\b)""", line)
+    ]
+    assert setters == ["workflow.py:" + str(_verify_line(src / "workflow.py"))], setters
+
+
+def _verify_line(path: Path) -> int:
+    lines = path.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("def verify("))
+    return next(i for i, line in enumerate(lines[start:], start + 1) if 'status = "identified"' in line)
