@@ -77,6 +77,7 @@ def test_search_json_shape_and_show_again(populated, capsys):
         "case_face",
         "evidence",
         "warnings",
+        "conclusions",
     }
     assert first["reference_id"] == "MP-003"
     assert first["evidence"] is None and data["calibration"] is None  # no calibration stored: no LR

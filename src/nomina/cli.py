@@ -564,26 +564,28 @@ def _show_search(result: SearchResult, as_json: bool) -> None:
     out.print(f"CANDIDATES FOR REVIEW - NOT AN IDENTIFICATION. {result.notice}")
     for warning in result.warnings:
         out.print(f"warning: {warning}")
+    # Columns only when they say something, so the table fits a terminal; --json has everything.
+    several_faces = len(result.case_faces) > 1
+    concluded = any(c.conclusions for c in result.candidates)
+    warned = any(c.warnings for c in result.candidates)
     columns = ["rank", "reference", "name", "score"]
     if result.calibration is not None:
         columns += ["LR", "log10 LR", "evidence"]
-    table = Table(*columns, "reference photo", "case face", "conclusion", "warnings")
+    columns += ["case face"] * several_faces + ["conclusion"] * concluded + ["warnings"] * warned
+    table = Table(*columns)
     for c in result.candidates:
-        evidence = []
+        cells = [str(c.rank), c.reference_id, c.name if c.name is not None else "(deleted)", f"{c.score:.3f}"]
         if c.evidence is not None:
             e = Evidence(c.evidence["log10_lr"], c.evidence["verbal"])
-            evidence = [e.text().split(" (")[0].removeprefix("LR "), f"{e.log10_lr:+.2f}", e.verbal]
-        table.add_row(
-            str(c.rank),
-            c.reference_id,
-            c.name if c.name is not None else "(deleted)",
-            f"{c.score:.3f}",
-            *evidence,
-            c.photo_sha256[:16],
-            str(c.case_face),
-            f"{c.conclusions[-1]['conclusion']} ({c.conclusions[-1]['examiner']})" if c.conclusions else "",
-            "; ".join(c.warnings),
-        )
+            cells += [e.text().split(" (")[0].removeprefix("LR "), f"{e.log10_lr:+.2f}", e.verbal]
+        if several_faces:
+            cells.append(str(c.case_face))
+        if concluded:
+            last = c.conclusions[-1] if c.conclusions else None
+            cells.append(f"{last['conclusion']} ({last['examiner']})" if last else "")
+        if warned:
+            cells.append("; ".join(c.warnings))
+        table.add_row(*cells)
     out.print(table)
     if result.conclusions_hidden:
         out.print("Conclusions hidden: an identification of this case awaits your verification (blind).")
