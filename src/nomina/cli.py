@@ -6,6 +6,7 @@ Every Nomina error becomes one line on standard error and exit code 1; usage mis
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -71,7 +72,9 @@ app.add_typer(search_app, name="search")
 identification_app = typer.Typer(
     help="Proposed identifications and their blind verification by a second person.", no_args_is_help=True
 )
+export_app = typer.Typer(help="Structured records for the responsible authority.", no_args_is_help=True)
 app.add_typer(identification_app, name="identification")
+app.add_typer(export_app, name="export")
 app.add_typer(user_app, name="user")
 app.add_typer(audit_app, name="audit")
 
@@ -710,6 +713,34 @@ def _print_identification(i: dict[str, Any]) -> None:
         out.print(f"  withdrawn by {i['closed_by']} at {i['closed_at']}: {i['close_reason']}")
 
 
+# -- reports and exports ------------------------------------------------------------------------------
+@app.command()
+def report(
+    case_id: Annotated[str, typer.Argument(help="The case to report on.")],
+    out_path: Annotated[Path, typer.Option("--out", help="FILE.html or FILE.pdf.")],
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Write the case's identification report for the responsible authority (HTML or PDF)."""
+    with _open(workspace) as ws:
+        done = ws.report(case_id, out_path)
+    out.print(f"Wrote {done['path']} ({done['format'].upper()}, sha256 {done['sha256']}); recorded in the audit trail.")
+
+
+@export_app.command("identifications")
+def export_identifications(
+    out_path: Annotated[Path, typer.Option("--out", help="File to write.")],
+    fmt: Annotated[str, typer.Option("--format", help="json or csv.")] = "json",
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Write every verified identification for transmission to the responsible authority."""
+    with _open(workspace) as ws:
+        done = ws.export_identifications(out_path, fmt)
+    out.print(
+        f"Wrote {done['identifications']} verified identification(s) to {done['path']} "
+        f"(sha256 {done['sha256']}); recorded in the audit trail."
+    )
+
+
 # -- users --------------------------------------------------------------------------------------------
 @user_app.command("add")
 def user_add(
@@ -784,20 +815,10 @@ def audit_log(
     if as_json:
         _print_json(found)
         return
-    table = Table("seq", "time (UTC)", "user", "action", "case", "reference", "search", "details")
-    for e in found:
-        details = ", ".join(f"{k}={v}" for k, v in e["details"].items())
-        table.add_row(
-            str(e["seq"]),
-            e["at"][:19],
-            e["actor"],
-            e["action"],
-            e["case_id"] or "",
-            e["reference_id"] or "",
-            "" if e["search_id"] is None else str(e["search_id"]),
-            details,
-        )
-    out.print(table)
+    for e in found:  # one line per event: the trail reads as a log, however narrow the terminal
+        ids = " ".join(f"{k}={e[f'{k}_id']}" for k in ("case", "reference", "search") if e[f"{k}_id"] is not None)
+        details = " ".join(f"{k}={v}" for k, v in e["details"].items())
+        out.print(f"{e['seq']:>5}  {e['at'][:19].replace('T', ' ')}  {e['actor']}  {e['action']}  {ids}  {details}")
 
 
 # -- faces --------------------------------------------------------------------------------------------
@@ -1144,13 +1165,25 @@ def _quality_line(f: dict[str, Any]) -> str:
     )
 
 
+def _acting_user_first(args: list[str]) -> list[str]:
+    """``--as NAME`` may be written anywhere (`nomina init ws --as ana`); it belongs to the root command."""
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg.startswith("--as="):
+            return [arg, *args[:i], *args[i + 1 :]]
+        if arg == "--as" and i + 1 < len(args):
+            return [arg, args[i + 1], *args[:i], *args[i + 2 :]]
+    return list(args)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``nomina`` script: one line per error and a non-zero exit, never a traceback.
 
     Usage mistakes are reported by the command-line parser (exit 2); Nomina's errors exit with 1.
     """
     try:
-        app(args=argv, prog_name="nomina")
+        app(args=_acting_user_first(sys.argv[1:] if argv is None else argv), prog_name="nomina")
     except NominaError as exc:
         err.print(f"error: {exc}", markup=False)
         raise SystemExit(1) from None

@@ -46,11 +46,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
 
-__all__ = ["GATE_MODES", "Assessment", "Quality", "assess", "gate", "measure"]
+__all__ = ["GATE_MODES", "Assessment", "Quality", "assess", "gate", "measure", "stored"]
 
 GATE_MODES = ("off", "standard", "strict")
 
@@ -164,6 +165,21 @@ def _pose(landmarks: np.ndarray, ied: float) -> tuple[float | None, float | None
         ratio = pts[2, 1] / mouth_y
         pitch = math.degrees(math.atan((ratio - _TEMPLATE_NOSE_RATIO) * mouth_y / _NOSE_DEPTH))
     return yaw, pitch
+
+
+def stored(face: Any) -> Quality:
+    """The measures kept with a stored face (a ``nomina.store.schema.Face`` row)."""
+    return Quality(
+        detector_score=face.detector_score,
+        inter_eye_px=face.inter_eye_px,
+        sharpness=face.sharpness,
+        brightness=face.brightness,
+        roll=face.roll,
+        yaw=face.yaw,
+        pitch=face.pitch,
+        contrast=face.contrast,
+        noise=face.noise,
+    )
 
 
 # -- scoring -----------------------------------------------------------------------------------------------

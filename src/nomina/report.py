@@ -41,6 +41,7 @@ __all__ = [
     "render_html",
     "render_pdf",
     "write_report",
+    "write_whole",
 ]
 
 ROLES = ("examiner", "verifier")
@@ -333,11 +334,13 @@ def write_report(report: IdentificationReport, path: str | os.PathLike[str]) -> 
     if not out.parent.is_dir():
         raise InvalidField(f"--out: {out.parent} is not a folder")
     data = render_pdf(report) if suffix == ".pdf" else render_html(report).encode("utf-8")
-    _write_whole(out, data)
+    write_whole(out, data)
     return hashlib.sha256(data).hexdigest()
 
 
-def _write_whole(out: Path, data: bytes) -> None:
+def write_whole(out: Path, data: bytes) -> None:
+    """Write ``data`` to ``out`` whole or not at all (a temporary file beside it, fsynced, then renamed);
+    InvalidField naming --out when it cannot be written."""
     temp = out.with_name(f".{out.name}.{secrets.token_hex(6)}.tmp")
     try:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for any file

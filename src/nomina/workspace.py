@@ -21,7 +21,7 @@ import numpy as np
 from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from . import __version__, audit, users, workflow
+from . import __version__, audit, casefile, users, workflow
 from .calibration import Calibration
 from .errors import (
     Conflict,
@@ -42,7 +42,7 @@ from .importing import ImportReport, RowFailure, read_manifest, row_inputs
 from .index import ExactIndex
 from .models import MODELS, FaceModel, load_model
 from .parallel import AnalyzerPool, ordered_map
-from .quality import Quality, assess, gate
+from .quality import assess, gate, stored
 from .records import (
     CaseFields,
     PhotoInput,
@@ -50,13 +50,21 @@ from .records import (
     ReferenceFields,
     validate_update,
 )
+from .report import write_report
 from .search import CaseFaceRef, SearchResult, age_warnings, calibration_summary, rank, result_from_row
 from .settings import WORKSPACE_SETTINGS, Settings, load_settings, os_user, workspace_setting
 from .store import DB_NAME, PhotoStore, connect, upgrade
 from .store import schema as db
 from .store.database import current_revision, head_revision
 
-__all__ = ["Workspace"]
+__all__ = ["EXPORT_NOTICE", "Workspace"]
+
+#: What every export of identifications says about itself.
+EXPORT_NOTICE = (
+    "Verified identifications from face comparison: each was proposed by an examiner and verified by a different "
+    "person. They are leads to be confirmed by other means (DNA, dental records, fingerprints, personal effects) "
+    "before a family is informed."
+)
 
 T = TypeVar("T")
 Progress = Callable[[int, int], None]
@@ -853,7 +861,7 @@ class Workspace:
         with self._sessions() as s:
             case = _case(s, case_id)
             faces = _case_faces(case)
-            failed = {f.id: gate(_quality(f), mode) for cp in case.photos for f in cp.faces}
+            failed = {f.id: gate(stored(f), mode) for cp in case.photos for f in cp.faces}
         if not faces:
             raise NoFaceFound(f"case {case_id}: no face to search; mark the eyes by hand with `nomina case mark-eyes`")
         if face is not None:
@@ -1038,6 +1046,66 @@ class Workspace:
             audit.record(s, actor, audit.CasesListed(count=len(found)))
             return found
 
+    # -- reports and exports ----------------------------------------------------------------------------
+    def report(self, case_id: str, out: Path | str) -> dict[str, Any]:
+        """Write the case's identification report, HTML or PDF by the suffix of ``out``; the writing is
+        recorded with the file's SHA-256. Refused while an identification awaits verification, except to
+        its proposer, and for a case never searched."""
+        path = Path(out)
+        with self._sessions() as s:
+            actor = self._actor(s)
+            case = _case(s, case_id)
+            if not case.searches:
+                raise Conflict(f"case {case_id}: not searched yet; a report shows a search's candidates")
+            found = workflow.current(case)
+            search_id = found.search_id if found is not None and found.search_id is not None else case.searches[-1].id
+            crop = casefile.face_crop(self.photos.read, self.settings.max_pixels)
+            built = casefile.build_report(
+                s, case, self._search_result(s, search_id, actor), actor, crop, self._model_block(), actor
+            )
+        sha = write_report(built, path)
+        fmt = path.suffix.lower().lstrip(".")
+        try:
+            with self._acting() as (s, _, actor):
+                reference = None if found is None else found.reference_id
+                audit.record(
+                    s, actor, audit.ReportCreated(case_id=case_id, sha256=sha, format=fmt, reference_id=reference)
+                )
+        except BaseException:
+            path.unlink(missing_ok=True)  # a report whose writing is not recorded is not left behind
+            raise
+        return {"case_id": case_id, "path": str(path), "format": fmt, "sha256": sha}
+
+    def export_identifications(self, out: Path | str, fmt: str = "json") -> dict[str, Any]:
+        """Write every verified identification, for transmission to the responsible authority, as JSON or
+        CSV; the export is recorded with its SHA-256, and carries the audit trail's head hash."""
+        path = Path(out)
+        with self._acting() as (s, _, actor):
+            records = casefile.identification_records(s)
+            meta = {
+                "exported_at": _now().isoformat(),
+                "exported_by": actor,
+                "audit_head": audit.head(s).hash,
+                "notice": EXPORT_NOTICE,
+            }
+            sha = casefile.write_export(casefile.export_bytes(records, fmt, meta), path)
+            try:
+                audit.record(s, actor, audit.ExportCreated(format=fmt, count=len(records), sha256=sha))
+            except BaseException:
+                path.unlink(missing_ok=True)
+                raise
+        return {"path": str(path), "format": fmt, "identifications": len(records), "sha256": sha}
+
+    def _model_block(self) -> dict[str, Any]:
+        identity = self.model_identity
+        manifest = MODELS.get(str(identity["name"]))
+        return {
+            "name": identity["name"],
+            "description": None if manifest is None else manifest.description,
+            "licence": None if manifest is None else manifest.licence,
+            "files": dict(identity["files"]),
+        }
+
     # -- calibration ----------------------------------------------------------------------------------
     def add_calibration(self, calibration: Calibration) -> dict[str, Any]:
         """Store a calibration fitted on this workspace's model; searches use the newest one from now on."""
@@ -1194,22 +1262,8 @@ def _case_summary(c: db.Case) -> dict[str, Any]:
     }
 
 
-def _quality(f: db.Face) -> Quality:
-    return Quality(
-        detector_score=f.detector_score,
-        inter_eye_px=f.inter_eye_px,
-        sharpness=f.sharpness,
-        brightness=f.brightness,
-        roll=f.roll,
-        yaw=f.yaw,
-        pitch=f.pitch,
-        contrast=f.contrast,
-        noise=f.noise,
-    )
-
-
 def _face_summary(f: db.Face) -> dict[str, Any]:
-    q = _quality(f)
+    q = stored(f)
     return {
         "face_id": f.id,
         "number_in_photo": f.number_in_photo,
