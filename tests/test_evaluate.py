@@ -222,3 +222,20 @@ def test_evaluate_human_summary(dataset, capsys):
     assert code == 0, err
     assert "Verification: 14 genuine / 364 impostor pairs" in out
     assert "rank-1 92.31%" in out
+
+
+def test_labels_that_say_not_known_are_no_group_and_ages_fall_in_bands(tmp_path, faces_dir):
+    from nomina.evaluation.dataset import read_labels
+
+    london = scan(faces_dir / "london")
+    rows = ["path,age,gender"]
+    for k, photo in enumerate(london.photos):
+        age = "NA" if k % 7 == 0 else str(18 + k % 40)
+        gender = "unknown" if k % 5 == 0 else ("female" if k % 2 else "male")
+        rows.append(f"{photo.name},{age},{gender}")
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    labels = read_labels(tmp_path / "labels.csv", london)
+    assert labels.columns == ["age", "gender"]
+    values = {column: {v[column] for v in labels.values.values() if column in v} for column in labels.columns}
+    assert values == {"age": {"10-19", "20-29", "30-39", "40-49", "50-59"}, "gender": {"female", "male"}}
+    assert labels.notes == ["age: numbers grouped in ten-year bands"]

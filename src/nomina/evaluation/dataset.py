@@ -101,6 +101,15 @@ def _band(values: list[str]) -> dict[str, str] | None:
     return bands
 
 
+#: Values that mean "not known" in labels files (R's NA, spreadsheets' N/A ...): no group.
+_MISSING = {"", "na", "n/a", "nan", "null", "none", "unknown", "?", "-"}
+
+
+def _value(text: str | None) -> str:
+    value = (text or "").strip()
+    return "" if value.lower() in _MISSING else value
+
+
 def read_labels(path: Path, dataset: Dataset, columns: list[str] | None = None) -> Labels:
     """Group labels for dataset photos.
 
@@ -108,7 +117,8 @@ def read_labels(path: Path, dataset: Dataset, columns: list[str] | None = None) 
     are matched to dataset photos relative to the labels file's folder, to the dataset folder, or by
     their last two parts (``identity/file``). Group columns are ``columns`` if given, else every other
     column except names and ids; a column of numbers is grouped in ten-year bands (ages), and a column
-    with more than 20 distinct values is left out with a note. Empty values are not a group.
+    with more than 20 distinct values is left out with a note. Empty values, and values that say "not
+    known" (NA, N/A, unknown, ...), are not a group.
     """
     path = Path(path)
     if not path.is_file():
@@ -129,7 +139,7 @@ def read_labels(path: Path, dataset: Dataset, columns: list[str] | None = None) 
         chosen = list(columns)
     else:
         chosen = [c for c in header if c.lower() not in _NOT_GROUPS]
-    rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items() if k is not None} for row in reader]
+    rows = [{(k or "").strip(): _value(v) for k, v in row.items() if k is not None} for row in reader]
 
     by_path = {p.path.resolve(): k for k, p in enumerate(dataset.photos)}
     by_name = {p.name: k for k, p in enumerate(dataset.photos)}
