@@ -258,3 +258,13 @@ def test_workspace_with_arcface_searches_and_refuses_another_model(tmp_path, fac
     with Workspace.open(settings.home, settings, model=sface, user=USER) as ws:
         with pytest.raises(ModelMismatch, match="built with model arcface-mbf .*embeddings of different models"):
             ws.add_case(CaseFields("C3"), [PhotoInput(london(faces_dir, "003"))])
+
+
+def test_choosing_a_model_with_a_restricted_licence_says_so(tmp_path, capsys):
+    from conftest import run
+
+    code, out, err = run(capsys, "init", tmp_path / "research", "--model", "yunet+arcface-mbf")
+    assert code == 0
+    assert "licence restriction: InsightFace licenses these model weights for non-commercial research use only" in err
+    code, out, err = run(capsys, "init", tmp_path / "default")
+    assert code == 0 and "licence restriction" not in err
