@@ -15,7 +15,7 @@ import pytest
 from conftest import PROV, assert_one_error_line, london, run, snapshot
 
 from nomina import CaseFields, PhotoInput, Provenance, ReferenceFields, Workspace, erasure
-from nomina.errors import InvalidField, PermissionDenied
+from nomina.errors import Conflict, InvalidField, PermissionDenied
 
 FAMILY = Provenance("family", "a sister", "family request under national missing-persons law")
 WINDOW = 64
@@ -427,3 +427,72 @@ def test_an_unknown_retention_option_is_a_usage_error(cli_ws, capsys):
     code, _, _ = run(capsys, "retention", "apply", "--today", "2999-01-01", "-w", cli_ws)
     assert code == 2
     assert snapshot(cli_ws) == before
+
+
+# -- ids that searches keep are never given to someone else -------------------------------------------------
+def test_an_erased_face_id_is_never_given_to_another_face(ws, faces_dir):
+    add_ref(ws, faces_dir, "031", "MP-031")
+    add_ref(ws, faces_dir, "032", "MP-032")
+    ws.add_case(CaseFields("UP-1"), [PhotoInput(london(faces_dir, "031", "smiling"))])
+    search = ws.search("UP-1")
+    erased_face = next(c.reference_face_id for c in search.candidates if c.reference_id == "MP-032")
+    ws.delete_reference("MP-032", "entered twice")
+    new = add_ref(ws, faces_dir, "033", "MP-033")
+    assert new["photos"][0]["faces"][0]["face_id"] > erased_face
+    ws.delete_case("UP-1", "entered twice")
+    case = ws.add_case(CaseFields("UP-2"), [PhotoInput(london(faces_dir, "034", "smiling"))])
+    assert case["photos"][0]["faces"][0]["face_id"] > new["photos"][0]["faces"][0]["face_id"]
+
+
+def test_the_upgrade_to_schema_0005_keeps_every_face_and_starts_above_erased_ids(ws, faces_dir, settings, model):
+    from alembic import command
+
+    from nomina.store.database import _alembic_config
+
+    ws.add_case(CaseFields("UP-1"), [PhotoInput(london(faces_dir, "031", "smiling"))])
+    add_ref(ws, faces_dir, "031", "MP-031")
+    add_ref(ws, faces_dir, "032", "MP-032")
+    search = ws.search("UP-1")
+    erased_face = max(c.reference_face_id for c in search.candidates)
+    command.downgrade(_alembic_config(ws._engine), "0004")
+    con = sqlite3.connect(ws.path / "nomina.db")
+    assert "AUTOINCREMENT" not in con.execute("SELECT sql FROM sqlite_master WHERE name = 'faces'").fetchone()[0]
+    # An erasure under schema 0004: the face with the largest id goes, its id stays in the search.
+    con.execute("PRAGMA foreign_keys = ON")
+    con.execute("DELETE FROM faces WHERE id = ?", (erased_face,))
+    con.commit()
+    before = con.execute("SELECT * FROM faces ORDER BY id").fetchall()
+    con.close()
+    ws.close()
+
+    upgraded = Workspace.open(settings.home, settings, model=model, user="ana")
+    con = sqlite3.connect(upgraded.path / "nomina.db")
+    assert con.execute("SELECT * FROM faces ORDER BY id").fetchall() == before
+    assert "AUTOINCREMENT" in con.execute("SELECT sql FROM sqlite_master WHERE name = 'faces'").fetchone()[0]
+    con.close()
+    new = add_ref(upgraded, faces_dir, "033", "MP-033")
+    assert new["photos"][0]["faces"][0]["face_id"] == erased_face + 1
+    upgraded.close()
+
+
+def test_an_erased_reference_id_is_not_given_to_a_new_reference(ws, faces_dir, tmp_path):
+    add_ref(ws, faces_dir, "038", "MP-035")
+    ws.delete_reference("MP-035", "the family withdrew consent")
+    before = snapshot(ws.path)
+    with pytest.raises(Conflict, match=r"reference MP-035: the id of a reference erased on \d{4}-\d\d-\d\d; give"):
+        add_ref(ws, faces_dir, "036", "MP-035")
+    assert snapshot(ws.path) == before
+    manifest = tmp_path / "refs.csv"
+    manifest.write_text(
+        "reference_id,name,photo,source,supplied_by,legal_basis\n"
+        f"MP-035,Someone,{london(faces_dir, '036')},family,a sister,family request\n"
+        f"MP-036,Someone else,{london(faces_dir, '036')},family,a sister,family request\n"
+    )
+    report = ws.import_references(manifest)
+    assert (report.added, [f.line for f in report.failures]) == (1, [2])
+    assert "the id of a reference erased on" in report.failures[0].error
+    # A case's id may be given again: nothing but the audit trail keeps it, and it shows the erasure first.
+    ws.add_case(CaseFields("UP-1"), [PhotoInput(london(faces_dir, "036", "smiling"))])
+    ws.delete_case("UP-1", "wrong photos")
+    ws.add_case(CaseFields("UP-1"), [PhotoInput(london(faces_dir, "037", "smiling"))])
+    assert [a for a, _ in trail(ws, case_id="UP-1")] == ["case.create", "case.delete", "case.create"]

@@ -37,6 +37,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from . import audit, index
+from .errors import Conflict
 from .store import PhotoStore
 from .store import schema as db
 from .store.database import checkpoint, vacuum
@@ -50,6 +51,7 @@ __all__ = [
     "erase_case",
     "erase_reference",
     "finish",
+    "refuse_erased_reference_id",
     "retention_reason",
     "sweep",
 ]
@@ -133,6 +135,27 @@ def erase_case(s: Session, case: db.Case, reason: str, actor: str) -> Erasure:
         ),
     )
     return _with_files(erased, files)
+
+
+def refuse_erased_reference_id(s: Session, reference_id: str) -> None:
+    """Refuse an erased reference's id to a new reference (Conflict).
+
+    Searches of other cases, their conclusions and identifications keep an erased reference's id, and
+    show the name of the reference now holding it: a new record under the same id would pass for the
+    erased one there, with scores its photos never gave. A case's id may be given again: nothing but the
+    audit trail keeps it, and the trail shows the erasure before the new record.
+    """
+    erased_at = s.scalar(
+        select(db.AuditEvent.at)
+        .where(db.AuditEvent.reference_id == reference_id, db.AuditEvent.action == audit.ReferenceDeleted.action)
+        .order_by(db.AuditEvent.seq.desc())
+        .limit(1)
+    )
+    if erased_at is not None:
+        raise Conflict(
+            f"reference {reference_id}: the id of a reference erased on {erased_at[:10]}; give the new record "
+            "another id, so that earlier searches and the audit trail keep meaning one person"
+        )
 
 
 def _with_files(erased: Erasure, files: list[str]) -> Erasure:

@@ -451,6 +451,7 @@ class Workspace:
         with self._sessions() as s:
             if s.get(db.Reference, fields.id) is not None:
                 raise Conflict(f"reference {fields.id}: already exists (use `reference add-photos`)")
+            erasure.refuse_erased_reference_id(s, fields.id)
         prepared = self._prepare_all(photos, reference=True)
         with self._acting("examiner") as (s, new_files, actor):
             s.add(self._reference_row(fields))
@@ -580,6 +581,7 @@ class Workspace:
         ref = s.get(db.Reference, fields.id)
         created = ref is None
         if ref is None:
+            erasure.refuse_erased_reference_id(s, fields.id)
             s.add(self._reference_row(fields))
             s.flush()
         elif ref.name != fields.name:

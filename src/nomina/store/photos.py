@@ -106,6 +106,8 @@ def _shred(path: Path) -> None:
             os.fsync(fh.fileno())
     except FileNotFoundError:
         return
+    except PermissionError:
+        pass  # a read-only file is still removed from the folder; its bytes stay until the space is reused
     path.unlink(missing_ok=True)
     try:
         path.parent.rmdir()
