@@ -280,7 +280,8 @@ def test_the_registry_covers_the_workflow_actions():
         "reference.delete", "case.create", "case.update", "case.view", "case.list", "case.mark_eyes",
         "case.delete", "search.run", "search.view", "search.list", "conclusion.record", "identification.propose",
         "identification.verify", "identification.withdraw", "report.create", "export.create", "user.add",
-        "user.disable", "calibration.add", "setting.change", "retention.apply", "audit.verify", "audit.view",
+        "user.disable", "calibration.add", "setting.change", "retention.apply", "workspace.maintain", "audit.verify",
+        "audit.view",
     }  # fmt: skip
     assert set(audit.EVENT_TYPES) == expected
     assert all(cls.action == action for action, cls in audit.EVENT_TYPES.items())

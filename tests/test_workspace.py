@@ -218,7 +218,7 @@ def test_update_and_delete_reference(ws, faces_dir):
         ws.update_reference("R1", last_seen_on="2025-13-01")
     sha = updated["photos"][0]["sha256"]
     gone = ws.delete_reference("R1", "entered twice")
-    assert gone == {"reference_id": "R1", "faces_removed": 1, "photos_removed": 1}
+    assert gone == {"reference_id": "R1", "faces_removed": 1, "photos_removed": 1, "warnings": []}
     assert not ws.photos.has(sha)
     con = sqlite3.connect(ws.path / "nomina.db")
     assert con.execute("SELECT count(*) FROM faces").fetchone() == (0,)
@@ -241,7 +241,7 @@ def test_delete_case_removes_its_searches_and_photos(ws, faces_dir):
     ws.add_case(CaseFields("C"), [PhotoInput(london(faces_dir, "044", "smiling"))])
     search_id = ws.search("C").search_id
     gone = ws.delete_case("C", "entered twice")
-    assert gone == {"case_id": "C", "faces_removed": 1, "photos_removed": 1, "searches_removed": 1}
+    assert gone == {"case_id": "C", "faces_removed": 1, "photos_removed": 1, "searches_removed": 1, "warnings": []}
     with pytest.raises(NotFound):
         ws.get_search(search_id)
 

@@ -92,6 +92,7 @@ __all__ = [
     "UserAdded",
     "UserDisabled",
     "Verification",
+    "WorkspaceMaintained",
     "canonical",
     "check_detail",
     "events",
@@ -368,6 +369,16 @@ class RetentionApplied(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class WorkspaceMaintained(Event):
+    """The workspace's normal maintenance (``nomina maintain``): leftover photo files of erased or
+    unfinished records removed, the index rebuilt from the database, the database file rebuilt."""
+
+    action: ClassVar[str] = "workspace.maintain"
+    photo_files_removed: int
+    index_faces: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class AuditVerified(Event):
     action: ClassVar[str] = "audit.verify"
     ok: bool
@@ -418,6 +429,7 @@ EVENT_TYPES: Mapping[str, type[Event]] = MappingProxyType(
             CalibrationAdded,
             SettingChanged,
             RetentionApplied,
+            WorkspaceMaintained,
             AuditVerified,
             AuditViewed,
         )

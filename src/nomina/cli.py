@@ -262,7 +262,8 @@ def reference_add(
     prov = Provenance(source, supplied_by, legal_basis, consent)
     with _open(workspace) as ws:
         ref = ws.add_reference(fields, _photos(photos, face, photo_date=photo_date, override=accept_quality), prov)
-    out.print(f"Added reference {ref['reference_id']} ({ref['name']}) with {len(ref['photos'])} photo(s).")
+    kept = f"; retained until {ref['retain_until']}" if ref["retain_until"] else "; no retention date"
+    out.print(f"Added reference {ref['reference_id']} ({ref['name']}) with {len(ref['photos'])} photo(s){kept}.")
 
 
 @reference_app.command("add-photos")
@@ -319,10 +320,18 @@ def reference_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> 
     if as_json:
         _print_json(refs)
         return
-    table = Table("reference", "name", "sex", "born", "last seen", "photos")
+    table = Table("reference", "name", "sex", "born", "last seen", "photos", "retain until")
     for r in refs:
         seen = " ".join(x for x in (r["last_seen_on"], r["last_seen_at"]) if x)
-        table.add_row(r["reference_id"], r["name"], r["sex"] or "", str(r["birth_year"] or ""), seen, str(r["photos"]))
+        table.add_row(
+            r["reference_id"],
+            r["name"],
+            r["sex"] or "",
+            str(r["birth_year"] or ""),
+            seen,
+            str(r["photos"]),
+            r["retain_until"] or "",
+        )
     out.print(table)
     out.print(f"{len(refs)} reference(s)")
 
@@ -389,6 +398,7 @@ def reference_delete(reference_id: str, reason: ReasonOpt, workspace: WorkspaceO
         f"Deleted reference {reference_id}: {gone['faces_removed']} face(s), "
         f"{gone['photos_removed']} photo file(s) removed."
     )
+    _warn(gone["warnings"])
 
 
 # -- cases --------------------------------------------------------------------------------------------
@@ -488,6 +498,7 @@ def case_delete(case_id: str, reason: ReasonOpt, workspace: WorkspaceOpt = None)
         f"Deleted case {case_id}: {gone['faces_removed']} face(s), {gone['searches_removed']} search(es), "
         f"{gone['photos_removed']} photo file(s) removed."
     )
+    _warn(gone["warnings"])
 
 
 # -- search -------------------------------------------------------------------------------------------
@@ -948,6 +959,69 @@ def compare(
     if evidence is not None:
         out.print(evidence.text())
     out.print(_evidence_note(None if calibration is None else calibration_summary(*calibration)))
+
+
+# -- retention and maintenance --------------------------------------------------------------------------
+retention_app = typer.Typer(
+    help="Erase references whose retention date has passed (docs/erasure.md).", no_args_is_help=True
+)
+app.add_typer(retention_app, name="retention")
+
+
+@retention_app.command("apply")
+def retention_apply(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be erased; change nothing, not even the audit trail.")
+    ] = False,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Erase every reference whose retention date is before today, as `reference delete` does (admin)."""
+    with _open(workspace) as ws:
+        done = ws.apply_retention(dry_run=dry_run)
+    if as_json:
+        _print_json(done)
+    else:
+        refs = done["references"]
+        if dry_run:
+            out.print(
+                f"Dry run: {len(refs)} reference(s) have a retention date before {done['due_before']} and would "
+                "be erased; nothing was changed."
+            )
+        else:
+            out.print(
+                f"Retention applied: {len(refs)} reference(s) erased, their retention date before {done['due_before']}."
+            )
+        if refs:
+            table = Table("reference", "retain until", "faces", "photo files")
+            for r in refs:
+                table.add_row(r["reference_id"], r["retain_until"], str(r["faces_removed"]), str(r["photos_removed"]))
+            out.print(table)
+    _warn(done["warnings"])
+
+
+@app.command()
+def maintain(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """The workspace's normal maintenance (admin): remove leftover photo files, rebuild the index and the
+    database file so that nothing of erased records stays; exit 1 if a step could not be completed."""
+    with _open(workspace) as ws:
+        done = ws.maintain()
+    if as_json:
+        _print_json(done)
+    else:
+        out.print(
+            f"Maintenance done: {done['photo_files_removed']} leftover photo file(s) removed; index rebuilt with "
+            f"{done['index_faces']} face(s); database {done['database_bytes_before']:,} -> "
+            f"{done['database_bytes_after']:,} bytes."
+        )
+    _warn(done["warnings"])
+    if done["warnings"]:
+        raise typer.Exit(1)
+
+
+def _warn(warnings: list[str]) -> None:
+    for line in warnings:
+        err.print(f"warning: {line}")
 
 
 # -- calibration --------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 :class:`ExactIndex` scores every face (one matrix-vector product) and keeps the best face per
 reference with a single ``maximum.reduceat`` pass, so its cost is one read of the vectors. Index files
 under the workspace's ``index/`` folder are derived data: they carry the gallery generation they were
-built from and are rebuilt from the database whenever it has changed.
+built from and are rebuilt from the database whenever it has changed. :func:`remove_files` removes them
+all at once, as erasing a reference does: they hold every reference vector.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
-__all__ = ["ExactIndex", "GalleryIndex", "Hit"]
+__all__ = ["ExactIndex", "GalleryIndex", "Hit", "remove_files"]
 
 
 @dataclass(frozen=True)
@@ -176,3 +177,12 @@ class ExactIndex:
             )
         except (OSError, ValueError, KeyError):
             return None
+
+
+def remove_files(root: Path) -> None:
+    """Remove every index file under ``root`` (the workspace's ``index/`` folder), of every kind,
+    including the leftovers of an interrupted save; the next search rebuilds what it needs."""
+    if root.is_symlink() or root.is_file():
+        root.unlink()
+    elif root.exists():
+        shutil.rmtree(root)

@@ -24,6 +24,7 @@ __all__ = [
     "Provenance",
     "ReferenceFields",
     "parse_date",
+    "parse_retention",
     "parse_year",
 ]
 
@@ -42,6 +43,18 @@ def parse_date(value: str | date | None, field_name: str) -> date | None:
         return date.fromisoformat(value.strip())
     except ValueError:
         raise InvalidField(f"{field_name}: {value!r} is not a date (expected YYYY-MM-DD)") from None
+
+
+def parse_retention(value: str | date | None) -> date | None:
+    """A reference's retention date: today or later. An earlier date would have the next retention run
+    erase the record without anyone saying why; erasing now is an admin's `reference delete --reason`."""
+    when = parse_date(value, "retain_until")
+    if when is not None and when < date.today():
+        raise InvalidField(
+            f"retain_until: {when.isoformat()} is in the past; to erase the record now, an admin deletes it "
+            "with a reason"
+        )
+    return when
 
 
 def parse_year(value: str | int | None, field_name: str = "birth_year") -> int | None:
@@ -112,7 +125,7 @@ class ReferenceFields:
     retain_until: date | None = None  # default: the workspace's retention_years from today
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "retain_until", parse_date(self.retain_until, "retain_until"))
+        object.__setattr__(self, "retain_until", parse_retention(self.retain_until))
         object.__setattr__(self, "id", _record_id(self.id, "reference_id"))
         object.__setattr__(self, "name", _required_text(self.name, "name"))
         object.__setattr__(self, "sex", _choice(self.sex, SEXES, "sex", required=False))
@@ -138,8 +151,10 @@ def validate_update(changes: dict[str, Any]) -> dict[str, Any]:
             out[key] = _choice(value, SEXES, "sex", required=False)
         elif key == "birth_year":
             out[key] = parse_year(value)
-        elif key in ("last_seen_on", "retain_until"):
+        elif key == "last_seen_on":
             out[key] = parse_date(value, key)
+        elif key == "retain_until":
+            out[key] = parse_retention(value)
         else:
             out[key] = _optional_text(value)
     return out

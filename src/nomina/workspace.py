@@ -21,7 +21,7 @@ import numpy as np
 from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from . import __version__, audit, casefile, users, workflow
+from . import __version__, audit, casefile, erasure, users, workflow
 from .calibration import Calibration
 from .errors import (
     Conflict,
@@ -40,6 +40,7 @@ from .faces import Face, FaceAnalyzer
 from .imaging import DecodedImage, decode_image, read_photo, sha256_hex
 from .importing import ImportReport, RowFailure, read_manifest, row_inputs
 from .index import ExactIndex
+from .index import remove_files as remove_index_files
 from .models import MODELS, FaceModel, load_model
 from .parallel import AnalyzerPool, ordered_map
 from .quality import assess, gate, stored
@@ -48,6 +49,7 @@ from .records import (
     PhotoInput,
     Provenance,
     ReferenceFields,
+    parse_date,
     validate_update,
 )
 from .report import write_report
@@ -470,6 +472,7 @@ class Workspace:
         with self._sessions() as s:
             if s.get(db.Reference, fields.id) is not None:
                 raise Conflict(f"reference {fields.id}: already exists (use `reference add-photos`)")
+            erasure.refuse_erased_reference_id(s, fields.id)
         prepared = self._prepare_all(photos, reference=True)
         with self._acting("examiner") as (s, new_files, actor):
             s.add(self._reference_row(fields))
@@ -599,6 +602,7 @@ class Workspace:
         ref = s.get(db.Reference, fields.id)
         created = ref is None
         if ref is None:
+            erasure.refuse_erased_reference_id(s, fields.id)
             s.add(self._reference_row(fields))
             s.flush()
         elif ref.name != fields.name:
@@ -668,41 +672,20 @@ class Workspace:
             return self._reference_record(s, reference_id)
 
     def delete_reference(self, reference_id: str, reason: str) -> dict[str, Any]:
-        """Erase a reference (by an admin, with a reason): its photos' links, faces and vectors, and photo
-        bytes no one else uses. The audit trail keeps a tombstone: the id, counts and the reason."""
+        """Erase a reference (by an admin, with a reason) so that no biometric trace of it stays: its photos'
+        links, faces and vectors, the photo files no other record uses, every index file (rebuilt by the
+        next search), and the database's earlier page images (see :mod:`nomina.erasure`). The audit trail
+        keeps a tombstone: the id, counts and the reason. ``warnings`` names any file step that could not
+        be completed (``maintain`` completes it)."""
         reason = _reason(reason)
         with self._acting("admin") as (s, _, actor):
-            ref = _reference(s, reference_id)
-            shas = {rp.photo_sha256 for rp in ref.photos}
-            faces = sum(len(rp.faces) for rp in ref.photos)
-            s.delete(ref)
-            s.flush()
-            orphaned = self._drop_orphan_photos(s, shas)
+            gone = erasure.erase_reference(s, _reference(s, reference_id), reason, actor)
             self._bump_gallery(s)
-            audit.record(
-                s,
-                actor,
-                audit.ReferenceDeleted(reference_id=reference_id, photos=len(shas), faces=faces, reason=reason),
-            )
-        self._remove_files(orphaned)
-        return {"reference_id": reference_id, "faces_removed": faces, "photos_removed": len(orphaned)}
+        return {**gone.summary(), "warnings": self._finish_erasure([gone])}
 
-    def _drop_orphan_photos(self, s: Session, shas: set[str]) -> list[str]:
-        orphaned = []
-        for sha in sorted(shas):
-            used = s.scalar(
-                select(func.count()).select_from(db.ReferencePhoto).where(db.ReferencePhoto.photo_sha256 == sha)
-            ) or s.scalar(select(func.count()).select_from(db.CasePhoto).where(db.CasePhoto.photo_sha256 == sha))
-            if not used:
-                photo = s.get(db.Photo, sha)
-                if photo is not None:
-                    s.delete(photo)
-                orphaned.append(sha)
-        return orphaned
-
-    def _remove_files(self, shas: list[str]) -> None:
-        for sha in shas:
-            self.photos.remove(sha)
+    def _finish_erasure(self, erased: list[erasure.Erasure]) -> list[str]:
+        self._index = None  # let go of the mapped index file, which holds the erased vectors
+        return erasure.finish(self.photos, self.path / "index", self._engine, erased)
 
     # -- cases ----------------------------------------------------------------------------------------
     def add_case(self, fields: CaseFields, photos: list[PhotoInput]) -> dict[str, Any]:
@@ -800,29 +783,13 @@ class Workspace:
         return out
 
     def delete_case(self, case_id: str, reason: str) -> dict[str, Any]:
-        """Erase a case (by an admin, with a reason) with its photos, faces, searches and conclusions; the
-        audit trail keeps a tombstone."""
+        """Erase a case (by an admin, with a reason) with its photos, faces, searches, conclusions and
+        identifications, leaving no biometric trace (see :meth:`delete_reference`); the audit trail keeps
+        a tombstone."""
         reason = _reason(reason)
         with self._acting("admin") as (s, _, actor):
-            case = _case(s, case_id)
-            shas = {cp.photo_sha256 for cp in case.photos}
-            faces = sum(len(cp.faces) for cp in case.photos)
-            searches = len(case.searches)
-            s.delete(case)
-            s.flush()
-            orphaned = self._drop_orphan_photos(s, shas)
-            audit.record(
-                s,
-                actor,
-                audit.CaseDeleted(case_id=case_id, photos=len(shas), faces=faces, searches=searches, reason=reason),
-            )
-        self._remove_files(orphaned)
-        return {
-            "case_id": case_id,
-            "faces_removed": faces,
-            "photos_removed": len(orphaned),
-            "searches_removed": searches,
-        }
+            gone = erasure.erase_case(s, _case(s, case_id), reason, actor)
+        return {**gone.summary(), "warnings": self._finish_erasure([gone])}
 
     # -- search ---------------------------------------------------------------------------------------
     def gallery_index(self) -> ExactIndex:
@@ -1147,6 +1114,63 @@ class Workspace:
                 for r in rows
             ]
 
+    # -- retention and maintenance ---------------------------------------------------------------------
+    def apply_retention(self, today: date | None = None, dry_run: bool = False) -> dict[str, Any]:
+        """Erase every reference whose retention date is before ``today`` (by an admin).
+
+        Each is erased as :meth:`delete_reference` does, with the reason ``retention date YYYY-MM-DD
+        passed``, all in one transaction with one ``retention.apply`` summary event; cases carry no
+        retention date. ``dry_run`` does the same in a transaction that is rolled back: it reports
+        exactly what would be erased and changes nothing, not even the audit trail.
+        """
+        today = parse_date(today, "today") or date.today()
+        s = self._sessions()
+        try:
+            s.begin()
+            actor = self._actor(s, "admin")
+            erased = erasure.erase_due(s, today, actor)
+            if not dry_run:
+                if erased:
+                    self._bump_gallery(s)
+                audit.record(
+                    s, actor, audit.RetentionApplied(due_before=today.isoformat(), references=len(erased), cases=0)
+                )
+                s.commit()
+        finally:
+            s.rollback()
+            s.close()
+        warnings = [] if dry_run or not erased else self._finish_erasure(erased)
+        return {
+            "due_before": today.isoformat(),
+            "dry_run": dry_run,
+            "references": [e.summary() for e in erased],
+            "warnings": warnings,
+        }
+
+    def maintain(self) -> dict[str, Any]:
+        """The workspace's normal maintenance (by an admin); it completes any erasure whose file steps were
+        interrupted. Removes photo files no record names (once :data:`nomina.erasure.STRAY_GRACE_SECONDS`
+        old), rebuilds the index files from the database, rebuilds the database file from its live rows
+        (VACUUM) and truncates its WAL."""
+        with self._sessions() as s:
+            self._actor(s, "admin")
+            known = set(s.scalars(select(db.Photo.sha256)))
+        before = _db_bytes(self.path)
+        removed, warnings = erasure.sweep(self.photos, known)
+        self._index = None
+        remove_index_files(self.path / "index")
+        faces = self.gallery_index().size
+        with self._acting("admin") as (s, _, actor):
+            audit.record(s, actor, audit.WorkspaceMaintained(photo_files_removed=removed, index_faces=faces))
+        warnings += erasure.compact(self._engine)
+        return {
+            "photo_files_removed": removed,
+            "index_faces": faces,
+            "database_bytes_before": before,
+            "database_bytes_after": _db_bytes(self.path),
+            "warnings": warnings,
+        }
+
     # -- overview -------------------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
         with self._sessions() as s:
@@ -1209,13 +1233,17 @@ def _fields(fields: ReferenceFields) -> dict[str, Any]:
     }
 
 
+def _db_bytes(path: Path) -> int:
+    """Size of the database with its WAL."""
+    return sum(f.stat().st_size for f in (path / DB_NAME, path / (DB_NAME + "-wal")) if f.is_file())
+
+
 def _iso(value: Any) -> str | None:
     return None if value is None else str(value.isoformat())
 
 
 def _reference_summary(r: db.Reference) -> dict[str, Any]:
     return {
-        "retain_until": _iso(r.retain_until),
         "reference_id": r.id,
         "name": r.name,
         "sex": r.sex,
@@ -1225,6 +1253,7 @@ def _reference_summary(r: db.Reference) -> dict[str, Any]:
         "notes": r.notes,
         "created_at": _iso(r.created_at),
         "updated_at": _iso(r.updated_at),
+        "retain_until": _iso(r.retain_until),
     }
 
 

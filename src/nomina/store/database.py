@@ -1,4 +1,11 @@
-"""Opening the workspace database: SQLite in WAL mode, schema managed by Alembic."""
+"""Opening the workspace database: SQLite in WAL mode, schema managed by Alembic; and its upkeep.
+
+Deleted rows are overwritten with zeros in the database file (``secure_delete``), but in WAL mode a
+change is first written to ``nomina.db-wal``, which keeps earlier images of the changed pages until a
+checkpoint copies the newest ones into the database file. :func:`checkpoint` does that and truncates
+the WAL to zero bytes, so that after an erasure no earlier page image of the erased rows is left in it;
+:func:`vacuum` rebuilds the whole file from its live rows (see docs/erasure.md).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 
-__all__ = ["DB_NAME", "connect", "head_revision", "upgrade"]
+__all__ = ["DB_NAME", "checkpoint", "connect", "head_revision", "upgrade", "vacuum"]
 
 DB_NAME = "nomina.db"
 
@@ -57,3 +64,22 @@ def current_revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
         rev = MigrationContext.configure(conn).get_current_revision()
     return None if rev is None else str(rev)
+
+
+def checkpoint(engine: Engine) -> bool:
+    """Copy every committed change from the WAL into the database file and truncate the WAL to zero bytes.
+
+    Waits (up to the busy timeout) for other connections' reads to end. Returns False when one still
+    holds an older snapshot: the WAL then keeps its frames until a later checkpoint completes.
+    """
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        busy = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()[0]
+    return int(busy) == 0
+
+
+def vacuum(engine: Engine) -> bool:
+    """Rebuild the database file from its live rows (no free pages, no leftover bytes in pages), then
+    :func:`checkpoint`; returns whether the checkpoint completed."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("VACUUM")
+    return checkpoint(engine)

@@ -2,17 +2,26 @@
 
 Layout: ``photos/ab/abcdef...`` (first two hex digits as a folder). Files are written to a temporary
 name and renamed, so a photo is either wholly present or absent.
+
+A removed photo's bytes are overwritten with zeros before its file is unlinked. On a file system that
+writes in place (ext4, XFS, NTFS on a hard disk) that removes them from the disk as well as from the
+folder; on copy-on-write file systems, SSDs and snapshots it cannot, which docs/erasure.md explains.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
 from ..imaging import sha256_hex
 
 __all__ = ["PhotoStore"]
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_INCOMING = ".incoming-"
+_CHUNK = 1 << 20
 
 
 class PhotoStore:
@@ -32,7 +41,7 @@ class PhotoStore:
         if target.is_file():
             return sha, False
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=_INCOMING)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
@@ -48,9 +57,59 @@ class PhotoStore:
         return self.path(sha256).read_bytes()
 
     def remove(self, sha256: str) -> None:
-        path = self.path(sha256)
-        path.unlink(missing_ok=True)
-        try:
-            path.parent.rmdir()
-        except OSError:
-            pass  # folder still holds other photos
+        """Remove a photo's file, its bytes overwritten first (nothing happens when it is absent)."""
+        _shred(self.path(sha256))
+
+    def strays(self, known: set[str], older_than: float) -> list[Path]:
+        """Files no photo record names, last changed before ``older_than`` (a ``time.time()`` value).
+
+        These are photos whose record was erased or never committed (an erasure or enrolment interrupted
+        between the database and the files) and unfinished writes. Recent files are left alone: a
+        photo being enrolled right now is written before its record is committed. Files whose names
+        the store does not use are never touched.
+        """
+        found: list[Path] = []
+        if not self.root.is_dir():
+            return found
+        for folder in sorted(self.root.iterdir()):
+            if not (folder.is_dir() and len(folder.name) == 2):
+                continue
+            for path in sorted(folder.iterdir()):
+                stray = path.name.startswith(_INCOMING) or (
+                    path.name[:2] == folder.name and path.name not in known and bool(_SHA256.fullmatch(path.name))
+                )
+                if stray and path.is_file() and not path.is_symlink() and path.stat().st_mtime < older_than:
+                    found.append(path)
+        return found
+
+    def remove_file(self, path: Path) -> None:
+        """Remove a file of the store found by :meth:`strays`, its bytes overwritten first."""
+        _shred(path)
+
+
+def _shred(path: Path) -> None:
+    """Overwrite a file's bytes with zeros, flush them to disk, then unlink it and its emptied folder.
+
+    A symbolic link is only unlinked: the file it points to is not the store's to overwrite.
+    """
+    if path.is_symlink():
+        path.unlink()
+        return
+    try:
+        with path.open("r+b") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(0)
+            zeros = bytes(min(size, _CHUNK))
+            for start in range(0, size, _CHUNK):
+                fh.write(zeros[: min(_CHUNK, size - start)])
+            fh.flush()
+            os.fsync(fh.fileno())
+    except FileNotFoundError:
+        return
+    except PermissionError:
+        pass  # a read-only file is still removed from the folder; its bytes stay until the space is reused
+    path.unlink(missing_ok=True)
+    try:
+        path.parent.rmdir()
+    except OSError:
+        pass  # folder still holds other photos

@@ -159,6 +159,8 @@ class Face(Base):
     __tablename__ = "faces"
     __table_args__ = (
         CheckConstraint("(reference_photo_id IS NULL) != (case_photo_id IS NULL)", name="face_has_one_owner"),
+        # Since schema 0005: an erased face's id is never given to another face (searches keep it).
+        {"sqlite_autoincrement": True},
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     reference_photo_id: Mapped[int | None] = mapped_column(

@@ -1,0 +1,498 @@
+"""Erasure leaves no biometric trace anywhere in the workspace folder; retention and maintenance erase the
+same way. The scan reads the raw bytes of every file, so it would find the data wherever it was left."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from conftest import PROV, assert_one_error_line, london, run, snapshot
+
+from nomina import CaseFields, PhotoInput, Provenance, ReferenceFields, Workspace, erasure
+from nomina.errors import Conflict, InvalidField, PermissionDenied
+
+FAMILY = Provenance("family", "a sister", "family request under national missing-persons law")
+WINDOW = 64
+
+
+# -- what to look for -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Needle:
+    """Bytes that show a record's data is present: a label for messages, and pieces any one of which counts."""
+
+    label: str
+    pieces: tuple[bytes, ...]
+
+
+def photo_needle(label: str, data: bytes, count: int = 8) -> Needle:
+    """``count`` 64-byte windows spread over the back three quarters of a photo file (JPEG files from
+    one camera share their headers, so the windows come from the compressed image data)."""
+    starts = [len(data) // 4 + i * (len(data) * 3 // 4 - WINDOW) // (count - 1) for i in range(count)]
+    return Needle(label, tuple(data[s : s + WINDOW] for s in starts))
+
+
+def embedding_needle(label: str, embedding: bytes) -> Needle:
+    """Every 64-byte window of the embedding as stored (float32), so a partial copy counts too."""
+    assert len(embedding) % WINDOW == 0
+    return Needle(label, tuple(embedding[s : s + WINDOW] for s in range(0, len(embedding), WINDOW)))
+
+
+def text_needle(label: str, text: str) -> Needle:
+    return Needle(label, (text.encode(),))
+
+
+def workspace_files(folder: Path) -> dict[str, bytes]:
+    """The raw bytes of every file under the workspace folder, database, WAL and shared memory included."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def where(needle: Needle, files: dict[str, bytes]) -> list[str]:
+    """The files holding any piece of the needle."""
+    return [name for name, data in files.items() if any(piece in data for piece in needle.pieces)]
+
+
+def faces_of(db: Path, owner: str, record_id: str) -> list[tuple[bytes, str]]:
+    """(embedding bytes, landmarks as stored) of every face of a reference or case, read from the database."""
+    link = "reference_photos" if owner == "reference" else "case_photos"
+    con = sqlite3.connect(db)
+    try:
+        return con.execute(
+            f"SELECT f.embedding, f.landmarks FROM faces f JOIN {link} l ON f.{owner}_photo_id = l.id "
+            f"WHERE l.{owner}_id = ? ORDER BY f.id",
+            (record_id,),
+        ).fetchall()
+    finally:
+        con.close()
+
+
+def needles_of(ws: Workspace, owner: str, record_id: str, photos: list[Path]) -> list[Needle]:
+    found = [photo_needle(f"{owner} {record_id} photo {p.name}", p.read_bytes()) for p in photos]
+    for n, (embedding, landmarks) in enumerate(faces_of(ws.path / "nomina.db", owner, record_id), 1):
+        found.append(embedding_needle(f"{owner} {record_id} face {n} embedding", embedding))
+        found.append(text_needle(f"{owner} {record_id} face {n} landmarks", landmarks))
+    return found
+
+
+def add_ref(ws: Workspace, faces_dir: Path, ident: str, ref_id: str, **fields: object) -> dict:
+    fields.setdefault("name", f"Person {ident}")
+    return ws.add_reference(ReferenceFields(ref_id, **fields), [PhotoInput(london(faces_dir, ident))], FAMILY)  # type: ignore[arg-type]
+
+
+def trail(ws: Workspace, **filters: str) -> list[tuple[str, dict]]:
+    """(action, details) of the audit trail, the readings of the trail itself left out."""
+    return [(e["action"], e["details"]) for e in ws.audit_log(**filters) if e["action"] != "audit.view"]
+
+
+def runs(ws: Workspace, action: str) -> list[dict]:
+    return [details for name, details in trail(ws) if name == action]
+
+
+# -- the scan ---------------------------------------------------------------------------------------------
+def test_erasure_leaves_no_photo_byte_or_embedding_in_any_file_of_the_workspace(ws, faces_dir):
+    kept_refs = {"MP-001": "001", "MP-003": "003", "MP-004": "004"}
+    for ref_id, ident in kept_refs.items():
+        add_ref(ws, faces_dir, ident, ref_id)
+    add_ref(ws, faces_dir, "002", "MP-002", name="Zofia Erasmus-Quill", notes="Last seen near the old rope works")
+    ws.add_case(CaseFields("UP-1", found_at="North pier"), [PhotoInput(london(faces_dir, "003", "smiling"))])
+    ws.add_case(
+        CaseFields("UP-2", notes="Tattoo of a swallow on the left wrist"),
+        [PhotoInput(london(faces_dir, "005", "smiling"))],
+    )
+    before_search = ws.search("UP-1")
+    assert "MP-002" in [c.reference_id for c in before_search.candidates]
+    ws.search("UP-2")
+
+    gone = needles_of(ws, "reference", "MP-002", [london(faces_dir, "002")])
+    gone += needles_of(ws, "case", "UP-2", [london(faces_dir, "005", "smiling")])
+    gone += [
+        text_needle("reference MP-002 name", "Zofia Erasmus-Quill"),
+        text_needle("reference MP-002 notes", "Last seen near the old rope works"),
+        text_needle("case UP-2 notes", "Tattoo of a swallow on the left wrist"),
+    ]
+    kept = [
+        n
+        for ref_id, ident in kept_refs.items()
+        for n in needles_of(ws, "reference", ref_id, [london(faces_dir, ident)])
+    ]
+    kept += needles_of(ws, "case", "UP-1", [london(faces_dir, "003", "smiling")])
+    assert len([n for n in gone if "embedding" in n.label]) == 2 and len(kept) == 12
+    # Before erasure the scan finds every piece of data, the erased ones included: it can see them.
+    files = workspace_files(ws.path)
+    assert [n.label for n in gone + kept if not where(n, files)] == []
+    assert where(gone[1], files) and "index/exact/vectors.npy" in where(gone[1], files)
+
+    case_gone = ws.delete_case("UP-2", "entered twice")
+    assert case_gone == {
+        "case_id": "UP-2",
+        "faces_removed": 1,
+        "photos_removed": 1,
+        "searches_removed": 1,
+        "warnings": [],
+    }
+    assert (ws.path / "index" / "exact").is_dir()  # a case's faces are not in the index: it stays
+    ref_gone = ws.delete_reference("MP-002", "the family withdrew consent")
+    assert ref_gone == {"reference_id": "MP-002", "faces_removed": 1, "photos_removed": 1, "warnings": []}
+    assert not (ws.path / "index").exists()  # removed at once, not at the next search
+    assert (ws.path / "nomina.db-wal").stat().st_size == 0  # checkpointed and truncated
+
+    # Erasure alone leaves nothing: not in the database, its WAL, the index or the photo store.
+    files = workspace_files(ws.path)
+    assert {"nomina.db", "nomina.db-wal", "nomina.db-shm"} <= set(files)
+    assert {n.label: where(n, files) for n in gone if where(n, files)} == {}
+    assert [n.label for n in kept if not where(n, files)] == []
+
+    # The normal maintenance, after which the scan is repeated with the index rebuilt.
+    done = ws.maintain()
+    assert (done["photo_files_removed"], done["index_faces"], done["warnings"]) == (0, 3, [])
+    files = workspace_files(ws.path)
+    assert {"nomina.db", "index/exact/vectors.npy"} <= set(files)
+    assert sum(name.startswith("photos/") for name in files) == 4
+    assert {n.label: where(n, files) for n in gone if where(n, files)} == {}
+    assert [n.label for n in kept if not where(n, files)] == []
+    for n in kept:
+        if n.label.startswith("reference") and "embedding" in n.label:
+            assert set(where(n, files)) == {"nomina.db", "index/exact/vectors.npy"}, n.label
+
+    # The audit trail keeps the tombstones, with the reasons and counts, and nothing else of the records.
+    assert trail(ws, reference_id="MP-002")[-1] == (
+        "reference.delete",
+        {"photos": 1, "faces": 1, "reason": "the family withdrew consent"},
+    )
+    assert trail(ws, case_id="UP-2")[-1] == (
+        "case.delete",
+        {"photos": 1, "faces": 1, "searches": 1, "reason": "entered twice"},
+    )
+    con = sqlite3.connect(ws.path / "nomina.db")
+    details = [r[0] for r in con.execute("SELECT details FROM audit_events")]
+    assert not any("Zofia" in d or "landmarks" in d or "embedding" in d for d in details)
+    # What stays, on purpose: the earlier search of a kept case still names the erased reference, with
+    # its score and the SHA-256 of the photo that gave it (docs/erasure.md says why).
+    kept_row = con.execute(
+        "SELECT rank, score, photo_sha256 FROM candidates WHERE search_id = ? AND reference_id = 'MP-002'",
+        (before_search.search_id,),
+    ).fetchone()
+    con.close()
+    erased = next(c for c in before_search.candidates if c.reference_id == "MP-002")
+    assert kept_row == (erased.rank, pytest.approx(erased.score, abs=1e-5), erased.photo_sha256)
+    assert next(c for c in ws.get_search(before_search.search_id).candidates if c.reference_id == "MP-002").name is None
+    assert ws.audit_verify().ok
+
+    # A new search no longer finds the erased reference.
+    after = ws.search("UP-1")
+    assert [c.reference_id for c in after.candidates][:1] == ["MP-003"]
+    assert "MP-002" not in [c.reference_id for c in after.candidates]
+    assert after.gallery == {"references": 3, "faces": 3}
+
+
+def test_maintenance_completes_an_erasure_interrupted_after_its_commit(ws, faces_dir, monkeypatch):
+    """A crash between the database commit and the file steps leaves the photo file and the index files;
+    maintenance removes both, and rebuilds the database file."""
+    add_ref(ws, faces_dir, "011", "MP-011")
+    add_ref(ws, faces_dir, "012", "MP-012")
+    ws.add_case(CaseFields("UP-1"), [PhotoInput(london(faces_dir, "011", "smiling"))])
+    ws.search("UP-1")
+    gone = needles_of(ws, "reference", "MP-012", [london(faces_dir, "012")])
+    monkeypatch.setattr(erasure, "finish", lambda *args: [])  # the process dies right after the commit
+    ws.delete_reference("MP-012", "entered twice")
+    monkeypatch.undo()
+    files = workspace_files(ws.path)
+    assert where(gone[0], files) and "index/exact/vectors.npy" in where(gone[1], files)
+
+    leftover = next(p for p in (ws.path / "photos").rglob("*") if p.is_file() and where(gone[0], {"f": p.read_bytes()}))
+    old = time.time() - erasure.STRAY_GRACE_SECONDS - 60
+    os.utime(leftover, (old, old))
+    done = ws.maintain()
+    assert (done["photo_files_removed"], done["index_faces"], done["warnings"]) == (1, 1, [])
+    files = workspace_files(ws.path)
+    assert {n.label: where(n, files) for n in gone if where(n, files)} == {}
+    assert runs(ws, "workspace.maintain") == [{"photo_files_removed": 1, "index_faces": 1}]
+
+
+def test_maintenance_leaves_recent_and_foreign_files_and_clears_index_leftovers(ws, faces_dir):
+    add_ref(ws, faces_dir, "013", "MP-013")
+    photos = ws.path / "photos"
+    recent = photos / "ab" / ("ab" + "0" * 62)  # a photo being enrolled right now: its record is not committed yet
+    recent.parent.mkdir(exist_ok=True)
+    recent.write_bytes(b"new photo")
+    old_incoming = photos / "ab" / ".incoming-x1y2"  # an unfinished write from long ago
+    old_incoming.write_bytes(b"half a photo")
+    foreign = photos / "ab" / "notes.txt"  # not a name the store uses
+    foreign.write_bytes(b"someone's notes")
+    old = time.time() - erasure.STRAY_GRACE_SECONDS - 60
+    for p in (old_incoming, foreign):
+        os.utime(p, (old, old))
+    (ws.path / "index" / "exact.old").mkdir(parents=True)
+    (ws.path / "index" / "exact.old" / "vectors.npy").write_bytes(b"old vectors")
+    (ws.path / "index" / ".index-abc").mkdir()
+
+    done = ws.maintain()
+    assert done["photo_files_removed"] == 1 and done["warnings"] == []
+    assert recent.exists() and foreign.exists() and not old_incoming.exists()
+    assert sorted(p.name for p in (ws.path / "index").iterdir()) == ["exact"]
+    assert done["database_bytes_after"] <= done["database_bytes_before"]
+    assert not (ws.path / "nomina.db-wal").exists() or (ws.path / "nomina.db-wal").stat().st_size == 0
+
+
+def test_shared_photo_bytes_stay_with_the_record_that_still_uses_them(ws, faces_dir):
+    photo = london(faces_dir, "014")
+    add_ref(ws, faces_dir, "014", "MP-014")
+    ws.add_case(CaseFields("UP-1"), [PhotoInput(photo)])
+    assert ws.delete_reference("MP-014", "entered twice")["photos_removed"] == 0
+    files = workspace_files(ws.path)
+    assert where(photo_needle("shared photo", photo.read_bytes()), files)
+    assert ws.delete_case("UP-1", "entered twice")["photos_removed"] == 1
+    assert not where(photo_needle("shared photo", photo.read_bytes()), workspace_files(ws.path))
+
+
+# -- retention --------------------------------------------------------------------------------------------
+@pytest.fixture()
+def dated(ws: Workspace, faces_dir: Path) -> Workspace:
+    """MP-021 kept until in 10 days, MP-022 in 400 days, MP-024 the default 20 years, MP-025 with no date."""
+    today = date.today()
+    add_ref(ws, faces_dir, "021", "MP-021", retain_until=today + timedelta(days=10))
+    add_ref(ws, faces_dir, "022", "MP-022", retain_until=today + timedelta(days=400))
+    add_ref(ws, faces_dir, "024", "MP-024")
+    ws.set_config("retention_years", 0)
+    add_ref(ws, faces_dir, "025", "MP-025")
+    ws.add_case(CaseFields("UP-1"), [PhotoInput(london(faces_dir, "021", "smiling"))])
+    ws.search("UP-1")
+    return ws
+
+
+def retention_dates(ws: Workspace) -> dict[str, str | None]:
+    return {r["reference_id"]: r["retain_until"] for r in ws.references()}
+
+
+def test_references_past_their_retention_date_are_erased_and_the_rest_kept(dated, faces_dir):
+    today = date.today()
+    assert date.fromisoformat(retention_dates(dated)["MP-024"]).year == today.year + 20  # retention_years
+    assert retention_dates(dated)["MP-025"] is None
+    gone = needles_of(dated, "reference", "MP-021", [london(faces_dir, "021")])
+    due = today + timedelta(days=30)
+
+    done = dated.apply_retention(today=due)
+    retain = (today + timedelta(days=10)).isoformat()
+    assert done == {
+        "due_before": due.isoformat(),
+        "dry_run": False,
+        "references": [{"reference_id": "MP-021", "retain_until": retain, "faces_removed": 1, "photos_removed": 1}],
+        "warnings": [],
+    }
+    assert set(retention_dates(dated)) == {"MP-022", "MP-024", "MP-025"}
+    assert {n.label: where(n, workspace_files(dated.path)) for n in gone if where(n, workspace_files(dated.path))} == {}
+    assert trail(dated, reference_id="MP-021")[-1] == (
+        "reference.delete",
+        {"photos": 1, "faces": 1, "reason": f"retention date {retain} passed"},
+    )
+    assert runs(dated, "retention.apply") == [{"due_before": due.isoformat(), "references": 1, "cases": 0}]
+    assert "MP-021" not in [c.reference_id for c in dated.search("UP-1").candidates]
+    assert dated.case("UP-1")["case_id"] == "UP-1"  # cases carry no retention date
+
+    # Applied again the same day, nothing is due; the run is still recorded.
+    again = dated.apply_retention(today=due)
+    assert again["references"] == [] and again["warnings"] == []
+    assert runs(dated, "retention.apply")[-1] == {"due_before": due.isoformat(), "references": 0, "cases": 0}
+    # Decades later every dated reference is due; the one without a date never is.
+    later = dated.apply_retention(today=today + timedelta(days=365 * 21))
+    assert [r["reference_id"] for r in later["references"]] == ["MP-022", "MP-024"]
+    assert set(retention_dates(dated)) == {"MP-025"}
+
+
+def test_a_reference_is_kept_on_its_retention_date_and_erased_the_day_after(dated):
+    retain = date.today() + timedelta(days=10)
+    assert dated.apply_retention(today=retain)["references"] == []
+    assert [r["reference_id"] for r in dated.apply_retention(today=retain + timedelta(days=1))["references"]] == [
+        "MP-021"
+    ]
+
+
+def test_a_dry_run_reports_exactly_what_would_be_erased_and_changes_nothing(dated):
+    due = date.today() + timedelta(days=500)
+    before = snapshot(dated.path)
+    preview = dated.apply_retention(today=due, dry_run=True)
+    assert snapshot(dated.path) == before  # every table, the audit trail included, and every file
+    assert preview["dry_run"] is True and preview["warnings"] == []
+    assert [r["reference_id"] for r in preview["references"]] == ["MP-021", "MP-022"]
+    done = dated.apply_retention(today=due)
+    assert done["references"] == preview["references"]
+
+
+def test_only_an_admin_applies_retention_or_maintains(dated, settings, model):
+    dated.add_user("ben", "examiner")
+    ben = Workspace.open(settings.home, settings, model=model, user="ben")
+    before = snapshot(dated.path)
+    for call in (
+        lambda: ben.apply_retention(today=date.today() + timedelta(days=500)),
+        lambda: ben.apply_retention(dry_run=True),
+        ben.maintain,
+    ):
+        with pytest.raises(PermissionDenied, match="user 'ben' does not have the admin role"):
+            call()
+    assert snapshot(dated.path) == before
+    ben.close()
+
+
+def test_a_retention_date_in_the_past_is_refused(dated, faces_dir):
+    before = snapshot(dated.path)
+    with pytest.raises(InvalidField, match=r"retain_until: 2001-02-03 is in the past"):
+        add_ref(dated, faces_dir, "026", "MP-026", retain_until="2001-02-03")
+    with pytest.raises(InvalidField, match=r"retain_until: 2001-02-03 is in the past"):
+        dated.update_reference("MP-022", retain_until="2001-02-03")
+    with pytest.raises(InvalidField, match=r"today: 'soon' is not a date"):
+        dated.apply_retention(today="soon")  # type: ignore[arg-type]
+    assert snapshot(dated.path) == before
+    today = date.today().isoformat()
+    assert dated.update_reference("MP-022", retain_until=today)["retain_until"] == today
+
+
+# -- the command line -------------------------------------------------------------------------------------
+def expire(ws: Path, reference_id: str, on: str) -> None:
+    """Move a reference's retention date into the past, as the passing of time does."""
+    con = sqlite3.connect(ws / "nomina.db")
+    con.execute('UPDATE "references" SET retain_until = ? WHERE id = ?', (on, reference_id))
+    con.commit()
+    con.close()
+
+
+def test_retention_and_maintain_commands(cli_ws, faces_dir, capsys):
+    assert run(capsys, "reference", "add", "R2", london(faces_dir, "002"), "--name", "B", *PROV,
+               "--retain-until", "2999-12-31", "-w", cli_ws)[0] == 0  # fmt: skip
+    code, out, _ = run(capsys, "reference", "list", "-w", cli_ws)
+    assert code == 0 and "retain until" in out and "2999-12-31" in out
+    code, out, _ = run(capsys, "reference", "show", "R2", "-w", cli_ws)
+    assert "retain_until: 2999-12-31" in out
+    expire(cli_ws, "R1", "2001-02-03")
+
+    before = snapshot(cli_ws)
+    code, out, err = run(capsys, "retention", "apply", "--dry-run", "-w", cli_ws)
+    assert (code, err) == (0, "")
+    assert "Dry run: 1 reference(s)" in out and "nothing was changed" in out and "R1" in out and "2001-02-03" in out
+    assert snapshot(cli_ws) == before
+
+    code, out, err = run(capsys, "retention", "apply", "--json", "-w", cli_ws)
+    assert (code, err) == (0, "")
+    done = json.loads(out)
+    assert done["dry_run"] is False and done["due_before"] == date.today().isoformat()
+    assert done["references"] == [
+        {"reference_id": "R1", "retain_until": "2001-02-03", "faces_removed": 1, "photos_removed": 1}
+    ]
+    code, out, _ = run(capsys, "retention", "apply", "-w", cli_ws)
+    assert code == 0 and "Retention applied: 0 reference(s) erased" in out
+
+    code, out, err = run(capsys, "maintain", "-w", cli_ws)
+    assert (code, err) == (0, "")
+    assert "Maintenance done: 0 leftover photo file(s) removed; index rebuilt with 1 face(s)" in out
+    code, out, _ = run(capsys, "maintain", "--json", "-w", cli_ws)
+    assert set(json.loads(out)) == {
+        "photo_files_removed", "index_faces", "database_bytes_before", "database_bytes_after", "warnings",
+    }  # fmt: skip
+    code, out, _ = run(capsys, "audit", "log", "--json", "-w", cli_ws)
+    actions = [e["action"] for e in json.loads(out)]
+    assert actions.count("retention.apply") == 2 and actions.count("workspace.maintain") == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "pattern"),
+    [
+        (["--as", "ben", "retention", "apply"], r"user 'ben' does not have the admin role"),
+        (["--as", "ben", "retention", "apply", "--dry-run"], r"user 'ben' does not have the admin role"),
+        (["--as", "ben", "maintain"], r"user 'ben' does not have the admin role"),
+        (["--as", "ben", "reference", "delete", "R1", "--reason", "duplicate"], r"does not have the admin role"),
+        (["reference", "delete", "R1", "--reason", " "], r"--reason: required"),
+        (["reference", "update", "R1", "--retain-until", "2001-02-03"], r"retain_until: 2001-02-03 is in the past"),
+        (["reference", "update", "R1", "--retain-until", "2030-02-30"], r"retain_until: '2030-02-30' is not a date"),
+        (
+            ["reference", "add", "R2", "{photo}", "--name", "B", *PROV, "--retain-until", "yesterday"],
+            r"retain_until: 'yesterday' is not a date",
+        ),
+    ],
+)
+def test_bad_erasure_and_retention_input_is_one_line_and_changes_nothing(cli_ws, faces_dir, capsys, args, pattern):
+    assert run(capsys, "user", "add", "ben", "--role", "examiner", "-w", cli_ws)[0] == 0
+    before = snapshot(cli_ws)
+    code, _, err = run(capsys, *[str(london(faces_dir, "002")) if a == "{photo}" else a for a in args], "-w", cli_ws)
+    assert code == 1
+    assert_one_error_line(err, pattern)
+    assert snapshot(cli_ws) == before
+
+
+def test_an_unknown_retention_option_is_a_usage_error(cli_ws, capsys):
+    before = snapshot(cli_ws)
+    code, _, _ = run(capsys, "retention", "apply", "--today", "2999-01-01", "-w", cli_ws)
+    assert code == 2
+    assert snapshot(cli_ws) == before
+
+
+# -- ids that searches keep are never given to someone else -------------------------------------------------
+def test_an_erased_face_id_is_never_given_to_another_face(ws, faces_dir):
+    add_ref(ws, faces_dir, "031", "MP-031")
+    add_ref(ws, faces_dir, "032", "MP-032")
+    ws.add_case(CaseFields("UP-1"), [PhotoInput(london(faces_dir, "031", "smiling"))])
+    search = ws.search("UP-1")
+    erased_face = next(c.reference_face_id for c in search.candidates if c.reference_id == "MP-032")
+    ws.delete_reference("MP-032", "entered twice")
+    new = add_ref(ws, faces_dir, "033", "MP-033")
+    assert new["photos"][0]["faces"][0]["face_id"] > erased_face
+    ws.delete_case("UP-1", "entered twice")
+    case = ws.add_case(CaseFields("UP-2"), [PhotoInput(london(faces_dir, "034", "smiling"))])
+    assert case["photos"][0]["faces"][0]["face_id"] > new["photos"][0]["faces"][0]["face_id"]
+
+
+def test_the_upgrade_to_schema_0005_keeps_every_face_and_starts_above_erased_ids(ws, faces_dir, settings, model):
+    from alembic import command
+
+    from nomina.store.database import _alembic_config
+
+    ws.add_case(CaseFields("UP-1"), [PhotoInput(london(faces_dir, "031", "smiling"))])
+    add_ref(ws, faces_dir, "031", "MP-031")
+    add_ref(ws, faces_dir, "032", "MP-032")
+    search = ws.search("UP-1")
+    erased_face = max(c.reference_face_id for c in search.candidates)
+    command.downgrade(_alembic_config(ws._engine), "0004")
+    con = sqlite3.connect(ws.path / "nomina.db")
+    assert "AUTOINCREMENT" not in con.execute("SELECT sql FROM sqlite_master WHERE name = 'faces'").fetchone()[0]
+    # An erasure under schema 0004: the face with the largest id goes, its id stays in the search.
+    con.execute("PRAGMA foreign_keys = ON")
+    con.execute("DELETE FROM faces WHERE id = ?", (erased_face,))
+    con.commit()
+    before = con.execute("SELECT * FROM faces ORDER BY id").fetchall()
+    con.close()
+    ws.close()
+
+    upgraded = Workspace.open(settings.home, settings, model=model, user="ana")
+    con = sqlite3.connect(upgraded.path / "nomina.db")
+    assert con.execute("SELECT * FROM faces ORDER BY id").fetchall() == before
+    assert "AUTOINCREMENT" in con.execute("SELECT sql FROM sqlite_master WHERE name = 'faces'").fetchone()[0]
+    con.close()
+    new = add_ref(upgraded, faces_dir, "033", "MP-033")
+    assert new["photos"][0]["faces"][0]["face_id"] == erased_face + 1
+    upgraded.close()
+
+
+def test_an_erased_reference_id_is_not_given_to_a_new_reference(ws, faces_dir, tmp_path):
+    add_ref(ws, faces_dir, "038", "MP-035")
+    ws.delete_reference("MP-035", "the family withdrew consent")
+    before = snapshot(ws.path)
+    with pytest.raises(Conflict, match=r"reference MP-035: the id of a reference erased on \d{4}-\d\d-\d\d; give"):
+        add_ref(ws, faces_dir, "036", "MP-035")
+    assert snapshot(ws.path) == before
+    manifest = tmp_path / "refs.csv"
+    manifest.write_text(
+        "reference_id,name,photo,source,supplied_by,legal_basis\n"
+        f"MP-035,Someone,{london(faces_dir, '036')},family,a sister,family request\n"
+        f"MP-036,Someone else,{london(faces_dir, '036')},family,a sister,family request\n"
+    )
+    report = ws.import_references(manifest)
+    assert (report.added, [f.line for f in report.failures]) == (1, [2])
+    assert "the id of a reference erased on" in report.failures[0].error
+    # A case's id may be given again: nothing but the audit trail keeps it, and it shows the erasure first.
+    ws.add_case(CaseFields("UP-1"), [PhotoInput(london(faces_dir, "036", "smiling"))])
+    ws.delete_case("UP-1", "wrong photos")
+    ws.add_case(CaseFields("UP-1"), [PhotoInput(london(faces_dir, "037", "smiling"))])
+    assert [a for a, _ in trail(ws, case_id="UP-1")] == ["case.create", "case.delete", "case.create"]
