@@ -282,6 +282,7 @@ def test_references_past_their_retention_date_are_erased_and_the_rest_kept(dated
         "due_before": due.isoformat(),
         "dry_run": False,
         "references": [{"reference_id": "MP-021", "retain_until": retain, "faces_removed": 1, "photos_removed": 1}],
+        "held": [],
         "warnings": [],
     }
     assert set(retention_dates(dated)) == {"MP-022", "MP-024", "MP-025"}
@@ -302,6 +303,17 @@ def test_references_past_their_retention_date_are_erased_and_the_rest_kept(dated
     later = dated.apply_retention(today=today + timedelta(days=365 * 21))
     assert [r["reference_id"] for r in later["references"]] == ["MP-022", "MP-024"]
     assert set(retention_dates(dated)) == {"MP-025"}
+
+
+def test_a_reference_an_open_identification_names_is_held_past_its_date(dated):
+    dated.add_user("ben", "verifier")
+    dated.propose_identification("UP-1", "MP-021", "same scar")
+    due = date.today() + timedelta(days=30)
+    held = dated.apply_retention(today=due)
+    assert held["references"] == [] and held["held"] == ["MP-021"]
+    assert "MP-021" in retention_dates(dated)
+    dated.withdraw_identification("UP-1", "DNA excluded him")
+    assert [r["reference_id"] for r in dated.apply_retention(today=due)["references"]] == ["MP-021"]
 
 
 def test_a_reference_is_kept_on_its_retention_date_and_erased_the_day_after(dated):

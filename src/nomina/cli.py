@@ -997,6 +997,8 @@ def retention_apply(
             for r in refs:
                 table.add_row(r["reference_id"], r["retain_until"], str(r["faces_removed"]), str(r["photos_removed"]))
             out.print(table)
+        if done["held"]:
+            out.print(f"Held past their retention date (an open identification names them): {', '.join(done['held'])}")
     _warn(done["warnings"])
 
 

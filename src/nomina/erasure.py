@@ -203,23 +203,36 @@ def finish(store: PhotoStore, index_root: Path, engine: Engine, erased: Sequence
 
 
 # -- retention --------------------------------------------------------------------------------------------
-def due_references(s: Session, today: date) -> list[db.Reference]:
-    """References whose retention date is before ``today``, oldest date first."""
-    return list(
+#: Identification statuses that hold a reference past its retention date: the record is evidence of an
+#: identification that is open, verified or under review.
+HOLDING = ("proposed", "disputed", "identified")
+
+
+def held_references(s: Session) -> set[str]:
+    """References an open (proposed, disputed or verified) identification names."""
+    return set(s.scalars(select(db.Identification.reference_id).where(db.Identification.status.in_(HOLDING))))
+
+
+def due_references(s: Session, today: date) -> tuple[list[db.Reference], list[db.Reference]]:
+    """References whose retention date is before ``today``, oldest date first: those to erase, and those
+    held because an open identification names them."""
+    due = list(
         s.scalars(
             select(db.Reference)
             .where(db.Reference.retain_until < today)
             .order_by(db.Reference.retain_until, db.Reference.id)
         )
     )
+    held = held_references(s)
+    return [r for r in due if r.id not in held], [r for r in due if r.id in held]
 
 
-def erase_due(s: Session, today: date, actor: str) -> list[Erasure]:
-    """Erase every reference whose retention date is before ``today``, each with its tombstone."""
-    return [
-        erase_reference(s, ref, retention_reason(ref.retain_until), actor, retention=True)
-        for ref in due_references(s, today)
-    ]
+def erase_due(s: Session, today: date, actor: str) -> tuple[list[Erasure], list[str]]:
+    """Erase every reference due for erasure (see :func:`due_references`), each with its tombstone; return
+    the erasures and the ids of the references held."""
+    due, held = due_references(s, today)
+    erased = [erase_reference(s, ref, retention_reason(ref.retain_until), actor, retention=True) for ref in due]
+    return erased, [r.id for r in held]
 
 
 def retention_reason(retain_until: date | None) -> str:

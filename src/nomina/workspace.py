@@ -1120,15 +1120,16 @@ class Workspace:
 
         Each is erased as :meth:`delete_reference` does, with the reason ``retention date YYYY-MM-DD
         passed``, all in one transaction with one ``retention.apply`` summary event; cases carry no
-        retention date. ``dry_run`` does the same in a transaction that is rolled back: it reports
-        exactly what would be erased and changes nothing, not even the audit trail.
+        retention date. A reference named by an open identification (proposed, disputed or verified) is
+        held, not erased, and listed under ``held``. ``dry_run`` does the same in a transaction that is
+        rolled back: it reports exactly what would be erased and changes nothing, not even the audit trail.
         """
         today = parse_date(today, "today") or date.today()
         s = self._sessions()
         try:
             s.begin()
             actor = self._actor(s, "admin")
-            erased = erasure.erase_due(s, today, actor)
+            erased, held = erasure.erase_due(s, today, actor)
             if not dry_run:
                 if erased:
                     self._bump_gallery(s)
@@ -1144,6 +1145,7 @@ class Workspace:
             "due_before": today.isoformat(),
             "dry_run": dry_run,
             "references": [e.summary() for e in erased],
+            "held": held,
             "warnings": warnings,
         }
 
