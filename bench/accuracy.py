@@ -200,7 +200,7 @@ def main() -> None:
     marks = clean_landmarks(nomina.FaceAnalyzer(model, settings), probes, settings.max_pixels)
     tmp = Path(tempfile.mkdtemp(prefix="nomina-bench-"))
     try:
-        with Workspace.create(tmp / "workspace", settings, model=model) as ws:
+        with Workspace.create(tmp / "workspace", settings, model=model, admin="bench") as ws:
             enrolled = enrol(ws, refs, tmp)
             results = [run_variant(ws, "issue", "clean", probes)]
             for group, variants in GROUPS.items():

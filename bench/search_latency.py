@@ -445,7 +445,7 @@ def bench_workspace(n: int, emb: dict[str, Any], top: int, seed: int) -> dict[st
     tmp = Path(tempfile.mkdtemp(prefix="nomina-bench-"))
     try:
         path = tmp / "workspace"
-        ws = Workspace.create(path, settings, model)
+        ws = Workspace.create(path, settings, model, admin="bench")
         ws.add_case(CaseFields(id="bench-case"), [PhotoInput(path=case_photo)])
         t = time.perf_counter()
         index, real_face = make_gallery(n, emb["gallery"], emb["gallery_labels"], seed)
@@ -461,7 +461,7 @@ def bench_workspace(n: int, emb: dict[str, Any], top: int, seed: int) -> dict[st
         with OtherLoad() as busy:
             rebuilt = timed(lambda: ws.search("bench-case", top=top))
             ws.close()
-            ws = Workspace.open(path, settings, model)
+            ws = Workspace.open(path, settings, model, user="bench")
             loaded = timed(lambda: ws.search("bench-case", top=top))
             mmapped = isinstance(ws.gallery_index().vectors, np.memmap)
             warm = [timed(lambda: ws.search("bench-case", top=top)) for _ in range(WORKSPACE_SEARCHES)]
