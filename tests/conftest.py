@@ -11,10 +11,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from sqlalchemy import Engine
 
 from nomina import FaceModel, Workspace, load_model, load_settings
 from nomina.cli import main
 from nomina.settings import Settings
+from nomina.store import DB_NAME, connect, upgrade
 
 REPO = Path(__file__).resolve().parents[1]
 #: Provenance options for `reference add` in command-line tests.
@@ -42,6 +44,15 @@ def settings(tmp_path: Path) -> Settings:
 
 #: The user tests act as: the first user of every test workspace (admin and examiner).
 USER = "ana"
+
+
+@pytest.fixture()
+def engine(tmp_path: Path) -> Engine:
+    """A bare workspace database (the schema, nothing else), for tests below the Workspace API."""
+    engine = connect(tmp_path / DB_NAME)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,15 +13,6 @@ from sqlalchemy.orm import Session
 
 from nomina import audit
 from nomina.errors import AuditBroken, Conflict, DetailRefused, PermissionDenied, UnknownEvent
-from nomina.store import DB_NAME, connect, upgrade
-
-
-@pytest.fixture()
-def engine(tmp_path: Path) -> Engine:
-    engine = connect(tmp_path / DB_NAME)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def write(engine: Engine, *events: audit.Event, actor: str = "ana") -> audit.Head:

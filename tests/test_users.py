@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -11,15 +9,6 @@ from sqlalchemy.orm import Session
 from nomina import audit, users
 from nomina.errors import Conflict, InvalidField, NotFound, PermissionDenied
 from nomina.settings import os_user
-from nomina.store import DB_NAME, connect, upgrade
-
-
-@pytest.fixture()
-def engine(tmp_path: Path) -> Engine:
-    engine = connect(tmp_path / DB_NAME)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def add(engine: Engine, name: str, roles: str | list[str], actor: str | None) -> users.User:

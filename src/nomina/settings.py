@@ -122,12 +122,7 @@ def workspace_setting(name: str, raw: Any) -> Any:
     setting = _WORKSPACE_BY_NAME.get(name)
     if setting is None:
         raise InvalidField(f"{name}: not a workspace setting (known: {', '.join(_WORKSPACE_BY_NAME)})")
-    try:
-        value = raw if isinstance(raw, setting.type) else setting.type(raw)
-    except (TypeError, ValueError):
-        raise InvalidField(f"{name}: {raw!r} is not a valid {setting.type.__name__}") from None
-    if setting.choices and value not in setting.choices:
-        raise InvalidField(f"{name}: {raw!r} is not one of {', '.join(setting.choices)}")
+    value = _convert(setting, raw, name)
     if isinstance(value, int) and value < 0:
         raise InvalidField(f"{name}: {raw!r} must not be negative")
     return value
@@ -164,12 +159,17 @@ def _plain(value: Any) -> Any:
 
 
 def _coerce(setting: Setting, raw: Any) -> Any:
+    return _convert(setting, raw, f"setting {setting.env_var}")
+
+
+def _convert(setting: Setting, raw: Any, label: str) -> Any:
+    """``raw`` as the setting's type and among its choices; InvalidField starting with ``label`` otherwise."""
     try:
         value = raw if isinstance(raw, setting.type) else setting.type(raw)
     except (TypeError, ValueError):
-        raise InvalidField(f"setting {setting.env_var}: {raw!r} is not a valid {setting.type.__name__}") from None
+        raise InvalidField(f"{label}: {raw!r} is not a valid {setting.type.__name__}") from None
     if setting.choices and value not in setting.choices:
-        raise InvalidField(f"setting {setting.env_var}: {raw!r} is not one of {', '.join(setting.choices)}")
+        raise InvalidField(f"{label}: {raw!r} is not one of {', '.join(setting.choices)}")
     return value
 
 

@@ -1194,24 +1194,31 @@ class Workspace:
 
 
 # -- helpers ------------------------------------------------------------------------------------------
+R = TypeVar("R", bound=db.Base)
+
+
+def _get(s: Session, model: type[R], key: object, what: str) -> R:
+    """The row of ``model`` with primary key ``key``; NotFound naming ``what`` otherwise."""
+    row = s.get(model, key)
+    if row is None:
+        raise NotFound(f"{what} {key}: no such {what}")
+    return row
+
+
 def _reference(s: Session, reference_id: str) -> db.Reference:
-    ref = s.get(db.Reference, reference_id)
-    if ref is None:
-        raise NotFound(f"reference {reference_id}: no such reference")
-    return ref
+    return _get(s, db.Reference, reference_id, "reference")
 
 
 def _case(s: Session, case_id: str) -> db.Case:
-    case = s.get(db.Case, case_id)
-    if case is None:
-        raise NotFound(f"case {case_id}: no such case")
-    return case
+    return _get(s, db.Case, case_id, "case")
+
+
+def _search(s: Session, search_id: int) -> db.Search:
+    return _get(s, db.Search, search_id, "search")
 
 
 def _calibration(s: Session, calibration_id: int) -> Calibration:
-    row = s.get(db.Calibration, calibration_id)
-    if row is None:
-        raise NotFound(f"calibration {calibration_id}: no such calibration")
+    row = _get(s, db.Calibration, calibration_id, "calibration")
     try:
         return Calibration.from_dict(dict(row.mapping))
     except ValueError as exc:
@@ -1257,13 +1264,6 @@ def _reference_summary(r: db.Reference) -> dict[str, Any]:
         "updated_at": _iso(r.updated_at),
         "retain_until": _iso(r.retain_until),
     }
-
-
-def _search(s: Session, search_id: int) -> db.Search:
-    row = s.get(db.Search, search_id)
-    if row is None:
-        raise NotFound(f"search {search_id}: no such search")
-    return row
 
 
 def _conclusion_summary(c: db.Conclusion) -> dict[str, Any]:
