@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 
+from ..files import write_whole
 from ..imaging import sha256_hex
 
 __all__ = ["PhotoStore"]
@@ -41,16 +41,7 @@ class PhotoStore:
         if target.is_file():
             return sha, False
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=_INCOMING)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_whole(target, data, _INCOMING, private=True)
         return sha, True
 
     def read(self, sha256: str) -> bytes:
