@@ -265,6 +265,19 @@ def test_the_pdf_is_a4_with_the_text_and_the_hash_of_its_bytes(pdf):
     assert "%" not in text
 
 
+def test_writing_a_pdf_leaves_damaged_photos_refused(pdf, faces_dir, tmp_path):
+    """WeasyPrint sets Pillow's global LOAD_TRUNCATED_IMAGES on import; the renderer puts it back."""
+    from PIL import ImageFile
+
+    from nomina.errors import NotAnImage
+    from nomina.imaging import decode_image
+
+    data = (faces_dir / "london" / "002" / "002_neutral.jpg").read_bytes()
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+    with pytest.raises(NotAnImage, match="damaged or truncated"):
+        decode_image(data[: len(data) // 2], "cut.jpg", 50_000_000)
+
+
 def test_the_pdf_pages_are_drawn_and_show_the_faces_themselves(pdf, faces):
     import pypdfium2.raw as pdfium_c
 

@@ -18,7 +18,6 @@ import base64
 import hashlib
 import math
 import os
-import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -29,6 +28,7 @@ import cv2
 import numpy as np
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from . import files
 from .errors import InvalidField
 
 __all__ = [
@@ -297,6 +297,11 @@ def render_pdf(report: IdentificationReport) -> bytes:
 
     Raises InvalidField (naming --out, as the command line shows it) when WeasyPrint is not installed.
     """
+    from PIL import ImageFile
+
+    # WeasyPrint sets Pillow's global LOAD_TRUNCATED_IMAGES when imported, which would make every later
+    # decode in this process accept damaged photos; the report's own images are whole, so it goes back.
+    truncated = ImageFile.LOAD_TRUNCATED_IMAGES
     try:
         import weasyprint
         from weasyprint.urls import URLFetcher
@@ -307,6 +312,8 @@ def render_pdf(report: IdentificationReport) -> bytes:
         raise InvalidField(
             f"--out: PDF reports need the Pango library, which WeasyPrint cannot load: {reason}"
         ) from exc
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = truncated
 
     class DataOnly(URLFetcher):  # type: ignore[misc]
         """Fetches nothing: every resource of the report is inside it."""
@@ -339,19 +346,9 @@ def write_report(report: IdentificationReport, path: str | os.PathLike[str]) -> 
 
 
 def write_whole(out: Path, data: bytes) -> None:
-    """Write ``data`` to ``out`` whole or not at all (a temporary file beside it, fsynced, then renamed);
-    InvalidField naming --out when it cannot be written."""
-    temp = out.with_name(f".{out.name}.{secrets.token_hex(6)}.tmp")
+    """Write ``data`` to ``out`` whole or not at all (nomina.files); InvalidField naming --out when it cannot
+    be written."""
     try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for any file
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, out)
+        files.write_whole(out, data, f".{out.name}.", private=False)
     except OSError as exc:
-        temp.unlink(missing_ok=True)
         raise InvalidField(f"--out: cannot write {out}: {exc.strerror or exc}") from exc
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
