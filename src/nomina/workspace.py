@@ -407,7 +407,6 @@ class Workspace:
             pitch=q.pitch,
             contrast=q.contrast,
             noise=q.noise,
-            quality_score=assess(q).score,
             model=self.model.name,
             embedding=np.asarray(face.embedding, dtype=np.float32).tobytes(),
             added_at=_now(),

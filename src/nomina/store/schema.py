@@ -181,7 +181,6 @@ class Face(Base):
     # Measured since schema 0002; None on faces added before.
     contrast: Mapped[float | None] = mapped_column(Float)
     noise: Mapped[float | None] = mapped_column(Float)
-    quality_score: Mapped[float | None] = mapped_column(Float)
     model: Mapped[str] = mapped_column(String)
     embedding: Mapped[bytes] = mapped_column(LargeBinary)  # float32, L2-normalised
     added_at: Mapped[datetime] = mapped_column(DateTime)

@@ -1,4 +1,4 @@
-"""face quality measures, quality-gate overrides, calibrations, search warnings
+"""face contrast and noise, quality-gate overrides, calibrations, search warnings
 
 Revision ID: 0002
 Revises: 0001
@@ -18,7 +18,6 @@ def upgrade() -> None:
     with op.batch_alter_table("faces", schema=None) as batch_op:
         batch_op.add_column(sa.Column("contrast", sa.Float(), nullable=True))
         batch_op.add_column(sa.Column("noise", sa.Float(), nullable=True))
-        batch_op.add_column(sa.Column("quality_score", sa.Float(), nullable=True))
     with op.batch_alter_table("reference_photos", schema=None) as batch_op:
         batch_op.add_column(sa.Column("quality_override", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("quality_override_by", sa.String(), nullable=True))
@@ -45,6 +44,5 @@ def downgrade() -> None:
         batch_op.drop_column("quality_override_by")
         batch_op.drop_column("quality_override")
     with op.batch_alter_table("faces", schema=None) as batch_op:
-        batch_op.drop_column("quality_score")
         batch_op.drop_column("noise")
         batch_op.drop_column("contrast")

@@ -43,7 +43,6 @@ def _faces(autoincrement: bool) -> sa.Table:
         sa.Column("added_at", sa.DateTime(), nullable=False),
         sa.Column("contrast", sa.Float(), nullable=True),
         sa.Column("noise", sa.Float(), nullable=True),
-        sa.Column("quality_score", sa.Float(), nullable=True),
         sa.CheckConstraint("(reference_photo_id IS NULL) != (case_photo_id IS NULL)", name="face_has_one_owner"),
         sa.ForeignKeyConstraint(["case_photo_id"], ["case_photos.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["reference_photo_id"], ["reference_photos.id"], ondelete="CASCADE"),
