@@ -863,7 +863,7 @@ def inspect(
                         "number": f.number,
                         "box": [round(v, 1) for v in f.box],
                         "landmarks": f.landmarks.round(1).tolist(),
-                        "quality": {**f.quality.as_dict(), "reasons": assess(f.quality).reasons},
+                        "quality": f.quality.as_dict(),
                     }
                     for f in faces
                 ],

@@ -80,8 +80,9 @@ class Quality:
     contrast: float | None = None  # standard deviation of the inner part's grey levels
     noise: float | None = None  # estimated standard deviation of the noise, grey levels
 
-    def as_dict(self) -> dict[str, float | None]:
-        """The measures, rounded, with the quality score they give."""
+    def as_dict(self) -> dict[str, Any]:
+        """The measures, rounded, with the quality score they give and the reasons it is below 100."""
+        assessment = assess(self)
         return {
             "detector_score": _round(self.detector_score, 4),
             "inter_eye_px": _round(self.inter_eye_px, 1),
@@ -92,7 +93,8 @@ class Quality:
             "roll": _round(self.roll, 1),
             "yaw": _round(self.yaw, 1),
             "pitch": _round(self.pitch, 1),
-            "score": round(assess(self).score, 1),
+            "score": round(assessment.score, 1),
+            "reasons": assessment.reasons,
         }
 
 

@@ -43,7 +43,7 @@ from .index import ExactIndex
 from .index import remove_files as remove_index_files
 from .models import MODELS, FaceModel, load_model
 from .parallel import AnalyzerPool, ordered_map
-from .quality import assess, gate, stored
+from .quality import gate, stored
 from .records import (
     CaseFields,
     PhotoInput,
@@ -1293,13 +1293,12 @@ def _case_summary(c: db.Case) -> dict[str, Any]:
 
 
 def _face_summary(f: db.Face) -> dict[str, Any]:
-    q = stored(f)
     return {
         "face_id": f.id,
         "number_in_photo": f.number_in_photo,
         "manual": f.manual,
         "box": f.box,
-        "quality": {**q.as_dict(), "reasons": assess(q).reasons},
+        "quality": stored(f).as_dict(),
     }
 
 
