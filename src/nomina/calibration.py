@@ -50,7 +50,9 @@ __all__ = [
     "cllr_min",
     "elub",
     "fit",
+    "lr_text",
     "pav",
+    "significant",
     "verbal",
 ]
 
@@ -97,17 +99,21 @@ class Evidence:
 
     def text(self) -> str:
         """``LR 1,300 (log10 3.11): strong support for ...``; an LR below 1 is written 1/x."""
-        lr = self.lr
-        shown = f"{_sig(lr)}" if lr >= 1 else f"1/{_sig(1 / lr)}"
-        return f"LR {shown} (log10 {self.log10_lr:+.2f}): {self.verbal}"
+        return f"LR {lr_text(self.lr)} (log10 {self.log10_lr:+.2f}): {self.verbal}"
 
     def as_dict(self) -> dict[str, Any]:
         return {"lr": _sig_float(self.lr), "log10_lr": round(self.log10_lr, 3), "verbal": self.verbal}
 
 
-def _sig(x: float) -> str:
-    """Two significant figures, with thousands separators: 1,300; 27; 2.4."""
-    return f"{_sig_float(x):,.0f}" if x >= 100 else f"{_sig_float(x):g}"
+def lr_text(lr: float) -> str:
+    """An LR to two significant figures, below 1 written 1/x so both directions read alike: 1,300; 1/25."""
+    return significant(lr) if lr >= 1 else "1/" + significant(1 / lr)
+
+
+def significant(x: float) -> str:
+    """A number of at least 1 to two significant figures, with thousands separators: 2.5, 25, 3,200."""
+    rounded = _sig_float(x)
+    return f"{int(rounded):,}" if rounded >= 100 else f"{rounded:g}"
 
 
 def _sig_float(x: float) -> float:

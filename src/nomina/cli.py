@@ -25,7 +25,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from . import __version__
-from .calibration import Evidence
+from .calibration import Evidence, lr_text
 from .errors import InvalidField, NominaError
 from .records import CaseFields, PhotoInput, Provenance, ReferenceFields
 from .search import SearchResult, calibration_summary
@@ -591,7 +591,7 @@ def _show_search(result: SearchResult, as_json: bool) -> None:
         cells = [str(c.rank), c.reference_id, c.name if c.name is not None else "(deleted)", f"{c.score:.3f}"]
         if c.evidence is not None:
             e = Evidence(c.evidence["log10_lr"], c.evidence["verbal"])
-            cells += [e.text().split(" (")[0].removeprefix("LR "), f"{e.log10_lr:+.2f}", e.verbal]
+            cells += [lr_text(e.lr), f"{e.log10_lr:+.2f}", e.verbal]
         if several_faces:
             cells.append(str(c.case_face))
         if concluded:
@@ -1066,7 +1066,7 @@ def calibrate(
     table = Table("score", "LR", "log10 LR", "evidence")
     for score in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
         e = fitted.evidence(score)
-        table.add_row(f"{score:.1f}", e.text().split(" (")[0].removeprefix("LR "), f"{e.log10_lr:+.2f}", e.verbal)
+        table.add_row(f"{score:.1f}", lr_text(e.lr), f"{e.log10_lr:+.2f}", e.verbal)
     out.print(table)
 
 

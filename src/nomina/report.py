@@ -29,6 +29,7 @@ import numpy as np
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from . import files
+from .calibration import lr_text, significant
 from .errors import InvalidField
 
 __all__ = [
@@ -228,24 +229,13 @@ def _evidence_view(evidence: EvidenceLike | Mapping[str, Any]) -> dict[str, Any]
     if not (math.isfinite(lr) and lr > 0 and math.isfinite(log10_lr)):
         raise ValueError(f"evidence: lr must be a positive number and log10_lr finite, got {lr!r}, {log10_lr!r}")
     return {
-        "lr": _lr_text(lr),
+        "lr": lr_text(lr),
         "log10_lr": f"{log10_lr:+.2f}",
         "verbal": str(get("verbal")),
         "calibration": str(get("calibration")),
         "favours_same": log10_lr >= 0,
-        "times": _significant(lr if lr >= 1 else 1 / lr),
+        "times": significant(lr if lr >= 1 else 1 / lr),
     }
-
-
-def _lr_text(lr: float) -> str:
-    """An LR to two significant figures; below 1 as 1/x, so both directions read the same way."""
-    return _significant(lr) if lr >= 1 else "1/" + _significant(1 / lr)
-
-
-def _significant(x: float) -> str:
-    """A number of at least 1 to two significant figures: 2.5, 25, 3,200."""
-    rounded = float(f"{x:.2g}")
-    return f"{int(rounded):,}" if rounded >= 100 else f"{rounded:g}"
 
 
 def _png_uri(crop: np.ndarray) -> str:
