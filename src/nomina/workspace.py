@@ -298,17 +298,10 @@ class Workspace:
         """The audit trail (oldest first), of one case or reference when given; the reading is recorded."""
         with self._acting() as (s, _, actor):
             found = audit.events(s, case_id=case_id, reference_id=reference_id, limit=limit)
-            hidden = {
-                i.case_id
-                for i in workflow.identifications(s, "proposed")
-                if i.proposed_by != actor and any(e["case_id"] == i.case_id for e in found)
-            }
+            blind = {i.case_id for i in workflow.identifications(s, "proposed") if workflow.blind(i.case, actor)}
             for e in found:
-                if e["case_id"] in hidden and e["action"] in ("conclusion.record", "identification.propose"):
-                    e["actor"], e["details"] = (
-                        "(hidden until verified)",
-                        {"hidden": "until the identification is verified"},
-                    )
+                if e["case_id"] in blind and e["action"] in ("conclusion.record", "identification.propose"):
+                    e["actor"], e["details"] = "(hidden until verified)", {"hidden": _BLIND}
             audit.record(s, actor, audit.AuditViewed(count=len(found), case_id=case_id, reference_id=reference_id))
         return found
 
@@ -318,23 +311,6 @@ class Workspace:
             return audit.head(s).hash
 
     # -- workspace settings ---------------------------------------------------------------------------
-    def _reference_row(self, fields: ReferenceFields) -> db.Reference:
-        now = _now()
-        return db.Reference(**_fields(fields), created_at=now, updated_at=now, retain_until=self._retain_until(fields))
-
-    def _retain_until(self, fields: ReferenceFields) -> date | None:
-        """The reference's own retention date, or today plus the workspace's retention_years (0: none)."""
-        if fields.retain_until is not None:
-            return fields.retain_until
-        years = int(self.config()["retention_years"])
-        if years == 0:
-            return None
-        today = date.today()
-        try:
-            return today.replace(year=today.year + years)
-        except ValueError:  # 29 February
-            return today.replace(year=today.year + years, day=28)
-
     def config(self) -> dict[str, Any]:
         """The workspace settings (``nomina config``): stored values, defaults for any not stored."""
         with self._sessions() as s:
@@ -463,6 +439,23 @@ class Workspace:
         return prepared
 
     # -- references -----------------------------------------------------------------------------------
+    def _default_retain_until(self) -> date | None:
+        """Today plus the workspace's retention_years: the retention date of a reference given none (0: none)."""
+        years = int(self.config()["retention_years"])
+        if years == 0:
+            return None
+        today = date.today()
+        try:
+            return today.replace(year=today.year + years)
+        except ValueError:  # 29 February
+            return today.replace(year=today.year + years, day=28)
+
+    @staticmethod
+    def _reference_row(fields: ReferenceFields, default_retain: date | None) -> db.Reference:
+        now = _now()
+        retain = fields.retain_until or default_retain
+        return db.Reference(**_fields(fields), created_at=now, updated_at=now, retain_until=retain)
+
     def add_reference(
         self, fields: ReferenceFields, photos: list[PhotoInput], provenance: Provenance
     ) -> dict[str, Any]:
@@ -473,8 +466,9 @@ class Workspace:
                 raise Conflict(f"reference {fields.id}: already exists (use `reference add-photos`)")
             erasure.refuse_erased_reference_id(s, fields.id)
         prepared = self._prepare_all(photos, reference=True)
+        retain = self._default_retain_until()
         with self._acting("examiner") as (s, new_files, actor):
-            s.add(self._reference_row(fields))
+            s.add(self._reference_row(fields, retain))
             s.flush()
             for p in prepared:
                 self._add_reference_photo(s, fields.id, p, provenance, new_files, actor)
@@ -538,6 +532,7 @@ class Workspace:
         base = manifest.parent
         enrolled = self._enrolled_photos({row.get("reference_id", "") for _, row in rows})
         mode = self.config()["quality_gate"]
+        retain = self._default_retain_until()
 
         def stage(item: tuple[int, dict[str, str]]) -> tuple[ReferenceFields, Provenance, _Prepared | None]:
             fields, prov, photo = row_inputs(item[1], base)
@@ -555,7 +550,7 @@ class Workspace:
             else:
                 batch.append((line, row, *result))  # type: ignore[arg-type]
             if len(batch) >= _IMPORT_BATCH or (done == len(rows) and batch):
-                self._import_batch(batch, report, actor)
+                self._import_batch(batch, report, actor, retain)
                 batch = []
             if progress is not None:
                 progress(done, len(rows))
@@ -579,13 +574,14 @@ class Workspace:
         batch: list[tuple[int, dict[str, str], ReferenceFields, Provenance, _Prepared]],
         report: ImportReport,
         actor: str,
+        retain: date | None,
     ) -> None:
         """Write analysed manifest rows in one transaction; refused rows are reported, the others kept."""
         added = report.added
         with self._write() as (s, new_files):
             for line, row, fields, prov, p in batch:
                 try:  # _import_row refuses a row before it writes anything for it
-                    created = self._import_row(s, fields, prov, p, new_files, actor)
+                    created = self._import_row(s, fields, prov, p, new_files, actor, retain)
                 except NominaError as exc:
                     report.failures.append(RowFailure.of(line, row, exc))
                     continue
@@ -595,14 +591,21 @@ class Workspace:
                 self._bump_gallery(s)
 
     def _import_row(
-        self, s: Session, fields: ReferenceFields, prov: Provenance, p: _Prepared, new_files: list[str], actor: str
+        self,
+        s: Session,
+        fields: ReferenceFields,
+        prov: Provenance,
+        p: _Prepared,
+        new_files: list[str],
+        actor: str,
+        retain: date | None,
     ) -> bool:
         """Add one manifest row; every refusal comes before anything of the row is written."""
         ref = s.get(db.Reference, fields.id)
         created = ref is None
         if ref is None:
             erasure.refuse_erased_reference_id(s, fields.id)
-            s.add(self._reference_row(fields))
+            s.add(self._reference_row(fields, retain))
             s.flush()
         elif ref.name != fields.name:
             raise Conflict(f"name: {fields.name!r} differs from reference {fields.id}'s recorded name {ref.name!r}")
