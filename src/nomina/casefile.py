@@ -69,9 +69,8 @@ def build_report(
     viewer: str,
     crop: Crop,
     model: dict[str, Any],
-    generated_by: str,
 ) -> IdentificationReport:
-    """One case's report, from the search ``result`` (as ``viewer`` may see it)."""
+    """One case's report, from the search ``result``, as ``viewer`` may see it and written by them."""
     if workflow.blind(case, viewer):
         raise Conflict(
             f"case {case.id}: an identification awaits verification; its report is available to others once "
@@ -138,7 +137,7 @@ def build_report(
         ],
         audit_head=audit.head(s).hash,
         generated_at=datetime.now(UTC),
-        generated_by=generated_by,
+        generated_by=viewer,
         nomina_version=__version__,
     )
 

@@ -1030,7 +1030,7 @@ class Workspace:
             search_id = found.search_id if found is not None and found.search_id is not None else case.searches[-1].id
             crop = casefile.face_crop(self.photos.read, self.settings.max_pixels)
             built = casefile.build_report(
-                s, case, self._search_result(s, search_id, actor), actor, crop, self._model_block(), actor
+                s, case, self._search_result(s, search_id, actor), actor, crop, self._model_block()
             )
         sha = write_report(built, path)
         fmt = path.suffix.lower().lstrip(".")
