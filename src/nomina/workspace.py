@@ -314,11 +314,7 @@ class Workspace:
     def config(self) -> dict[str, Any]:
         """The workspace settings (``nomina config``): stored values, defaults for any not stored."""
         with self._sessions() as s:
-            stored = {
-                row.key.removeprefix(_CONFIG): json.loads(row.value)
-                for row in s.scalars(select(db.WorkspaceInfo).where(db.WorkspaceInfo.key.startswith(_CONFIG)))
-            }
-        return {st.name: stored.get(st.name, st.default) for st in WORKSPACE_SETTINGS}
+            return _config(s)
 
     def set_config(self, name: str, value: Any) -> dict[str, Any]:
         """Change one workspace setting (by an admin); returns every setting."""
@@ -825,9 +821,10 @@ class Workspace:
         top = self.settings.top if top is None else top
         if top < 1:
             raise InvalidField(f"--top: {top} must be at least 1")
-        self._check("examiner")
-        mode = self.config()["quality_gate"]
-        with self._sessions() as s:
+        with self._sessions() as s:  # everything the search needs to know, read once, before the index
+            self._actor(s, "examiner")
+            mode = _config(s)["quality_gate"]
+            current = _current_calibration(s)
             case = _case(s, case_id)
             faces = _case_faces(case)
             failed = {f.id: gate(stored(f), mode) for cp in case.photos for f in cp.faces}
@@ -849,7 +846,6 @@ class Workspace:
             if failed[ref.face_id]
         ]
         ranked = rank(index, probes, refs, top)
-        current = self.calibration()
         with self._acting("examiner") as (s, _, actor):
             photo_of = dict(
                 s.execute(
@@ -1099,8 +1095,7 @@ class Workspace:
     def calibration(self) -> tuple[int, Calibration] | None:
         """The calibration in use (the newest stored), with its id; None when scores are uncalibrated."""
         with self._sessions() as s:
-            newest = s.scalar(select(func.max(db.Calibration.id)))
-            return None if newest is None else (int(newest), _calibration(s, int(newest)))
+            return _current_calibration(s)
 
     def calibrations(self) -> list[dict[str, Any]]:
         """Every stored calibration, oldest first; the last is the one in use."""
@@ -1217,6 +1212,20 @@ def _case(s: Session, case_id: str) -> db.Case:
 
 def _search(s: Session, search_id: int) -> db.Search:
     return _get(s, db.Search, search_id, "search")
+
+
+def _config(s: Session) -> dict[str, Any]:
+    """The workspace settings: stored values, defaults for any not stored."""
+    kept = {
+        row.key.removeprefix(_CONFIG): json.loads(row.value)
+        for row in s.scalars(select(db.WorkspaceInfo).where(db.WorkspaceInfo.key.startswith(_CONFIG)))
+    }
+    return {st.name: kept.get(st.name, st.default) for st in WORKSPACE_SETTINGS}
+
+
+def _current_calibration(s: Session) -> tuple[int, Calibration] | None:
+    newest = s.scalar(select(func.max(db.Calibration.id)))
+    return None if newest is None else (int(newest), _calibration(s, int(newest)))
 
 
 def _calibration(s: Session, calibration_id: int) -> Calibration:
