@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import FileMissing, InvalidField, ManifestError
+from .dataset import IMAGE_SUFFIXES
 
 __all__ = ["Pair", "PairsProtocol", "read_pairs"]
 
-# Extensions accepted when NAME_NNNN.jpg itself is absent (compared case-insensitively).
-_OTHER_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 _WHOLE_NUMBER = re.compile(r"[0-9]+")
 
 
@@ -150,7 +149,7 @@ def _photo(where: str, dataset: Path, name: str, number: int) -> Path:
     if not folder.is_dir():
         raise InvalidField(f"{where}: photo {stem} not found: no folder {folder}")
     matches = sorted(
-        p for p in folder.iterdir() if p.stem == stem and p.suffix.lower() in _OTHER_SUFFIXES and p.is_file()
+        p for p in folder.iterdir() if p.stem == stem and p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
     )
     if not matches:
         raise InvalidField(f"{where}: photo {stem} not found in {folder}")
