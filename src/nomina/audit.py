@@ -52,10 +52,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .errors import AuditBroken, Conflict, DetailRefused, PermissionDenied, UnknownEvent
+from .records import Record
 from .store import schema as db
 
 __all__ = [
     "EVENT_TYPES",
+    "Entry",
     "GENESIS",
     "HEAD_KEY",
     "MAX_NUMBERS",
@@ -95,6 +97,7 @@ __all__ = [
     "WorkspaceMaintained",
     "canonical",
     "check_detail",
+    "entries",
     "events",
     "head",
     "link_hash",
@@ -574,9 +577,9 @@ def record(s: Session, actor: str, event: Event) -> Head:
     """
     registered = EVENT_TYPES.get(getattr(event, "action", ""))
     if registered is None or type(event) is not registered:
-        raise UnknownEvent(f"audit: {type(event).__name__} is not a registered event type")
+        raise UnknownEvent(f"audit trail: {type(event).__name__} is not a registered event type")
     if not isinstance(actor, str) or not actor.strip():
-        raise PermissionDenied("audit: no acting user named")
+        raise PermissionDenied("audit trail: no acting user named", field="user")
     actor = actor.strip()
     ids, details = _split(event)
     s.flush()  # the caller's own pending changes, so that their errors stay theirs
@@ -622,7 +625,7 @@ def record(s: Session, actor: str, event: Event) -> Head:
 
 # -- checking ------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class Verification:
+class Verification(Record):
     """What :func:`verify` found.
 
     ``events`` counts the events found sound (all of them when ``ok``); ``head`` is the hash of the
@@ -716,6 +719,28 @@ def verify(s: Session) -> Verification:
 
 
 # -- reading -------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Entry(Record):
+    """One event of the trail as shown: ``details`` holds the event's fields other than its object ids."""
+
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    case_id: str | None
+    reference_id: str | None
+    search_id: int | None
+    details: dict[str, Any]
+    hash: str
+
+
+def entries(
+    s: Session, case_id: str | None = None, reference_id: str | None = None, limit: int | None = None
+) -> list[Entry]:
+    """:func:`events` as typed entries."""
+    return [Entry(**e) for e in events(s, case_id=case_id, reference_id=reference_id, limit=limit)]
+
+
 def events(
     s: Session,
     case_id: str | None = None,

@@ -17,6 +17,7 @@ import hashlib
 import io
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,16 +25,48 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session
 
-from . import __version__, audit, workflow
+from . import audit, workflow
+from ._version import __version__
 from .errors import Conflict, InvalidField
 from .faces import align
 from .imaging import decode_image
 from .quality import assess, stored
+from .records import Record
 from .report import IdentificationReport, ReportCandidate, ReportConclusion, ReportFace, write_whole
 from .search import SearchResult
 from .store import schema as db
 
-__all__ = ["EXPORT_FIELDS", "build_report", "export_bytes", "face_crop", "identification_records", "write_export"]
+__all__ = [
+    "EXPORT_FIELDS",
+    "ExportWritten",
+    "ReportWritten",
+    "build_report",
+    "export_bytes",
+    "face_crop",
+    "identification_records",
+    "write_export",
+]
+
+
+@dataclass(frozen=True)
+class ReportWritten(Record):
+    """A report written for the responsible authority, recorded with the SHA-256 of its bytes."""
+
+    case_id: str
+    path: str
+    format: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ExportWritten(Record):
+    """An export of verified identifications, recorded with the SHA-256 of its bytes."""
+
+    path: str
+    format: str
+    identifications: int
+    sha256: str
+
 
 #: Ranks always shown in a report, besides the candidates with conclusions and the one identified.
 _SHOWN_RANKS = 3
@@ -74,7 +107,8 @@ def build_report(
     if workflow.blind(case, viewer):
         raise Conflict(
             f"case {case.id}: an identification awaits verification; its report is available to others once "
-            "it is verified"
+            "it is verified",
+            record=f"case {case.id}",
         )
     found = workflow.current(case)
     faces = {f.id: (cp, f) for cp in case.photos for f in cp.faces}
@@ -157,10 +191,7 @@ def _candidate(
             {"photo": rp.file_name, "photo date": rp.photo_date, "source": rp.source, "supplied_by": rp.supplied_by}
         )
         details["legal_basis"] = rp.legal_basis
-    conclusions = [
-        ReportConclusion(k["examiner"], "examiner", k["conclusion"], k["reasons"], datetime.fromisoformat(k["at"]))
-        for k in c.conclusions
-    ]
+    conclusions = [ReportConclusion(k.examiner, "examiner", k.conclusion, k.reasons, k.at) for k in c.conclusions]
     if found is not None and found.reference_id == c.reference_id:
         conclusions.append(
             ReportConclusion(found.proposed_by, "examiner", "identification proposed", found.reasons, found.proposed_at)
@@ -274,12 +305,12 @@ def export_bytes(records: list[dict[str, Any]], fmt: str, meta: dict[str, Any]) 
         for r in records:
             writer.writerow([*("" if r[k] is None else r[k] for k in EXPORT_FIELDS), *meta.values()])
         return buffer.getvalue().encode("utf-8")
-    raise InvalidField(f"--format: {fmt!r} is not one of json, csv")
+    raise InvalidField(f"format: {fmt!r} is not one of json, csv")
 
 
 def write_export(data: bytes, path: Path) -> str:
     """Write the export whole or not at all; return its SHA-256."""
     if not path.parent.is_dir():
-        raise InvalidField(f"--out: {path.parent} is not a folder")
+        raise InvalidField(f"out: {path.parent} is not a folder")
     write_whole(path, data)
     return hashlib.sha256(data).hexdigest()

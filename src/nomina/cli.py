@@ -105,8 +105,18 @@ def _open(workspace: Path | None) -> Workspace:
     return Workspace.open(settings.home, settings)
 
 
+def _data(result: Any) -> Any:
+    """A library result (a record or a list of records) as the plain data of its documented JSON shape;
+    tables print the same values as --json."""
+    from .records import plain
+
+    return plain(result)
+
+
 def _print_json(data: Any) -> None:
-    out.print_json(json.dumps(data, default=str), indent=2)
+    from .records import plain
+
+    out.print_json(json.dumps(plain(data), default=str), indent=2)
 
 
 def _photos(
@@ -205,7 +215,7 @@ def config(
 def info(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     """Show the workspace: model, counts of references, cases, faces and searches."""
     with _open(workspace) as ws:
-        data = ws.info()
+        data = _data(ws.info())
     if as_json:
         _print_json(data)
         return
@@ -261,7 +271,9 @@ def reference_add(
     fields = ReferenceFields(reference_id, name, sex, birth_year, last_seen_on, last_seen_at, notes, retain_until)  # type: ignore[arg-type]
     prov = Provenance(source, supplied_by, legal_basis, consent)
     with _open(workspace) as ws:
-        ref = ws.add_reference(fields, _photos(photos, face, photo_date=photo_date, override=accept_quality), prov)
+        ref = _data(
+            ws.add_reference(fields, _photos(photos, face, photo_date=photo_date, override=accept_quality), prov)
+        )
     kept = f"; retained until {ref['retain_until']}" if ref["retain_until"] else "; no retention date"
     out.print(f"Added reference {ref['reference_id']} ({ref['name']}) with {len(ref['photos'])} photo(s){kept}.")
 
@@ -282,8 +294,10 @@ def reference_add_photos(
     """Add photos, with their provenance, to an existing reference."""
     prov = Provenance(source, supplied_by, legal_basis, consent)
     with _open(workspace) as ws:
-        ref = ws.add_reference_photos(
-            reference_id, _photos(photos, face, photo_date=photo_date, override=accept_quality), prov
+        ref = _data(
+            ws.add_reference_photos(
+                reference_id, _photos(photos, face, photo_date=photo_date, override=accept_quality), prov
+            )
         )
     out.print(f"Reference {reference_id} now has {len(ref['photos'])} photo(s).")
 
@@ -316,7 +330,7 @@ def reference_import(
 def reference_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     """List references."""
     with _open(workspace) as ws:
-        refs = ws.references()
+        refs = _data(ws.references())
     if as_json:
         _print_json(refs)
         return
@@ -340,7 +354,7 @@ def reference_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> 
 def reference_show(reference_id: str, workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     """Show a reference with its photos, provenance and faces."""
     with _open(workspace) as ws:
-        ref = ws.reference(reference_id)
+        ref = _data(ws.reference(reference_id))
     if as_json:
         _print_json(ref)
         return
@@ -393,7 +407,7 @@ def reference_update(
 def reference_delete(reference_id: str, reason: ReasonOpt, workspace: WorkspaceOpt = None) -> None:
     """Erase a reference with its faces, vectors and any photo bytes no other record uses (admin)."""
     with _open(workspace) as ws:
-        gone = ws.delete_reference(reference_id, reason)
+        gone = _data(ws.delete_reference(reference_id, reason))
     out.print(
         f"Deleted reference {reference_id}: {gone['faces_removed']} face(s), "
         f"{gone['photos_removed']} photo file(s) removed."
@@ -420,7 +434,7 @@ def case_add(
     """Register an unidentified person. A photo with no detected face is kept and flagged."""
     fields = CaseFields(case_id, kind, found_on, found_at, notes)  # type: ignore[arg-type]
     with _open(workspace) as ws:
-        case = ws.add_case(fields, _photos(photos, face, eyes, photo_date))
+        case = _data(ws.add_case(fields, _photos(photos, face, eyes, photo_date)))
     out.print(f"Added case {case_id} with {len(case['photos'])} photo(s), {case['faces']} face(s).")
     for p in case["photos"]:
         if p["no_face_detected"]:
@@ -441,7 +455,7 @@ def case_mark_eyes(
     from .faces import parse_eyes
 
     with _open(workspace) as ws:
-        case = ws.mark_eyes(case_id, photo, parse_eyes(eyes))
+        case = _data(ws.mark_eyes(case_id, photo, parse_eyes(eyes)))
     out.print(f"Case {case_id}: face marked by hand on photo {photo}; the case has {case['faces']} face(s).")
 
 
@@ -449,7 +463,7 @@ def case_mark_eyes(
 def case_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     """List cases."""
     with _open(workspace) as ws:
-        cases = ws.cases()
+        cases = _data(ws.cases())
     if as_json:
         _print_json(cases)
         return
@@ -473,7 +487,7 @@ def case_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
 def case_show(case_id: str, workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     """Show a case with its photos, faces (numbered for `search --face`) and searches."""
     with _open(workspace) as ws:
-        case = ws.case(case_id)
+        case = _data(ws.case(case_id))
     if as_json:
         _print_json(case)
         return
@@ -493,7 +507,7 @@ def case_show(case_id: str, workspace: WorkspaceOpt = None, as_json: JsonOpt = F
 def case_delete(case_id: str, reason: ReasonOpt, workspace: WorkspaceOpt = None) -> None:
     """Erase a case with its faces, searches and any photo bytes no other record uses (admin)."""
     with _open(workspace) as ws:
-        gone = ws.delete_case(case_id, reason)
+        gone = _data(ws.delete_case(case_id, reason))
     out.print(
         f"Deleted case {case_id}: {gone['faces_removed']} face(s), {gone['searches_removed']} search(es), "
         f"{gone['photos_removed']} photo file(s) removed."
@@ -532,7 +546,7 @@ def search_list(
 ) -> None:
     """List recorded searches."""
     with _open(workspace) as ws:
-        rows = ws.searches(case_id)
+        rows = _data(ws.searches(case_id))
     if as_json:
         _print_json(rows)
         return
@@ -559,7 +573,7 @@ def search_conclude(
 ) -> None:
     """Record an examiner's conclusion on one candidate of a search (a later one supersedes it)."""
     with _open(workspace) as ws:
-        c = ws.conclude(search_id, rank, conclusion, reasons)
+        c = _data(ws.conclude(search_id, rank, conclusion, reasons))
     out.print(f"Search {search_id}, rank {rank} ({c['reference_id']}): {c['conclusion']}, by {c['examiner']}.")
 
 
@@ -596,7 +610,7 @@ def _show_search(result: SearchResult, as_json: bool) -> None:
             cells.append(str(c.case_face))
         if concluded:
             last = c.conclusions[-1] if c.conclusions else None
-            cells.append(f"{last['conclusion']} ({last['examiner']})" if last else "")
+            cells.append(f"{last.conclusion} ({last.examiner})" if last else "")
         if warned:
             cells.append("; ".join(c.warnings))
         table.add_row(*cells)
@@ -649,7 +663,7 @@ def identification_verify(
     """Verify a proposed identification blind (verifier, not the proposer): your conclusion is recorded
     before you see the examiner's. Agreement identifies the case; anything else sends it back to review."""
     with _open(workspace) as ws:
-        found = ws.verify_identification(case_id, conclusion, reasons)
+        found = _data(ws.verify_identification(case_id, conclusion, reasons))
     if found["status"] == "identified":
         out.print(f"Case {case_id} is identified as reference {found['reference_id']} (verified).")
     else:
@@ -665,7 +679,7 @@ def identification_withdraw(
 ) -> None:
     """Withdraw a case's identification, proposed, disputed or verified (examiner); the case is open again."""
     with _open(workspace) as ws:
-        found = ws.withdraw_identification(case_id, reason)
+        found = _data(ws.withdraw_identification(case_id, reason))
     out.print(f"Withdrawn: case {case_id} as reference {found['reference_id']}; the case is open again.")
 
 
@@ -673,7 +687,7 @@ def identification_withdraw(
 def identification_show(case_id: str, workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     """A case's status and identifications (the examiner's reasons stay hidden until verification)."""
     with _open(workspace) as ws:
-        data = ws.identification(case_id)
+        data = _data(ws.identification(case_id))
     if as_json:
         _print_json(data)
         return
@@ -692,7 +706,7 @@ def identification_list(
 ) -> None:
     """List identifications."""
     with _open(workspace) as ws:
-        found = ws.identifications(status)
+        found = _data(ws.identifications(status))
     if as_json:
         _print_json(found)
         return
@@ -733,7 +747,7 @@ def report(
 ) -> None:
     """Write the case's identification report for the responsible authority (HTML or PDF)."""
     with _open(workspace) as ws:
-        done = ws.report(case_id, out_path)
+        done = _data(ws.report(case_id, out_path))
     out.print(f"Wrote {done['path']} ({done['format'].upper()}, sha256 {done['sha256']}); recorded in the audit trail.")
 
 
@@ -745,7 +759,7 @@ def export_identifications(
 ) -> None:
     """Write every verified identification for transmission to the responsible authority."""
     with _open(workspace) as ws:
-        done = ws.export_identifications(out_path, fmt)
+        done = _data(ws.export_identifications(out_path, fmt))
     out.print(
         f"Wrote {done['identifications']} verified identification(s) to {done['path']} "
         f"(sha256 {done['sha256']}); recorded in the audit trail."
@@ -763,7 +777,7 @@ def user_add(
 ) -> None:
     """Add a user (by an admin; the first user of a workspace must be an admin and needs no --as)."""
     with _open(workspace) as ws:
-        user = ws.add_user(name, role)
+        user = _data(ws.add_user(name, role))
     out.print(f"Added user {user['name']} ({', '.join(user['roles'])}).")
 
 
@@ -771,7 +785,7 @@ def user_add(
 def user_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     """List users with their roles."""
     with _open(workspace) as ws:
-        found = ws.users()
+        found = _data(ws.users())
     if as_json:
         _print_json(found)
         return
@@ -822,7 +836,7 @@ def audit_log(
 ) -> None:
     """Show who did what and when, oldest first (the reading is itself recorded)."""
     with _open(workspace) as ws:
-        found = ws.audit_log(case_id=case_id, reference_id=reference_id, limit=limit)
+        found = _data(ws.audit_log(case_id=case_id, reference_id=reference_id, limit=limit))
     if as_json:
         _print_json(found)
         return
@@ -978,7 +992,7 @@ def retention_apply(
 ) -> None:
     """Erase every reference whose retention date is before today, as `reference delete` does (admin)."""
     with _open(workspace) as ws:
-        done = ws.apply_retention(dry_run=dry_run)
+        done = _data(ws.apply_retention(dry_run=dry_run))
     if as_json:
         _print_json(done)
     else:
@@ -1007,7 +1021,7 @@ def maintain(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     """The workspace's normal maintenance (admin): remove leftover photo files, rebuild the index and the
     database file so that nothing of erased records stays; exit 1 if a step could not be completed."""
     with _open(workspace) as ws:
-        done = ws.maintain()
+        done = _data(ws.maintain())
     if as_json:
         _print_json(done)
     else:
@@ -1054,7 +1068,7 @@ def calibrate(
         options = EvaluateOptions(dataset, impostors=impostors, seed=seed, use_cache=not no_cache)
         with _progress("analysing") as progress:
             fitted = fit_calibration(options, ws.settings, ws.model, method, folds, progress)
-        stored = ws.add_calibration(fitted)
+        stored = _data(ws.add_calibration(fitted))
     if as_json:
         _print_json({**stored, "calibration": fitted.to_dict()})
         return

@@ -56,7 +56,8 @@ def sample_sets(samples: Path) -> tuple[list[tuple[str, Path]], list[tuple[str, 
     if not london.is_dir() or not canada.is_dir():
         raise FileMissing(
             f"{samples}: sample photos not found (expected london/ and canada/ folders; "
-            "set NOMINA_SAMPLES or --samples to the folder described in the README)"
+            "set NOMINA_SAMPLES to the folder described in the README)",
+            field="samples",
         )
     refs = [(f"london_{p.parent.name}", p) for p in sorted(london.glob("*/*_neutral.jpg"))]
     refs += [(f"canada_{p.parent.name}", p) for p in sorted(canada.glob("*/*.jpg"))]

@@ -31,18 +31,26 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from . import audit, index
 from .errors import Conflict
+from .records import Record
 from .store import PhotoStore
 from .store import schema as db
 from .store.database import checkpoint, vacuum
 
 __all__ = [
+    "CaseErased",
+    "MaintenanceResult",
+    "ReferenceErased",
+    "RetentionErased",
+    "RetentionResult",
+    "case_erased",
+    "reference_erased",
+    "retention_erased",
     "STRAY_GRACE_SECONDS",
     "Erasure",
     "compact",
@@ -75,15 +83,66 @@ class Erasure:
     searches: int = 0  # a case's searches
     retain_until: date | None = None  # the retention date of a reference erased by retention
 
-    def summary(self) -> dict[str, Any]:
-        out: dict[str, Any] = {f"{self.kind}_id": self.record_id}
-        if self.retain_until is not None:
-            out["retain_until"] = self.retain_until.isoformat()
-        out["faces_removed"] = self.faces
-        out["photos_removed"] = len(self.photo_files)
-        if self.kind == "case":
-            out["searches_removed"] = self.searches
-        return out
+
+@dataclass(frozen=True)
+class ReferenceErased(Record):
+    """A reference erased; ``warnings`` name file steps not completed (``maintain`` completes them)."""
+
+    reference_id: str
+    faces_removed: int
+    photos_removed: int
+    warnings: list[str]
+
+
+@dataclass(frozen=True)
+class CaseErased(Record):
+    """A case erased with its photos, faces, searches, conclusions and identifications."""
+
+    case_id: str
+    faces_removed: int
+    photos_removed: int
+    searches_removed: int
+    warnings: list[str]
+
+
+@dataclass(frozen=True)
+class RetentionErased(Record):
+    """A reference erased (or, in a dry run, to be erased) because its retention date passed."""
+
+    reference_id: str
+    retain_until: date | None
+    faces_removed: int
+    photos_removed: int
+
+
+@dataclass(frozen=True)
+class RetentionResult(Record):
+    due_before: date
+    dry_run: bool
+    references: list[RetentionErased]
+    held: list[str]  # references due but named by an open identification, so kept
+    warnings: list[str]
+
+
+@dataclass(frozen=True)
+class MaintenanceResult(Record):
+    photo_files_removed: int
+    index_faces: int
+    database_bytes_before: int
+    database_bytes_after: int
+    warnings: list[str]
+
+
+def reference_erased(e: Erasure, warnings: list[str]) -> ReferenceErased:
+    return ReferenceErased(e.record_id, e.faces, len(e.photo_files), warnings)
+
+
+def case_erased(e: Erasure, warnings: list[str]) -> CaseErased:
+    return CaseErased(e.record_id, e.faces, len(e.photo_files), e.searches, warnings)
+
+
+def retention_erased(e: Erasure) -> RetentionErased:
+    return RetentionErased(e.record_id, e.retain_until, e.faces, len(e.photo_files))
 
 
 def erase_reference(s: Session, ref: db.Reference, reason: str, actor: str, retention: bool = False) -> Erasure:
@@ -154,7 +213,9 @@ def refuse_erased_reference_id(s: Session, reference_id: str) -> None:
     if erased_at is not None:
         raise Conflict(
             f"reference {reference_id}: the id of a reference erased on {erased_at[:10]}; give the new record "
-            "another id, so that earlier searches and the audit trail keep meaning one person"
+            "another id, so that earlier searches and the audit trail keep meaning one person",
+            field="reference_id",
+            record=f"reference {reference_id}",
         )
 
 

@@ -1,7 +1,7 @@
 """Photo -> faces: detection at sensible scales, alignment, quality measures and embedding.
 
 Faces in a photo are numbered from 1, left to right by the centre of their box (top to bottom where two
-centres share a column). ``nomina inspect`` shows the numbers; ``--face N`` picks one.
+centres share a column). A photo input's ``face`` number picks one.
 """
 
 from __future__ import annotations
@@ -126,10 +126,10 @@ def parse_eyes(text: str) -> np.ndarray:
     except ValueError:
         values = []
     if len(values) != 4 or not all(math.isfinite(v) for v in values):
-        raise InvalidField(f"--eyes: expected X1,Y1,X2,Y2 (four numbers), got {text!r}")
+        raise InvalidField(f"eyes: expected X1,Y1,X2,Y2 (four numbers), got {text!r}")
     eyes = np.array(values, dtype=np.float64).reshape(2, 2)
     if np.hypot(*(eyes[1] - eyes[0])) < 4:
-        raise InvalidField(f"--eyes: the two eye centres {text!r} are less than 4 pixels apart")
+        raise InvalidField(f"eyes: the two eye centres {text!r} are less than 4 pixels apart")
     return eyes[np.argsort(eyes[:, 0], kind="stable")]
 
 
@@ -359,11 +359,11 @@ class FaceAnalyzer:
         i = min(range(len(dets)), key=lambda k: distance(dets[k]))
         return self.describe(image, [dets[i]], [i + 1])[0], len(dets)
 
-    def from_eyes(self, image: DecodedImage, eyes: np.ndarray, name: str = "--eyes") -> Face:
+    def from_eyes(self, image: DecodedImage, eyes: np.ndarray, name: str = "eyes") -> Face:
         """A face from eye centres marked by hand (for photos that defeat the detector)."""
         h, w = image.height, image.width
         if not ((eyes[:, 0] >= 0) & (eyes[:, 0] < w) & (eyes[:, 1] >= 0) & (eyes[:, 1] < h)).all():
-            raise InvalidField(f"{name}: eye centres must lie inside the {w}x{h} photo")
+            raise InvalidField(f"{name}: eye centres must lie inside the {w}x{h} photo", field="eyes")
         ied = float(np.hypot(*(eyes[1] - eyes[0])))
         centre = eyes.mean(0)
         # A box of the usual proportions around the eyes, for display only.
@@ -373,26 +373,24 @@ class FaceAnalyzer:
     def choose(
         self, image: DecodedImage, photo: PhotoInput, name: str, require_face: bool, any_orientation: bool = False
     ) -> Face | None:
-        """The one face a photo contributes: marked by hand, the ``--face`` number, or the only face.
+        """The one face a photo contributes: marked by hand, the ``face`` number, or the only face.
 
         Several faces without a number are refused (the user must say which person is meant); no face
         is refused when ``require_face``, else None.
         """
         if photo.eyes is not None:
-            return self.from_eyes(image, photo.eyes, name=f"{name}: --eyes")
+            return self.from_eyes(image, photo.eyes, name=f"{name}: eyes")
         dets = self.detect(image.pixels, any_orientation)
         if not dets:
             if require_face:
-                raise NoFaceFound(f"{name}: no face detected; a clear photo of the face is needed")
+                raise NoFaceFound(f"{name}: no face detected; a clear photo of the face is needed", field="photos")
             return None
         if photo.face is not None:
             if photo.face > len(dets):
-                raise FaceNumberInvalid(f"{name}: --face {photo.face}, but {len(dets)} face(s) found")
+                raise FaceNumberInvalid(f"{name}: face {photo.face} asked for, but {len(dets)} face(s) found", field="face")
             number = photo.face
         elif len(dets) > 1:
-            raise SeveralFaces(
-                f"{name}: {len(dets)} faces found; choose one with --face N (numbers shown by `nomina inspect {name}`)"
-            )
+            raise SeveralFaces(f"{name}: {len(dets)} faces found; choose one by its number", field="face")
         else:
             number = 1
         return self.describe(image, [dets[number - 1]], [number])[0]

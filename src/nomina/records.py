@@ -1,13 +1,17 @@
-"""What users supply (inputs, validated) and what the workspace hands back (plain records).
+"""What users supply (inputs, validated) and what the workspace hands back (typed records).
 
 Validation lives here so that the command line, the manifest importer and the Python API refuse the same
 things with the same one-line messages, each naming the field at fault.
+
+Every result the workspace returns is a frozen dataclass deriving from :class:`Record`, whose
+``to_dict()`` is the JSON shape documented in docs/json.md (dates as ISO text, tuples as lists).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +21,9 @@ from .errors import InvalidField
 
 __all__ = [
     "CASE_KINDS",
+    "Record",
+    "now",
+    "plain",
     "SEXES",
     "SOURCES",
     "CaseFields",
@@ -31,6 +38,36 @@ __all__ = [
 SOURCES = ("family", "official-record", "other")
 SEXES = ("female", "male", "other", "unknown")
 CASE_KINDS = ("deceased", "living")
+
+
+def now() -> datetime:
+    """The time stored on records: UTC, naive, to the second."""
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+
+
+def plain(value: Any) -> Any:
+    """``value`` as JSON-ready data: records and dataclasses as dicts, dates as ISO text, tuples as lists."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+class Record:
+    """Base of the typed results the workspace returns (frozen dataclasses)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The documented JSON shape of this result (docs/json.md)."""
+        out = plain(self)
+        assert isinstance(out, dict)
+        return out
 
 
 def parse_date(value: str | date | None, field_name: str) -> date | None:
@@ -195,4 +232,4 @@ class PhotoInput:
         object.__setattr__(self, "photo_date", parse_date(self.photo_date, "photo_date"))
         object.__setattr__(self, "quality_override", _optional_text(self.quality_override))
         if self.face is not None and self.face < 1:
-            raise InvalidField(f"--face: {self.face} is not a face number (faces are numbered from 1)")
+            raise InvalidField(f"face: {self.face} is not a face number (faces are numbered from 1)")

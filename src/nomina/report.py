@@ -47,7 +47,7 @@ __all__ = [
 
 ROLES = ("examiner", "verifier")
 
-_PDF_MISSING = "--out: PDF reports need WeasyPrint: pip install 'nomina[pdf]'"
+_PDF_MISSING = "out: PDF reports need WeasyPrint: pip install 'nomina[pdf]'"
 
 # How the keys of the dictionaries read in the report, when plain words are not enough; any other key is
 # shown with its underscores turned into spaces.
@@ -285,7 +285,7 @@ def _audit_span(audit: Sequence[Mapping[str, Any]]) -> str | None:
 def render_pdf(report: IdentificationReport) -> bytes:
     """The same HTML drawn as an A4 PDF by WeasyPrint, which is refused every URL but the embedded data: ones.
 
-    Raises InvalidField (naming --out, as the command line shows it) when WeasyPrint is not installed.
+    Raises InvalidField (about the field ``out``) when WeasyPrint is not installed.
     """
     from PIL import ImageFile
 
@@ -300,7 +300,7 @@ def render_pdf(report: IdentificationReport) -> bytes:
     except OSError as exc:  # WeasyPrint is installed but cannot load Pango, which it needs from the system
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise InvalidField(
-            f"--out: PDF reports need the Pango library, which WeasyPrint cannot load: {reason}"
+            f"out: PDF reports need the Pango library, which WeasyPrint cannot load: {reason}"
         ) from exc
     finally:
         ImageFile.LOAD_TRUNCATED_IMAGES = truncated
@@ -327,18 +327,18 @@ def write_report(report: IdentificationReport, path: str | os.PathLike[str]) -> 
     out = Path(path)
     suffix = out.suffix.lower()
     if suffix not in (".html", ".pdf"):
-        raise InvalidField(f"--out: {out} must end in .html or .pdf")
+        raise InvalidField(f"out: {out} must end in .html or .pdf")
     if not out.parent.is_dir():
-        raise InvalidField(f"--out: {out.parent} is not a folder")
+        raise InvalidField(f"out: {out.parent} is not a folder")
     data = render_pdf(report) if suffix == ".pdf" else render_html(report).encode("utf-8")
     write_whole(out, data)
     return hashlib.sha256(data).hexdigest()
 
 
 def write_whole(out: Path, data: bytes) -> None:
-    """Write ``data`` to ``out`` whole or not at all (nomina.files); InvalidField naming --out when it cannot
-    be written."""
+    """Write ``data`` to ``out`` whole or not at all (nomina.files); InvalidField about the field ``out`` when
+    it cannot be written."""
     try:
         files.write_whole(out, data, f".{out.name}.", private=False)
     except OSError as exc:
-        raise InvalidField(f"--out: cannot write {out}: {exc.strerror or exc}") from exc
+        raise InvalidField(f"out: cannot write {out}: {exc.strerror or exc}") from exc

@@ -2,19 +2,28 @@
 
 A search scores every reference face against the case face(s), keeps each reference's best face and
 ranks references by that score. The result is a list of candidates for an examiner to review; it never
-says that two faces are one person.
+says that two faces are one person. :func:`record` stores a search with everything needed to show it
+again exactly (model, settings, gallery size, calibration, user), :func:`load` shows a stored one as a
+viewer may see it.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
 import numpy as np
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
 
+from . import audit, workflow
+from ._version import __version__
 from .calibration import Calibration
+from .errors import NotFound, WorkspaceError
 from .index import GalleryIndex
+from .records import Record, now
+from .settings import os_user
 from .store import schema as db
 
 __all__ = [
@@ -22,9 +31,18 @@ __all__ = [
     "CandidateResult",
     "CaseFaceRef",
     "SearchResult",
+    "Ranked",
+    "SearchSummary",
     "age_warnings",
+    "calibration",
     "calibration_summary",
+    "case_faces",
+    "current_calibration",
+    "get",
+    "load",
     "rank",
+    "record",
+    "summaries",
 ]
 
 NOTICE = (
@@ -34,7 +52,7 @@ NOTICE = (
 
 
 @dataclass(frozen=True)
-class CaseFaceRef:
+class CaseFaceRef(Record):
     """A case face a search used; ``number`` is its position among the case's faces (1-based)."""
 
     number: int
@@ -44,7 +62,7 @@ class CaseFaceRef:
 
 
 @dataclass(frozen=True)
-class CandidateResult:
+class CandidateResult(Record):
     rank: int
     reference_id: str
     name: str | None  # None when the reference has since been deleted
@@ -54,11 +72,11 @@ class CandidateResult:
     case_face: int  # number of the case face that gave the score
     evidence: dict[str, Any] | None = None  # with a calibration: lr, log10_lr, verbal
     warnings: list[str] = field(default_factory=list)  # e.g. years between the photos compared
-    conclusions: list[dict[str, Any]] = field(default_factory=list)  # examiners', oldest first
+    conclusions: list[workflow.ConclusionRecord] = field(default_factory=list)  # examiners', oldest first
 
 
 @dataclass(frozen=True)
-class SearchResult:
+class SearchResult(Record):
     search_id: int
     case_id: str
     created_at: datetime
@@ -74,11 +92,18 @@ class SearchResult:
     conclusions_hidden: bool = False  # an identification awaits verification by the viewer: conclusions hidden
     notice: str = NOTICE
 
-    def to_dict(self) -> dict[str, Any]:
-        """The documented JSON shape (docs/json.md)."""
-        out = asdict(self)
-        out["created_at"] = self.created_at.isoformat(timespec="seconds")
-        return out
+
+@dataclass(frozen=True)
+class SearchSummary(Record):
+    """A recorded search as listed."""
+
+    search_id: int
+    case_id: str
+    created_at: datetime
+    user: str | None
+    os_user: str
+    candidates: int
+    top_reference: str | None
 
 
 def rank(
@@ -95,7 +120,7 @@ def result_from_row(
     faces: list[CaseFaceRef],
     calibration: tuple[int, Calibration] | None = None,
     candidate_warnings: dict[int, list[str]] | None = None,
-    conclusions: dict[int, list[dict[str, Any]]] | None = None,
+    conclusions: dict[int, list[workflow.ConclusionRecord]] | None = None,
 ) -> SearchResult:
     """A stored search as a result; ``calibration`` is the one the search recorded (id, mapping),
     ``candidate_warnings`` holds warnings and ``conclusions`` the examiners' conclusions by rank (None:
@@ -167,3 +192,165 @@ def age_warnings(
                 "recognition is weaker on children's faces"
             )
     return out
+
+
+def case_faces(case: db.Case) -> list[tuple[CaseFaceRef, np.ndarray]]:
+    """The case's faces numbered 1.. in the order their photos and faces were added, with their vectors."""
+    out: list[tuple[CaseFaceRef, np.ndarray]] = []
+    for cp in case.photos:
+        for f in cp.faces:
+            ref = CaseFaceRef(number=len(out) + 1, face_id=f.id, photo_sha256=cp.photo_sha256, manual=f.manual)
+            out.append((ref, np.frombuffer(f.embedding, dtype=np.float32)))
+    return out
+
+
+# -- stored searches --------------------------------------------------------------------------------
+def get(s: Session, search_id: int) -> db.Search:
+    row = s.get(db.Search, search_id)
+    if row is None:
+        raise NotFound(f"search {search_id}: no such search", record=f"search {search_id}")
+    return row
+
+
+def current_calibration(s: Session) -> tuple[int, Calibration] | None:
+    """The calibration in use (the newest stored) with its id; None when scores are uncalibrated."""
+    newest = s.scalar(select(func.max(db.Calibration.id)))
+    return None if newest is None else (int(newest), calibration(s, int(newest)))
+
+
+def calibration(s: Session, calibration_id: int) -> Calibration:
+    row = s.get(db.Calibration, calibration_id)
+    if row is None:
+        raise NotFound(f"calibration {calibration_id}: no such calibration", record=f"calibration {calibration_id}")
+    try:
+        return Calibration.from_dict(dict(row.mapping))
+    except ValueError as exc:
+        raise WorkspaceError(f"calibration {calibration_id}: stored mapping is damaged: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """A search's outcome before it is recorded: the case faces searched, the ranking and its context."""
+
+    case_id: str
+    case_faces: list[CaseFaceRef]
+    ranked: list[tuple[int, str, float, int, int]]  # as :func:`rank` returns them
+    settings: dict[str, Any]
+    index: GalleryIndex
+    calibration_id: int | None
+    warnings: list[str]
+
+
+def record(s: Session, actor: str, found: Ranked, model: dict[str, Any]) -> int:
+    """Store a search and its candidates, audit it, and return its id (in the caller's transaction)."""
+    photo_of = dict(
+        s.execute(
+            select(db.Face.id, db.ReferencePhoto.photo_sha256)
+            .join(db.ReferencePhoto, db.Face.reference_photo_id == db.ReferencePhoto.id)
+            .where(db.Face.id.in_([r[3] for r in found.ranked]))
+        ).all()
+    )
+    row = db.Search(
+        case_id=found.case_id,
+        case_face_ids=[r.face_id for r in found.case_faces],
+        model=model,
+        settings=found.settings,
+        gallery_references=found.index.references,
+        gallery_faces=found.index.size,
+        created_at=now(),
+        os_user=os_user(),
+        nomina_version=__version__,
+        calibration_id=found.calibration_id,
+        warnings=found.warnings,
+        user=actor,
+    )
+    s.add(row)
+    s.flush()
+    s.execute(  # one bulk insert: the ORM's per-object bookkeeping cost more than the search
+        insert(db.Candidate),
+        [
+            {
+                "search_id": row.id,
+                "rank": rk,
+                "reference_id": ref_id,
+                "score": score,
+                "reference_face_id": ref_face,
+                "photo_sha256": photo_of[ref_face],
+                "case_face_id": case_face,
+            }
+            for rk, ref_id, score, ref_face, case_face in found.ranked
+        ],
+    )
+    audit.record(
+        s,
+        actor,
+        audit.SearchRun(
+            case_id=found.case_id,
+            search_id=row.id,
+            candidates=len(found.ranked),
+            gallery_references=found.index.references,
+        ),
+    )
+    return int(row.id)
+
+
+def load(s: Session, search_id: int, viewer: str, age_gap_years: float) -> SearchResult:
+    """A stored search as ``viewer`` may see it (conclusions hidden from a blind viewer)."""
+    row = get(s, search_id)
+    ids = [c.reference_id for c in row.candidates]
+    names = dict(s.execute(select(db.Reference.id, db.Reference.name).where(db.Reference.id.in_(ids))).all())
+    used = None if row.calibration_id is None else (row.calibration_id, calibration(s, row.calibration_id))
+    conclusions: dict[int, list[workflow.ConclusionRecord]] | None = None
+    if not workflow.blind(row.case, viewer):
+        conclusions = {}
+        for c in row.conclusions:
+            conclusions.setdefault(c.rank, []).append(workflow.conclusion_record(c))
+    faces = [ref for ref, _ in case_faces(row.case)]
+    return result_from_row(row, names, faces, used, _age_warnings(s, row, age_gap_years), conclusions)
+
+
+def _age_warnings(s: Session, row: db.Search, gap_years: float) -> dict[int, list[str]]:
+    """Warnings by candidate rank about the years between the photos compared, and children's photos."""
+    refs = {
+        face_id: (photo_date, birth_year)
+        for face_id, photo_date, birth_year in s.execute(
+            select(db.Face.id, db.ReferencePhoto.photo_date, db.Reference.birth_year)
+            .join(db.ReferencePhoto, db.Face.reference_photo_id == db.ReferencePhoto.id)
+            .join(db.Reference, db.ReferencePhoto.reference_id == db.Reference.id)
+            .where(db.Face.id.in_([c.reference_face_id for c in row.candidates]))
+        )
+    }
+    cases = {
+        face_id: photo_date or found_on
+        for face_id, photo_date, found_on in s.execute(
+            select(db.Face.id, db.CasePhoto.photo_date, db.Case.found_on)
+            .join(db.CasePhoto, db.Face.case_photo_id == db.CasePhoto.id)
+            .join(db.Case, db.CasePhoto.case_id == db.Case.id)
+            .where(db.Face.id.in_(row.case_face_ids))
+        )
+    }
+    out: dict[int, list[str]] = {}
+    for c in row.candidates:
+        photo_date, birth_year = refs.get(c.reference_face_id, (None, None))
+        found = age_warnings(photo_date, birth_year, cases.get(c.case_face_id), gap_years)
+        if found:
+            out[c.rank] = found
+    return out
+
+
+def summaries(s: Session, case_id: str | None = None) -> list[SearchSummary]:
+    q = select(db.Search).order_by(db.Search.id)
+    if case_id is not None:
+        q = q.where(db.Search.case_id == case_id)
+    return [
+        SearchSummary(
+            search_id=r.id,
+            case_id=r.case_id,
+            created_at=r.created_at,
+            user=r.user,
+            os_user=r.os_user,
+            candidates=len(r.candidates),
+            top_reference=r.candidates[0].reference_id if r.candidates else None,
+        )
+        for r in s.scalars(q)
+    ]

@@ -121,7 +121,7 @@ def workspace_setting(name: str, raw: Any) -> Any:
     """A workspace setting's value checked and converted; InvalidField naming the setting otherwise."""
     setting = _WORKSPACE_BY_NAME.get(name)
     if setting is None:
-        raise InvalidField(f"{name}: not a workspace setting (known: {', '.join(_WORKSPACE_BY_NAME)})")
+        raise InvalidField(f"{name}: not a workspace setting (known: {', '.join(_WORKSPACE_BY_NAME)})", field="setting")
     value = _convert(setting, raw, name)
     if isinstance(value, int) and value < 0:
         raise InvalidField(f"{name}: {raw!r} must not be negative")
@@ -167,9 +167,9 @@ def _convert(setting: Setting, raw: Any, label: str) -> Any:
     try:
         value = raw if isinstance(raw, setting.type) else setting.type(raw)
     except (TypeError, ValueError):
-        raise InvalidField(f"{label}: {raw!r} is not a valid {setting.type.__name__}") from None
+        raise InvalidField(f"{label}: {raw!r} is not a valid {setting.type.__name__}", field=setting.name) from None
     if setting.choices and value not in setting.choices:
-        raise InvalidField(f"{label}: {raw!r} is not one of {', '.join(setting.choices)}")
+        raise InvalidField(f"{label}: {raw!r} is not one of {', '.join(setting.choices)}", field=setting.name)
     return value
 
 

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from . import audit
 from .errors import Conflict, InvalidField, NotFound, PermissionDenied
-from .records import _record_id
+from .records import Record, _record_id
 from .settings import os_user
 from .store import schema as db
 
@@ -49,7 +49,7 @@ ROLES = ("examiner", "verifier", "admin")
 
 
 @dataclass(frozen=True)
-class User:
+class User(Record):
     """A user as the rest of Nomina sees one (never with a password hash)."""
 
     name: str
@@ -80,7 +80,7 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
 
 
-def _role(value: str, field_name: str = "--role") -> str:
+def _role(value: str, field_name: str = "role") -> str:
     role = value.strip().lower()
     if role not in ROLES:
         raise InvalidField(f"{field_name}: {value.strip()!r} is not one of {', '.join(ROLES)}")
@@ -92,7 +92,7 @@ def parse_roles(roles: Iterable[str] | str) -> tuple[str, ...]:
     items = [roles] if isinstance(roles, str) else list(roles)
     given = {_role(part) for item in items for part in str(item).split(",") if part.strip()}
     if not given:
-        raise InvalidField(f"--role: required (one or more of {', '.join(ROLES)})")
+        raise InvalidField(f"role: required (one or more of {', '.join(ROLES)})")
     return tuple(r for r in ROLES if r in given)
 
 
@@ -115,14 +115,17 @@ def require_user(s: Session, name: str | None, role: str | None = None) -> User:
     needed = None if role is None else _role(role, "role")
     if name is None or not name.strip():
         what = f"the {needed} role" if needed else "a user"
-        raise PermissionDenied(f"no acting user named (this needs {what})")
+        raise PermissionDenied(f"no acting user named (this needs {what})", field="user")
     row = s.get(db.User, name.strip())
     if row is None:
-        raise NotFound(f"user {name.strip()!r}: no such user")
+        raise NotFound(f"user {name.strip()!r}: no such user", record=f"user {name.strip()!r}")
     if not row.active:
-        raise PermissionDenied(f"user {row.name!r} is disabled")
+        raise PermissionDenied(f"user {row.name!r} is disabled", record=f"user {row.name!r}")
     if needed is not None and needed not in row.roles:
-        raise PermissionDenied(f"user {row.name!r} does not have the {needed} role (roles: {', '.join(row.roles)})")
+        raise PermissionDenied(
+            f"user {row.name!r} does not have the {needed} role (roles: {', '.join(row.roles)})",
+            record=f"user {row.name!r}",
+        )
     return _user(row)
 
 
@@ -137,12 +140,12 @@ def add_user(s: Session, name: str, roles: Iterable[str] | str, actor: str | Non
     bootstrap = not has_users(s)
     if bootstrap:
         if "admin" not in wanted:
-            raise InvalidField("--role: the first user must have the admin role, to add the others")
+            raise InvalidField("role: the first user must have the admin role, to add the others")
         created_by = os_user()
     else:
         created_by = require_user(s, actor, "admin").name
         if s.get(db.User, name) is not None:
-            raise Conflict(f"user {name!r} already exists")
+            raise Conflict(f"user {name!r} already exists", field="name", record=f"user {name!r}")
     row = db.User(name=name, roles=list(wanted), active=True, created_at=_now(), created_by=created_by)
     s.add(row)
     s.flush()
@@ -159,13 +162,13 @@ def disable_user(s: Session, name: str, actor: str | None) -> User:
     admin = require_user(s, actor, "admin")
     row = s.get(db.User, name.strip())
     if row is None:
-        raise NotFound(f"user {name.strip()!r}: no such user")
+        raise NotFound(f"user {name.strip()!r}: no such user", record=f"user {name.strip()!r}")
     if not row.active:
-        raise Conflict(f"user {row.name!r} is already disabled")
+        raise Conflict(f"user {row.name!r} is already disabled", record=f"user {row.name!r}")
     if "admin" in row.roles:
         admins = [u for u in s.scalars(select(db.User).where(db.User.active.is_(True))) if "admin" in u.roles]
         if len(admins) <= 1:
-            raise Conflict(f"user {row.name!r} is the last active admin; add another admin first")
+            raise Conflict(f"user {row.name!r} is the last active admin; add another admin first", record=f"user {row.name!r}")
     row.active = False
     row.disabled_at = _now()
     row.disabled_by = admin.name

@@ -20,21 +20,28 @@ checked the user's role. Each change is recorded in the audit trail in the same 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import audit
 from .errors import Conflict, InvalidField, NotFound, PermissionDenied
+from .records import Record
 from .store import schema as db
 
 __all__ = [
     "CONCLUSIONS",
     "STATUSES",
     "VERIFICATIONS",
+    "CaseIdentifications",
+    "ConclusionRecord",
+    "IdentificationRecord",
+    "VerificationRecord",
     "blind",
+    "case_identifications",
+    "conclusion_record",
     "conclude",
     "conclusion_value",
     "current",
@@ -69,14 +76,14 @@ def _choice(value: str, allowed: tuple[str, ...], field: str) -> str:
 
 
 def conclusion_value(value: str) -> str:
-    return _choice(value, CONCLUSIONS, "--conclusion")
+    return _choice(value, CONCLUSIONS, "conclusion")
 
 
 def verification_value(value: str) -> str:
-    return _choice(value, VERIFICATIONS, "--conclusion")
+    return _choice(value, VERIFICATIONS, "conclusion")
 
 
-def _reasons(text: str | None, field: str = "--reasons") -> str:
+def _reasons(text: str | None, field: str = "reasons") -> str:
     reasons = (text or "").strip()
     if not reasons:
         raise InvalidField(f"{field}: required: say what the conclusion rests on")
@@ -106,7 +113,10 @@ def conclude(s: Session, actor: str, search: db.Search, rank: int, conclusion: s
     text = _reasons(reasons)
     candidate = next((c for c in search.candidates if c.rank == rank), None)
     if candidate is None:
-        raise InvalidField(f"--rank: search {search.id} has no candidate at rank {rank} (1-{len(search.candidates)})")
+        raise InvalidField(
+            f"rank: search {search.id} has no candidate at rank {rank} (1-{len(search.candidates)})",
+            record=f"search {search.id}",
+        )
     row = db.Conclusion(
         search_id=search.id,
         rank=rank,
@@ -141,15 +151,17 @@ def propose(s: Session, actor: str, case: db.Case, reference_id: str, reasons: s
     if found is not None:
         raise Conflict(
             f"case {case.id}: an identification as {found.reference_id} is already {found.status}; "
-            "withdraw it first (`nomina identification withdraw`)"
+            "withdraw it first",
+            record=f"case {case.id}",
         )
     if s.get(db.Reference, reference_id) is None:
-        raise NotFound(f"reference {reference_id}: no such reference")
+        raise NotFound(f"reference {reference_id}: no such reference", record=f"reference {reference_id}")
     searches = [sr for sr in case.searches if any(c.reference_id == reference_id for c in sr.candidates)]
     if not searches:
         raise Conflict(
             f"case {case.id}: reference {reference_id} is not a candidate of any of its searches; "
-            "an identification is proposed from a reviewed candidate list"
+            "an identification is proposed from a reviewed candidate list",
+            record=f"case {case.id}",
         )
     row = db.Identification(
         case_id=case.id,
@@ -180,10 +192,11 @@ def verify(s: Session, actor: str, case: db.Case, conclusion: str, reasons: str)
     found = current(case)
     if found is None or found.status != "proposed":
         what = "no identification" if found is None else f"an identification that is {found.status}"
-        raise Conflict(f"case {case.id}: {what}; there is nothing awaiting verification")
+        raise Conflict(f"case {case.id}: {what}; there is nothing awaiting verification", record=f"case {case.id}")
     if found.proposed_by == actor:
         raise PermissionDenied(
-            f"case {case.id}: {actor} proposed this identification; a different person must verify it"
+            f"case {case.id}: {actor} proposed this identification; a different person must verify it",
+            record=f"case {case.id}",
         )
     s.add(db.Verification(identification_id=found.id, verifier=actor, conclusion=value, reasons=text, at=_now()))
     found.status = "identified" if value == "same person" else "disputed"
@@ -200,10 +213,10 @@ def verify(s: Session, actor: str, case: db.Case, conclusion: str, reasons: str)
 
 def withdraw(s: Session, actor: str, case: db.Case, reason: str) -> db.Identification:
     """Withdraw the case's open identification (proposed, disputed or identified), with a reason."""
-    text = _reasons(reason, "--reason")
+    text = _reasons(reason, "reason")
     found = current(case)
     if found is None:
-        raise Conflict(f"case {case.id}: no identification to withdraw")
+        raise Conflict(f"case {case.id}: no identification to withdraw", record=f"case {case.id}")
     found.status = "withdrawn"
     found.closed_at = _now()
     found.closed_by = actor
@@ -213,27 +226,89 @@ def withdraw(s: Session, actor: str, case: db.Case, reason: str) -> db.Identific
     return found
 
 
-def describe(i: db.Identification, viewer: str) -> dict[str, Any]:
-    """An identification as plain data; the proposer and reasons are hidden from a blind viewer."""
+@dataclass(frozen=True)
+class ConclusionRecord(Record):
+    """An examiner's conclusion on one candidate of a search."""
+
+    search_id: int
+    rank: int
+    reference_id: str
+    examiner: str
+    conclusion: str
+    reasons: str
+    at: datetime
+
+
+def conclusion_record(c: db.Conclusion) -> ConclusionRecord:
+    return ConclusionRecord(c.search_id, c.rank, c.reference_id, c.examiner, c.conclusion, c.reasons, c.at)
+
+
+@dataclass(frozen=True)
+class VerificationRecord(Record):
+    verifier: str
+    conclusion: str
+    reasons: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class IdentificationRecord(Record):
+    """An identification as a viewer may see it: a blind viewer sees no proposer and no reasons."""
+
+    identification_id: int
+    case_id: str
+    reference_id: str
+    search_id: int | None
+    status: str
+    proposed_by: str | None
+    proposed_at: datetime
+    reasons: str | None
+    blind: bool
+    verification: VerificationRecord | None
+    closed_at: datetime | None
+    closed_by: str | None
+    close_reason: str | None
+
+
+@dataclass(frozen=True)
+class CaseIdentifications(Record):
+    """A case's status, its open identification and every identification it has had, oldest first."""
+
+    case_id: str
+    status: str
+    current: IdentificationRecord | None
+    history: list[IdentificationRecord]
+
+
+def describe(i: db.Identification, viewer: str) -> IdentificationRecord:
+    """An identification as ``viewer`` may see it; the proposer and reasons are hidden from a blind viewer."""
     hidden = i.status == "proposed" and i.proposed_by != viewer
     v = i.verification
-    return {
-        "identification_id": i.id,
-        "case_id": i.case_id,
-        "reference_id": i.reference_id,
-        "search_id": i.search_id,
-        "status": i.status,
-        "proposed_by": None if hidden else i.proposed_by,
-        "proposed_at": i.proposed_at.isoformat(),
-        "reasons": None if hidden else i.reasons,
-        "blind": hidden,
-        "verification": None
-        if v is None
-        else {"verifier": v.verifier, "conclusion": v.conclusion, "reasons": v.reasons, "at": v.at.isoformat()},
-        "closed_at": None if i.closed_at is None else i.closed_at.isoformat(),
-        "closed_by": i.closed_by,
-        "close_reason": i.close_reason,
-    }
+    return IdentificationRecord(
+        identification_id=i.id,
+        case_id=i.case_id,
+        reference_id=i.reference_id,
+        search_id=i.search_id,
+        status=i.status,
+        proposed_by=None if hidden else i.proposed_by,
+        proposed_at=i.proposed_at,
+        reasons=None if hidden else i.reasons,
+        blind=hidden,
+        verification=None if v is None else VerificationRecord(v.verifier, v.conclusion, v.reasons, v.at),
+        closed_at=i.closed_at,
+        closed_by=i.closed_by,
+        close_reason=i.close_reason,
+    )
+
+
+def case_identifications(case: db.Case, viewer: str) -> CaseIdentifications:
+    found = current(case)
+    return CaseIdentifications(
+        case_id=case.id,
+        status=status(case),
+        current=None if found is None else describe(found, viewer),
+        history=[describe(i, viewer) for i in case.identifications],
+    )
 
 
 def identifications(s: Session, status_filter: str | None = None) -> list[db.Identification]:

@@ -135,7 +135,7 @@ def read_labels(path: Path, dataset: Dataset, columns: list[str] | None = None) 
     if columns:
         unknown = [c for c in columns if c not in header]
         if unknown:
-            raise InvalidField(f"--group-columns: {', '.join(unknown)} not in {path} (columns: {', '.join(header)})")
+            raise InvalidField(f"group_columns: {', '.join(unknown)} not in {path} (columns: {', '.join(header)})")
         chosen = list(columns)
     else:
         chosen = [c for c in header if c.lower() not in _NOT_GROUPS]

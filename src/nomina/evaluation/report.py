@@ -40,12 +40,12 @@ def metrics_json(evaluation: Evaluation) -> str:
 def check_out_dir(out: Path) -> None:
     """Refuse an output folder that cannot be used, before any photo is analysed."""
     if out.exists() and not out.is_dir():
-        raise InvalidField(f"--out: {out} exists and is not a folder")
+        raise InvalidField(f"out: {out} exists and is not a folder")
     parent = out if out.exists() else out.parent
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir():
-        raise InvalidField(f"--out: {parent} is not a folder")
+        raise InvalidField(f"out: {parent} is not a folder")
 
 
 def _thumbnail(path: Path, max_pixels: int) -> str | None:

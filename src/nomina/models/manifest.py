@@ -194,7 +194,7 @@ def load_model(name: str = "sface", model_dir: str = "") -> FaceModel:
     """
     manifest = MODELS.get(name)
     if manifest is None:
-        raise NotFound(f"model {name!r} is not known (known: {', '.join(sorted(MODELS))})")
+        raise NotFound(f"model {name!r} is not known (known: {', '.join(sorted(MODELS))})", field="model")
     paths = locate_files(manifest, model_dir)
     hashes: dict[str, str] = {}
     for f in manifest.files:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .database import DB_NAME, connect, upgrade
+from .database import DB_NAME, Database, connect, upgrade
 from .photos import PhotoStore
 
-__all__ = ["DB_NAME", "PhotoStore", "connect", "upgrade"]
+__all__ = ["DB_NAME", "Database", "PhotoStore", "connect", "upgrade"]

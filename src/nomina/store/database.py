@@ -1,4 +1,14 @@
-"""Opening the workspace database: SQLite in WAL mode, schema managed by Alembic; and its upkeep.
+"""Opening the workspace database: SQLite in WAL mode, schema managed by Alembic; its transactions; its upkeep.
+
+Transactions (:class:`Database`)
+    Reads run in a snapshot (``BEGIN``, deferred): a reader sees one consistent state and never waits for a
+    writer. Writes are serialised: one writer at a time, in this process by a lock that threads queue on,
+    and across processes by ``BEGIN IMMEDIATE``, which takes SQLite's write lock before the transaction's
+    first read. So an operation's checks and its writes see the same state: two requests adding the same id,
+    or proposing two identifications for one case, cannot both pass their checks; the second sees the first
+    and is refused with :class:`~nomina.errors.Conflict`. A constraint the checks did not foresee also
+    becomes Conflict, never a raw database error, and a write lock held by another process for longer than
+    :data:`BUSY_TIMEOUT_S` becomes :class:`~nomina.errors.Busy`, never "database is locked".
 
 Deleted rows are overwritten with zeros in the database file (``secure_delete``), but in WAL mode a
 change is first written to ``nomina.db-wal``, which keeps earlier images of the changed pages until a
@@ -9,14 +19,23 @@ the WAL to zero bytes, so that after an erasure no earlier page image of the era
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["DB_NAME", "checkpoint", "connect", "head_revision", "upgrade", "vacuum"]
+from ..errors import Busy, Conflict
+
+__all__ = ["BUSY_TIMEOUT_S", "DB_NAME", "Database", "checkpoint", "connect", "head_revision", "upgrade", "vacuum"]
 
 DB_NAME = "nomina.db"
+#: Longest wait for another writer (thread or process) before an operation gives up with Busy.
+BUSY_TIMEOUT_S = 30
 
 
 def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -25,14 +44,92 @@ def _on_connect(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA secure_delete=ON")  # deleted biometric data is overwritten, not left in free pages
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
     cur.close()
 
 
 def connect(db_path: Path) -> Engine:
-    engine = create_engine(f"sqlite:///{db_path}")
+    # One connection per concurrent user of the workspace; SQLite connections are cheap, and a bounded
+    # pool would make a busy server's threads wait on the pool instead of on the writer lock.
+    engine = create_engine(f"sqlite:///{db_path}", pool_size=8, max_overflow=-1)
     event.listen(engine, "connect", _on_connect)
     return engine
+
+
+def _locked(exc: OperationalError) -> bool:
+    text = str(exc.orig).lower()
+    return "database is locked" in text or "database table is locked" in text or "busy" in text
+
+
+_BUSY = "workspace busy: another change was being written for longer than {s} s; nothing was changed, try again"
+
+
+class Database:
+    """The workspace database's sessions: snapshot reads and serialised write transactions."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._writer = threading.Lock()
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session reading one snapshot of the database; it writes nothing."""
+        s = self._sessions()
+        try:
+            s.connection().exec_driver_sql("BEGIN")
+            yield s
+        except OperationalError as exc:
+            if _locked(exc):
+                raise Busy(_BUSY.format(s=BUSY_TIMEOUT_S)) from None
+            raise
+        finally:
+            s.rollback()
+            s.close()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold this process's writer lock without a transaction (file steps that must not interleave
+        with writes, such as a WAL checkpoint after an erasure)."""
+        if not self._writer.acquire(timeout=BUSY_TIMEOUT_S):
+            raise Busy(_BUSY.format(s=BUSY_TIMEOUT_S))
+        try:
+            yield
+        finally:
+            self._writer.release()
+
+    @contextmanager
+    def write(self, commit: bool = True) -> Iterator[Session]:
+        """A write transaction, committed when the block ends (rolled back instead when not ``commit``: a
+        dry run) and rolled back if it raises.
+
+        The writer lock is taken before the transaction's first read, so the block's checks see the state
+        its writes change. IntegrityError (a duplicate, a lost race) becomes Conflict; a lock held too
+        long by another process becomes Busy.
+        """
+        with self.exclusive():
+            s = self._sessions()
+            try:
+                s.connection().exec_driver_sql("BEGIN IMMEDIATE")
+                yield s
+                if commit:
+                    s.commit()
+            except IntegrityError as exc:
+                raise Conflict(
+                    f"not saved: it conflicts with a record saved at the same time ({_constraint(exc)})"
+                ) from None
+            except OperationalError as exc:
+                if _locked(exc):
+                    raise Busy(_BUSY.format(s=BUSY_TIMEOUT_S)) from None
+                raise
+            finally:
+                s.rollback()
+                s.close()
+
+
+def _constraint(exc: IntegrityError) -> str:
+    """The constraint an IntegrityError names, without the statement or its values."""
+    return str(exc.orig).splitlines()[0][:200]
 
 
 def _alembic_config(engine: Engine) -> Any:

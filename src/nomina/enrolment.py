@@ -1,0 +1,188 @@
+"""Photos into faces: reading, decoding and analysing supplied photos, and writing their photo and face rows.
+
+Analysis is slow (decode, detect, align, embed) and runs before any transaction, on the configured
+workers; the rows are written afterwards in the caller's write transaction. A photo file written for a
+transaction that then fails is removed again by the caller (see ``Workspace``), so a refused operation
+leaves the workspace as it was.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, TypeVar
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from .errors import Conflict, InvalidField, NominaError, QualityTooLow, WorkspaceError
+from .faces import Face, FaceAnalyzer
+from .imaging import DecodedImage, decode_image, read_photo
+from .parallel import ordered_map
+from .quality import gate
+from .records import PhotoInput, now
+from .settings import Settings
+from .store import PhotoStore
+from .store import schema as db
+
+__all__ = [
+    "PhotoSink",
+    "Prepared",
+    "bump_gallery",
+    "default_retain_until",
+    "face_row",
+    "now",
+    "prepare",
+    "prepare_all",
+    "store_photo",
+]
+
+T = TypeVar("T")
+
+
+@dataclass
+class Prepared:
+    """A photo read, decoded and analysed, ready to be written."""
+
+    name: str
+    data: bytes
+    image: DecodedImage
+    face: Face | None
+    photo_date: Any = None
+    quality_override: str | None = None  # set when the face failed the quality gate and was overridden
+
+    @property
+    def sha256(self) -> str:
+        return self.image.sha256
+
+
+def prepare(
+    analyzer: FaceAnalyzer, settings: Settings, photo: PhotoInput, gate_mode: str | None, data: bytes | None = None
+) -> Prepared:
+    """Read, decode and analyse one photo. ``gate_mode`` is given for a reference photo, which must show a
+    face that passes the quality gate (or whose failure ``photo`` overrides); None for a case photo, which
+    may show no face."""
+    name = str(photo.path)
+    if data is None:
+        data = read_photo(photo.path)
+    image = decode_image(data, name, settings.max_pixels)
+    reference = gate_mode is not None
+    face = analyzer.choose(image, photo, name, reference, any_orientation=analyzer.turns(reference_photo=reference))
+    override = None
+    if face is not None and gate_mode is not None:
+        failed = gate(face.quality, gate_mode)
+        if failed and photo.quality_override is None:
+            raise QualityTooLow(
+                f"{name}: the face fails the {gate_mode} quality gate: {'; '.join(failed)}. A better photo is "
+                "best; to enrol this one anyway give the reason for accepting its quality",
+                field="quality_override",
+            )
+        override = photo.quality_override if failed else None
+    return Prepared(name, data, image, face, photo.photo_date, override)
+
+
+def analyse(fn: Callable[[Any], T], items: list[Any], workers: int) -> Iterator[T | NominaError]:
+    """``fn`` over items on ``workers`` threads, in order (see :func:`nomina.parallel.ordered_map`)."""
+    return ordered_map(fn, items, workers)
+
+
+def prepare_all(
+    analyzer: Callable[[], FaceAnalyzer], settings: Settings, photos: list[PhotoInput], gate_mode: str | None
+) -> list[Prepared]:
+    """Analyse every photo (``gate_mode`` None for case photos); the first error in the given order is
+    raised and nothing is written."""
+    if not photos:
+        raise InvalidField("photos: at least one photo is required")
+    analyzer()  # load (and check) the model once, before threads start
+    results = list(analyse(lambda p: prepare(analyzer(), settings, p, gate_mode), photos, settings.workers))
+    for r in results:
+        if isinstance(r, NominaError):
+            raise r
+    prepared = [r for r in results if isinstance(r, Prepared)]
+    seen: set[str] = set()
+    for p in prepared:
+        if p.sha256 in seen:
+            raise Conflict(f"{p.name}: the same photo is given twice", field="photos")
+        seen.add(p.sha256)
+    return prepared
+
+
+def store_photo(s: Session, store: PhotoStore, p: Prepared, new_files: list[str]) -> None:
+    """The photo's bytes in the store and its row, unless already there; files written are listed in
+    ``new_files`` so that a failed transaction can remove them."""
+    if s.get(db.Photo, p.sha256) is not None:
+        return
+    sha, written = store.put(p.data)
+    if written:
+        new_files.append(sha)
+    s.add(
+        db.Photo(
+            sha256=sha,
+            format=p.image.format,
+            width=p.image.width,
+            height=p.image.height,
+            size_bytes=p.image.size_bytes,
+            stored_at=now(),
+        )
+    )
+    s.flush()
+
+
+def face_row(face: Face, model_name: str) -> db.Face:
+    """A face's database row: box, landmarks, quality measures and embedding."""
+    q = face.quality
+    return db.Face(
+        number_in_photo=None if face.manual else face.number,
+        box=[round(float(v), 2) for v in face.box],
+        landmarks=np.round(face.landmarks.astype(np.float64), 2).tolist(),
+        manual=face.manual,
+        detector_score=q.detector_score,
+        inter_eye_px=q.inter_eye_px,
+        sharpness=q.sharpness,
+        brightness=q.brightness,
+        roll=q.roll,
+        yaw=q.yaw,
+        pitch=q.pitch,
+        contrast=q.contrast,
+        noise=q.noise,
+        model=model_name,
+        embedding=np.asarray(face.embedding, dtype=np.float32).tobytes(),
+        added_at=now(),
+    )
+
+
+@dataclass
+class PhotoSink:
+    """Where a write transaction puts photos and faces: the photo store, the model naming each face row,
+    and the photo files written so far (removed again if the transaction fails)."""
+
+    store: PhotoStore
+    model_name: str
+    new_files: list[str] = field(default_factory=list)
+
+    def photo(self, s: Session, p: Prepared) -> None:
+        store_photo(s, self.store, p, self.new_files)
+
+    def face(self, face: Face) -> db.Face:
+        return face_row(face, self.model_name)
+
+
+def bump_gallery(s: Session) -> None:
+    """Mark the gallery changed: every process's index is rebuilt before its next search."""
+    row = s.get(db.WorkspaceInfo, "gallery_generation")
+    if row is None:
+        raise WorkspaceError("workspace record 'gallery_generation' is missing")
+    row.value = uuid.uuid4().hex
+
+
+def default_retain_until(retention_years: int, today: date | None = None) -> date | None:
+    """Today plus the workspace's retention_years: the retention date of a reference given none (0: none)."""
+    if retention_years == 0:
+        return None
+    today = today or date.today()
+    try:
+        return today.replace(year=today.year + retention_years)
+    except ValueError:  # 29 February
+        return today.replace(year=today.year + retention_years, day=28)

@@ -1,0 +1,323 @@
+"""References: missing people's records, their photos with provenance, and their faces.
+
+Functions take the caller's session (a write transaction for changes) and the acting user's name; the
+caller has checked the user's role. Each change is recorded in the audit trail in the same transaction.
+Erasure lives in :mod:`nomina.erasure`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from . import audit, erasure
+from .enrolment import PhotoSink, Prepared, bump_gallery, now
+from .errors import Conflict, NoFaceFound, NotFound
+from .quality import stored
+from .records import Provenance, Record, ReferenceFields
+from .store import schema as db
+
+__all__ = [
+    "FaceRecord",
+    "PhotoProvenance",
+    "QualityOverride",
+    "ReferencePhotoRecord",
+    "ReferenceRecord",
+    "ReferenceSummary",
+    "add_photos",
+    "check_new_id",
+    "create",
+    "enrolled_photos",
+    "face_record",
+    "get",
+    "import_row",
+    "record",
+    "summaries",
+    "update",
+]
+
+
+# -- results ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FaceRecord(Record):
+    """A face found (or marked by hand) in a photo, with its quality measures and score."""
+
+    face_id: int
+    number_in_photo: int | None
+    manual: bool
+    box: list[float]
+    quality: dict[str, Any]
+
+
+def face_record(f: db.Face) -> FaceRecord:
+    return FaceRecord(
+        face_id=f.id, number_in_photo=f.number_in_photo, manual=f.manual, box=f.box, quality=stored(f).as_dict()
+    )
+
+
+@dataclass(frozen=True)
+class PhotoProvenance(Record):
+    source: str
+    supplied_by: str
+    legal_basis: str
+    consent: str | None
+
+
+@dataclass(frozen=True)
+class QualityOverride(Record):
+    """Why a photo whose face failed the quality gate was enrolled anyway, and by whom."""
+
+    reason: str
+    by: str | None
+
+
+@dataclass(frozen=True)
+class ReferencePhotoRecord(Record):
+    sha256: str
+    file_name: str
+    provenance: PhotoProvenance
+    photo_date: date | None
+    added_at: datetime
+    added_by: str | None
+    quality_override: QualityOverride | None
+    faces: list[FaceRecord]
+
+
+@dataclass(frozen=True)
+class ReferenceSummary(Record):
+    """A reference as listed: its fields and its number of photos."""
+
+    reference_id: str
+    name: str
+    sex: str | None
+    birth_year: int | None
+    last_seen_on: date | None
+    last_seen_at: str | None
+    notes: str | None
+    created_at: datetime
+    updated_at: datetime
+    retain_until: date | None
+    photos: int
+
+
+@dataclass(frozen=True)
+class ReferenceRecord(Record):
+    """A reference with its photos, their provenance and faces."""
+
+    reference_id: str
+    name: str
+    sex: str | None
+    birth_year: int | None
+    last_seen_on: date | None
+    last_seen_at: str | None
+    notes: str | None
+    created_at: datetime
+    updated_at: datetime
+    retain_until: date | None
+    photos: list[ReferencePhotoRecord]
+
+
+def _fields(r: db.Reference) -> dict[str, Any]:
+    return {
+        "reference_id": r.id,
+        "name": r.name,
+        "sex": r.sex,
+        "birth_year": r.birth_year,
+        "last_seen_on": r.last_seen_on,
+        "last_seen_at": r.last_seen_at,
+        "notes": r.notes,
+        "created_at": r.created_at,
+        "updated_at": r.updated_at,
+        "retain_until": r.retain_until,
+    }
+
+
+def _photo_record(rp: db.ReferencePhoto) -> ReferencePhotoRecord:
+    return ReferencePhotoRecord(
+        sha256=rp.photo_sha256,
+        file_name=rp.file_name,
+        provenance=PhotoProvenance(rp.source, rp.supplied_by, rp.legal_basis, rp.consent),
+        photo_date=rp.photo_date,
+        added_at=rp.added_at,
+        added_by=rp.added_by,
+        quality_override=None
+        if rp.quality_override is None
+        else QualityOverride(rp.quality_override, rp.quality_override_by),
+        faces=[face_record(f) for f in rp.faces],
+    )
+
+
+# -- reading ----------------------------------------------------------------------------------------
+def get(s: Session, reference_id: str) -> db.Reference:
+    row = s.get(db.Reference, reference_id)
+    if row is None:
+        raise NotFound(f"reference {reference_id}: no such reference", record=f"reference {reference_id}")
+    return row
+
+
+def record(s: Session, reference_id: str) -> ReferenceRecord:
+    ref = get(s, reference_id)
+    return ReferenceRecord(**_fields(ref), photos=[_photo_record(rp) for rp in ref.photos])
+
+
+def summaries(s: Session) -> list[ReferenceSummary]:
+    """Every reference, by id, with its number of photos."""
+    counts = dict(
+        s.execute(select(db.ReferencePhoto.reference_id, func.count()).group_by(db.ReferencePhoto.reference_id)).all()
+    )
+    return [
+        ReferenceSummary(**_fields(r), photos=counts.get(r.id, 0))
+        for r in s.scalars(select(db.Reference).order_by(db.Reference.id))
+    ]
+
+
+def enrolled_photos(s: Session, reference_ids: set[str]) -> set[tuple[str, str]]:
+    """(reference id, photo SHA-256) pairs already enrolled for these references."""
+    ids = sorted(reference_ids)
+    pairs: set[tuple[str, str]] = set()
+    for i in range(0, len(ids), 500):
+        q = select(db.ReferencePhoto.reference_id, db.ReferencePhoto.photo_sha256).where(
+            db.ReferencePhoto.reference_id.in_(ids[i : i + 500])
+        )
+        pairs.update((r, sha) for r, sha in s.execute(q))
+    return pairs
+
+
+# -- changing ---------------------------------------------------------------------------------------
+def check_new_id(s: Session, reference_id: str) -> None:
+    """Refuse an id already in use, or once used by an erased reference."""
+    if s.get(db.Reference, reference_id) is not None:
+        raise Conflict(
+            f"reference {reference_id}: already exists (add photos to it instead)",
+            field="reference_id",
+            record=f"reference {reference_id}",
+        )
+    erasure.refuse_erased_reference_id(s, reference_id)
+
+
+def _new_row(fields: ReferenceFields, default_retain: date | None) -> db.Reference:
+    at = now()
+    return db.Reference(
+        id=fields.id,
+        name=fields.name,
+        sex=fields.sex,
+        birth_year=fields.birth_year,
+        last_seen_on=fields.last_seen_on,
+        last_seen_at=fields.last_seen_at,
+        notes=fields.notes,
+        created_at=at,
+        updated_at=at,
+        retain_until=fields.retain_until or default_retain,
+    )
+
+
+def _counts(prepared: list[Prepared]) -> dict[str, int]:
+    return {"photos": len(prepared), "quality_overrides": sum(p.quality_override is not None for p in prepared)}
+
+
+def _add_photo(s: Session, sink: PhotoSink, reference_id: str, p: Prepared, prov: Provenance, actor: str) -> None:
+    if p.face is None:  # prepare() requires a face in every reference photo; this is its guarantee
+        raise NoFaceFound(f"{p.name}: no face to enrol", field="photos")
+    sink.photo(s, p)
+    link = db.ReferencePhoto(
+        reference_id=reference_id,
+        photo_sha256=p.sha256,
+        file_name=Path(p.name).name,
+        source=prov.source,
+        supplied_by=prov.supplied_by,
+        legal_basis=prov.legal_basis,
+        consent=prov.consent,
+        photo_date=p.photo_date,
+        added_at=now(),
+        added_by=actor,
+        quality_override=p.quality_override,
+        quality_override_by=None if p.quality_override is None else actor,
+    )
+    link.faces.append(sink.face(p.face))
+    s.add(link)
+
+
+def create(
+    s: Session,
+    actor: str,
+    sink: PhotoSink,
+    fields: ReferenceFields,
+    prepared: list[Prepared],
+    provenance: Provenance,
+    default_retain: date | None,
+) -> ReferenceRecord:
+    """Enrol a new reference with its analysed photos."""
+    check_new_id(s, fields.id)
+    s.add(_new_row(fields, default_retain))
+    s.flush()
+    for p in prepared:
+        _add_photo(s, sink, fields.id, p, provenance, actor)
+    bump_gallery(s)
+    audit.record(s, actor, audit.ReferenceCreated(reference_id=fields.id, **_counts(prepared)))
+    return record(s, fields.id)
+
+
+def add_photos(
+    s: Session, actor: str, sink: PhotoSink, reference_id: str, prepared: list[Prepared], provenance: Provenance
+) -> ReferenceRecord:
+    """More analysed photos for an existing reference; a photo it already has is refused."""
+    ref = get(s, reference_id)
+    known = {rp.photo_sha256 for rp in ref.photos}
+    for p in prepared:
+        if p.sha256 in known:
+            raise Conflict(
+                f"{p.name}: already a photo of reference {reference_id}",
+                field="photos",
+                record=f"reference {reference_id}",
+            )
+    for p in prepared:
+        _add_photo(s, sink, reference_id, p, provenance, actor)
+    bump_gallery(s)
+    ref.updated_at = now()
+    audit.record(s, actor, audit.ReferencePhotosAdded(reference_id=reference_id, **_counts(prepared)))
+    return record(s, reference_id)
+
+
+def import_row(
+    s: Session,
+    actor: str,
+    sink: PhotoSink,
+    fields: ReferenceFields,
+    prov: Provenance,
+    p: Prepared,
+    default_retain: date | None,
+) -> bool:
+    """Add one manifest row (creating the reference on its first row); True when it created the reference.
+    Every refusal comes before anything of the row is written, so the rest of the batch can go on."""
+    ref = s.get(db.Reference, fields.id)
+    created = ref is None
+    if ref is None:
+        erasure.refuse_erased_reference_id(s, fields.id)
+        s.add(_new_row(fields, default_retain))
+        s.flush()
+    elif ref.name != fields.name:
+        raise Conflict(
+            f"name: {fields.name!r} differs from reference {fields.id}'s recorded name {ref.name!r}",
+            record=f"reference {fields.id}",
+        )
+    elif any(rp.photo_sha256 == p.sha256 for rp in ref.photos):
+        raise Conflict(f"{p.name}: already a photo of reference {fields.id}", record=f"reference {fields.id}")
+    _add_photo(s, sink, fields.id, p, prov, actor)
+    event = audit.ReferenceCreated if created else audit.ReferencePhotosAdded
+    audit.record(s, actor, event(reference_id=fields.id, **_counts([p])))
+    return created
+
+
+def update(s: Session, actor: str, reference_id: str, clean: dict[str, Any]) -> ReferenceRecord:
+    """Change a reference's fields (already validated by :func:`nomina.records.validate_update`)."""
+    ref = get(s, reference_id)
+    for key, value in clean.items():
+        setattr(ref, key, value)
+    ref.updated_at = now()
+    audit.record(s, actor, audit.ReferenceUpdated(reference_id=reference_id, fields=tuple(clean)))
+    return record(s, reference_id)
