@@ -25,8 +25,9 @@ def test_readme_python_example_runs(tmp_path, faces_dir, monkeypatch, capsys):
     (tmp_path / "photo1.jpg").symlink_to(london(faces_dir, "001"))
     (tmp_path / "body_face.jpg").symlink_to(london(faces_dir, "001", "smiling"))
     exec(compile(example, "README.md", "exec"), {})
-    first = capsys.readouterr().out.splitlines()[0].split()
-    assert first[:2] == ["1", "MP-0001"]
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].split()[:2] == ["1", "MP-0001"]
+    assert printed[-1] == "identified"  # verified by ben, through a view of the same open workspace
 
 
 def test_every_cli_command_is_in_the_cli_doc():

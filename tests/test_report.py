@@ -363,7 +363,7 @@ def test_a_folder_that_cannot_be_written_is_refused_and_nothing_is_left(tmp_path
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("x")
     out = tmp_path / "no" / "such" / "report.html" if where == "missing" else blocker / "report.html"
-    with pytest.raises(InvalidField, match=r"^--out: .* is not a folder$") as caught:
+    with pytest.raises(InvalidField, match=r"^out: .* is not a folder$") as caught:
         write_report(report, out)
     one_line(caught.value)
     assert [p.name for p in tmp_path.iterdir()] == ["not-a-folder"]

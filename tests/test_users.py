@@ -52,7 +52,7 @@ def test_the_first_user_is_added_by_anyone_and_recorded_as_the_os_user(engine):
 
 
 def test_the_first_user_must_be_an_admin(engine):
-    with pytest.raises(InvalidField, match="^--role: the first user must have the admin role"):
+    with pytest.raises(InvalidField, match="^role: the first user must have the admin role"):
         add(engine, "ben", "examiner", None)
     with Session(engine) as s:
         assert users.list_users(s) == []
@@ -86,9 +86,9 @@ def test_a_duplicate_user_is_a_conflict(team):
 
 
 def test_names_and_roles_are_validated_naming_the_field(team):
-    with pytest.raises(InvalidField, match="^--role: 'boss' is not one of examiner, verifier, admin$"):
+    with pytest.raises(InvalidField, match="^role: 'boss' is not one of examiner, verifier, admin$"):
         add(team, "dan", ["examiner", "boss"], "ana")
-    with pytest.raises(InvalidField, match="^--role: required"):
+    with pytest.raises(InvalidField, match="^role: required"):
         add(team, "dan", [], "ana")
     with pytest.raises(InvalidField, match="^user: 'dan smith' must be a short id without spaces$"):
         add(team, "dan smith", "examiner", "ana")

@@ -99,9 +99,9 @@ def test_best_face_per_reference_is_kept(ws, faces_dir):
 
 def test_several_faces_need_a_choice_and_are_numbered_left_to_right(ws, faces_dir, two_faces):
     before = snapshot(ws.path)
-    with pytest.raises(SeveralFaces, match=r"two_people\.jpg: 2 faces found; choose one with --face N"):
+    with pytest.raises(SeveralFaces, match=r"two_people\.jpg: 2 faces found; choose one by its number"):
         ws.add_reference(ReferenceFields("R1", "X"), [PhotoInput(two_faces)], PROV)
-    with pytest.raises(FaceNumberInvalid, match="--face 3, but 2 face"):
+    with pytest.raises(FaceNumberInvalid, match="face 3 asked for, but 2 face"):
         ws.add_reference(ReferenceFields("R1", "X"), [PhotoInput(two_faces, face=3)], PROV)
     assert snapshot(ws.path) == before
     ws.add_reference(ReferenceFields("R2", "Right-hand person"), [PhotoInput(two_faces, face=2)], PROV)

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -24,14 +24,17 @@ from rich.progress import (
 from rich.table import Table
 from typer.core import TyperGroup
 
-from . import __version__
-from .calibration import Evidence, lr_text
+from ._version import __version__
 from .errors import InvalidField, NominaError
-from .records import CaseFields, PhotoInput, Provenance, ReferenceFields
-from .search import SearchResult, calibration_summary
 from .settings import SETTINGS, Settings, load_settings
 from .store import DB_NAME
-from .workspace import Workspace
+
+if TYPE_CHECKING:
+    # The library proper (numpy, OpenCV, SQLAlchemy) loads inside the commands that use it, so that
+    # `nomina --help` and `--version` start fast; tests/test_startup.py checks it.
+    from .records import PhotoInput
+    from .search import SearchResult
+    from .workspace import Workspace
 
 out = Console(highlight=False, soft_wrap=True, markup=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
@@ -101,6 +104,8 @@ def _settings(workspace: Path | None, **overrides: Any) -> Settings:
 
 
 def _open(workspace: Path | None) -> Workspace:
+    from .workspace import Workspace
+
     settings = _settings(workspace)
     return Workspace.open(settings.home, settings)
 
@@ -127,6 +132,7 @@ def _photos(
     override: str | None = None,
 ) -> list[PhotoInput]:
     from .faces import parse_eyes
+    from .records import PhotoInput
 
     if (face is not None or eyes is not None) and len(paths) > 1:
         option = "--face" if face is not None else "--eyes"
@@ -170,6 +176,7 @@ def init(
 ) -> None:
     """Create a workspace: database, photo store, and the face model it will always use."""
     from .models import MODELS
+    from .workspace import Workspace
 
     settings = _settings(workspace, model=model)
     config = {} if quality_gate is None else {"quality_gate": quality_gate}
@@ -268,6 +275,8 @@ def reference_add(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Enrol a missing person with photos and their provenance (source and legal basis required)."""
+    from .records import Provenance, ReferenceFields
+
     fields = ReferenceFields(reference_id, name, sex, birth_year, last_seen_on, last_seen_at, notes, retain_until)  # type: ignore[arg-type]
     prov = Provenance(source, supplied_by, legal_basis, consent)
     with _open(workspace) as ws:
@@ -292,6 +301,8 @@ def reference_add_photos(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Add photos, with their provenance, to an existing reference."""
+    from .records import Provenance
+
     prov = Provenance(source, supplied_by, legal_basis, consent)
     with _open(workspace) as ws:
         ref = _data(
@@ -432,6 +443,8 @@ def case_add(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Register an unidentified person. A photo with no detected face is kept and flagged."""
+    from .records import CaseFields
+
     fields = CaseFields(case_id, kind, found_on, found_at, notes)  # type: ignore[arg-type]
     with _open(workspace) as ws:
         case = _data(ws.add_case(fields, _photos(photos, face, eyes, photo_date)))
@@ -578,6 +591,8 @@ def search_conclude(
 
 
 def _show_search(result: SearchResult, as_json: bool) -> None:
+    from .calibration import Evidence, lr_text
+
     if as_json:
         _print_json(result.to_dict())
         return
@@ -946,6 +961,9 @@ def compare(
     calibrated (nothing is stored)."""
     from .faces import FaceAnalyzer, compare_photos
     from .models import load_model
+    from .records import PhotoInput
+    from .search import calibration_summary
+    from .workspace import Workspace
 
     settings = _settings(workspace)
     calibration = None
@@ -1055,7 +1073,7 @@ def calibrate(
     as_json: JsonOpt = False,
 ) -> None:
     """Fit a score-to-likelihood-ratio calibration on labelled photos and store it in the workspace."""
-    from .calibration import METHODS
+    from .calibration import METHODS, lr_text
     from .evaluation.runner import EvaluateOptions, fit_calibration
 
     if method not in METHODS:
@@ -1267,6 +1285,73 @@ def _acting_user_first(args: list[str]) -> list[str]:
     return list(args)
 
 
+# The library's messages name fields as the Python API and manifests do ("reasons: required ..."); the
+# command line puts back the option each field comes from. A field not listed is shown by its own name.
+_FLAGS: dict[str, str] = {
+    "name": "--name",
+    "source": "--source",
+    "supplied_by": "--supplied-by",
+    "legal_basis": "--legal-basis",
+    "sex": "--sex",
+    "birth_year": "--birth-year",
+    "last_seen_on": "--last-seen-on",
+    "retain_until": "--retain-until",
+    "photo_date": "--photo-date",
+    "quality_override": "--accept-quality",
+    "kind": "--kind",
+    "found_on": "--found-on",
+    "face": "--face",
+    "eyes": "--eyes",
+    "photo": "--photo",
+    "top": "--top",
+    "rank": "--rank",
+    "conclusion": "--conclusion",
+    "reasons": "--reasons",
+    "reason": "--reason",
+    "status": "--status",
+    "out": "--out",
+    "format": "--format",
+    "role": "--role",
+    "group_columns": "--group-columns",
+}
+
+# What to do next, in commands, for what the library says in words: (code, field) -> (the library's
+# words, the command line's). The field None matches an error of that code whatever its field.
+_HINTS: dict[tuple[str, str | None], tuple[tuple[str, str], ...]] = {
+    ("not_a_workspace", None): (
+        ("no such workspace folder", "no such workspace folder (create one with `nomina init`)"),
+        (f"(no {DB_NAME})", f"(no {DB_NAME}; create one with `nomina init`)"),
+    ),
+    ("permission_denied", "user"): (
+        ("every action is done by a named user", "name one with --as NAME or NOMINA_USER"),
+        ("add the first user, an admin", "add the first, an admin: `nomina user add NAME --role admin,examiner`"),
+    ),
+    ("several_faces", "face"): (
+        ("choose one by its number", "choose one with --face N (numbers shown by `nomina inspect`)"),
+    ),
+    ("quality_too_low", "quality_override"): (
+        ("give the reason for accepting its quality", "give the reason with --accept-quality"),
+    ),
+    ("no_face_found", "face"): (("mark the eyes by hand", "mark the eyes by hand with `nomina case mark-eyes`"),),
+    ("invalid_field", "eyes"): ((": eyes: ", ": --eyes: "),),
+    ("conflict", "reference_id"): (("add photos to it instead", "use `reference add-photos`"),),
+    ("conflict", None): (("withdraw it first", "withdraw it first (`nomina identification withdraw`)"),),
+    ("file_missing", "samples"): (("set NOMINA_SAMPLES", "set NOMINA_SAMPLES or --samples"),),
+}
+
+
+def _message(exc: NominaError) -> str:
+    """The error's message as the command line shows it: with option names for fields, and commands."""
+    text = exc.message
+    flag = _FLAGS.get(exc.field or "")
+    if flag is not None and text.startswith(f"{exc.field}: "):
+        text = flag + text[len(exc.field or "") :]
+    for key in dict.fromkeys([(exc.code, exc.field), (exc.code, None)]):
+        for said, shown in _HINTS.get(key, ()):
+            text = text.replace(said, shown, 1)
+    return text
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``nomina`` script: one line per error and a non-zero exit, never a traceback.
 
@@ -1275,7 +1360,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=_acting_user_first(sys.argv[1:] if argv is None else argv), prog_name="nomina")
     except NominaError as exc:
-        err.print(f"error: {exc}", markup=False)
+        err.print(f"error: {_message(exc)}", markup=False)
         raise SystemExit(1) from None
 
 

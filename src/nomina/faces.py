@@ -387,7 +387,9 @@ class FaceAnalyzer:
             return None
         if photo.face is not None:
             if photo.face > len(dets):
-                raise FaceNumberInvalid(f"{name}: face {photo.face} asked for, but {len(dets)} face(s) found", field="face")
+                raise FaceNumberInvalid(
+                    f"{name}: face {photo.face} asked for, but {len(dets)} face(s) found", field="face"
+                )
             number = photo.face
         elif len(dets) > 1:
             raise SeveralFaces(f"{name}: {len(dets)} faces found; choose one by its number", field="face")

@@ -299,9 +299,7 @@ def render_pdf(report: IdentificationReport) -> bytes:
         raise InvalidField(_PDF_MISSING) from exc
     except OSError as exc:  # WeasyPrint is installed but cannot load Pango, which it needs from the system
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise InvalidField(
-            f"out: PDF reports need the Pango library, which WeasyPrint cannot load: {reason}"
-        ) from exc
+        raise InvalidField(f"out: PDF reports need the Pango library, which WeasyPrint cannot load: {reason}") from exc
     finally:
         ImageFile.LOAD_TRUNCATED_IMAGES = truncated
 

@@ -168,7 +168,9 @@ def disable_user(s: Session, name: str, actor: str | None) -> User:
     if "admin" in row.roles:
         admins = [u for u in s.scalars(select(db.User).where(db.User.active.is_(True))) if "admin" in u.roles]
         if len(admins) <= 1:
-            raise Conflict(f"user {row.name!r} is the last active admin; add another admin first", record=f"user {row.name!r}")
+            raise Conflict(
+                f"user {row.name!r} is the last active admin; add another admin first", record=f"user {row.name!r}"
+            )
     row.active = False
     row.disabled_at = _now()
     row.disabled_by = admin.name

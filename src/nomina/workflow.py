@@ -150,8 +150,7 @@ def propose(s: Session, actor: str, case: db.Case, reference_id: str, reasons: s
     found = current(case)
     if found is not None:
         raise Conflict(
-            f"case {case.id}: an identification as {found.reference_id} is already {found.status}; "
-            "withdraw it first",
+            f"case {case.id}: an identification as {found.reference_id} is already {found.status}; withdraw it first",
             record=f"case {case.id}",
         )
     if s.get(db.Reference, reference_id) is None:

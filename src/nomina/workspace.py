@@ -40,7 +40,6 @@ from .casefile import ExportWritten, ReportWritten
 from .cases import CaseRecord, CaseSummary
 from .enrolment import PhotoSink
 from .errors import (
-    Busy,
     Conflict,
     FaceNumberInvalid,
     InvalidField,
@@ -86,9 +85,6 @@ _IMPORT_BATCH = 32
 _BLIND = "until the proposed identification is verified"
 # Workspace settings are kept in workspace_info under this prefix, as JSON.
 _CONFIG = "setting."
-# A search ranks outside the write lock and records inside it; if the gallery changed in between, it
-# ranks again against the new gallery, this many times at most.
-_SEARCH_TRIES = 3
 
 
 @dataclass(frozen=True)
@@ -612,7 +608,8 @@ class Workspace:
 
         Without ``face``, all the case's faces are used and each reference keeps its best score over
         them; ``face`` (1-based, as ``case show`` numbers them) restricts the search to one. The ranking
-        runs outside the write lock; if the gallery changed before the search is recorded, it ranks again.
+        runs outside the write lock; if the gallery changed before the search is recorded, it ranks again
+        inside it.
         """
         top = self.settings.top if top is None else top
         if top < 1:
@@ -640,26 +637,26 @@ class Workspace:
             for ref in refs
             if failed[ref.face_id]
         ]
-        for _ in range(_SEARCH_TRIES):
-            generation, index = self._gallery()
-            if index.size == 0:
+        settings = {"top": top, "face": face, "quality_gate": mode}
+        calibration_id = None if current is None else current[0]
+
+        def ranked(gallery: ExactIndex) -> Ranked:
+            if gallery.size == 0:
                 raise NotFound("gallery: no reference faces to search; add references first", record="gallery")
-            found = Ranked(
-                case_id=case_id,
-                case_faces=refs,
-                ranked=rank(index, probes, refs, top),
-                settings={"top": top, "face": face, "index": index.kind, "quality_gate": mode},
-                index=index,
-                calibration_id=None if current is None else current[0],
-                warnings=warnings,
-            )
-            with self._acting("examiner") as (s, actor):
-                if _info(s, "gallery_generation") != generation:
-                    continue  # a reference was added or erased while ranking: rank again
-                cases.get(s, case_id)  # the case may have been erased meanwhile
-                search_id = search.record(s, actor, found, self.model_identity)
-                return search.load(s, search_id, actor, self.settings.age_gap_years)
-        raise Busy(f"case {case_id}: the gallery changed during each of {_SEARCH_TRIES} tries; search again")
+            ranking = rank(gallery, probes, refs, top)
+            chosen = {**settings, "index": gallery.kind}
+            return Ranked(case_id, refs, ranking, chosen, gallery, calibration_id, warnings)
+
+        generation, index = self._gallery()
+        found = ranked(index)  # outside the write lock: writers are not held up by the ranking
+        with self._acting("examiner") as (s, actor):
+            cases.get(s, case_id)  # the case may have been erased meanwhile
+            if _info(s, "gallery_generation") != generation:
+                # a reference was added or erased while ranking: rank again, holding the lock this time,
+                # so that the candidates recorded are those of the gallery as it is when recorded
+                found = ranked(self._gallery()[1])
+            search_id = search.record(s, actor, found, self.model_identity)
+            return search.load(s, search_id, actor, self.settings.age_gap_years)
 
     def get_search(self, search_id: int) -> SearchResult:
         """A recorded search again; the viewing is recorded."""

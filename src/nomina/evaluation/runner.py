@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__, calibration
+from .. import calibration
+from .._version import __version__
 from ..calibration import Calibration
 from ..errors import InputError, InvalidField
 from ..imaging import decode_image, read_photo, sha256_hex

@@ -2,7 +2,25 @@
 
 from __future__ import annotations
 
-from .database import DB_NAME, Database, connect, upgrade
-from .photos import PhotoStore
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .layout import DB_NAME
+
+if TYPE_CHECKING:
+    from .database import Database, connect, upgrade
+    from .photos import PhotoStore
 
 __all__ = ["DB_NAME", "Database", "PhotoStore", "connect", "upgrade"]
+
+# Loaded on first use, so that DB_NAME comes without SQLAlchemy (PEP 562).
+_LAZY = {"Database": "database", "connect": "database", "upgrade": "database", "PhotoStore": "photos"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value

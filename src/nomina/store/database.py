@@ -30,10 +30,10 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..errors import Busy, Conflict
+from .layout import DB_NAME
 
 __all__ = ["BUSY_TIMEOUT_S", "DB_NAME", "Database", "checkpoint", "connect", "head_revision", "upgrade", "vacuum"]
 
-DB_NAME = "nomina.db"
 #: Longest wait for another writer (thread or process) before an operation gives up with Busy.
 BUSY_TIMEOUT_S = 30
 
