@@ -141,8 +141,8 @@ def test_the_newest_calibration_is_used(ws: Workspace):
     identity = ws.model_identity
     one = calibration.fit([0.6, 0.7, 0.8, 0.9] * 3, [0.1, 0.2, 0.3, 0.4] * 3, data={"model": identity})
     two = calibration.fit([0.5, 0.6, 0.7, 0.8] * 3, [0.2, 0.3, 0.4, 0.5] * 3, method="pav", data={"model": identity})
-    assert ws.add_calibration(one)["id"] == 1
-    assert ws.add_calibration(two)["id"] == 2
+    assert ws.add_calibration(one).id == 1
+    assert ws.add_calibration(two).id == 2
     current = ws.calibration()
     assert current is not None and current[0] == 2 and current[1] == two
-    assert [c["id"] for c in ws.calibrations()] == [1, 2]
+    assert [c.id for c in ws.calibrations()] == [1, 2]

@@ -15,11 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import USER, london
 
 from nomina import CaseFields, PhotoInput, Provenance, ReferenceFields, Workspace
 from nomina.errors import Conflict, NominaError, NotFound, PermissionDenied
-
-from conftest import USER, london
 
 PROV = Provenance("family", "a sister", "family request")
 THREADS = 16
@@ -215,3 +214,16 @@ def test_command_lines_run_at_once_on_one_workspace_all_succeed(team: Workspace)
         verified = again.audit_verify()
         assert verified.ok, verified.reason
         assert len(again.searches("UP-003")) == 2
+
+
+def test_the_database_itself_refuses_a_second_open_identification_of_a_case(team: Workspace) -> None:
+    """Whatever writes to the database (another program, a hand edit), a case has one open identification."""
+    con = sqlite3.connect(team.path / "nomina.db")
+    try:
+        row = "INSERT INTO identifications (case_id, reference_id, proposed_by, proposed_at, reasons, status) VALUES "
+        with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+            con.execute(row + "('UP-002', 'MP-001', 'ex2', '2026-01-01 00:00:00', 'x', 'proposed')")
+        con.execute(row + "('UP-002', 'MP-001', 'ex2', '2026-01-01 00:00:00', 'x', 'withdrawn')")  # closed: allowed
+    finally:
+        con.rollback()
+        con.close()

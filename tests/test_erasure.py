@@ -16,6 +16,7 @@ from conftest import PROV, assert_one_error_line, london, run, snapshot
 
 from nomina import CaseFields, PhotoInput, Provenance, ReferenceFields, Workspace, erasure
 from nomina.errors import Conflict, InvalidField, PermissionDenied
+from nomina.references import ReferenceRecord
 
 FAMILY = Provenance("family", "a sister", "family request under national missing-persons law")
 WINDOW = 64
@@ -79,14 +80,14 @@ def needles_of(ws: Workspace, owner: str, record_id: str, photos: list[Path]) ->
     return found
 
 
-def add_ref(ws: Workspace, faces_dir: Path, ident: str, ref_id: str, **fields: object) -> dict:
+def add_ref(ws: Workspace, faces_dir: Path, ident: str, ref_id: str, **fields: object) -> ReferenceRecord:
     fields.setdefault("name", f"Person {ident}")
     return ws.add_reference(ReferenceFields(ref_id, **fields), [PhotoInput(london(faces_dir, ident))], FAMILY)  # type: ignore[arg-type]
 
 
 def trail(ws: Workspace, **filters: str) -> list[tuple[str, dict]]:
     """(action, details) of the audit trail, the readings of the trail itself left out."""
-    return [(e["action"], e["details"]) for e in ws.audit_log(**filters) if e["action"] != "audit.view"]
+    return [(e.action, e.details) for e in ws.audit_log(**filters) if e.action != "audit.view"]
 
 
 def runs(ws: Workspace, action: str) -> list[dict]:
@@ -128,7 +129,7 @@ def test_erasure_leaves_no_photo_byte_or_embedding_in_any_file_of_the_workspace(
     assert where(gone[1], files) and "index/exact/vectors.npy" in where(gone[1], files)
 
     case_gone = ws.delete_case("UP-2", "entered twice")
-    assert case_gone == {
+    assert case_gone.to_dict() == {
         "case_id": "UP-2",
         "faces_removed": 1,
         "photos_removed": 1,
@@ -137,7 +138,7 @@ def test_erasure_leaves_no_photo_byte_or_embedding_in_any_file_of_the_workspace(
     }
     assert (ws.path / "index" / "exact").is_dir()  # a case's faces are not in the index: it stays
     ref_gone = ws.delete_reference("MP-002", "the family withdrew consent")
-    assert ref_gone == {"reference_id": "MP-002", "faces_removed": 1, "photos_removed": 1, "warnings": []}
+    assert ref_gone.to_dict() == {"reference_id": "MP-002", "faces_removed": 1, "photos_removed": 1, "warnings": []}
     assert not (ws.path / "index").exists()  # removed at once, not at the next search
     assert (ws.path / "nomina.db-wal").stat().st_size == 0  # checkpointed and truncated
 
@@ -149,7 +150,7 @@ def test_erasure_leaves_no_photo_byte_or_embedding_in_any_file_of_the_workspace(
 
     # The normal maintenance, after which the scan is repeated with the index rebuilt.
     done = ws.maintain()
-    assert (done["photo_files_removed"], done["index_faces"], done["warnings"]) == (0, 3, [])
+    assert (done.photo_files_removed, done.index_faces, done.warnings) == (0, 3, [])
     files = workspace_files(ws.path)
     assert {"nomina.db", "index/exact/vectors.npy"} <= set(files)
     assert sum(name.startswith("photos/") for name in files) == 4
@@ -208,7 +209,7 @@ def test_maintenance_completes_an_erasure_interrupted_after_its_commit(ws, faces
     old = time.time() - erasure.STRAY_GRACE_SECONDS - 60
     os.utime(leftover, (old, old))
     done = ws.maintain()
-    assert (done["photo_files_removed"], done["index_faces"], done["warnings"]) == (1, 1, [])
+    assert (done.photo_files_removed, done.index_faces, done.warnings) == (1, 1, [])
     files = workspace_files(ws.path)
     assert {n.label: where(n, files) for n in gone if where(n, files)} == {}
     assert runs(ws, "workspace.maintain") == [{"photo_files_removed": 1, "index_faces": 1}]
@@ -232,10 +233,10 @@ def test_maintenance_leaves_recent_and_foreign_files_and_clears_index_leftovers(
     (ws.path / "index" / ".index-abc").mkdir()
 
     done = ws.maintain()
-    assert done["photo_files_removed"] == 1 and done["warnings"] == []
+    assert done.photo_files_removed == 1 and done.warnings == []
     assert recent.exists() and foreign.exists() and not old_incoming.exists()
     assert sorted(p.name for p in (ws.path / "index").iterdir()) == ["exact"]
-    assert done["database_bytes_after"] <= done["database_bytes_before"]
+    assert done.database_bytes_after <= done.database_bytes_before
     assert not (ws.path / "nomina.db-wal").exists() or (ws.path / "nomina.db-wal").stat().st_size == 0
 
 
@@ -243,10 +244,10 @@ def test_shared_photo_bytes_stay_with_the_record_that_still_uses_them(ws, faces_
     photo = london(faces_dir, "014")
     add_ref(ws, faces_dir, "014", "MP-014")
     ws.add_case(CaseFields("UP-1"), [PhotoInput(photo)])
-    assert ws.delete_reference("MP-014", "entered twice")["photos_removed"] == 0
+    assert ws.delete_reference("MP-014", "entered twice").photos_removed == 0
     files = workspace_files(ws.path)
     assert where(photo_needle("shared photo", photo.read_bytes()), files)
-    assert ws.delete_case("UP-1", "entered twice")["photos_removed"] == 1
+    assert ws.delete_case("UP-1", "entered twice").photos_removed == 1
     assert not where(photo_needle("shared photo", photo.read_bytes()), workspace_files(ws.path))
 
 
@@ -265,20 +266,20 @@ def dated(ws: Workspace, faces_dir: Path) -> Workspace:
     return ws
 
 
-def retention_dates(ws: Workspace) -> dict[str, str | None]:
-    return {r["reference_id"]: r["retain_until"] for r in ws.references()}
+def retention_dates(ws: Workspace) -> dict[str, date | None]:
+    return {r.reference_id: r.retain_until for r in ws.references()}
 
 
 def test_references_past_their_retention_date_are_erased_and_the_rest_kept(dated, faces_dir):
     today = date.today()
-    assert date.fromisoformat(retention_dates(dated)["MP-024"]).year == today.year + 20  # retention_years
+    assert retention_dates(dated)["MP-024"].year == today.year + 20  # retention_years
     assert retention_dates(dated)["MP-025"] is None
     gone = needles_of(dated, "reference", "MP-021", [london(faces_dir, "021")])
     due = today + timedelta(days=30)
 
     done = dated.apply_retention(today=due)
     retain = (today + timedelta(days=10)).isoformat()
-    assert done == {
+    assert done.to_dict() == {
         "due_before": due.isoformat(),
         "dry_run": False,
         "references": [{"reference_id": "MP-021", "retain_until": retain, "faces_removed": 1, "photos_removed": 1}],
@@ -293,15 +294,15 @@ def test_references_past_their_retention_date_are_erased_and_the_rest_kept(dated
     )
     assert runs(dated, "retention.apply") == [{"due_before": due.isoformat(), "references": 1, "cases": 0}]
     assert "MP-021" not in [c.reference_id for c in dated.search("UP-1").candidates]
-    assert dated.case("UP-1")["case_id"] == "UP-1"  # cases carry no retention date
+    assert dated.case("UP-1").case_id == "UP-1"  # cases carry no retention date
 
     # Applied again the same day, nothing is due; the run is still recorded.
     again = dated.apply_retention(today=due)
-    assert again["references"] == [] and again["warnings"] == []
+    assert again.references == [] and again.warnings == []
     assert runs(dated, "retention.apply")[-1] == {"due_before": due.isoformat(), "references": 0, "cases": 0}
     # Decades later every dated reference is due; the one without a date never is.
     later = dated.apply_retention(today=today + timedelta(days=365 * 21))
-    assert [r["reference_id"] for r in later["references"]] == ["MP-022", "MP-024"]
+    assert [r.reference_id for r in later.references] == ["MP-022", "MP-024"]
     assert set(retention_dates(dated)) == {"MP-025"}
 
 
@@ -310,18 +311,16 @@ def test_a_reference_an_open_identification_names_is_held_past_its_date(dated):
     dated.propose_identification("UP-1", "MP-021", "same scar")
     due = date.today() + timedelta(days=30)
     held = dated.apply_retention(today=due)
-    assert held["references"] == [] and held["held"] == ["MP-021"]
+    assert held.references == [] and held.held == ["MP-021"]
     assert "MP-021" in retention_dates(dated)
     dated.withdraw_identification("UP-1", "DNA excluded him")
-    assert [r["reference_id"] for r in dated.apply_retention(today=due)["references"]] == ["MP-021"]
+    assert [r.reference_id for r in dated.apply_retention(today=due).references] == ["MP-021"]
 
 
 def test_a_reference_is_kept_on_its_retention_date_and_erased_the_day_after(dated):
     retain = date.today() + timedelta(days=10)
-    assert dated.apply_retention(today=retain)["references"] == []
-    assert [r["reference_id"] for r in dated.apply_retention(today=retain + timedelta(days=1))["references"]] == [
-        "MP-021"
-    ]
+    assert dated.apply_retention(today=retain).references == []
+    assert [r.reference_id for r in dated.apply_retention(today=retain + timedelta(days=1)).references] == ["MP-021"]
 
 
 def test_a_dry_run_reports_exactly_what_would_be_erased_and_changes_nothing(dated):
@@ -329,10 +328,10 @@ def test_a_dry_run_reports_exactly_what_would_be_erased_and_changes_nothing(date
     before = snapshot(dated.path)
     preview = dated.apply_retention(today=due, dry_run=True)
     assert snapshot(dated.path) == before  # every table, the audit trail included, and every file
-    assert preview["dry_run"] is True and preview["warnings"] == []
-    assert [r["reference_id"] for r in preview["references"]] == ["MP-021", "MP-022"]
+    assert preview.dry_run is True and preview.warnings == []
+    assert [r.reference_id for r in preview.references] == ["MP-021", "MP-022"]
     done = dated.apply_retention(today=due)
-    assert done["references"] == preview["references"]
+    assert done.references == preview.references
 
 
 def test_only_an_admin_applies_retention_or_maintains(dated, settings, model):
@@ -360,7 +359,7 @@ def test_a_retention_date_in_the_past_is_refused(dated, faces_dir):
         dated.apply_retention(today="soon")  # type: ignore[arg-type]
     assert snapshot(dated.path) == before
     today = date.today().isoformat()
-    assert dated.update_reference("MP-022", retain_until=today)["retain_until"] == today
+    assert dated.update_reference("MP-022", retain_until=today).retain_until == date.fromisoformat(today)
 
 
 # -- the command line -------------------------------------------------------------------------------------
@@ -450,10 +449,10 @@ def test_an_erased_face_id_is_never_given_to_another_face(ws, faces_dir):
     erased_face = next(c.reference_face_id for c in search.candidates if c.reference_id == "MP-032")
     ws.delete_reference("MP-032", "entered twice")
     new = add_ref(ws, faces_dir, "033", "MP-033")
-    assert new["photos"][0]["faces"][0]["face_id"] > erased_face
+    assert new.photos[0].faces[0].face_id > erased_face
     ws.delete_case("UP-1", "entered twice")
     case = ws.add_case(CaseFields("UP-2"), [PhotoInput(london(faces_dir, "034", "smiling"))])
-    assert case["photos"][0]["faces"][0]["face_id"] > new["photos"][0]["faces"][0]["face_id"]
+    assert case.photos[0].faces[0].face_id > new.photos[0].faces[0].face_id
 
 
 def test_the_upgrade_to_schema_0005_keeps_every_face_and_starts_above_erased_ids(ws, faces_dir, settings, model):
@@ -466,7 +465,7 @@ def test_the_upgrade_to_schema_0005_keeps_every_face_and_starts_above_erased_ids
     add_ref(ws, faces_dir, "032", "MP-032")
     search = ws.search("UP-1")
     erased_face = max(c.reference_face_id for c in search.candidates)
-    command.downgrade(_alembic_config(ws._engine), "0004")
+    command.downgrade(_alembic_config(ws._shared.db.engine), "0004")
     con = sqlite3.connect(ws.path / "nomina.db")
     assert "AUTOINCREMENT" not in con.execute("SELECT sql FROM sqlite_master WHERE name = 'faces'").fetchone()[0]
     # An erasure under schema 0004: the face with the largest id goes, its id stays in the search.
@@ -483,7 +482,7 @@ def test_the_upgrade_to_schema_0005_keeps_every_face_and_starts_above_erased_ids
     assert "AUTOINCREMENT" in con.execute("SELECT sql FROM sqlite_master WHERE name = 'faces'").fetchone()[0]
     con.close()
     new = add_ref(upgraded, faces_dir, "033", "MP-033")
-    assert new["photos"][0]["faces"][0]["face_id"] == erased_face + 1
+    assert new.photos[0].faces[0].face_id == erased_face + 1
     upgraded.close()
 
 

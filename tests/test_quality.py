@@ -204,7 +204,7 @@ def test_an_import_row_below_the_gate_fails_unless_it_gives_a_reason(ws, faces_d
     report = ws.import_references(manifest)
     assert report.added == 1 and len(report.failures) == 1
     assert report.failures[0].line == 2 and "quality gate" in report.failures[0].error
-    assert ws.reference("R2")["photos"][0]["quality_override"]["reason"] == "no other photo exists"
+    assert ws.reference("R2").photos[0].quality_override.reason == "no other photo exists"
     with pytest.raises(QualityTooLow):
         ws.add_reference(ReferenceFields("R3", "Ed"), [PhotoInput(tiny_photo)], PROV_API)
 

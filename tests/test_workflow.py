@@ -195,7 +195,7 @@ def test_no_other_api_call_changes_a_case_to_identified(ws, faces_dir):
         ws.update_reference("nope", status="identified")
     with pytest.raises((PermissionDenied, Conflict)):
         ws.verify_identification("UP-2", "same person", "no proposal, no verifier role")
-    assert ws.case("UP-2")["status"] == "open"
+    assert ws.case("UP-2").status == "open"
     # In the library, only nomina.workflow.verify sets an identification's status to identified.
     src = Path(__file__).resolve().parents[1] / "src" / "nomina"
     setters = [

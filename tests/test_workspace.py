@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import sqlite3
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +22,12 @@ from nomina.errors import (
     NotFound,
     SeveralFaces,
 )
+from nomina.references import ReferenceRecord
 
 PROV = Provenance("family", "a sister", "family request under national missing-persons law")
 
 
-def add_ref(ws: Workspace, faces_dir: Path, ident: str, ref_id: str | None = None) -> dict:
+def add_ref(ws: Workspace, faces_dir: Path, ident: str, ref_id: str | None = None) -> ReferenceRecord:
     return ws.add_reference(
         ReferenceFields(ref_id or f"R{ident}", f"Person {ident}"), [PhotoInput(london(faces_dir, ident))], PROV
     )
@@ -38,17 +40,17 @@ def test_reference_is_stored_with_provenance_face_and_photo_bytes(ws, faces_dir)
         [PhotoInput(path, photo_date="2024-12-24")],
         Provenance("official-record", "civil registry", "statutory duty", consent="n/a"),
     )
-    photo = ref["photos"][0]
-    assert photo["provenance"] == {
+    photo = ref.photos[0]
+    assert photo.provenance.to_dict() == {
         "source": "official-record",
         "supplied_by": "civil registry",
         "legal_basis": "statutory duty",
         "consent": "n/a",
     }
-    assert photo["photo_date"] == "2024-12-24"
+    assert photo.photo_date == date(2024, 12, 24)
     # chain of custody: the stored bytes are exactly the supplied bytes, named by their SHA-256
-    assert ws.photos.read(photo["sha256"]) == path.read_bytes()
-    face = photo["faces"][0]["quality"]
+    assert ws.photos.read(photo.sha256) == path.read_bytes()
+    face = photo.faces[0].quality
     assert 40 < face["inter_eye_px"] < 90  # 400x400 studio portraits
     assert face["detector_score"] >= 0.7
     assert abs(face["roll"]) < 10 and abs(face["yaw"]) < 20
@@ -61,9 +63,9 @@ def test_same_bytes_are_stored_once(ws, faces_dir):
     stored = [p for p in (ws.path / "photos").rglob("*") if p.is_file()]
     assert len(stored) == 1
     # deleting one record keeps the bytes the other still uses
-    assert ws.delete_reference("R1", "entered twice")["photos_removed"] == 0
-    assert ws.photos.has(ws.reference("R2")["photos"][0]["sha256"])
-    assert ws.delete_reference("R2", "entered twice")["photos_removed"] == 1
+    assert ws.delete_reference("R1", "entered twice").photos_removed == 0
+    assert ws.photos.has(ws.reference("R2").photos[0].sha256)
+    assert ws.delete_reference("R2", "entered twice").photos_removed == 1
     assert not [p for p in (ws.path / "photos").rglob("*") if p.is_file()]
 
 
@@ -93,7 +95,7 @@ def test_best_face_per_reference_is_kept(ws, faces_dir):
     ws.add_case(CaseFields("C"), [PhotoInput(london(faces_dir, "007", "smiling"))])
     best = ws.search("C").candidates[0]
     assert best.reference_id == "R1"
-    assert best.photo_sha256 == ws.reference("R1")["photos"][1]["sha256"]
+    assert best.photo_sha256 == ws.reference("R1").photos[1].sha256
     assert len(ws.search("C").candidates) == 2  # one candidate per reference, not per face
 
 
@@ -117,9 +119,9 @@ def test_reference_without_a_face_is_refused_case_is_kept_and_flagged(ws, faces_
         ws.add_reference(ReferenceFields("R1", "X"), [PhotoInput(fox)], PROV)
     assert snapshot(ws.path) == before
     case = ws.add_case(CaseFields("C1"), [PhotoInput(fox)])
-    assert case["photos"][0]["no_face_detected"] is True
-    assert case["photos_without_face"] == 1
-    assert ws.photos.read(case["photos"][0]["sha256"]) == fox.read_bytes()
+    assert case.photos[0].no_face_detected is True
+    assert case.photos_without_face == 1
+    assert ws.photos.read(case.photos[0].sha256) == fox.read_bytes()
     add_ref(ws, faces_dir, "001")
     with pytest.raises(NoFaceFound, match="case C1: no face to search; mark the eyes"):
         ws.search("C1")
@@ -148,10 +150,10 @@ def test_eyes_marked_by_hand_make_an_undetected_face_searchable(tmp_path, model,
     )
 
     case = blind.add_case(CaseFields("PM-1"), [PhotoInput(london(faces_dir, "012"))])
-    assert case["photos"][0]["no_face_detected"] is True
+    assert case.photos[0].no_face_detected is True
     case = blind.mark_eyes("PM-1", 1, eyes)
-    face = case["photos"][0]["faces"][0]
-    assert face["manual"] is True and face["quality"]["detector_score"] is None
+    face = case.photos[0].faces[0]
+    assert face.manual is True and face.quality["detector_score"] is None
     assert blind.search("PM-1").candidates[0].reference_id == "R012"
     # the same with the eyes given when the case is added
     blind.add_case(CaseFields("PM-2"), [PhotoInput(london(faces_dir, "012"), eyes=eyes)])
@@ -213,12 +215,12 @@ def test_missing_provenance_is_refused():
 def test_update_and_delete_reference(ws, faces_dir):
     add_ref(ws, faces_dir, "030", "R1")
     updated = ws.update_reference("R1", name="New Name", last_seen_at="Harbour", birth_year="1971")
-    assert (updated["name"], updated["last_seen_at"], updated["birth_year"]) == ("New Name", "Harbour", 1971)
+    assert (updated.name, updated.last_seen_at, updated.birth_year) == ("New Name", "Harbour", 1971)
     with pytest.raises(InvalidField, match="last_seen_on: '2025-13-01' is not a date"):
         ws.update_reference("R1", last_seen_on="2025-13-01")
-    sha = updated["photos"][0]["sha256"]
+    sha = updated.photos[0].sha256
     gone = ws.delete_reference("R1", "entered twice")
-    assert gone == {"reference_id": "R1", "faces_removed": 1, "photos_removed": 1, "warnings": []}
+    assert gone.to_dict() == {"reference_id": "R1", "faces_removed": 1, "photos_removed": 1, "warnings": []}
     assert not ws.photos.has(sha)
     con = sqlite3.connect(ws.path / "nomina.db")
     assert con.execute("SELECT count(*) FROM faces").fetchone() == (0,)
@@ -241,7 +243,7 @@ def test_delete_case_removes_its_searches_and_photos(ws, faces_dir):
     ws.add_case(CaseFields("C"), [PhotoInput(london(faces_dir, "044", "smiling"))])
     search_id = ws.search("C").search_id
     gone = ws.delete_case("C", "entered twice")
-    assert gone == {"case_id": "C", "faces_removed": 1, "photos_removed": 1, "searches_removed": 1, "warnings": []}
+    assert gone.to_dict() == {"case_id": "C", "faces_removed": 1, "photos_removed": 1, "searches_removed": 1, "warnings": []}
     with pytest.raises(NotFound):
         ws.get_search(search_id)
 
@@ -289,7 +291,7 @@ def test_case_photo_of_a_face_lying_sideways_is_searched_upright(ws, faces_dir, 
         path = tmp_path / f"lying-{turn}.png"
         cv2.imwrite(str(path), cv2.rotate(cv2.imread(str(london(faces_dir, "067", "smiling"))), turn))
         case = ws.add_case(CaseFields(f"C{turn}"), [PhotoInput(path)])
-        roll = case["photos"][0]["faces"][0]["quality"]["roll"]
+        roll = case.photos[0].faces[0].quality["roll"]
         assert 75 < abs(roll) < 105  # measured on the photo as supplied: the face lies sideways
         result = ws.search(f"C{turn}")
         assert result.candidates[0].reference_id == "R067"

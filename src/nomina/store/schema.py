@@ -16,11 +16,13 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -305,6 +307,17 @@ class Identification(Base):
     """
 
     __tablename__ = "identifications"
+    # At most one identification of a case is open (not withdrawn): the workflow checks it in the same write
+    # transaction, and the database refuses a second one whatever wrote it.
+    __table_args__ = (
+        Index(
+            "ux_identifications_one_open_per_case",
+            "case_id",
+            unique=True,
+            sqlite_where=text("status != 'withdrawn'"),
+            postgresql_where=text("status != 'withdrawn'"),
+        ),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
     reference_id: Mapped[str] = mapped_column(String, index=True)  # kept as text: the record may be erased
