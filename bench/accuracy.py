@@ -109,7 +109,7 @@ def run_variant(ws: Workspace, group: str, variant: str, probes: list[tuple[str,
         case_id = f"{variant}_{person}"
         case = ws.add_case(CaseFields(case_id, kind="living"), [PhotoInput(photo)])
         height, width = cv2.imread(str(photo), cv2.IMREAD_UNCHANGED).shape[:2]
-        faces = case["photos"][0]["faces"]
+        faces = case.photos[0].faces
         if not faces:
             no_face.append({"case": person, "photo_px": [width, height]})
             continue
@@ -122,7 +122,7 @@ def run_variant(ws: Workspace, group: str, variant: str, probes: list[tuple[str,
             "true_score": candidates[rank - 1].score if rank else None,
             "best_impostor": next((c.reference_id, c.score) for c in candidates if c.reference_id != truth),
             "top": ranked[0],
-            "inter_eye_px": faces[0]["quality"]["inter_eye_px"],
+            "inter_eye_px": faces[0].quality["inter_eye_px"],
             "photo_px": [width, height],
         }
     true_scores = [c["true_score"] for c in cases.values() if c["true_score"] is not None]

@@ -69,6 +69,13 @@ def test_same_bytes_are_stored_once(ws, faces_dir):
     assert not [p for p in (ws.path / "photos").rglob("*") if p.is_file()]
 
 
+def test_added_photos_are_in_the_record_returned(ws, faces_dir):
+    ws.add_reference(ReferenceFields("R1", "One"), [PhotoInput(london(faces_dir, "003"))], PROV)
+    more = ws.add_reference_photos("R1", [PhotoInput(london(faces_dir, "003", "smiling"))], PROV)
+    assert [p.file_name for p in more.photos] == ["003_neutral.jpg", "003_smiling.jpg"]
+    assert more.to_dict() == ws.reference("R1").to_dict()
+
+
 def test_search_ranks_the_true_person_first_and_is_recorded(ws, faces_dir):
     for ident in ("001", "002", "003", "004", "005"):
         add_ref(ws, faces_dir, ident)
@@ -243,7 +250,13 @@ def test_delete_case_removes_its_searches_and_photos(ws, faces_dir):
     ws.add_case(CaseFields("C"), [PhotoInput(london(faces_dir, "044", "smiling"))])
     search_id = ws.search("C").search_id
     gone = ws.delete_case("C", "entered twice")
-    assert gone.to_dict() == {"case_id": "C", "faces_removed": 1, "photos_removed": 1, "searches_removed": 1, "warnings": []}
+    assert gone.to_dict() == {
+        "case_id": "C",
+        "faces_removed": 1,
+        "photos_removed": 1,
+        "searches_removed": 1,
+        "warnings": [],
+    }
     with pytest.raises(NotFound):
         ws.get_search(search_id)
 

@@ -724,7 +724,7 @@ class Entry(Record):
     """One event of the trail as shown: ``details`` holds the event's fields other than its object ids."""
 
     seq: int
-    at: datetime
+    at: str  # UTC, ISO 8601 with microseconds, exactly as hashed
     actor: str
     action: str
     case_id: str | None

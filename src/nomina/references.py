@@ -277,6 +277,8 @@ def add_photos(
             )
     for p in prepared:
         _add_photo(s, sink, reference_id, p, provenance, actor)
+    s.flush()
+    s.expire(ref, ["photos"])  # loaded above for the check; the record shows the photos just added too
     bump_gallery(s)
     ref.updated_at = now()
     audit.record(s, actor, audit.ReferencePhotosAdded(reference_id=reference_id, **_counts(prepared)))
