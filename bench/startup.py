@@ -5,6 +5,10 @@ the median as a ratio of the baseline (`python -c pass`) measured in the same ru
 busy or slower machine can still be compared. It also lists which of OpenCV, numpy and SQLAlchemy each
 command imported (none should be: tests/test_startup.py checks it).
 
+Python's compiled bytecode is kept in a temporary folder (PYTHONPYCACHEPREFIX) and written by a first,
+untimed run of each command, even when PYTHONDONTWRITEBYTECODE is set: as after `pip install`, which
+compiles every module, and without writing __pycache__ folders into the source tree.
+
     python bench/startup.py [--runs 15] [--src DIR] [--out startup.json]
 
 ``--src DIR`` times another source tree of Nomina (DIR holds the ``nomina`` package, e.g. an older
@@ -20,8 +24,10 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 HEAVY = ("cv2", "numpy", "sqlalchemy")
 
@@ -55,20 +61,54 @@ def machine() -> dict[str, object]:
     }
 
 
-def time_runs(argv: list[str], env: dict[str, str], runs: int) -> list[float]:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        done = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        times.append(time.perf_counter() - start)
-        if done.returncode != 0:
-            raise SystemExit(f"{' '.join(argv)}: exit code {done.returncode}")
-    return times
+def time_once(argv: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)}: exit code {done.returncode}")
+    return elapsed
 
 
 def heavy_imports(argv: list[str], env: dict[str, str]) -> list[str]:
-    done = subprocess.run(argv, env=env, capture_output=True, text=True)
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
     return list(json.loads(done.stderr.strip().splitlines()[-1]))
+
+
+def commands(python: str) -> dict[str, tuple[list[str], list[str] | None]]:
+    """Name -> (the command timed, the command that reports the heavy modules it imports)."""
+    script = Path(python).parent / "nomina"
+    nomina = [str(script)] if script.exists() else [python, "-m", "nomina.cli"]  # not installed as a script
+    return {
+        "python -c pass (baseline)": ([python, "-c", "pass"], None),
+        "nomina --help": ([*nomina, "--help"], [python, "-c", _ENTRY, "--help"]),
+        "nomina --version": ([*nomina, "--version"], [python, "-c", _ENTRY, "--version"]),
+        'python -c "import nomina.errors"': (
+            [python, "-c", "import nomina.errors"],
+            [python, "-c", f"import sys, nomina.errors; {_REPORT}"],
+        ),
+    }
+
+
+def measure(runs: int, env: dict[str, str]) -> list[dict[str, Any]]:
+    todo = commands(sys.executable)
+    for timed, _ in todo.values():
+        time_once(timed, env)  # untimed: writes the bytecode, warms the file cache
+    times: dict[str, list[float]] = {name: [] for name in todo}
+    for _ in range(runs):  # interleaved, so that a change in the machine's load touches every command alike
+        for name, (timed, _) in todo.items():
+            times[name].append(time_once(timed, env))
+    baseline = statistics.median(next(iter(times.values())))
+    return [
+        {
+            "command": name,
+            "median_s": statistics.median(times[name]),
+            "fastest_s": min(times[name]),
+            "ratio": statistics.median(times[name]) / baseline,
+            "heavy_imports": heavy_imports(check, env) if check is not None else [],
+        }
+        for name, (_, check) in todo.items()
+    ]
 
 
 def main() -> None:
@@ -78,49 +118,27 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args()
 
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     if args.src is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(args.src.resolve()), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    python = sys.executable
-    script = Path(python).parent / "nomina"
     where = subprocess.run(
-        [python, "-c", "import nomina, os; print(os.path.dirname(nomina.__file__))"],
+        [sys.executable, "-c", "import nomina, os; print(os.path.dirname(nomina.__file__))"],
         env=env,
         capture_output=True,
         text=True,
         check=True,
     ).stdout.strip()
-    entry = _ENTRY
-    check_errors = f"import sys, nomina.errors; {_REPORT}"
-    commands = {
-        "python -c pass (baseline)": ([python, "-c", "pass"], None),
-        "nomina --help": ([str(script), "--help"], [python, "-c", entry, "--help"]),
-        "nomina --version": ([str(script), "--version"], [python, "-c", entry, "--version"]),
-        'python -c "import nomina.errors"': ([python, "-c", "import nomina.errors"], [python, "-c", check_errors]),
-    }
-    if not script.exists():  # not installed as a script beside this Python: run the module
-        for name in ("nomina --help", "nomina --version"):
-            timed, check = commands[name]
-            commands[name] = ([python, "-m", "nomina.cli", *timed[1:]], check)
-
     info = machine()
     print(f"machine: {info['cores']} cores, {info['cpu']}, {info['system']}, Python {info['python']}")
     print(f"load average at start: {info['load_average']}")
     print(f"nomina package: {where}; {args.runs} runs of each command")
     print()
-    results = []
-    baseline = None
+    with tempfile.TemporaryDirectory(prefix="nomina-bench-pycache-") as pycache:
+        results = measure(args.runs, {**env, "PYTHONPYCACHEPREFIX": pycache})
     print(f"{'command':34} {'median s':>9} {'fastest s':>10} {'x baseline':>11}  heavy modules imported")
-    for name, (timed, check) in commands.items():
-        time_runs(timed, env, 1)  # warm the file cache
-        times = time_runs(timed, env, args.runs)
-        median = statistics.median(times)
-        baseline = baseline if baseline is not None else median
-        heavy = heavy_imports(check, env) if check is not None else []
-        results.append({"command": name, "median_s": median, "fastest_s": min(times), "ratio": median / baseline})
-        results[-1]["heavy_imports"] = heavy
-        shown = ", ".join(heavy) if heavy else "none"
-        print(f"{name:34} {median:9.3f} {min(times):10.3f} {median / baseline:11.1f}  {shown}")
+    for r in results:
+        shown = ", ".join(r["heavy_imports"]) or "none"
+        print(f"{r['command']:34} {r['median_s']:9.3f} {r['fastest_s']:10.3f} {r['ratio']:11.1f}  {shown}")
     if args.out is not None:
         args.out.write_text(json.dumps({"machine": info, "package": where, "runs": args.runs, "results": results}))
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import shutil
 import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,27 +107,66 @@ def snapshot(folder: Path) -> Snapshot:
     return Snapshot(tables, files)
 
 
+def _test_environment(monkeypatch: pytest.MonkeyPatch, cache: Path) -> None:
+    for key in list(os.environ):
+        if key.startswith("NOMINA_") and key != "NOMINA_TEST_FACES":
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("NOMINA_CACHE", str(cache))
+    monkeypatch.setenv("NOMINA_USER", USER)
+
+
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Tests see Nomina's defaults, whatever NOMINA_* variables the developer has set, except that the
     evaluation cache is a fresh folder of the test's own (never the user's ~/.cache) and commands act as
     USER, whom `nomina init` makes the workspace's first user."""
-    for key in list(os.environ):
-        if key.startswith("NOMINA_") and key != "NOMINA_TEST_FACES":
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("NOMINA_CACHE", str(tmp_path_factory.mktemp("cache")))
-    monkeypatch.setenv("NOMINA_USER", USER)
+    _test_environment(monkeypatch, tmp_path_factory.mktemp("cache"))
+
+
+# -- workspaces built once per session, copied for each test ---------------------------------------------
+@contextmanager
+def _session_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The environment _clean_environment gives a test, for session fixtures (set up before it)."""
+    with pytest.MonkeyPatch.context() as mp:
+        _test_environment(mp, tmp_path_factory.mktemp("cache"))
+        yield
+
+
+def build_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
+    """A workspace folder made by ``build(folder)`` once per session, in the environment tests see.
+    Tests never use it directly: each takes its own copy with :func:`copy_workspace`."""
+    folder = tmp_path_factory.mktemp(name) / "ws"
+    with _session_environment(tmp_path_factory):
+        build(folder)
+    return folder
+
+
+def copy_workspace(template: Path, tmp_path: Path) -> Path:
+    """The test's own copy (tmp_path / "ws") of a workspace built once: its own SQLite file (nomina.db),
+    photos/ and index, as if the test had built it; the workspace keeps no absolute path of itself."""
+    return Path(shutil.copytree(template, tmp_path / "ws", symlinks=True))
 
 
 # -- the command line, as a user runs it ---------------------------------------------------------------
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+def run(capsys: pytest.CaptureFixture[str] | None, *args: str) -> tuple[int, str, str]:
+    """Run the command line: exit code, standard output, standard error. Session fixtures, which cannot
+    use capsys, pass None; the output is then caught here."""
+    if capsys is None:
+        out, err = io.StringIO(), io.StringIO()
+        with redirect_stdout(out), redirect_stderr(err):
+            code = _exit_code(main, args)
+        return code, out.getvalue(), err.getvalue()
+    code = _exit_code(main, args)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def _exit_code(entry: Callable[[list[str]], None], args: tuple[str, ...]) -> int:
+    try:
+        entry([str(a) for a in args])
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
 
 
 def assert_one_error_line(err: str, pattern: str) -> None:
@@ -135,11 +178,18 @@ def assert_one_error_line(err: str, pattern: str) -> None:
     assert re.search(pattern, lines[0]), lines[0]
 
 
+@pytest.fixture(scope="session")
+def _cli_ws_template(tmp_path_factory: pytest.TempPathFactory, faces_dir: Path) -> Path:
+    def build(ws: Path) -> None:
+        assert run(None, "init", ws)[0] == 0
+        assert run(None, "reference", "add", "R1", london(faces_dir, "001"), "--name", "Ana", *PROV, "-w", ws)[0] == 0
+        assert run(None, "case", "add", "C1", london(faces_dir, "001", "smiling"), "-w", ws)[0] == 0
+
+    return build_once(tmp_path_factory, "cli_ws", build)
+
+
 @pytest.fixture()
-def cli_ws(tmp_path: Path, faces_dir: Path, capsys: pytest.CaptureFixture[str]) -> Path:
-    """A workspace holding one reference (R1) and one case (C1)."""
-    ws = tmp_path / "ws"
-    assert run(capsys, "init", ws)[0] == 0
-    assert run(capsys, "reference", "add", "R1", london(faces_dir, "001"), "--name", "Ana", *PROV, "-w", ws)[0] == 0
-    assert run(capsys, "case", "add", "C1", london(faces_dir, "001", "smiling"), "-w", ws)[0] == 0
-    return ws
+def cli_ws(_cli_ws_template: Path, tmp_path: Path) -> Path:
+    """A workspace (tmp_path / "ws") holding one reference (R1) and one case (C1), made with the command
+    line (`init`, `reference add`, `case add`) once per session and copied for each test."""
+    return copy_workspace(_cli_ws_template, tmp_path)

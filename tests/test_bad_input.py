@@ -139,7 +139,7 @@ def test_several_faces_without_face_option(cli_ws, two_faces, capsys):
                 "--legal-basis",
                 " ",
             ],
-            r"legal_basis: required",
+            r"--legal-basis: required",
         ),
         (
             [
@@ -156,14 +156,14 @@ def test_several_faces_without_face_option(cli_ws, two_faces, capsys):
                 "--legal-basis",
                 "Z",
             ],
-            r"source: 'internet' is not one of family, official-record, other",
+            r"--source: 'internet' is not one of family, official-record, other",
         ),
         (
             ["reference", "add", "R2", "{photo}", "--name", "X", *PROV, "--last-seen-on", "31/12/2020"],
-            r"last_seen_on: '31/12/2020' is not a date \(expected YYYY-MM-DD\)",
+            r"--last-seen-on: '31/12/2020' is not a date \(expected YYYY-MM-DD\)",
         ),
-        (["case", "add", "C2", "{photo}", "--kind", "unknown"], r"kind: 'unknown' is not one of deceased, living"),
-        (["case", "add", "C2", "{photo}", "--found-on", "2024-02-30"], r"found_on: '2024-02-30' is not a date"),
+        (["case", "add", "C2", "{photo}", "--kind", "unknown"], r"--kind: 'unknown' is not one of deceased, living"),
+        (["case", "add", "C2", "{photo}", "--found-on", "2024-02-30"], r"--found-on: '2024-02-30' is not a date"),
     ],
 )
 def test_bad_ids_and_fields(args, pattern, cli_ws, faces_dir, capsys):

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 import pytest
-from conftest import PROV, assert_one_error_line, london, run, snapshot
+from conftest import PROV, assert_one_error_line, build_once, copy_workspace, london, run, snapshot
 
 from nomina import Workspace, calibration
 from nomina.errors import ModelMismatch
@@ -18,9 +18,7 @@ def people(faces_dir: Path, first: int, count: int) -> list[str]:
     return sorted(p.name for p in (faces_dir / "london").iterdir() if p.is_dir())[first : first + count]
 
 
-@pytest.fixture()
-def dataset(tmp_path: Path, faces_dir: Path) -> Path:
-    root = tmp_path / "calibration-photos"
+def make_dataset(root: Path, faces_dir: Path) -> Path:
     for ident in people(faces_dir, 0, 24):
         folder = root / f"P{ident}"
         folder.mkdir(parents=True)
@@ -30,30 +28,46 @@ def dataset(tmp_path: Path, faces_dir: Path) -> Path:
 
 
 @pytest.fixture()
-def calibrated(tmp_path: Path, dataset: Path, faces_dir: Path, capsys, monkeypatch) -> Path:
-    """A workspace calibrated on 24 people, holding three references of other people and one case."""
+def dataset(tmp_path: Path, faces_dir: Path) -> Path:
+    return make_dataset(tmp_path / "calibration-photos", faces_dir)
+
+
+@pytest.fixture(scope="session")
+def calibrated_template(tmp_path_factory, faces_dir: Path) -> Path:
+    dataset = make_dataset(tmp_path_factory.mktemp("calibrate") / "calibration-photos", faces_dir)
+
+    def build(ws: Path) -> None:
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            monkeypatch.setenv("NOMINA_ORIENTATION_SEARCH", "off")  # as in the tests (see calibrated)
+            assert run(None, "init", ws)[0] == 0
+            code, out, err = run(None, "calibrate", dataset, "--json", "-w", ws)
+            assert code == 0, err
+            stored = json.loads(out)
+            assert stored["id"] == 1
+            c = stored["calibration"]
+            assert (c["genuine"], c["impostor"]) == (24, 48 * 47 // 2 - 24)
+            assert c["data"]["dataset"] == str(dataset.resolve()) and c["data"]["identities"] == 24
+            assert c["cllr"] < 0.5 and c["cllr_min"] <= c["cllr"] + 1e-9
+            assert c["bounds"][1] <= math.log10(c["impostor"] + 1)  # no LR stronger than the data can support
+            for ident, born in (("061", "1990"), ("062", "1990"), ("063", "2001")):
+                code, _, err = run(
+                    None,
+                    *("reference", "add", f"MP-{ident}", london(faces_dir, ident), "--name", f"Person {ident}", *PROV),
+                    *("--birth-year", born, "--photo-date", "2008-06-01", "-w", ws),
+                )
+                assert code == 0, err
+            smiling = london(faces_dir, "063", "smiling")
+            assert run(None, "case", "add", "UP-1", smiling, "--found-on", "2026-03-02", "-w", ws)[0] == 0
+
+    return build_once(tmp_path_factory, "calibrated", build)
+
+
+@pytest.fixture()
+def calibrated(calibrated_template: Path, tmp_path: Path, monkeypatch) -> Path:
+    """A workspace calibrated on 24 people, holding three references of other people and one case; made
+    with the command line once per session, copied for each test (tmp_path / "ws")."""
     monkeypatch.setenv("NOMINA_ORIENTATION_SEARCH", "off")  # upright studio photos: a quicker analysis
-    ws = tmp_path / "ws"
-    assert run(capsys, "init", ws)[0] == 0
-    code, out, err = run(capsys, "calibrate", dataset, "--json", "-w", ws)
-    assert code == 0, err
-    stored = json.loads(out)
-    assert stored["id"] == 1
-    c = stored["calibration"]
-    assert (c["genuine"], c["impostor"]) == (24, 48 * 47 // 2 - 24)
-    assert c["data"]["dataset"] == str(dataset.resolve()) and c["data"]["identities"] == 24
-    assert c["cllr"] < 0.5 and c["cllr_min"] <= c["cllr"] + 1e-9
-    assert c["bounds"][1] <= math.log10(c["impostor"] + 1)  # no LR stronger than the data can support
-    for ident, born in (("061", "1990"), ("062", "1990"), ("063", "2001")):
-        code, _, err = run(
-            capsys,
-            *("reference", "add", f"MP-{ident}", london(faces_dir, ident), "--name", f"Person {ident}", *PROV),
-            *("--birth-year", born, "--photo-date", "2008-06-01", "-w", ws),
-        )
-        assert code == 0, err
-    smiling = london(faces_dir, "063", "smiling")
-    assert run(capsys, "case", "add", "UP-1", smiling, "--found-on", "2026-03-02", "-w", ws)[0] == 0
-    return ws
+    return copy_workspace(calibrated_template, tmp_path)
 
 
 def test_searches_give_calibrated_likelihood_ratios_with_their_verbal_equivalent(calibrated, capsys):
@@ -88,6 +102,7 @@ def test_compare_gives_the_likelihood_ratio_with_a_calibrated_workspace_only(cal
     assert "LR" not in out and "Uncalibrated" in out
 
 
+@pytest.mark.slow
 def test_evaluate_with_a_calibrated_workspace_measures_the_calibration(calibrated, tmp_path, faces_dir, capsys):
     other = tmp_path / "other-people"
     for ident in people(faces_dir, 60, 20):

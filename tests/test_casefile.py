@@ -14,22 +14,30 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import PROV, USER, assert_one_error_line, london, run, snapshot
-from test_workflow import as_json, casework, cli, propose  # noqa: F401 (casework: a fixture)
+from conftest import PROV, USER, assert_one_error_line, build_once, copy_workspace, london, run, snapshot
+from test_workflow import as_json, casework, casework_template, cli, propose  # noqa: F401 (fixtures)
 
 from nomina import Workspace
 
 
+@pytest.fixture(scope="session")
+def identified_template(casework_template, tmp_path_factory) -> Path:  # noqa: F811
+    def build(ws: Path) -> None:
+        copy_workspace(casework_template, ws.parent)
+        args = ("search", "conclude", "1", "--rank", "1", "--conclusion", "possible-match", "--reasons", "ear shape")
+        assert cli(None, ws, USER, *args)[0] == 0
+        propose(None, ws)
+        verify = ("identification", "verify", "UP-1", "--conclusion", "same-person", "--reasons", "same ears")
+        assert cli(None, ws, "ben", *verify)[0] == 0
+
+    return build_once(tmp_path_factory, "identified", build)
+
+
 @pytest.fixture()
-def identified(casework, capsys) -> Path:  # noqa: F811
-    """casework with UP-1 proposed by ana as MP-012 (possible match on rank 1) and verified by ben."""
-    ws = casework
-    args = ("search", "conclude", "1", "--rank", "1", "--conclusion", "possible-match", "--reasons", "ear shape")
-    assert cli(capsys, ws, USER, *args)[0] == 0
-    propose(capsys, ws)
-    verify = ("identification", "verify", "UP-1", "--conclusion", "same-person", "--reasons", "same ears")
-    assert cli(capsys, ws, "ben", *verify)[0] == 0
-    return ws
+def identified(identified_template, tmp_path) -> Path:
+    """casework with UP-1 proposed by ana as MP-012 (possible match on rank 1) and verified by ben; built
+    once per session, copied for each test (tmp_path / "ws")."""
+    return copy_workspace(identified_template, tmp_path)
 
 
 def test_the_html_report_shows_the_aligned_faces_conclusions_model_and_trail(identified, tmp_path, capsys):
@@ -138,6 +146,8 @@ def test_a_proposal_not_yet_verified_is_not_exported(casework, tmp_path, capsys)
         ("eve", ("case", "delete", "C1", "--reason", "test"), r"does not have the admin role"),
         ("eve", ("user", "add", "mal", "--role", "admin"), r"does not have the admin role"),
         ("eve", ("config", "quality_gate", "off"), r"does not have the admin role"),
+        ("vic", ("report", "C1", "--out", "{out}"), r"does not have the examiner role"),
+        ("vic", ("export", "identifications", "--out", "{out}"), r"does not have the examiner role"),
         ("old", ("case", "list"), r"user 'old' is disabled"),
     ],
 )
@@ -147,11 +157,13 @@ def test_commands_refuse_without_a_user_holding_the_role(cli_ws, faces_dir, caps
     assert run(capsys, "user", "disable", "old", "-w", cli_ws)[0] == 0
     monkeypatch.delenv("NOMINA_USER")
     before = snapshot(cli_ws)
-    args = tuple(str(london(faces_dir, "002")) if a == "{photo}" else a for a in args)
+    stand_in = {"{photo}": str(london(faces_dir, "002")), "{out}": str(cli_ws.parent / "out.html")}
+    args = tuple(stand_in.get(a, a) for a in args)
     code, _, err = run(capsys, *(("--as", user) if user else ()), *args, "-w", cli_ws)
     assert code == 1
     assert_one_error_line(err, message)
     assert snapshot(cli_ws) == before
+    assert not (cli_ws.parent / "out.html").exists()
 
 
 def test_the_first_user_bootstraps_then_only_admins_manage_users(tmp_path, capsys, monkeypatch):

@@ -416,11 +416,11 @@ def test_retention_and_maintain_commands(cli_ws, faces_dir, capsys):
         (["--as", "ben", "maintain"], r"user 'ben' does not have the admin role"),
         (["--as", "ben", "reference", "delete", "R1", "--reason", "duplicate"], r"does not have the admin role"),
         (["reference", "delete", "R1", "--reason", " "], r"--reason: required"),
-        (["reference", "update", "R1", "--retain-until", "2001-02-03"], r"retain_until: 2001-02-03 is in the past"),
-        (["reference", "update", "R1", "--retain-until", "2030-02-30"], r"retain_until: '2030-02-30' is not a date"),
+        (["reference", "update", "R1", "--retain-until", "2001-02-03"], r"--retain-until: 2001-02-03 is in the past"),
+        (["reference", "update", "R1", "--retain-until", "2030-02-30"], r"--retain-until: '2030-02-30' is not a date"),
         (
             ["reference", "add", "R2", "{photo}", "--name", "B", *PROV, "--retain-until", "yesterday"],
-            r"retain_until: 'yesterday' is not a date",
+            r"--retain-until: 'yesterday' is not a date",
         ),
     ],
 )

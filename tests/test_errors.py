@@ -337,6 +337,19 @@ def test_how_the_command_line_shows_a_message(error, shown):
     assert _message(error) == shown
 
 
+def test_every_command_hint_replaces_words_the_library_says():
+    """A hint whose words the library no longer says would silently stop showing."""
+    from nomina.cli import _HINTS
+    from nomina.store import DB_NAME
+
+    library = "".join(p.read_text() for p in (REPO / "src" / "nomina").rglob("*.py") if p.name != "cli.py")
+    library = library.replace("{DB_NAME}", DB_NAME)
+    for key, hints in _HINTS.items():
+        for said, shown in hints:
+            assert said.strip(": ") in library, (key, said)
+            assert said != shown
+
+
 def test_usage_mistakes_still_exit_2(cli_ws, capsys):
     code, _, err = run(capsys, "search", "conclude", "1", "--rank", "one", "-w", cli_ws)
     assert code == 2

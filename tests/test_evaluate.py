@@ -112,6 +112,7 @@ def test_evaluate_measures_the_whole_pipeline_and_writes_the_report(dataset, tmp
     assert "never an identification" in html
 
 
+@pytest.mark.slow
 def test_second_run_comes_from_the_cache_and_gives_the_same_numbers(dataset, capsys):
     code, first, _ = evaluate(capsys, dataset)
     assert code == 0
@@ -125,6 +126,7 @@ def test_second_run_comes_from_the_cache_and_gives_the_same_numbers(dataset, cap
     assert third["timing"]["photos_analysed"] == 28 and third["timing"]["cache"] is None
 
 
+@pytest.mark.slow
 def test_impostor_sample_is_seeded_and_counted(dataset, capsys):
     code, a, _ = evaluate(capsys, dataset, "--impostors", "100", "--seed", "7")
     _, b, _ = evaluate(capsys, dataset, "--impostors", "100", "--seed", "7")
@@ -147,6 +149,7 @@ def test_impostor_sample_is_uniform_without_repeats(dataset):
     assert set(zip(i7.tolist(), j7.tolist(), strict=True)) != set(zip(i8.tolist(), j8.tolist(), strict=True))
 
 
+@pytest.mark.slow
 def test_an_unreadable_photo_is_listed_counted_and_exits_non_zero(dataset, capsys):
     (dataset / "Person_002" / "Person_002_0003.jpg").write_bytes(b"\xff\xd8 truncated")
     code, m, err = evaluate(capsys, dataset)
@@ -155,6 +158,7 @@ def test_an_unreadable_photo_is_listed_counted_and_exits_non_zero(dataset, capsy
     assert "Person_002/Person_002_0003.jpg" in err and "could not be read" in err
 
 
+@pytest.mark.slow
 def test_a_broken_link_is_a_photo_that_cannot_be_read_not_a_silent_gap(dataset, tmp_path, capsys):
     (dataset / "Person_003" / "Person_003_0003.jpg").symlink_to(tmp_path / "moved-away.jpg")
     code, m, err = evaluate(capsys, dataset)
@@ -217,6 +221,7 @@ def test_a_bad_pairs_line_is_named_before_any_photo_is_analysed(dataset, tmp_pat
     assert_one_error_line(err, "line 4")
 
 
+@pytest.mark.slow
 def test_evaluate_human_summary(dataset, capsys):
     code, out, err = run(capsys, "evaluate", dataset)
     assert code == 0, err

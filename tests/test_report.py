@@ -354,7 +354,7 @@ def one_line(error: Exception) -> str:
 def test_a_suffix_other_than_html_or_pdf_is_refused(tmp_path, report):
     with pytest.raises(InvalidField) as caught:
         write_report(report, tmp_path / "report.docx")
-    assert one_line(caught.value) == f"--out: {tmp_path / 'report.docx'} must end in .html or .pdf"
+    assert one_line(caught.value) == f"out: {tmp_path / 'report.docx'} must end in .html or .pdf"
     assert list(tmp_path.iterdir()) == []
 
 
@@ -379,7 +379,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary_one(tmp_path, repor
     monkeypatch.setattr("nomina.report.os.replace", refuse)
     with pytest.raises(InvalidField) as caught:
         write_report(report, out)
-    assert one_line(caught.value) == f"--out: cannot write {out}: Permission denied"
+    assert one_line(caught.value) == f"out: cannot write {out}: Permission denied"
     assert out.read_text() == "earlier report"
     assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
 
@@ -388,7 +388,7 @@ def test_a_pdf_without_weasyprint_says_how_to_install_it(tmp_path, report, monke
     monkeypatch.setitem(sys.modules, "weasyprint", None)  # import weasyprint now raises ImportError
     with pytest.raises(InvalidField) as caught:
         write_report(report, tmp_path / "report.pdf")
-    assert one_line(caught.value) == "--out: PDF reports need WeasyPrint: pip install 'nomina[pdf]'"
+    assert one_line(caught.value) == "out: PDF reports need WeasyPrint: pip install 'nomina[pdf]'"
     assert list(tmp_path.iterdir()) == []
 
 
@@ -407,7 +407,7 @@ def test_a_pdf_without_the_system_libraries_says_which(tmp_path, report, monkeyp
     with pytest.raises(InvalidField) as caught:
         write_report(report, tmp_path / "report.pdf")
     assert one_line(caught.value) == (
-        "--out: PDF reports need the Pango library, which WeasyPrint cannot load: "
+        "out: PDF reports need the Pango library, which WeasyPrint cannot load: "
         "cannot load library 'libpango-1.0-0': not found"
     )
     assert list(tmp_path.iterdir()) == []

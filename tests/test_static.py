@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
+# mypy alone takes about 20 s from a cold cache: run by CI (`pytest -m slow`), not by the default run.
+pytestmark = pytest.mark.slow
+
 
 def test_mypy_strict_passes_on_the_library(monkeypatch):
     api = pytest.importorskip("mypy.api", reason="mypy comes with the dev extra")

@@ -8,27 +8,34 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import PROV, USER, assert_one_error_line, london, run, snapshot
+from conftest import PROV, USER, assert_one_error_line, build_once, copy_workspace, london, run, snapshot
 
 from nomina import CaseFields, PhotoInput
 from nomina.errors import Conflict, InvalidField, PermissionDenied
 
 
+@pytest.fixture(scope="session")
+def casework_template(tmp_path_factory, faces_dir: Path) -> Path:
+    def build(ws: Path) -> None:
+        assert run(None, "init", ws)[0] == 0
+        for ident in ("011", "012", "013"):
+            args = ("reference", "add", f"MP-{ident}", london(faces_dir, ident), "--name", f"Person {ident}", *PROV)
+            assert run(None, *args, "-w", ws)[0] == 0
+        assert run(None, "case", "add", "UP-1", london(faces_dir, "012", "smiling"), "-w", ws)[0] == 0
+        for name, roles in (("ben", "verifier"), ("cy", "examiner,verifier"), ("dee", "examiner")):
+            assert run(None, "user", "add", name, "--role", roles, "-w", ws)[0] == 0
+        code, out, _ = run(None, "search", "UP-1", "--json", "-w", ws)
+        assert json.loads(out)["candidates"][0]["reference_id"] == "MP-012"
+
+    return build_once(tmp_path_factory, "casework", build)
+
+
 @pytest.fixture()
-def casework(tmp_path: Path, faces_dir: Path, capsys) -> Path:
+def casework(casework_template: Path, tmp_path: Path) -> Path:
     """ana (admin, examiner) enrols three references and one case and searches it (search 1);
-    ben is a verifier, cy an examiner and verifier, dee an examiner."""
-    ws = tmp_path / "ws"
-    assert run(capsys, "init", ws)[0] == 0
-    for ident in ("011", "012", "013"):
-        args = ("reference", "add", f"MP-{ident}", london(faces_dir, ident), "--name", f"Person {ident}", *PROV)
-        assert run(capsys, *args, "-w", ws)[0] == 0
-    assert run(capsys, "case", "add", "UP-1", london(faces_dir, "012", "smiling"), "-w", ws)[0] == 0
-    for name, roles in (("ben", "verifier"), ("cy", "examiner,verifier"), ("dee", "examiner")):
-        assert run(capsys, "user", "add", name, "--role", roles, "-w", ws)[0] == 0
-    code, out, _ = run(capsys, "search", "UP-1", "--json", "-w", ws)
-    assert json.loads(out)["candidates"][0]["reference_id"] == "MP-012"
-    return ws
+    ben is a verifier, cy an examiner and verifier, dee an examiner. Made with the command line once per
+    session; each test has its own copy (tmp_path / "ws")."""
+    return copy_workspace(casework_template, tmp_path)
 
 
 def cli(capsys, ws: Path, user: str, *args: str) -> tuple[int, str, str]:

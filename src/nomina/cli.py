@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 from typer.core import TyperGroup
 
 from ._version import __version__
@@ -23,14 +21,43 @@ from .settings import SETTINGS, Settings, load_settings
 from .store import DB_NAME
 
 if TYPE_CHECKING:
-    # The library proper (numpy, OpenCV, SQLAlchemy) loads inside the commands that use it, so that
-    # `nomina --help` and `--version` start fast; tests/test_startup.py checks it.
+    # The library proper (numpy, OpenCV, SQLAlchemy) and rich's tables load inside the commands that use
+    # them, so that `nomina --help` and `--version` start fast; tests/test_startup.py checks it.
+    from rich.console import Console
+
     from .records import PhotoInput
     from .search import SearchResult
     from .workspace import Workspace
 
-out = Console(highlight=False, soft_wrap=True, markup=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+
+class _Output:
+    """Standard output or error as a rich Console, made (and rich imported) when first written to."""
+
+    def __init__(self, stderr: bool = False) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    @property
+    def console(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=self._stderr, highlight=False, soft_wrap=True, markup=False)
+        return self._console
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.console.is_terminal
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        self.console.print(*objects, **options)
+
+    def print_json(self, text: str, **options: Any) -> None:
+        self.console.print_json(text, **options)
+
+
+out = _Output()
+err = _Output(stderr=True)
 
 
 class _DefaultRunGroup(TyperGroup):
@@ -139,7 +166,7 @@ def _photos(
 
 def _version(value: bool) -> None:
     if value:
-        out.print(f"nomina {__version__}")
+        typer.echo(f"nomina {__version__}")
         raise typer.Exit()
 
 
@@ -333,6 +360,8 @@ def reference_import(
 @reference_app.command("list")
 def reference_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     """List references."""
+    from rich.table import Table
+
     with _open(workspace) as ws:
         refs = _data(ws.references())
     if as_json:
@@ -468,6 +497,8 @@ def case_mark_eyes(
 @case_app.command("list")
 def case_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     """List cases."""
+    from rich.table import Table
+
     with _open(workspace) as ws:
         cases = _data(ws.cases())
     if as_json:
@@ -551,6 +582,8 @@ def search_list(
     as_json: JsonOpt = False,
 ) -> None:
     """List recorded searches."""
+    from rich.table import Table
+
     with _open(workspace) as ws:
         rows = _data(ws.searches(case_id))
     if as_json:
@@ -584,6 +617,8 @@ def search_conclude(
 
 
 def _show_search(result: SearchResult, as_json: bool) -> None:
+    from rich.table import Table
+
     from .calibration import Evidence, lr_text
 
     if as_json:
@@ -713,6 +748,8 @@ def identification_list(
     as_json: JsonOpt = False,
 ) -> None:
     """List identifications."""
+    from rich.table import Table
+
     with _open(workspace) as ws:
         found = _data(ws.identifications(status))
     if as_json:
@@ -792,6 +829,8 @@ def user_add(
 @user_app.command("list")
 def user_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     """List users with their roles."""
+    from rich.table import Table
+
     with _open(workspace) as ws:
         found = _data(ws.users())
     if as_json:
@@ -1002,6 +1041,8 @@ def retention_apply(
     as_json: JsonOpt = False,
 ) -> None:
     """Erase every reference whose retention date is before today, as `reference delete` does (admin)."""
+    from rich.table import Table
+
     with _open(workspace) as ws:
         done = _data(ws.apply_retention(dry_run=dry_run))
     if as_json:
@@ -1066,6 +1107,8 @@ def calibrate(
     as_json: JsonOpt = False,
 ) -> None:
     """Fit a score-to-likelihood-ratio calibration on labelled photos and store it in the workspace."""
+    from rich.table import Table
+
     from .calibration import METHODS, lr_text
     from .evaluation.runner import EvaluateOptions, fit_calibration
 
@@ -1243,7 +1286,7 @@ def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
-        console=err,
+        console=err.console,
         transient=True,
         disable=not err.is_terminal,
     ) as bar:

@@ -78,7 +78,8 @@ class NominaError(Exception):
 
     ``code`` is stable: scripts and the web layer may test it. ``field`` names the input at fault (e.g.
     ``reasons``, ``top``, ``birth_year``) and ``record`` the record concerned (e.g. ``case C1``); either is
-    None when the error is about neither. A message about a field starts with ``"<field>: "``.
+    None when the error is about neither. A message about a field starts with ``"<field>: "``; for the
+    :class:`InputError` kinds that prefix is taken as the field unless ``field`` is given (``""``: none).
     """
 
     code: ClassVar[str] = "error"
@@ -86,7 +87,8 @@ class NominaError(Exception):
     def __init__(self, message: str, *, field: str | None = None, record: str | None = None) -> None:
         super().__init__(message)
         self.message = message
-        self.field = field if field is not None else _leading_field(message)
+        derived = _leading_field(message) if isinstance(self, InputError) else None
+        self.field = (field if field is not None else derived) or None  # field="": about no field
         self.record = record
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

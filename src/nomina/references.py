@@ -305,10 +305,13 @@ def import_row(
     elif ref.name != fields.name:
         raise Conflict(
             f"name: {fields.name!r} differs from reference {fields.id}'s recorded name {ref.name!r}",
+            field="name",
             record=f"reference {fields.id}",
         )
     elif any(rp.photo_sha256 == p.sha256 for rp in ref.photos):
-        raise Conflict(f"{p.name}: already a photo of reference {fields.id}", record=f"reference {fields.id}")
+        raise Conflict(
+            f"{p.name}: already a photo of reference {fields.id}", field="photos", record=f"reference {fields.id}"
+        )
     _add_photo(s, sink, fields.id, p, prov, actor)
     event = audit.ReferenceCreated if created else audit.ReferencePhotosAdded
     audit.record(s, actor, event(reference_id=fields.id, **_counts([p])))

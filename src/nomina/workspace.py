@@ -627,7 +627,9 @@ class Workspace:
             )
         if face is not None:
             if not 1 <= face <= len(faces):
-                raise FaceNumberInvalid(f"face: case {case_id} has {len(faces)} face(s); got {face}")
+                raise FaceNumberInvalid(
+                    f"face: case {case_id} has {len(faces)} face(s); got {face}", record=f"case {case_id}"
+                )
             faces = [faces[face - 1]]
         refs = [ref for ref, _ in faces]
         probes = np.stack([vec for _, vec in faces])
@@ -715,12 +717,12 @@ class Workspace:
 
     # -- reports and exports ----------------------------------------------------------------------------
     def report(self, case_id: str, out: Path | str) -> ReportWritten:
-        """Write the case's identification report, HTML or PDF by the suffix of ``out``; the writing is
-        recorded with the file's SHA-256. Refused while an identification awaits verification, except to
-        its proposer, and for a case never searched."""
+        """Write the case's identification report (by an examiner), HTML or PDF by the suffix of ``out``; the
+        writing is recorded with the file's SHA-256. Refused while an identification awaits verification,
+        except to its proposer, and for a case never searched."""
         path = Path(out)
         with self._reading() as s:
-            actor = self._actor(s)
+            actor = self._actor(s, "examiner")
             case = cases.get(s, case_id)
             if not case.searches:
                 raise Conflict(
@@ -735,7 +737,7 @@ class Workspace:
         sha = write_report(built, path)
         fmt = path.suffix.lower().lstrip(".")
         try:
-            with self._acting() as (s, actor):
+            with self._acting("examiner") as (s, actor):
                 audit.record(
                     s, actor, audit.ReportCreated(case_id=case_id, sha256=sha, format=fmt, reference_id=reference)
                 )
@@ -745,10 +747,10 @@ class Workspace:
         return ReportWritten(case_id=case_id, path=str(path), format=fmt, sha256=sha)
 
     def export_identifications(self, out: Path | str, fmt: str = "json") -> ExportWritten:
-        """Write every verified identification, for transmission to the responsible authority, as JSON or
-        CSV; the export is recorded with its SHA-256, and carries the audit trail's head hash."""
+        """Write every verified identification (by an examiner), for transmission to the responsible authority,
+        as JSON or CSV; the export is recorded with its SHA-256, and carries the audit trail's head hash."""
         path = Path(out)
-        with self._acting() as (s, actor):
+        with self._acting("examiner") as (s, actor):
             records = casefile.identification_records(s)
             meta = {
                 "exported_at": now().isoformat(),
