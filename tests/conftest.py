@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import typer.main
 from sqlalchemy import Engine
 
 from nomina import FaceModel, Workspace, load_model, load_settings
@@ -132,13 +133,22 @@ def _session_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
         yield
 
 
+_built: dict[tuple[Path, str], Path] = {}
+
+
 def build_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
-    """A workspace folder made by ``build(folder)`` once per session, in the environment tests see.
-    Tests never use it directly: each takes its own copy with :func:`copy_workspace`."""
-    folder = tmp_path_factory.mktemp(name) / "ws"
-    with _session_environment(tmp_path_factory):
-        build(folder)
-    return folder
+    """The workspace folder called ``name``, made by ``build(folder)`` once per session, in the environment
+    tests see. Tests never use it directly: each takes its own copy with :func:`copy_workspace`.
+
+    Once per session even when its session fixture is imported into several test modules (pytest then sets
+    up one instance of the fixture per module): the folder is kept here by name."""
+    key = (tmp_path_factory.getbasetemp(), name)
+    if key not in _built:
+        folder = tmp_path_factory.mktemp(name) / "ws"
+        with _session_environment(tmp_path_factory):
+            build(folder)
+        _built[key] = folder
+    return _built[key]
 
 
 def copy_workspace(template: Path, tmp_path: Path) -> Path:
@@ -148,6 +158,26 @@ def copy_workspace(template: Path, tmp_path: Path) -> Path:
 
 
 # -- the command line, as a user runs it ---------------------------------------------------------------
+@pytest.fixture(scope="session", autouse=True)
+def _command_tree_built_once() -> Iterator[None]:
+    """Typer turns the command functions into a click command tree on every call of the app (about 0.1 s:
+    it reads every command's annotations), a large part of an in-process command's time in these tests, which
+    run commands hundreds of times. Here the tree is built once per app and reused: it is the same tree each
+    call would build, and `nomina.cli.main` runs as it is. The `nomina` script builds it on each run, as in
+    tests/test_startup.py and the multi-process tests."""
+    build = typer.main.get_command
+    built: dict[int, tuple[typer.Typer, object]] = {}
+
+    def get_command(app: typer.Typer) -> object:
+        if id(app) not in built:
+            built[id(app)] = (app, build(app))  # the app is kept, so its id is never reused
+        return built[id(app)][1]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(typer.main, "get_command", get_command)
+        yield
+
+
 def run(capsys: pytest.CaptureFixture[str] | None, *args: str) -> tuple[int, str, str]:
     """Run the command line: exit code, standard output, standard error. Session fixtures, which cannot
     use capsys, pass None; the output is then caught here."""

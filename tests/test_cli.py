@@ -8,16 +8,26 @@ from pathlib import Path
 
 import cv2
 import pytest
-from conftest import PROV, assert_one_error_line, london, run
+from conftest import PROV, assert_one_error_line, build_once, copy_workspace, london, run
+
+
+@pytest.fixture(scope="session")
+def populated_template(tmp_path_factory, faces_dir: Path) -> Path:
+    return build_once(tmp_path_factory, "populated", lambda ws: populate(ws, faces_dir))
 
 
 @pytest.fixture()
-def populated(tmp_path: Path, faces_dir: Path, capsys) -> Path:
-    ws = tmp_path / "ws"
-    assert run(capsys, "init", ws)[0] == 0
+def populated(populated_template: Path, tmp_path: Path) -> Path:
+    """Four references (MP-001 to MP-004) and one case (UP-1, 003 smiling), made with the command line once
+    per session and copied for each test (tmp_path / "ws")."""
+    return copy_workspace(populated_template, tmp_path)
+
+
+def populate(ws: Path, faces_dir: Path) -> None:
+    assert run(None, "init", ws)[0] == 0
     for ident in ("001", "002", "003", "004"):
         code, out, err = run(
-            capsys,
+            None,
             "reference",
             "add",
             f"MP-{ident}",
@@ -34,10 +44,9 @@ def populated(tmp_path: Path, faces_dir: Path, capsys) -> Path:
         )
         assert code == 0, err
     assert (
-        run(capsys, "case", "add", "UP-1", london(faces_dir, "003", "smiling"), "--found-on", "2026-01-02", "-w", ws)[0]
+        run(None, "case", "add", "UP-1", london(faces_dir, "003", "smiling"), "--found-on", "2026-01-02", "-w", ws)[0]
         == 0
     )
-    return ws
 
 
 def test_search_table_says_candidates_not_identification(populated, capsys):

@@ -60,3 +60,114 @@ def test_grey_and_alpha_photos_decode_to_three_channels(faces_dir):
         img.save(buf, "TIFF")
         decoded = decode_image(buf.getvalue(), f"x-{mode}.tiff", 10**7)
         assert decoded.pixels.shape == (400, 400, 3) and decoded.pixels.dtype == np.uint8
+
+
+def _grey(faces_dir) -> np.ndarray:
+    return np.asarray(Image.open(london(faces_dir, "001")).convert("L")).astype(np.float64)
+
+
+def _bytes(img: Image.Image, fmt: str, **options) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **options)
+    return buf.getvalue()
+
+
+def test_high_bit_depth_photos_are_scaled_not_clipped(faces_dir, model, settings):
+    """16-bit PNGs, 32-bit integer and float TIFFs used to decode as a white (or black) square."""
+    import cv2
+
+    grey = _grey(faces_dir)
+    colour = cv2.imread(str(london(faces_dir, "001"))).astype(np.float64)
+    made = {
+        "grey16.png": _bytes(Image.fromarray((grey * 257).astype(np.uint16)), "PNG"),
+        "colour16.png": cv2.imencode(".png", (colour * 257).astype(np.uint16))[1].tobytes(),
+        "int32.tif": _bytes(Image.fromarray((grey * 65793).astype(np.int32)), "TIFF"),  # 24-bit values
+        "float01.tif": _bytes(Image.fromarray((grey / 255).astype(np.float32)), "TIFF"),
+        "float255.tif": _bytes(Image.fromarray(grey.astype(np.float32)), "TIFF"),
+    }
+    analyzer = FaceAnalyzer(model, settings)
+    for name, data in made.items():
+        image = decode_image(data, name, 10**7)
+        assert image.pixels.dtype == np.uint8 and image.pixels.shape == (400, 400, 3)
+        reference = colour if name.startswith("colour") else np.repeat(grey[:, :, None], 3, axis=2)
+        assert np.abs(image.pixels - reference).mean() < 1.5, name
+        if name in ("grey16.png", "int32.tif"):
+            assert len(analyzer.analyze(image)) == 1, name
+
+
+def test_transparent_parts_are_laid_on_grey_and_an_invisible_photo_is_refused(faces_dir):
+    rgba = np.asarray(Image.open(london(faces_dir, "001")).convert("RGBA")).copy()
+    rgba[:, :200, 3] = 0  # the left half invisible
+    image = decode_image(_bytes(Image.fromarray(rgba), "PNG"), "half.png", 10**7)
+    assert (image.pixels[:, :200] == 127).all()
+    assert (image.pixels[:, 200:] == np.asarray(rgba)[:, 200:, 2::-1]).all()
+    rgba[:, :, 3] = 0
+    with pytest.raises(NotAnImage, match="clear.png: fully transparent, no visible pixels"):
+        decode_image(_bytes(Image.fromarray(rgba), "PNG"), "clear.png", 10**7)
+
+
+def test_a_file_of_several_images_is_refused(faces_dir):
+    face = Image.open(london(faces_dir, "001")).convert("RGB")
+    for fmt, name in (("TIFF", "pages.tif"), ("PNG", "frames.png"), ("WEBP", "frames.webp")):
+        data = _bytes(face, fmt, save_all=True, append_images=[face.rotate(90), face.rotate(180)])
+        with pytest.raises(UnsupportedFormat, match=f"{name}: 3 images in one {fmt} file"):
+            decode_image(data, name, 10**7)
+
+
+def _flip(data: bytes, at: int) -> bytes:
+    return data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1 :]
+
+
+def test_png_chunks_must_match_their_crc_and_end(faces_dir):
+    import struct
+
+    data = _bytes(Image.open(london(faces_dir, "001")), "PNG")
+    idat = data.index(b"IDAT")
+    (length,) = struct.unpack(">I", data[idat - 4 : idat])
+    with pytest.raises(NotAnImage, match=r"x.png: damaged image \(PNG chunk IDAT at byte \d+ fails its CRC check"):
+        decode_image(_flip(data, idat + 4 + length), "x.png", 10**7)  # the CRC itself
+    with pytest.raises(NotAnImage, match="x.png: damaged image"):
+        decode_image(_flip(data, idat + 40), "x.png", 10**7)  # a byte of the compressed pixels
+    with pytest.raises(NotAnImage, match="x.png: damaged image"):
+        decode_image(_flip(data, 20), "x.png", 10**7)  # the header's width
+    with pytest.raises(NotAnImage, match="x.png: damaged or truncated image"):
+        decode_image(data[: data.index(b"IEND") - 4], "x.png", 10**7)
+    assert decode_image(data + b"trailing bytes", "x.png", 10**7).width == 400  # after IEND: ignored
+
+
+def test_pillow_warnings_never_leak(faces_dir):
+    """Pillow's warnings about metadata are ignored; its decompression-bomb warning is an error."""
+    import struct
+    import warnings
+    import zlib
+
+    exif = Image.Exif()
+    exif[0x010E] = "A" * 100  # a description stored outside its tag...
+    data = bytearray(_bytes(Image.open(london(faces_dir, "001")), "JPEG", exif=exif))
+    tiff = data.index(b"Exif\0\0") + 6
+    order = "<" if data[tiff : tiff + 2] == b"II" else ">"
+    entry = data.index(struct.pack(f"{order}HH", 0x010E, 2), tiff)  # ...whose length is then made to run
+    data[entry + 4 : entry + 8] = struct.pack(f"{order}I", 5000)  # past the end of the file
+    filters = list(warnings.filters)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert decode_image(bytes(data), "exif.jpg", 10**7).width == 400
+    assert caught == []
+    assert warnings.filters == filters  # the process's filters are as they were
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", 10_000, 10_000, 1, 0, 0, 0, 0)  # over Pillow's own warning limit
+    bomb = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    with pytest.raises(ImageTooLarge, match="bomb.png: image too large"):
+        decode_image(bomb, "bomb.png", 10**9)
+
+
+def test_a_photo_too_thin_for_a_face_is_refused_and_never_crashes_the_detector(model, settings):
+    for size in ((49_000, 1), (1, 49_000), (15, 400)):
+        data = _bytes(Image.fromarray(np.full(size[::-1], 128, np.uint8)), "PNG")
+        with pytest.raises(NotAnImage, match=rf"x.png: {size[0]}x{size[1]} pixels, too small to show a face"):
+            decode_image(data, "x.png", 10**7)
+    analyzer = FaceAnalyzer(model, settings)
+    assert analyzer.detect(np.full((2, 5000, 3), 128, np.uint8), any_orientation=True) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,104 @@ def test_manifest_with_unknown_column_or_no_rows(ws_dir, tmp_path, capsys):
     assert_one_error_line(err, r"empty\.csv: no rows")
     code, _, err = run(capsys, "reference", "import", tmp_path / "nope.csv", "-w", ws_dir)
     assert_one_error_line(err, r"nope\.csv: no such file")
+
+
+def _lines(path: Path, *lines: str) -> Path:
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _row(ident: str, photo: Path, name: str = "Ana", extra: str = "") -> str:
+    return f"{ident},{photo},{name},family,sister,consent{extra}"
+
+
+def test_a_quote_left_open_refuses_the_manifest_and_names_its_line(ws_dir, tmp_path, faces_dir, capsys):
+    """It used to swallow the rows after it: 3 rows in the file, "2 rows" in the summary, one lost unsaid."""
+    head = ",".join(HEADER[:6])
+    manifest = _lines(
+        tmp_path / "m.csv",
+        head,
+        _row("MP-1", london(faces_dir, "001")),
+        _row("MP-2", london(faces_dir, "002"), name='"Ben'),
+        _row("MP-3", london(faces_dir, "003")),
+    )
+    before = snapshot(ws_dir)
+    code, out, err = run(capsys, "reference", "import", manifest, "-w", ws_dir)
+    assert code == 1 and out == ""
+    assert_one_error_line(err, r"m\.csv: line 3: .*a quote not closed\?")
+    assert snapshot(ws_dir) == before
+
+
+def test_a_repeated_column_refuses_the_manifest(ws_dir, tmp_path, faces_dir, capsys):
+    head = ",".join(HEADER[:6])
+    manifest = _lines(tmp_path / "m.csv", head + ",name", _row("MP-1", london(faces_dir, "001"), extra=",Other"))
+    code, _, err = run(capsys, "reference", "import", manifest, "-w", ws_dir)
+    assert code == 1
+    assert_one_error_line(err, r"m\.csv: line 1: column name appears more than once")
+
+
+def test_every_line_is_accounted_for(ws_dir, tmp_path, faces_dir, capsys):
+    """Extra or missing cells and control characters fail their own row, reported with its line; the good
+    rows are kept; blank lines are skipped; the summary counts every row."""
+    head = ",".join(HEADER[:6])
+    manifest = _lines(
+        tmp_path / "m.csv",
+        head,
+        _row("MP-1", london(faces_dir, "001")),
+        _row("MP-2", london(faces_dir, "002"), extra=",surplus"),
+        "",
+        "MP-3," + str(london(faces_dir, "003")) + ",Cai,family,mother",
+        _row("MP-4", london(faces_dir, "004"), name="D\0e"),
+        _row("MP-5", london(faces_dir, "005"), name="E\x1b[2Je"),
+        _row("MP-6", london(faces_dir, "006"), name="Fa\u0301y"),  # decomposed: stored composed
+        _row("MP\u20107", london(faces_dir, "007")),  # a hyphen lookalike: stored as MP-7
+    )
+    code, out, err = run(capsys, "reference", "import", manifest, "-w", ws_dir)
+    assert code == 1
+    assert "7 rows: 3 photo(s) added (3 new reference(s)), 0 already present, 4 failed." in out
+    assert "line 3: 7 cells, but the header (line 1) names 6 columns" in err
+    assert "line 5: 5 cells, but the header (line 1) names 6 columns" in err
+    assert "line 6: name: holds U+0000" in err
+    assert "line 7: name: holds U+001B" in err
+    assert "\x1b" not in err and "\0" not in err
+    with (tmp_path / "m.failures.csv").open() as fh:
+        assert [f["line"] for f in csv.DictReader(fh)] == ["3", "5", "6", "7"]
+    code, out, _ = run(capsys, "reference", "list", "--json", "-w", ws_dir)
+    import json
+
+    assert {r["reference_id"]: r["name"] for r in json.loads(out)} == {
+        "MP-1": "Ana",
+        "MP-6": "F\u00e1y",
+        "MP-7": "Ana",
+    }
+
+
+def test_failures_written_nowhere_still_reported(ws_dir, tmp_path, faces_dir, capsys):
+    """When the default failures file cannot be written (here a folder is in its way), the failed rows are
+    still printed and the command still exits 1; the good rows are kept."""
+    head = ",".join(HEADER[:6])
+    manifest = _lines(
+        tmp_path / "m.csv", head, _row("MP-1", london(faces_dir, "001")), _row("MP-2", tmp_path / "none.jpg")
+    )
+    (tmp_path / "m.failures.csv").mkdir()
+    code, out, err = run(capsys, "reference", "import", manifest, "-w", ws_dir)
+    assert code == 1
+    assert "2 rows: 1 photo(s) added" in out
+    assert "line 3: " in err and "none.jpg: no such file" in err
+    assert "1 row(s) failed; not written: --failures: " in err
+
+
+def test_a_failures_file_that_cannot_be_written_is_refused_before_anything_is_imported(
+    ws_dir, tmp_path, faces_dir, capsys
+):
+    head = ",".join(HEADER[:6])
+    manifest = _lines(tmp_path / "m.csv", head, _row("MP-1", london(faces_dir, "001")), _row("MP-2", tmp_path / "x"))
+    before = snapshot(ws_dir)
+    for target, said in ((tmp_path, "is a folder"), (Path("/proc/x.csv"), "cannot be written")):
+        code, out, err = run(capsys, "reference", "import", manifest, "--failures", target, "-w", ws_dir)
+        assert code == 1 and out == ""
+        assert_one_error_line(err, rf"--failures: {re.escape(str(target))}: {said}")
+    assert snapshot(ws_dir) == before
+    assert not (tmp_path / "ok.csv").exists()
+    code, _, _ = run(capsys, "reference", "import", manifest, "--failures", tmp_path / "ok.csv", "-w", ws_dir)
+    assert code == 1 and (tmp_path / "ok.csv").read_text().startswith("line,reference_id,photo,error")

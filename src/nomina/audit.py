@@ -28,11 +28,26 @@ The hash chain
     ``workspace_info`` under ``audit_head``, written in the same transaction, so removing the newest
     events is caught as well as editing, removing or reordering older ones (:func:`verify`).
 
+Context: who, where, and the records as the event left them
+    :func:`record` adds to every event's details, under the reserved key :data:`CONTEXT`, the
+    operating-system user and the host that ran Nomina (the Nomina user is the event's ``actor``), and,
+    for an event that changes records (its class's ``changes``), the digest of each such record as the
+    event found it and as it left it (:mod:`nomina.digests`): ``records`` maps a record key to
+    ``[before, after]``, null for a record that does not exist. The context is part of the hashed details.
+    A trail begun before record digests existed gets one ``audit.baseline`` event, written before the
+    first event with a context, holding the digest of every record then in the database.
+
+The records
+    :func:`verify` also recomputes the digest of every record and follows each record's history through
+    the trail: a record changed, added or removed without an event recording it is reported in one line
+    naming it. :func:`check_records` does the same for a few records (what a report or an export is about).
+
 What the chain does not do
     Someone able to rewrite the whole database file can rebuild a consistent chain, head included.
     The defence is the head hash that :func:`verify` reports and that reports and exports carry: people
     keep those elsewhere, and a trail whose events no longer lead to a hash they kept has been
-    rewritten. The chain makes tampering evident; it does not make it impossible.
+    rewritten; a signed checkpoint (:mod:`nomina.checkpoints`) does this with a key kept outside the
+    workspace. The chain makes tampering evident; it does not make it impossible.
 """
 
 from __future__ import annotations
@@ -41,21 +56,27 @@ import dataclasses
 import hashlib
 import json
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+import socket
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, ClassVar
 
-from sqlalchemy import select
+from sqlalchemy import Connection, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from .errors import AuditBroken, Conflict, DetailRefused, PermissionDenied, UnknownEvent
+from . import digests
+from .errors import AuditBroken, Conflict, DetailRefused, PermissionDenied, RecordTampered, UnknownEvent
 from .records import Record
+from .settings import os_user
 from .store import schema as db
 
 __all__ = [
+    "CONTEXT",
     "EVENT_TYPES",
     "Entry",
     "GENESIS",
@@ -63,6 +84,7 @@ __all__ = [
     "MAX_NUMBERS",
     "MAX_TEXT",
     "OBJECT_IDS",
+    "AuditBaseline",
     "AuditVerified",
     "AuditViewed",
     "CalibrationAdded",
@@ -71,6 +93,7 @@ __all__ = [
     "CaseUpdated",
     "CaseViewed",
     "CasesListed",
+    "CheckpointWritten",
     "ConclusionRecorded",
     "Event",
     "ExportCreated",
@@ -97,11 +120,13 @@ __all__ = [
     "WorkspaceMaintained",
     "canonical",
     "check_detail",
+    "check_records",
     "entries",
     "events",
     "head",
     "link_hash",
     "record",
+    "require_records",
     "verify",
 ]
 
@@ -116,6 +141,8 @@ OBJECT_IDS = ("case_id", "reference_id", "search_id")
 MAX_NUMBERS = 8
 #: Longest text one detail may hold: a paragraph of reasons, not an encoded image.
 MAX_TEXT = 2000
+#: The reserved key of ``details`` under which :func:`record` adds the event's context (no event field has it).
+CONTEXT = "context"
 
 Scalar = str | int | float | bool | None
 
@@ -127,9 +154,13 @@ class Event:
 
     Fields named in :data:`OBJECT_IDS` become columns; all others become details and are checked by
     :func:`check_detail` when the event is made, so a biometric value never gets as far as the database.
+    ``changes`` names the kinds of record (:data:`nomina.digests.KINDS`) the event changes: the record
+    whose id is the event's ``case_id``, ``reference_id``, ``search_id`` or ``user``. :func:`record` adds
+    their digests before and after the change; an event that only reads changes none.
     """
 
     action: ClassVar[str]
+    changes: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
         _split(self)
@@ -141,6 +172,7 @@ class ReferenceCreated(Event):
     """A missing person's record created with its first photos."""
 
     action: ClassVar[str] = "reference.create"
+    changes: ClassVar[tuple[str, ...]] = ("reference",)
     reference_id: str
     photos: int
     quality_overrides: int = 0  # photos enrolled although they failed the quality gate
@@ -151,6 +183,7 @@ class ReferenceUpdated(Event):
     """Fields of a reference changed. Names the fields only: their values are personal data."""
 
     action: ClassVar[str] = "reference.update"
+    changes: ClassVar[tuple[str, ...]] = ("reference",)
     reference_id: str
     fields: tuple[str, ...]
 
@@ -158,6 +191,7 @@ class ReferenceUpdated(Event):
 @dataclass(frozen=True, kw_only=True)
 class ReferencePhotosAdded(Event):
     action: ClassVar[str] = "reference.photos_add"
+    changes: ClassVar[tuple[str, ...]] = ("reference",)
     reference_id: str
     photos: int
     quality_overrides: int = 0
@@ -182,6 +216,7 @@ class ReferenceDeleted(Event):
     """The tombstone of a deleted reference: its id, what was removed (counts) and why."""
 
     action: ClassVar[str] = "reference.delete"
+    changes: ClassVar[tuple[str, ...]] = ("reference",)
     reference_id: str
     photos: int
     faces: int
@@ -192,6 +227,7 @@ class ReferenceDeleted(Event):
 @dataclass(frozen=True, kw_only=True)
 class CaseCreated(Event):
     action: ClassVar[str] = "case.create"
+    changes: ClassVar[tuple[str, ...]] = ("case",)
     case_id: str
     photos: int
     faces: int
@@ -202,6 +238,7 @@ class CaseUpdated(Event):
     """Fields of a case changed; names the fields, not their values."""
 
     action: ClassVar[str] = "case.update"
+    changes: ClassVar[tuple[str, ...]] = ("case",)
     case_id: str
     fields: tuple[str, ...]
 
@@ -225,6 +262,7 @@ class EyesMarked(Event):
     """A case face placed by hand. The eye positions themselves stay with the face, not in the trail."""
 
     action: ClassVar[str] = "case.mark_eyes"
+    changes: ClassVar[tuple[str, ...]] = ("case",)
     case_id: str
     photo: int  # the photo's number in the case
     face_id: int
@@ -235,6 +273,7 @@ class CaseDeleted(Event):
     """The tombstone of a deleted case: its id, what was removed (counts) and why."""
 
     action: ClassVar[str] = "case.delete"
+    changes: ClassVar[tuple[str, ...]] = ("case",)
     case_id: str
     photos: int
     faces: int
@@ -246,6 +285,7 @@ class CaseDeleted(Event):
 @dataclass(frozen=True, kw_only=True)
 class SearchRun(Event):
     action: ClassVar[str] = "search.run"
+    changes: ClassVar[tuple[str, ...]] = ("search",)
     case_id: str
     search_id: int
     candidates: int
@@ -273,6 +313,7 @@ class ConclusionRecorded(Event):
     """An examiner's conclusion on one candidate of a search."""
 
     action: ClassVar[str] = "conclusion.record"
+    changes: ClassVar[tuple[str, ...]] = ("search",)
     case_id: str
     search_id: int
     rank: int
@@ -285,6 +326,7 @@ class ConclusionRecorded(Event):
 @dataclass(frozen=True, kw_only=True)
 class IdentificationProposed(Event):
     action: ClassVar[str] = "identification.propose"
+    changes: ClassVar[tuple[str, ...]] = ("case",)
     case_id: str
     reference_id: str
     search_id: int | None = None
@@ -295,6 +337,7 @@ class IdentificationVerified(Event):
     """A second person's decision on a proposed identification (``outcome``: confirmed or rejected)."""
 
     action: ClassVar[str] = "identification.verify"
+    changes: ClassVar[tuple[str, ...]] = ("case",)
     case_id: str
     reference_id: str
     outcome: str
@@ -304,6 +347,7 @@ class IdentificationVerified(Event):
 @dataclass(frozen=True, kw_only=True)
 class IdentificationWithdrawn(Event):
     action: ClassVar[str] = "identification.withdraw"
+    changes: ClassVar[tuple[str, ...]] = ("case",)
     case_id: str
     reference_id: str
     reason: str
@@ -335,6 +379,7 @@ class UserAdded(Event):
     """A user added; ``bootstrap`` marks the first user, whom no admin could have added."""
 
     action: ClassVar[str] = "user.add"
+    changes: ClassVar[tuple[str, ...]] = ("user",)
     user: str
     roles: tuple[str, ...]
     bootstrap: bool = False
@@ -343,6 +388,7 @@ class UserAdded(Event):
 @dataclass(frozen=True, kw_only=True)
 class UserDisabled(Event):
     action: ClassVar[str] = "user.disable"
+    changes: ClassVar[tuple[str, ...]] = ("user",)
     user: str
 
 
@@ -391,6 +437,26 @@ class AuditVerified(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class AuditBaseline(Event):
+    """Written by :func:`record` itself, once, on a trail begun before record digests existed: the digest of
+    every record then in the database, in its context. It vouches for nothing that happened before it."""
+
+    action: ClassVar[str] = "audit.baseline"
+    records: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckpointWritten(Event):
+    """A signed checkpoint of the trail written (nomina.checkpoints): the head it names, the SHA-256 of the
+    file and the fingerprint of the public key that verifies its signature."""
+
+    action: ClassVar[str] = "audit.checkpoint"
+    seq: int
+    sha256: str
+    public_key: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class AuditViewed(Event):
     """The trail was read; the filters used are the object ids, so they are indexed like any other."""
 
@@ -435,6 +501,8 @@ EVENT_TYPES: Mapping[str, type[Event]] = MappingProxyType(
             WorkspaceMaintained,
             AuditVerified,
             AuditViewed,
+            AuditBaseline,
+            CheckpointWritten,
         )
     }
 )
@@ -500,6 +568,8 @@ def _split(event: Event) -> tuple[dict[str, Any], dict[str, Any]]:
             if not (value is None and optional) and not _valid_id(f.name, value):
                 raise DetailRefused(f"audit {f.name}: {value!r} is not a valid id")
             ids[f.name] = value
+        elif f.name == CONTEXT:
+            raise DetailRefused(f"audit detail {CONTEXT!r}: a reserved name (the context record() adds)")
         else:
             details[f.name] = check_detail(f.name, value)
     return ids, details
@@ -569,15 +639,19 @@ def record(s: Session, actor: str, event: Event) -> Head:
     """Append ``event``, done by ``actor``, to the trail in the caller's transaction; return the new head.
 
     The caller checks the actor's permission first (nomina.users.require_user); the trail records who
-    acted, it does not decide who may. Refuses an event type not in :data:`EVENT_TYPES` (UnknownEvent),
-    a blank actor (PermissionDenied), and appending to a chain whose head no longer matches its newest
-    event (AuditBroken): a new link would hide that the newest events were removed or rewritten. Two
-    writers extending the same head cannot both succeed (``seq`` and ``prev_hash`` are unique); the
-    second gets Conflict and its whole transaction is rolled back by the caller.
+    acted, it does not decide who may. The caller's pending changes are flushed first; the event's context
+    (:data:`CONTEXT`: OS user, host, and the digests of the records it changes, before and after) is then
+    added to its details. Refuses an event type not in :data:`EVENT_TYPES` (UnknownEvent), a blank actor
+    (PermissionDenied), and appending to a chain whose head no longer matches its newest event
+    (AuditBroken): a new link would hide that the newest events were removed or rewritten. Two writers
+    extending the same head cannot both succeed (``seq`` and ``prev_hash`` are unique); the second gets
+    Conflict and its whole transaction is rolled back by the caller.
     """
     registered = EVENT_TYPES.get(getattr(event, "action", ""))
     if registered is None or type(event) is not registered:
         raise UnknownEvent(f"audit trail: {type(event).__name__} is not a registered event type")
+    if registered is AuditBaseline:
+        raise UnknownEvent("audit trail: audit.baseline is written by the trail itself, never recorded by a caller")
     if not isinstance(actor, str) or not actor.strip():
         raise PermissionDenied("audit trail: no acting user named", field="user")
     actor = actor.strip()
@@ -585,6 +659,7 @@ def record(s: Session, actor: str, event: Event) -> Head:
     s.flush()  # the caller's own pending changes, so that their errors stay theirs
 
     info, current = _stored_head(s)
+    newest = None
     if current is None:
         if info is not None or s.scalar(select(db.AuditEvent.seq).limit(1)) is not None:
             raise AuditBroken("audit trail: the chain head in workspace_info is missing or unreadable; not appending")
@@ -593,15 +668,36 @@ def record(s: Session, actor: str, event: Event) -> Head:
         newest = s.get(db.AuditEvent, current.seq)
         if newest is None or newest.hash != current.hash:
             raise AuditBroken(f"audit trail: the newest event (seq {current.seq}) is missing or altered; not appending")
+    if newest is not None and _context_of(newest.details) is None:
+        # A trail begun before record digests: vouch for the records as they were committed, once.
+        secret = _digest_key(s)
+        with _committed(s) as other:
+            found = digests.digests(other, secret)
+        context = {**_where(), "key": digests.fingerprint(secret), "records": dict(sorted(found.items()))}
+        base = {"records": len(found), CONTEXT: context}
+        current = _append(s, actor, AuditBaseline.action, dict.fromkeys(OBJECT_IDS), base, current, info)
+        info = s.get(db.WorkspaceInfo, HEAD_KEY)
+    details[CONTEXT] = _context(s, event)
+    return _append(s, actor, event.action, ids, details, current, info)
 
+
+def _append(
+    s: Session,
+    actor: str,
+    action: str,
+    ids: Mapping[str, Any],
+    details: Mapping[str, Any],
+    current: Head,
+    info: db.WorkspaceInfo | None,
+) -> Head:
     seq, at = current.seq + 1, _now()
-    digest = link_hash(current.hash, canonical(seq, at, actor, event.action, ids, details))
+    digest = link_hash(current.hash, canonical(seq, at, actor, action, ids, details))
     s.add(
         db.AuditEvent(
             seq=seq,
             at=at,
             actor=actor,
-            action=event.action,
+            action=action,
             details=_json(details),
             prev_hash=current.hash,
             hash=digest,
@@ -623,6 +719,101 @@ def record(s: Session, actor: str, event: Event) -> Head:
     return new_head
 
 
+def _where() -> dict[str, str]:
+    """Who ran Nomina, and where: the operating-system user and the host."""
+    try:
+        host = socket.gethostname() or "unknown"
+    except OSError:
+        host = "unknown"
+    return {"os_user": os_user(), "host": host}
+
+
+def _changed(event: Event) -> list[str]:
+    """The keys of the records ``event`` changes."""
+    keys = []
+    for kind in type(event).changes:
+        ident = getattr(event, "user" if kind == "user" else f"{kind}_id")
+        if ident is not None:
+            keys.append(digests.record_key(kind, ident))
+    return keys
+
+
+def _context(s: Session, event: Event) -> dict[str, Any]:
+    """The context :func:`record` adds to an event: OS user, host, and the records it changes, before and after.
+
+    *After* is the record as this transaction leaves it so far. *Before* is the record as the transaction
+    found it: as an earlier event of the same transaction left it, or else as it was committed, read on a
+    connection of its own (writes are serialised, so nothing else changed it meanwhile). A record changed
+    behind Nomina's back before this change then shows in the trail as a *before* that differs from the
+    previous event's *after*, instead of being taken in by the change.
+    """
+    context: dict[str, Any] = _where()
+    changed = _changed(event)
+    if not changed:
+        return context
+    secret = _digest_key(s)
+    after = digests.digests(s, secret, changed)
+    seen = _seen(s)
+    unseen = [k for k in changed if k not in seen]
+    before: dict[str, str] = {}
+    if unseen:
+        with _committed(s) as other:
+            before = digests.digests(other, secret, unseen)
+    context["key"] = digests.fingerprint(secret)
+    context["records"] = {k: [seen[k] if k in seen else before.get(k), after.get(k)] for k in changed}
+    seen.update({k: after.get(k) for k in changed})
+    return context
+
+
+def _digest_key(s: Session) -> bytes:
+    """The record digest key (made when missing), read once per transaction."""
+    kept = _kept(s)
+    if kept.get("key") is None:
+        kept["key"] = digests.key(s, create=True)
+        if kept["key"] is None:
+            raise AuditBroken(
+                f"audit trail: the record digest key in workspace_info ({digests.KEY_INFO}) is unreadable; "
+                "not appending"
+            )
+    secret: bytes = kept["key"]
+    return secret
+
+
+def _seen(s: Session) -> dict[str, str | None]:
+    """The digests this transaction's events have left, by record key."""
+    seen: dict[str, str | None] = _kept(s).setdefault("seen", {})
+    return seen
+
+
+def _kept(s: Session) -> dict[str, Any]:
+    """What :func:`record` keeps for the rest of the session's current transaction (forgotten with it)."""
+    transaction = s.get_transaction()
+    kept = s.info.get("nomina.audit")
+    if kept is None or kept[0] is not transaction:
+        kept = (transaction, {})
+        s.info["nomina.audit"] = kept
+    found: dict[str, Any] = kept[1]
+    return found
+
+
+@contextmanager
+def _committed(s: Session) -> Iterator[Session]:
+    """A session on a connection of its own: it reads what was committed, not this transaction's changes."""
+    bind = s.get_bind()
+    engine = bind.engine if isinstance(bind, Connection) else bind
+    with Session(engine) as other:
+        yield other
+
+
+def _context_of(details: str) -> dict[str, Any] | None:
+    try:
+        parsed = json.loads(details)
+    except (TypeError, ValueError):
+        return None
+    context = parsed.get(CONTEXT) if isinstance(parsed, dict) else None
+    return context if isinstance(context, dict) else None
+
+
 # -- checking ------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Verification(Record):
@@ -631,7 +822,9 @@ class Verification(Record):
     ``events`` counts the events found sound (all of them when ``ok``); ``head`` is the hash of the
     newest sound event (:data:`GENESIS` for none): on an intact trail, the value to keep elsewhere and
     compare later. On a break, ``broken_seq`` is the first event that cannot be trusted and ``reason``
-    says in one line what the break means.
+    says in one line what the break means. ``records`` lists, one line each, the records that disagree
+    with an intact chain (changed, added or removed behind Nomina's back); ``records_checked`` counts the
+    records compared (0 on a trail begun before record digests that nothing has been recorded in since).
     """
 
     ok: bool
@@ -639,6 +832,8 @@ class Verification(Record):
     head: str
     broken_seq: int | None = None
     reason: str | None = None
+    records: list[str] = field(default_factory=list)
+    records_checked: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -646,17 +841,26 @@ class Verification(Record):
     def __str__(self) -> str:
         if self.ok:
             return f"audit trail intact: {self.events} events, head {self.head}"
-        return f"audit trail broken at seq {self.broken_seq}: {self.reason}"
+        if self.broken_seq is not None:
+            return f"audit trail broken at seq {self.broken_seq}: {self.reason}"
+        lines = [
+            f"audit trail intact: {self.events} events, head {self.head}; "
+            f"but {len(self.records)} record finding(s) disagree with it:",
+            *self.records,
+        ]
+        return "\n".join(lines)
 
 
 def verify(s: Session) -> Verification:
-    """Walk the whole chain in ``seq`` order and report the first broken link.
+    """Walk the whole chain in ``seq`` order and report the first broken link; then check every record.
 
     Reads only, so it can run on a copy of the database. Checks, for each event: that its ``seq`` follows
     the previous one (a gap means events were deleted or renumbered), that its ``prev_hash`` is the
     previous event's hash (deleted, reordered, or the previous event rewritten with a new hash), and that
     its hash matches its contents (edited). Then that the head in ``workspace_info`` names the newest
-    event (the newest events deleted, or events added around :func:`record`).
+    event (the newest events deleted, or events added around :func:`record`). On an intact chain, it
+    then follows each record's digests through the trail and compares them with the records in the
+    database (:class:`_Records`).
     """
     columns = (
         db.AuditEvent.seq,
@@ -672,6 +876,7 @@ def verify(s: Session) -> Verification:
     )
     stmt = select(*columns).order_by(db.AuditEvent.seq).execution_options(yield_per=2000)
     count, last_seq, last_hash = 0, 0, GENESIS
+    found = _Records()
 
     def broken(seq: int, reason: str) -> Verification:
         return Verification(False, count, last_hash, seq, reason)
@@ -696,6 +901,7 @@ def verify(s: Session) -> Verification:
             return broken(seq, "contents cannot be read as an event: event edited")
         if expected != digest:
             return broken(seq, "contents do not match the event's hash: event edited")
+        found.add(seq, action, case_id, parsed)
         count, last_seq, last_hash = count + 1, seq, digest
 
     info, stored = _stored_head(s)
@@ -715,7 +921,202 @@ def verify(s: Session) -> Verification:
         )
     if stored.hash != last_hash:
         return broken(last_seq, "the head's hash does not match the newest event: newest event rewritten")
-    return Verification(True, count, last_hash)
+    problems, checked = found.check(s)
+    return Verification(not problems, count, last_hash, records=problems, records_checked=checked)
+
+
+_UNSEEN = object()
+
+
+class _Records:
+    """Each record's history through the trail, and its judgement against the records in the database.
+
+    ``add`` is given the events in ``seq`` order (their hashes already checked). A record's history is the
+    list of ``(seq, action, value)`` of the events naming it in their context: ``value`` is ``[before,
+    after]`` for a change and the digest alone in the baseline.
+    """
+
+    def __init__(self) -> None:
+        self.history: dict[str, list[tuple[int, str, Any]]] = defaultdict(list)
+        self.case_of: dict[str, str] = {}  # search key -> its case's id (a case's erasure takes its searches)
+        self.notes: list[str] = []
+        self.started: int | None = None  # seq of the first event with a context
+        self.bare: list[int] = []  # events without a context after the first with one
+        self.keys: dict[str, int] = {}  # digest key fingerprint -> first seq that used it
+        self.events = 0
+
+    def add(self, seq: int, action: str, case_id: str | None, details: Any) -> None:
+        self.events += 1
+        context = details.get(CONTEXT) if isinstance(details, dict) else None
+        if not isinstance(context, dict):
+            if self.started is not None:
+                self.bare.append(seq)
+            return
+        if self.started is None:
+            self.started = seq
+            if seq > 1 and action != AuditBaseline.action:
+                self.notes.append(
+                    f"seq {seq} ({action}) is the first event with record digests but not a baseline: "
+                    "the records before it are unaccounted for"
+                )
+        elif action == AuditBaseline.action:
+            self.notes.append(
+                f"seq {seq}: a second baseline: the records were vouched for again, outside the normal course"
+            )
+        records = context.get("records")
+        if not isinstance(records, dict):
+            return
+        fp = context.get("key")
+        if isinstance(fp, str):
+            self.keys.setdefault(fp, seq)
+        for k, value in records.items():
+            self.history[k].append((seq, action, value))
+            if k.startswith("search ") and case_id is not None:
+                self.case_of[k] = case_id
+
+    def check(self, s: Session, keys: Collection[str] | None = None) -> tuple[list[str], int]:
+        """One line per finding, and how many records were compared (of ``keys``, or all)."""
+        if self.started is None:
+            return [], 0  # a trail begun before record digests, nothing recorded since: nothing to compare with
+        problems = list(self.notes)
+        if self.bare:
+            shown = ", ".join(str(n) for n in self.bare[:3]) + (" ..." if len(self.bare) > 3 else "")
+            problems.append(
+                f"{len(self.bare)} event(s) without a context (OS user, host, record digests) after seq "
+                f"{self.started}: seq {shown}: written by a Nomina without them, or outside Nomina"
+            )
+        secret = digests.key(s)
+        if secret is None:
+            if self.history:
+                problems.append(
+                    f"the record digest key in workspace_info ({digests.KEY_INFO}) is missing or unreadable: "
+                    "removed or edited; the records cannot be checked"
+                )
+            return problems, 0
+        mine = digests.fingerprint(secret)
+        others = {fp: seq for fp, seq in self.keys.items() if fp != mine}
+        if others:
+            seq = min(others.values())
+            problems.append(
+                f"the record digest key in workspace_info is not the one seq {seq} used: replaced or edited; "
+                "the records cannot be checked"
+            )
+            return problems, 0
+        now = digests.digests(s, secret, keys)
+        wanted = sorted(set(now) | set(self.history)) if keys is None else sorted(set(keys))
+        for k in wanted:
+            finding = self._judge(k, now.get(k))
+            if finding is not None:
+                problems.append(finding)
+        return problems, len(wanted)
+
+    def _judge(self, k: str, now: str | None) -> str | None:
+        last: Any = _UNSEEN
+        last_seq, last_action = 0, ""
+        for seq, action, value in self.history.get(k, []):
+            if isinstance(value, list) and len(value) == 2:
+                before, after = value
+                if last is _UNSEEN and before is not None:
+                    return (
+                        f"{k}: existed before seq {seq} ({action}) with no event recording it: "
+                        "added behind Nomina's back"
+                    )
+                if last is not _UNSEEN and before != last:
+                    return (
+                        f"{k}: changed behind Nomina's back between seq {last_seq} ({last_action}) "
+                        f"and seq {seq} ({action})"
+                    )
+                last = after
+            elif isinstance(value, str) and action == AuditBaseline.action:
+                last = value
+            else:
+                return f"{k}: seq {seq} ({action}) holds an unreadable digest: event written outside Nomina"
+            last_seq, last_action = seq, action
+        if last is _UNSEEN:
+            return None if now is None else f"{k}: no event records it: added behind Nomina's back"
+        if now == last:
+            return None
+        if now is None:
+            if self._erased_with_case(k, last_seq):
+                return None
+            return (
+                f"{k}: gone, but seq {last_seq} ({last_action}) recorded it and no erasure followed: "
+                "removed behind Nomina's back"
+            )
+        if last is None:
+            return f"{k}: present, but seq {last_seq} ({last_action}) recorded it as gone: added behind Nomina's back"
+        return f"{k}: changed behind Nomina's back since seq {last_seq} ({last_action})"
+
+    def _erased_with_case(self, k: str, since: int) -> bool:
+        """Whether search ``k`` went with its case, erased (with a tombstone) after ``since``."""
+        case_id = self.case_of.get(k)
+        if case_id is None:
+            return False
+        case = self.history.get(digests.record_key("case", case_id), [])
+        return bool(case) and case[-1][0] > since and isinstance(case[-1][2], list) and case[-1][2][1] is None
+
+
+def check_records(s: Session, keys: Iterable[str]) -> list[str]:
+    """One line per record of ``keys`` that disagrees with the trail (as :func:`verify` judges it), quickly.
+
+    Reads only the events naming these records (by their indexed ids) and the baseline, and checks each of
+    those events' own hash; it does not walk the whole chain (:func:`verify` does). Empty on a trail begun
+    before record digests that nothing has been recorded in since.
+    """
+    wanted = sorted(set(keys))
+    if not wanted:
+        return []
+    conditions = [db.AuditEvent.action == AuditBaseline.action]
+    by_column = {"case": db.AuditEvent.case_id, "reference": db.AuditEvent.reference_id}
+    for k in wanted:
+        kind, ident = digests.parse_key(k)
+        if kind in by_column:
+            conditions.append(by_column[kind] == ident)
+        elif kind == "search" and ident.isdigit():
+            conditions.append(db.AuditEvent.search_id == int(ident))
+        elif kind == "user":
+            conditions.append(db.AuditEvent.action.in_([UserAdded.action, UserDisabled.action]))
+    first = s.get(db.AuditEvent, 1)
+    found = _Records()
+    if first is not None and _context_of(first.details) is not None:
+        found.started = 1
+    problems: list[str] = []
+    for row in s.scalars(select(db.AuditEvent).where(or_(*conditions)).order_by(db.AuditEvent.seq)):
+        try:
+            parsed = json.loads(row.details)
+            ids = {"case_id": row.case_id, "reference_id": row.reference_id, "search_id": row.search_id}
+            sound = link_hash(row.prev_hash, canonical(row.seq, row.at, row.actor, row.action, ids, parsed)) == row.hash
+        except (TypeError, ValueError):
+            sound = False
+        if not sound:
+            problems.append(f"seq {row.seq}: contents do not match the event's hash: event edited")
+            continue
+        context = parsed.get(CONTEXT) if isinstance(parsed, dict) else None
+        if isinstance(context, dict) and found.started is None:
+            found.started = row.seq  # the baseline
+        records = context.get("records") if isinstance(context, dict) else None
+        if isinstance(records, dict):
+            fp = context.get("key") if isinstance(context, dict) else None
+            if isinstance(fp, str):
+                found.keys.setdefault(fp, row.seq)
+            for k, value in records.items():
+                if k in wanted:
+                    found.history[k].append((row.seq, row.action, value))
+    more, _ = found.check(s, wanted)
+    return problems + more
+
+
+def require_records(s: Session, keys: Iterable[str], what: str) -> None:
+    """Refuse (RecordTampered) when any record of ``keys`` disagrees with the trail; ``what`` says what was
+    refused (``"report not written"``)."""
+    problems = check_records(s, keys)
+    if problems:
+        more = f" (and {len(problems) - 1} more finding(s))" if len(problems) > 1 else ""
+        record_named = problems[0].split(":", 1)[0]
+        raise RecordTampered(
+            f"{problems[0]}{more}; {what}: run nomina audit verify",
+            record=record_named if record_named.split(" ", 1)[0] in digests.KINDS else None,
+        )
 
 
 # -- reading -------------------------------------------------------------------------------------------
@@ -732,6 +1133,8 @@ class Entry(Record):
     search_id: int | None
     details: dict[str, Any]
     hash: str
+    os_user: str | None = None  # who ran Nomina, and where (None on events recorded before they were)
+    host: str | None = None
 
 
 def entries(
@@ -752,8 +1155,10 @@ def events(
 
     ``limit`` keeps the newest ``limit`` events. Each dict: ``seq`` (int), ``at`` (UTC, ISO 8601 with
     microseconds), ``actor``, ``action``, ``case_id``, ``reference_id``, ``search_id`` (None where the
-    event has none), ``details`` (dict of the event's other fields) and ``hash``. The dicts are not
-    checked against the chain: run :func:`verify` for that.
+    event has none), ``details`` (dict of the event's other fields), ``hash``, and from the event's
+    context ``os_user`` and ``host`` (None on events recorded before them). The record digests stay in the
+    stored details, for :func:`verify`. The dicts are not checked against the chain: run :func:`verify`
+    for that.
     """
     stmt = select(db.AuditEvent)
     for column, value in (
@@ -768,17 +1173,24 @@ def events(
         stmt = stmt.limit(max(limit, 0))
     rows = list(s.scalars(stmt))
     rows.reverse()
-    return [
-        {
-            "seq": r.seq,
-            "at": r.at,
-            "actor": r.actor,
-            "action": r.action,
-            "case_id": r.case_id,
-            "reference_id": r.reference_id,
-            "search_id": r.search_id,
-            "details": json.loads(r.details),
-            "hash": r.hash,
-        }
-        for r in rows
-    ]
+    shown = []
+    for r in rows:
+        details = json.loads(r.details)
+        context = details.pop(CONTEXT, None) if isinstance(details, dict) else None
+        context = context if isinstance(context, dict) else {}
+        shown.append(
+            {
+                "seq": r.seq,
+                "at": r.at,
+                "actor": r.actor,
+                "action": r.action,
+                "case_id": r.case_id,
+                "reference_id": r.reference_id,
+                "search_id": r.search_id,
+                "details": details,
+                "hash": r.hash,
+                "os_user": context.get("os_user"),
+                "host": context.get("host"),
+            }
+        )
+    return shown

@@ -342,6 +342,10 @@ def reference_import(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Enrol references from a CSV manifest; re-running it adds nothing twice."""
+    from .importing import check_failures_file
+
+    if failures is not None:
+        check_failures_file(failures)  # refused now, not after good rows are kept
     with _open(workspace) as ws, _progress("enrolling") as progress:
         report = ws.import_references(manifest, progress=progress)
     out.print(
@@ -349,11 +353,15 @@ def reference_import(
         f"{report.already_present} already present, {len(report.failures)} failed."
     )
     if report.failures:
-        target = failures or manifest.with_name(manifest.stem + ".failures.csv")
-        report.write_failures(target)
         for f in report.failures:
-            err.print(f"line {f.line}: {f.error}")
-        err.print(f"{len(report.failures)} row(s) failed; written to {target}")
+            err.print(_printable(f"line {f.line}: {f.error}"), markup=False)
+        target = failures or manifest.with_name(manifest.stem + ".failures.csv")
+        try:
+            report.write_failures(target)
+        except NominaError as exc:  # beside the manifest, on a read-only medium: the lines above say it all
+            err.print(_printable(f"{len(report.failures)} row(s) failed; not written: {_message(exc)}"), markup=False)
+            raise typer.Exit(1) from None
+        err.print(_printable(f"{len(report.failures)} row(s) failed; written to {target}"), markup=False)
         raise typer.Exit(1)
 
 
@@ -570,6 +578,9 @@ def search_run(
 @search_app.command("show")
 def search_show(search_id: int, workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     """Show a recorded search again."""
+    from .records import record_number
+
+    record_number(search_id, "search_id")
     with _open(workspace) as ws:
         result = ws.get_search(search_id)
     _show_search(result, as_json)
@@ -859,18 +870,83 @@ def user_disable(name: str, workspace: WorkspaceOpt = None) -> None:
 
 # -- audit --------------------------------------------------------------------------------------------
 @audit_app.command("verify")
-def audit_verify(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
-    """Check the audit trail's hash chain and report the first broken link (exit 1 when broken)."""
+def audit_verify(
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="Also prove the trail still leads to this signed checkpoint (needs --public-key)."),
+    ] = None,
+    public_key: Annotated[
+        Path | None, typer.Option(help="The PEM public key that verifies the checkpoint's signature.")
+    ] = None,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check the audit trail's hash chain and every record against it; report the first broken link and each
+    record changed, added or removed behind Nomina's back (exit 1 when any)."""
+    if (checkpoint is None) != (public_key is None):
+        raise InvalidField("--checkpoint and --public-key go together: the public key verifies the checkpoint")
     with _open(workspace) as ws:
+        against = (
+            None if checkpoint is None or public_key is None else ws.audit_verify_checkpoint(checkpoint, public_key)
+        )
         result = ws.audit_verify()
+    ok = result.ok and (against is None or against.ok)
     if as_json:
-        _print_json(result.to_dict())
+        _print_json({**result.to_dict(), **({} if against is None else {"checkpoint": against.to_dict()})})
     else:
         out.print(str(result))
-        if result.ok:
+        if result.ok and result.records_checked:
+            out.print(f"{result.records_checked} records checked: each is as the trail last left it.")
+        elif result.ok and result.events:
+            out.print(
+                "Records not checked: the trail predates record digests; the next action recorded vouches for them."
+            )
+        if against is not None:
+            out.print(str(against))
+        if ok:
             out.print("Keep this head hash elsewhere: a later trail that does not lead to it has been rewritten.")
-    if not result.ok:
+    if not ok:
         raise typer.Exit(1)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(
+    key: Annotated[
+        Path,
+        typer.Option(
+            help="The Ed25519 private key (PEM, PKCS#8) of the responsible authority, kept outside the workspace."
+        ),
+    ],
+    out_path: Annotated[Path, typer.Option("--out", help="The checkpoint file to write (JSON).")],
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Sign the trail's head and every record's digest into a checkpoint file, to keep outside the workspace;
+    `audit verify --checkpoint` later proves the trail still leads there. Refused on a trail that does not verify."""
+    with _open(workspace) as ws:
+        done = ws.audit_checkpoint(key, out_path)
+    if as_json:
+        _print_json(done)
+        return
+    out.print(
+        f"Wrote {done.path}: checkpoint of seq {done.seq} (head {done.hash}) and {done.records} records, signed with "
+        f"{done.public_key} (sha256 {done.sha256}); recorded in the audit trail."
+    )
+
+
+@audit_app.command("keygen")
+def audit_keygen(
+    prefix: Annotated[
+        Path, typer.Option("--out", help="Writes PREFIX.key (private, PEM PKCS#8) and PREFIX.pub (public, PEM).")
+    ],
+) -> None:
+    """Make an Ed25519 key pair for signing checkpoints. Keep the private key away from the workspace and
+    its users; give the public key to whoever verifies."""
+    from .checkpoints import generate_keys, write_keys
+
+    private, public = generate_keys()
+    paths = write_keys(prefix, private, public)
+    out.print(f"Wrote {paths[0]} (private: keep it away from the workspace) and {paths[1]} (public).")
 
 
 @audit_app.command("log")
@@ -890,7 +966,10 @@ def audit_log(
     for e in found:  # one line per event: the trail reads as a log, however narrow the terminal
         ids = " ".join(f"{k}={e[f'{k}_id']}" for k in ("case", "reference", "search") if e[f"{k}_id"] is not None)
         details = " ".join(f"{k}={v}" for k, v in e["details"].items())
-        out.print(f"{e['seq']:>5}  {e['at'][:19].replace('T', ' ')}  {e['actor']}  {e['action']}  {ids}  {details}")
+        where = f" ({e['os_user']}@{e['host']})" if e.get("os_user") else ""
+        out.print(
+            f"{e['seq']:>5}  {e['at'][:19].replace('T', ' ')}  {e['actor']}{where}  {e['action']}  {ids}  {details}"
+        )
 
 
 # -- faces --------------------------------------------------------------------------------------------
@@ -931,7 +1010,7 @@ def inspect(
             }
         )
         return
-    out.print(f"{photo}: {image.width}x{image.height} {image.format}, {len(faces)} face(s)")
+    out.print(_printable(f"{photo}: {image.width}x{image.height} {image.format}, {len(faces)} face(s)"))
     for f in faces:
         x, y, w, h = f.box
         q = f.quality
@@ -946,7 +1025,7 @@ def inspect(
             f"yaw={q.yaw:+.0f} pitch={q.pitch:+.0f} roll={q.roll:+.0f} deg"
         )
     if out_path is not None:
-        out.print(f"Annotated copy written to {out_path}")
+        out.print(_printable(f"Annotated copy written to {out_path}"))
 
 
 def _write_annotated(bgr: Any, faces: list[Any], path: Path) -> None:
@@ -1087,8 +1166,14 @@ def maintain(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
         raise typer.Exit(1)
 
 
+# What to run, in commands, for what the library's warnings say in words (as _HINTS does for errors).
+_WARNING_HINTS = (("run maintenance when", "run `nomina maintain` when"),)
+
+
 def _warn(warnings: list[str]) -> None:
     for line in warnings:
+        for said, shown in _WARNING_HINTS:
+            line = line.replace(said, shown)
         err.print(f"warning: {line}")
 
 
@@ -1351,6 +1436,7 @@ _FLAGS: dict[str, str] = {
     "format": "--format",
     "role": "--role",
     "group_columns": "--group-columns",
+    "failures": "--failures",
 }
 
 # What to do next, in commands, for what the library says in words: (code, field) -> (the library's
@@ -1398,8 +1484,25 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=_acting_user_first(sys.argv[1:] if argv is None else argv), prog_name="nomina")
     except NominaError as exc:
-        err.print(f"error: {_message(exc)}", markup=False)
+        text = _message(exc)
+        if len(text) > _LONGEST_MESSAGE:  # a value the library echoed whole (an id looked up, say)
+            text = text[: _LONGEST_MESSAGE - 1] + "\u2026"
+        err.print(_printable(f"error: {text}"), markup=False)
         raise SystemExit(1) from None
+
+
+# The longest error message printed; a longer one is cut with an ellipsis.
+_LONGEST_MESSAGE = 500
+
+
+def _printable(text: str) -> str:
+    """``text`` with every character a terminal would act on (escapes, bidirectional overrides,
+    zero-width and other control or format characters, line breaks) written as Python writes it in a
+    string literal (``\\x1b``, ``\\u202e``), so that no message can move the cursor, recolour the
+    terminal or reorder what it shows."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 if __name__ == "__main__":  # pragma: no cover

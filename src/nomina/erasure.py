@@ -8,16 +8,20 @@ happens in two steps:
    records no other record uses; for a case also its searches with their candidates and conclusions,
    and its identifications. The audit trail gets the tombstone (id, counts, reason) in the same
    transaction. SQLite's ``secure_delete`` overwrites the erased rows with zeros in the pages it changes.
-2. After the commit (:func:`finish`): the files of photos no other record uses are overwritten and
-   removed; after a reference, every derived index file is removed (they hold every reference vector;
-   the next search rebuilds them); and the database is checkpointed, which copies the zeroed pages into
-   ``nomina.db`` and truncates ``nomina.db-wal``, the file that still held earlier images of those pages.
+   The same transaction journals the file steps (table ``pending_erasures``): each photo file to remove,
+   by its SHA-256, and after a reference the index files.
+2. After the commit (:func:`finish`, in a write transaction of its own): the journalled photo files are
+   overwritten and removed; after a reference, every derived index file is removed (they hold every
+   reference vector; the next search rebuilds them); the journal rows go with the files. Then the
+   database is checkpointed (:func:`settle`), which copies the zeroed pages into ``nomina.db`` and
+   truncates ``nomina.db-wal``, the file that still held earlier images of those pages.
 
-Step 2 cannot be part of the transaction (files are not transactional). When it is interrupted or
-blocked, the workspace's normal maintenance (``Workspace.maintain``, ``nomina maintain``) completes it:
-it removes photo files no record names (:func:`sweep`), rebuilds the index from the database, rebuilds
-the database file from its live rows and checkpoints (:func:`compact`). docs/erasure.md says what stays,
-and why.
+Step 2 cannot be part of the transaction (files are not transactional), but the journal makes it certain:
+a process stopped between the commit and the files leaves the rows, and the next opening of the workspace
+or maintenance (``Workspace.maintain``) finishes them at once. Maintenance also removes photo files no
+record names (:func:`sweep`) while it holds the database's write lock, which every enrolment holds while it
+writes photo files, rebuilds the index from the database, and rebuilds the database file from its live
+rows and checkpoints (:func:`compact`). docs/erasure.md says what stays, and why.
 
 Retention: a reference whose ``retain_until`` date is before today is erased the same way, with the
 reason ``retention date YYYY-MM-DD passed`` (:func:`due_references`, :func:`retention_reason`). Cases
@@ -26,8 +30,6 @@ carry no retention date: an unidentified person's record is kept until they are 
 
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
@@ -40,7 +42,7 @@ from .errors import Conflict
 from .records import Record
 from .store import PhotoStore
 from .store import schema as db
-from .store.database import checkpoint, vacuum
+from .store.database import Checkpoint, checkpoint, vacuum
 
 __all__ = [
     "CaseErased",
@@ -51,7 +53,6 @@ __all__ = [
     "case_erased",
     "reference_erased",
     "retention_erased",
-    "STRAY_GRACE_SECONDS",
     "Erasure",
     "compact",
     "due_references",
@@ -59,21 +60,21 @@ __all__ = [
     "erase_case",
     "erase_reference",
     "finish",
+    "pending",
     "refuse_erased_reference_id",
     "retention_reason",
+    "settle",
     "sweep",
 ]
 
-#: A photo file no record names is removed by maintenance only once it is this old: a photo being
-#: enrolled is written before its record is committed, and must not be taken for a leftover.
-STRAY_GRACE_SECONDS = 3600
-
-_MAINTAIN = "run `nomina maintain` when no one else is using the workspace"
+# The library names no command; the command line shows `nomina maintain` here.
+_MAINTAIN = "run maintenance when no one else is using the workspace"
 
 
 @dataclass(frozen=True)
 class Erasure:
-    """What one erasure removed from the database; ``photo_files`` are removed from disk by :func:`finish`."""
+    """What one erasure removed from the database; its ``photo_files`` are journalled, and removed from disk
+    by :func:`finish`."""
 
     kind: str  # "reference" or "case"
     record_id: str
@@ -165,7 +166,7 @@ def erase_reference(s: Session, ref: db.Reference, reason: str, actor: str, rete
         actor,
         audit.ReferenceDeleted(reference_id=erased.record_id, photos=erased.photos, faces=erased.faces, reason=reason),
     )
-    return _with_files(erased, files)
+    return _journal(s, erased, files)
 
 
 def erase_case(s: Session, case: db.Case, reason: str, actor: str) -> Erasure:
@@ -193,7 +194,7 @@ def erase_case(s: Session, case: db.Case, reason: str, actor: str) -> Erasure:
             reason=reason,
         ),
     )
-    return _with_files(erased, files)
+    return _journal(s, erased, files)
 
 
 def refuse_erased_reference_id(s: Session, reference_id: str) -> None:
@@ -219,7 +220,12 @@ def refuse_erased_reference_id(s: Session, reference_id: str) -> None:
         )
 
 
-def _with_files(erased: Erasure, files: list[str]) -> Erasure:
+def _journal(s: Session, erased: Erasure, files: list[str]) -> Erasure:
+    """Journal the erasure's file steps in its transaction (see :func:`finish`): the photo files no other
+    record uses and, after a reference, the index files; returns the erasure with its photo files."""
+    s.add_all(db.PendingErasure(step="photo", photo_sha256=sha) for sha in files)
+    if erased.kind == "reference":
+        s.add(db.PendingErasure(step="index"))
     return replace(erased, photo_files=tuple(files))
 
 
@@ -238,29 +244,59 @@ def _drop_orphan_photos(s: Session, shas: set[str]) -> list[str]:
     return orphaned
 
 
-def finish(store: PhotoStore, index_root: Path, engine: Engine, erased: Sequence[Erasure]) -> list[str]:
-    """After the erasing transaction committed: remove the files that still hold the erased data.
+def pending(s: Session) -> int:
+    """How many file steps of committed erasures are not done yet (see :func:`finish`)."""
+    return int(s.scalar(select(func.count()).select_from(db.PendingErasure)) or 0)
 
-    Overwrites and removes the photo files no other record uses; after a reference, removes every index
-    file under ``index_root``; checkpoints the database and truncates its WAL. Returns one line for each
-    step that could not be completed: the erasure itself stands, and maintenance completes it.
+
+def finish(s: Session, store: PhotoStore, index_root: Path) -> tuple[int, list[str]]:
+    """Do the file steps of every committed erasure not finished yet, in the caller's write transaction.
+
+    The steps are those the erasing transactions journalled (:func:`erase_reference`, :func:`erase_case`),
+    whichever process committed them and whenever: each photo file is overwritten and removed, unless its
+    photo was enrolled again since (its bytes are then a record's again); after a reference, every index
+    file under ``index_root`` is removed. A step's journal row is deleted once it is done, so that a step
+    not done stays journalled and the next opening or maintenance does it. Returns how many photo files
+    were removed, and one line for each step that could not be done.
     """
-    warnings = []
-    for sha in sorted({sha for e in erased for sha in e.photo_files}):
+    removed, warnings = 0, []
+    for row in s.scalars(select(db.PendingErasure).order_by(db.PendingErasure.id)).all():
         try:
-            store.remove(sha)
+            if row.step == "index":
+                index.remove_files(index_root)
+            elif row.photo_sha256 is not None and s.get(db.Photo, row.photo_sha256) is None:
+                if store.has(row.photo_sha256):
+                    store.remove(row.photo_sha256)
+                    removed += 1
         except OSError as exc:
-            warnings.append(f"{store.path(sha)}: photo file not removed ({exc.strerror}); {_MAINTAIN}")
-    if any(e.kind == "reference" for e in erased):
-        try:
-            index.remove_files(index_root)
-        except OSError as exc:
-            warnings.append(f"{index_root}: index files not removed ({exc.strerror}); {_MAINTAIN}")
-    if not checkpoint(engine):
-        warnings.append(
-            f"nomina.db-wal: still holds earlier images of the erased rows (the database was in use); {_MAINTAIN}"
-        )
-    return warnings
+            where = index_root if row.step == "index" else store.path(row.photo_sha256 or "")
+            warnings.append(f"{where}: {row.step} file not removed ({exc.strerror}); {_MAINTAIN}")
+            continue
+        s.delete(row)
+    return removed, warnings
+
+
+def settle(engine: Engine) -> list[str]:
+    """After an erasure's commit: :func:`~nomina.store.database.checkpoint` the database, so that its file
+    holds the zeroed pages and its WAL no earlier image of them; a line naming the files that may still
+    hold the erased rows when it could not complete."""
+    return _unsettled(engine, checkpoint(engine), "the erased rows")
+
+
+def _unsettled(engine: Engine, done: Checkpoint, what: str) -> list[str]:
+    """The line saying exactly which database files may still hold ``what`` after a checkpoint."""
+    if done.truncated:
+        return []
+    db_file = engine.url.database or "the database"
+    if done.copied:
+        return [
+            f"{db_file}-wal may still hold earlier images of {what}: another connection was reading the "
+            f"database, so it could not be emptied; {_MAINTAIN}"
+        ]
+    return [
+        f"{db_file} and {db_file}-wal may still hold {what}: another connection was reading an earlier state "
+        f"of the database, so the changes since could not be copied into {db_file}; {_MAINTAIN}"
+    ]
 
 
 # -- retention --------------------------------------------------------------------------------------------
@@ -302,12 +338,16 @@ def retention_reason(retain_until: date | None) -> str:
 
 
 # -- maintenance ------------------------------------------------------------------------------------------
-def sweep(store: PhotoStore, known: set[str], now: float | None = None) -> tuple[int, list[str]]:
-    """Overwrite and remove photo-store files that no photo record names and are older than the grace
-    period (see :data:`STRAY_GRACE_SECONDS`); returns how many went, and a line for each that could not."""
-    now = time.time() if now is None else now
+def sweep(store: PhotoStore, known: set[str]) -> tuple[int, list[str]]:
+    """Overwrite and remove the photo-store files no photo record (``known``) names and unfinished writes;
+    returns how many went, and a line for each that could not.
+
+    Call it holding the database's write lock: every enrolment writes its photo files inside a write
+    transaction, so while the lock is held no process is writing one, and a file no record names is a
+    leftover (an enrolment or erasure interrupted between the files and the database), whatever its age.
+    """
     removed, warnings = 0, []
-    for path in store.strays(known, older_than=now - STRAY_GRACE_SECONDS):
+    for path in store.strays(known):
         try:
             store.remove_file(path)
             removed += 1
@@ -317,7 +357,6 @@ def sweep(store: PhotoStore, known: set[str], now: float | None = None) -> tuple
 
 
 def compact(engine: Engine) -> list[str]:
-    """VACUUM and checkpoint the database; a line when the checkpoint could not complete."""
-    if vacuum(engine):
-        return []
-    return [f"nomina.db-wal: not truncated (the database was in use); {_MAINTAIN}"]
+    """VACUUM and checkpoint the database; a line naming the files that may still hold erased rows when the
+    checkpoint could not complete."""
+    return _unsettled(engine, vacuum(engine), "erased rows")

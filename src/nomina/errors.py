@@ -33,7 +33,8 @@ code and HTTP status::
     └── AuditError                 audit_error           500  the audit trail refused an event or cannot be extended
         ├── UnknownEvent           unknown_event         500  an event type that is not in the registry
         ├── DetailRefused          detail_refused        500  an event detail that could carry biometric content
-        └── AuditBroken            audit_broken          500  the chain's head no longer matches its newest event
+        ├── AuditBroken            audit_broken          500  the chain's head no longer matches its newest event
+        └── RecordTampered         record_tampered       500  a record disagrees with the trail: changed behind its back
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ __all__ = [
     "NotFound",
     "PermissionDenied",
     "QualityTooLow",
+    "RecordTampered",
     "SeveralFaces",
     "UnknownEvent",
     "UnsupportedFormat",
@@ -212,6 +214,10 @@ class DetailRefused(AuditError):
 
 class AuditBroken(AuditError):
     pass
+
+
+class RecordTampered(AuditError):
+    """A record a report or export would include is not as the audit trail last left it (see nomina.digests)."""
 
 
 #: HTTP status of each error kind; a kind not listed takes its nearest listed ancestor's.

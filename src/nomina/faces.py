@@ -215,7 +215,13 @@ class FaceAnalyzer:
     ) -> list[Detection]:
         h, w = bgr.shape[:2]
         scale = min(1.0, long_side / max(h, w))
-        img = bgr if scale == 1.0 else cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        if scale == 1.0:
+            img = bgr
+        elif min(h, w) * scale >= 1:
+            img = cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        else:  # a very thin photo (49000 x 1) would scale to nothing: keep at least 1 px
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            img = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
         if enhance:
             img = _stretch_contrast(img, _DETECT_SMOOTHING)
         border = int(round(pad * max(img.shape[:2])))

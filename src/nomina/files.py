@@ -1,25 +1,34 @@
-"""Files written whole or not at all: a temporary file beside the target, flushed to disk, then renamed.
+"""Files Nomina writes: whole or not at all, and readable by their owner only.
 
-A reader (or a crash) never sees half a photo, report or export: the rename is atomic on one file system.
+A file is written to a temporary file beside the target, flushed to disk, then renamed: a reader (or a
+crash) never sees half a photo, report or export, since the rename is atomic on one file system.
+
+Everything Nomina writes is its owner's alone, whatever the umask: files 0600, folders 0700. A workspace
+holds photos, biometric data and the conclusions a blind verifier must not see; a report or export goes to
+the responsible authority through a person, never through group permissions. :func:`restrict` takes group
+and other permissions off a file or folder made before (an older workspace, a folder given to ``init``).
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import sys
 from pathlib import Path
 
-__all__ = ["write_whole"]
+__all__ = ["PRIVATE_FILE", "PRIVATE_FOLDER", "private_folder", "restrict", "write_whole"]
+
+#: The permissions of every file Nomina writes: read and write for its owner, nothing for anyone else.
+PRIVATE_FILE = 0o600
+#: The permissions of every folder Nomina makes.
+PRIVATE_FOLDER = 0o700
 
 
-def write_whole(target: Path, data: bytes, temp_prefix: str, private: bool) -> None:
-    """Write ``data`` to ``target`` through a temporary file named ``temp_prefix...`` in its folder.
-
-    ``private`` files are readable by their owner only (photo bytes); others get the usual permissions
-    (the umask applies). Raises OSError, leaving no temporary file behind.
-    """
+def write_whole(target: Path, data: bytes, temp_prefix: str) -> None:
+    """Write ``data`` to ``target`` through a temporary file named ``temp_prefix...`` in its folder, readable
+    and writable by its owner only (whatever the umask). Raises OSError, leaving no temporary file behind."""
     temp = target.parent / f"{temp_prefix}{secrets.token_hex(8)}"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o666)  # the umask applies
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)  # a umask only takes bits away
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -29,3 +38,27 @@ def write_whole(target: Path, data: bytes, temp_prefix: str, private: bool) -> N
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
+
+
+def private_folder(path: Path) -> None:
+    """Make the folder ``path`` (its missing parents too, with the usual permissions) unless it exists, and
+    make it its owner's alone (:func:`restrict`)."""
+    path.mkdir(mode=PRIVATE_FOLDER, parents=True, exist_ok=True)
+    restrict(path)
+
+
+def restrict(path: Path) -> None:
+    """Take every group and other permission off ``path`` (a file or folder) when it exists and belongs to
+    the user running Nomina; the owner's permissions stay as they are.
+
+    Anything else is left as it is: another user's file (only its owner may change it), a file system that
+    refuses (read-only), and Windows, where access is set by the folder's access-control lists.
+    """
+    if sys.platform == "win32":
+        return
+    try:
+        found = os.stat(path)
+        if found.st_uid == os.getuid() and found.st_mode & 0o077:
+            os.chmod(path, found.st_mode & 0o7700)
+    except OSError:
+        pass

@@ -6,18 +6,23 @@ The columns are documented in docs/manifest.md.
 from __future__ import annotations
 
 import csv
+import io
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InvalidField, ManifestError
 from .imaging import read_photo
-from .records import PhotoInput, Provenance, ReferenceFields
+from .records import ECHO_LIMIT, PhotoInput, Provenance, ReferenceFields, _clean_text, shown
 
 __all__ = [
     "MANIFEST_OPTIONAL",
     "MANIFEST_REQUIRED",
     "ImportReport",
+    "ROW_PROBLEM",
     "RowFailure",
+    "check_failures_file",
     "read_manifest",
     "row_inputs",
 ]
@@ -57,40 +62,128 @@ class ImportReport:
     failures: list[RowFailure] = field(default_factory=list)
 
     def write_failures(self, path: Path) -> None:
-        with Path(path).open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["line", "reference_id", "photo", "error"])
-            for f in self.failures:
-                writer.writerow([f.line, f.reference_id, f.photo, f.error])
+        """Write the failed rows as CSV; InvalidField naming the file (field ``failures``) if it cannot be."""
+        try:
+            with Path(path).open("w", newline="", encoding="utf-8") as fh:
+                writer = csv.writer(fh)
+                writer.writerow(["line", "reference_id", "photo", "error"])
+                for f in self.failures:
+                    writer.writerow([f.line, f.reference_id, f.photo, f.error])
+        except OSError as exc:
+            raise InvalidField(f"failures: {path}: cannot be written ({exc.strerror or exc})") from None
+
+
+def check_failures_file(path: Path) -> None:
+    """Refuse, before anything is imported, a failures file that could not be written afterwards.
+
+    The file must be a regular file or not exist yet, in an existing folder, and open for writing. It is
+    not changed: a file made to try is removed again.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise InvalidField(f"failures: {path}: is a folder, not a file")
+    if path.exists() and not path.is_file():
+        raise InvalidField(f"failures: {path}: not a regular file")
+    if not path.parent.is_dir():
+        raise InvalidField(f"failures: {path}: no such folder {path.parent}")
+    existed = path.exists()
+    try:
+        with path.open("a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise InvalidField(f"failures: {path}: cannot be written ({exc.strerror or exc})") from None
+    if not existed:
+        path.unlink(missing_ok=True)
+
+
+#: Key of a row's problem (wrong number of cells) in the dicts :func:`read_manifest` returns; no column
+#: has this name. :func:`row_inputs` refuses such a row, so that it is reported with its line.
+ROW_PROBLEM = "_problem"
 
 
 def read_manifest(path: Path) -> list[tuple[int, dict[str, str]]]:
-    """(line number, row) pairs; ManifestError when the file as a whole cannot be used."""
+    """(line number, row) pairs, one for every line that is not blank; ManifestError when the file as a
+    whole cannot be used: not UTF-8 text, not valid CSV (a quote not closed), a field holding a line break,
+    a header with a missing, repeated, unnamed or unknown column, or no rows. Cells are stripped and in
+    Unicode's composed form (NFC). A row whose number of cells differs from the header's is returned
+    with a :data:`ROW_PROBLEM`, for :func:`row_inputs` to refuse: every line is accounted for.
+    """
     data = read_photo(path)  # same checks: exists, is a file, readable
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ManifestError(f"{path}: not a UTF-8 text file") from None
-    reader = csv.DictReader(text.splitlines())
-    columns = [c.strip() for c in (reader.fieldnames or [])]
-    missing = [c for c in MANIFEST_REQUIRED if c not in columns]
-    if missing:
-        raise ManifestError(f"{path}: missing column(s) {', '.join(missing)}")
-    unknown = [c for c in columns if c not in MANIFEST_REQUIRED + MANIFEST_OPTIONAL]
-    if unknown:
-        raise ManifestError(f"{path}: unknown column(s) {', '.join(unknown)}")
+    records = _records(text, path)
+    if not records:
+        raise ManifestError(f"{path}: no rows")
+    header_line, header = records[0]
+    columns = [c.strip() for c in header]
+    _check_header(columns, header_line, path)
     rows = []
-    for row in reader:
-        clean = {(k or "").strip(): (v or "").strip() for k, v in row.items() if k is not None}
-        if any(clean.values()):
-            rows.append((reader.line_num, clean))
+    for line, cells in records[1:]:
+        values = [unicodedata.normalize("NFC", c.strip()) for c in cells]
+        if not any(values):
+            continue  # an empty row (only commas): nothing to import
+        row = dict(zip(columns, values, strict=False))
+        if len(values) != len(columns):
+            row[ROW_PROBLEM] = f"{len(values)} cells, but the header (line {header_line}) names {len(columns)} columns"
+        rows.append((line, row))
     if not rows:
         raise ManifestError(f"{path}: no rows")
     return rows
 
 
+def _records(text: str, path: Path) -> list[tuple[int, list[str]]]:
+    """The CSV records of ``text`` with the line each is on; blank lines skipped. A record must fit on
+    its line: a field that runs on over several lines is almost always a quote left open, which would
+    otherwise swallow the rows that follow without a word."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    records: list[tuple[int, list[str]]] = []
+    while True:
+        line = reader.line_num + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return records
+        except csv.Error as exc:
+            raise ManifestError(f"{path}: line {line}: not valid CSV ({exc}); is a quote not closed?") from None
+        if reader.line_num != line:
+            raise ManifestError(
+                f"{path}: line {line}: a field runs on to line {reader.line_num} (a quote not closed?); a field "
+                "may not hold a line break"
+            )
+        if cells:
+            records.append((line, cells))
+
+
+def _check_header(columns: list[str], line: int, path: Path) -> None:
+    unnamed = [i for i, c in enumerate(columns, 1) if not c]
+    if unnamed:
+        raise ManifestError(f"{path}: line {line}: column {unnamed[0]} has no name")
+    repeated = [c for c in columns if columns.count(c) > 1]
+    if repeated:
+        raise ManifestError(f"{path}: line {line}: column {_short(repeated[0])} appears more than once")
+    missing = [c for c in MANIFEST_REQUIRED if c not in columns]
+    if missing:
+        raise ManifestError(f"{path}: missing column(s) {', '.join(missing)}")
+    unknown = [c for c in columns if c not in MANIFEST_REQUIRED + MANIFEST_OPTIONAL]
+    if unknown:
+        raise ManifestError(f"{path}: unknown column(s) {', '.join(map(_short, unknown))}")
+
+
+def _short(name: str) -> str:
+    """A column name as a message shows it: cut to the echo limit, and quoted when it is not plain."""
+    return name if name.isidentifier() and len(name) <= ECHO_LIMIT else shown(name)
+
+
 def row_inputs(row: dict[str, str], base: Path) -> tuple[ReferenceFields, Provenance, PhotoInput]:
-    """One manifest row as validated inputs; photo paths are relative to ``base``."""
+    """One manifest row as validated inputs; photo paths are relative to ``base``. A row with the wrong
+    number of cells, or a cell holding a control or format character, is refused whole."""
+    problem = row.get(ROW_PROBLEM)
+    if problem:
+        raise InvalidField(problem, field="")
+    for column, value in row.items():
+        _clean_text(value, column)  # every cell, the photo's path too
     fields = ReferenceFields(
         id=row["reference_id"],
         name=row["name"],
@@ -104,8 +197,8 @@ def row_inputs(row: dict[str, str], base: Path) -> tuple[ReferenceFields, Proven
     if not row["photo"]:
         raise InvalidField("photo: required")
     face = row.get("face") or None
-    if face is not None and not face.isdigit():
-        raise InvalidField(f"face: {face!r} is not a face number")
+    if face is not None and not _FACE_NUMBER.fullmatch(face):
+        raise InvalidField(f"face: {shown(face)} is not a face number")
     photo = PhotoInput(
         path=base / row["photo"],
         face=int(face) if face else None,
@@ -113,3 +206,6 @@ def row_inputs(row: dict[str, str], base: Path) -> tuple[ReferenceFields, Proven
         quality_override=row.get("quality_override"),
     )
     return fields, provenance, photo
+
+
+_FACE_NUMBER = re.compile(r"[0-9]{1,6}")

@@ -19,6 +19,8 @@ from typing import Protocol
 
 import numpy as np
 
+from .files import PRIVATE_FILE, PRIVATE_FOLDER
+
 __all__ = ["ExactIndex", "GalleryIndex", "Hit", "remove_files"]
 
 
@@ -144,8 +146,8 @@ class ExactIndex:
     # -- files ------------------------------------------------------------------------------------
     def save(self, folder: Path, generation: str) -> None:
         """Write the index atomically into ``folder`` (replacing what was there)."""
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".index-"))
+        folder.parent.mkdir(mode=PRIVATE_FOLDER, parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".index-"))  # 0700: its owner's alone
         try:
             np.save(tmp / "vectors.npy", self.vectors)
             np.save(tmp / "face_ids.npy", self.face_ids)
@@ -153,6 +155,8 @@ class ExactIndex:
             (tmp / "meta.json").write_text(
                 json.dumps({"kind": self.kind, "generation": generation, "references": self.ref_ids})
             )
+            for written in tmp.iterdir():
+                os.chmod(written, PRIVATE_FILE)  # like every file Nomina writes, whatever the umask
             old = folder.with_name(folder.name + ".old")
             if folder.exists():
                 os.replace(folder, old)

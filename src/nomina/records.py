@@ -10,6 +10,8 @@ Every result the workspace returns is a frozen dataclass deriving from :class:`R
 from __future__ import annotations
 
 import dataclasses
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -31,8 +33,11 @@ __all__ = [
     "Provenance",
     "ReferenceFields",
     "parse_date",
+    "parse_past_date",
     "parse_retention",
     "parse_year",
+    "record_number",
+    "shown",
 ]
 
 SOURCES = ("family", "official-record", "other")
@@ -70,16 +75,60 @@ class Record:
         return out
 
 
+# -- validation -------------------------------------------------------------------------------------
+#: The longest value a message echoes; a longer one is cut with an ellipsis.
+ECHO_LIMIT = 80
+#: The longest record id accepted.
+ID_MAX_LENGTH = 200
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_YEAR = re.compile(r"[0-9]{1,4}")
+# Format characters that names and places in Persian, Arabic, Indic and other scripts need (zero-width
+# non-joiner and joiner, direction marks, soft hyphen); free text keeps them, ids never. The others
+# (zero-width space, bidirectional overrides and isolates, byte-order mark...) hide or reorder text.
+_TEXT_FORMAT_ALLOWED = frozenset("\u00ad\u061c\u200c\u200d\u200e\u200f")
+# Characters that look like the ASCII hyphen-minus in an id: the dash punctuation (Unicode category Pd:
+# hyphen, non-breaking hyphen, figure dash, en and em dashes...) and these; an id stores them as "-".
+_OTHER_DASHES = frozenset("\u2212\u2043\u02d7\ufe63\uff0d")
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` for a message, cut to about :data:`ECHO_LIMIT` characters with an ellipsis: a
+    message never echoes a huge value whole, and repr writes control characters as escapes."""
+    text = repr(value)
+    return text if len(text) <= ECHO_LIMIT else text[: ECHO_LIMIT - 1] + "\u2026"
+
+
+def _character(c: str) -> str:
+    """A character as a message names it: ``U+202E RIGHT-TO-LEFT OVERRIDE``."""
+    name = unicodedata.name(c, "")
+    return f"U+{ord(c):04X}" + (f" {name}" if name else "")
+
+
 def parse_date(value: str | date | None, field_name: str) -> date | None:
-    """An ISO date (YYYY-MM-DD), or None for an empty value."""
+    """A date written exactly YYYY-MM-DD (ISO 8601's calendar date), or None for an empty value.
+
+    Other ISO 8601 spellings that Python would read (``20200101``, ``2020-W01-1``) are refused: the
+    message promises YYYY-MM-DD, and a date misread is worse than a date refused.
+    """
     if value is None or value == "":
         return None
     if isinstance(value, date):
         return value
-    try:
-        return date.fromisoformat(value.strip())
-    except ValueError:
-        raise InvalidField(f"{field_name}: {value!r} is not a date (expected YYYY-MM-DD)") from None
+    text = value.strip() if isinstance(value, str) else ""
+    if _ISO_DATE.fullmatch(text):
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            pass
+    raise InvalidField(f"{field_name}: {shown(value)} is not a date (expected YYYY-MM-DD)")
+
+
+def parse_past_date(value: str | date | None, field_name: str) -> date | None:
+    """A date that has happened (last seen, found, photo taken): :func:`parse_date`, and not after today."""
+    when = parse_date(value, field_name)
+    if when is not None and when > date.today():
+        raise InvalidField(f"{field_name}: {when.isoformat()} is in the future")
+    return when
 
 
 def parse_retention(value: str | date | None) -> date | None:
@@ -95,15 +144,25 @@ def parse_retention(value: str | date | None) -> date | None:
 
 
 def parse_year(value: str | int | None, field_name: str = "birth_year") -> int | None:
+    """A year of birth: written in digits, from 1880 to this year."""
     if value is None or value == "":
         return None
-    try:
-        year = int(value)
-    except (TypeError, ValueError):
-        raise InvalidField(f"{field_name}: {value!r} is not a year") from None
+    if isinstance(value, int) and not isinstance(value, bool):
+        year = value
+    elif isinstance(value, str) and _YEAR.fullmatch(value.strip()):
+        year = int(value.strip())
+    else:
+        raise InvalidField(f"{field_name}: {shown(value)} is not a year")
     if not 1880 <= year <= date.today().year:
-        raise InvalidField(f"{field_name}: {year} is not a plausible year")
+        raise InvalidField(f"{field_name}: {shown(year)} is not a plausible year")
     return year
+
+
+def record_number(value: int, field_name: str) -> int:
+    """A record's number (a search id): 1 to 2**63 - 1, what the database can hold."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < 2**63:
+        raise InvalidField(f"{field_name}: {shown(value)} is not a record number (1 to {2**63 - 1})")
+    return value
 
 
 def _choice(value: str | None, allowed: tuple[str, ...], field_name: str, required: bool) -> str | None:
@@ -111,27 +170,62 @@ def _choice(value: str | None, allowed: tuple[str, ...], field_name: str, requir
         if required:
             raise InvalidField(f"{field_name}: required (one of {', '.join(allowed)})")
         return None
-    value = value.strip().lower()
+    value = str(value).strip().lower()
     if value not in allowed:
-        raise InvalidField(f"{field_name}: {value!r} is not one of {', '.join(allowed)}")
+        raise InvalidField(f"{field_name}: {shown(value)} is not one of {', '.join(allowed)}")
     return value
 
 
+def _clean_text(value: object, field_name: str, lines: bool = False) -> str:
+    """Free text in Unicode's composed form (NFC), stripped, without characters that control a terminal
+    or hide and reorder text: control characters (line breaks too, unless ``lines``), format characters
+    other than those that scripts need, surrogates, line and paragraph separators. Ordinary spaces stay."""
+    text = unicodedata.normalize("NFC", str(value))
+    if lines:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    for c in text:
+        kind = unicodedata.category(c)
+        if (
+            (kind == "Cc" and not (lines and c == "\n"))
+            or kind in ("Cs", "Zl", "Zp")
+            or (kind == "Cf" and c not in _TEXT_FORMAT_ALLOWED)
+        ):
+            raise InvalidField(f"{field_name}: holds {_character(c)}, a control or format character")
+    return text.strip()
+
+
 def _required_text(value: str | None, field_name: str) -> str:
-    if value is None or not str(value).strip():
+    text = "" if value is None else _clean_text(value, field_name)
+    if not text:
         raise InvalidField(f"{field_name}: required")
-    return str(value).strip()
-
-
-def _record_id(value: str | None, field_name: str) -> str:
-    text = _required_text(value, field_name)
-    if any(c.isspace() for c in text) or len(text) > 200:
-        raise InvalidField(f"{field_name}: {text!r} must be a short id without spaces")
     return text
 
 
-def _optional_text(value: str | None) -> str | None:
-    return None if value is None or not str(value).strip() else str(value).strip()
+def _record_id(value: str | None, field_name: str) -> str:
+    """A record id: NFKC-normalised, so that lookalike spellings (full-width letters, ligatures, the
+    many Unicode dashes) become the one id they look like and an existing id is found again; without
+    spaces, control, format or unassigned characters; at most :data:`ID_MAX_LENGTH` characters."""
+    if value is None or not str(value).strip():
+        raise InvalidField(f"{field_name}: required")
+    text = unicodedata.normalize("NFKC", str(value).strip())
+    text = "".join("-" if unicodedata.category(c) == "Pd" or c in _OTHER_DASHES else c for c in text)
+    for c in text:
+        if unicodedata.category(c).startswith("C") or unicodedata.category(c) in ("Zl", "Zp"):
+            raise InvalidField(
+                f"{field_name}: {shown(text)} holds {_character(c)}; an id is letters, digits and punctuation"
+            )
+    if any(c.isspace() for c in text):
+        raise InvalidField(f"{field_name}: {shown(text)} must be a short id without spaces")
+    if len(text) > ID_MAX_LENGTH:
+        raise InvalidField(
+            f"{field_name}: {shown(text)} is too long for an id ({len(text):,} characters; at most {ID_MAX_LENGTH})"
+        )
+    return text
+
+
+def _optional_text(value: str | None, field_name: str, lines: bool = False) -> str | None:
+    text = "" if value is None else _clean_text(value, field_name, lines)
+    return text or None
 
 
 @dataclass(frozen=True)
@@ -147,7 +241,7 @@ class Provenance:
         object.__setattr__(self, "source", _choice(self.source, SOURCES, "source", required=True))
         object.__setattr__(self, "supplied_by", _required_text(self.supplied_by, "supplied_by"))
         object.__setattr__(self, "legal_basis", _required_text(self.legal_basis, "legal_basis"))
-        object.__setattr__(self, "consent", _optional_text(self.consent))
+        object.__setattr__(self, "consent", _optional_text(self.consent, "consent"))
 
 
 @dataclass(frozen=True)
@@ -167,9 +261,13 @@ class ReferenceFields:
         object.__setattr__(self, "name", _required_text(self.name, "name"))
         object.__setattr__(self, "sex", _choice(self.sex, SEXES, "sex", required=False))
         object.__setattr__(self, "birth_year", parse_year(self.birth_year))
-        object.__setattr__(self, "last_seen_on", parse_date(self.last_seen_on, "last_seen_on"))
-        object.__setattr__(self, "last_seen_at", _optional_text(self.last_seen_at))
-        object.__setattr__(self, "notes", _optional_text(self.notes))
+        object.__setattr__(self, "last_seen_on", parse_past_date(self.last_seen_on, "last_seen_on"))
+        object.__setattr__(self, "last_seen_at", _optional_text(self.last_seen_at, "last_seen_at"))
+        object.__setattr__(self, "notes", _optional_text(self.notes, "notes", lines=True))
+        if self.birth_year is not None and self.last_seen_on is not None and self.last_seen_on.year < self.birth_year:
+            raise InvalidField(
+                f"last_seen_on: {self.last_seen_on.isoformat()} is before the birth year {self.birth_year}"
+            )
 
 
 #: Reference fields that ``update`` may change (the id never changes).
@@ -189,11 +287,11 @@ def validate_update(changes: dict[str, Any]) -> dict[str, Any]:
         elif key == "birth_year":
             out[key] = parse_year(value)
         elif key == "last_seen_on":
-            out[key] = parse_date(value, key)
+            out[key] = parse_past_date(value, key)
         elif key == "retain_until":
             out[key] = parse_retention(value)
         else:
-            out[key] = _optional_text(value)
+            out[key] = _optional_text(value, key, lines=key == "notes")
     return out
 
 
@@ -208,9 +306,9 @@ class CaseFields:
     def __post_init__(self) -> None:
         object.__setattr__(self, "id", _record_id(self.id, "case_id"))
         object.__setattr__(self, "kind", _choice(self.kind, CASE_KINDS, "kind", required=True))
-        object.__setattr__(self, "found_on", parse_date(self.found_on, "found_on"))
-        object.__setattr__(self, "found_at", _optional_text(self.found_at))
-        object.__setattr__(self, "notes", _optional_text(self.notes))
+        object.__setattr__(self, "found_on", parse_past_date(self.found_on, "found_on"))
+        object.__setattr__(self, "found_at", _optional_text(self.found_at, "found_at"))
+        object.__setattr__(self, "notes", _optional_text(self.notes, "notes", lines=True))
 
 
 @dataclass(frozen=True)
@@ -229,7 +327,7 @@ class PhotoInput:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))
-        object.__setattr__(self, "photo_date", parse_date(self.photo_date, "photo_date"))
-        object.__setattr__(self, "quality_override", _optional_text(self.quality_override))
+        object.__setattr__(self, "photo_date", parse_past_date(self.photo_date, "photo_date"))
+        object.__setattr__(self, "quality_override", _optional_text(self.quality_override, "quality_override"))
         if self.face is not None and self.face < 1:
             raise InvalidField(f"face: {self.face} is not a face number (faces are numbered from 1)")

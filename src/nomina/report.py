@@ -337,6 +337,6 @@ def write_whole(out: Path, data: bytes) -> None:
     """Write ``data`` to ``out`` whole or not at all (nomina.files); InvalidField about the field ``out`` when
     it cannot be written."""
     try:
-        files.write_whole(out, data, f".{out.name}.", private=False)
+        files.write_whole(out, data, f".{out.name}.")
     except OSError as exc:
         raise InvalidField(f"out: cannot write {out}: {exc.strerror or exc}") from exc

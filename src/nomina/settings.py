@@ -26,6 +26,7 @@ class Setting:
     default: Any
     help: str
     choices: tuple[str, ...] = ()
+    maximum: int | None = None  # the largest value accepted (workspace settings), when there is one
 
     @property
     def env_var(self) -> str:
@@ -111,7 +112,8 @@ WORKSPACE_SETTINGS: tuple[Setting, ...] = (
         int,
         20,
         "Years a new reference is kept before `nomina retention apply` erases it, unless its own "
-        "retention date is given; 0 gives new references no retention date.",
+        "retention date is given; 0 gives new references no retention date; at most 150.",
+        maximum=150,
     ),
 )
 _WORKSPACE_BY_NAME = {s.name: s for s in WORKSPACE_SETTINGS}
@@ -122,10 +124,18 @@ def workspace_setting(name: str, raw: Any) -> Any:
     setting = _WORKSPACE_BY_NAME.get(name)
     if setting is None:
         raise InvalidField(f"{name}: not a workspace setting (known: {', '.join(_WORKSPACE_BY_NAME)})", field="setting")
+    if isinstance(raw, str) and len(raw) > _LONGEST_VALUE:
+        raise InvalidField(f"{name}: {raw[:_LONGEST_VALUE]!r}... is not a valid {setting.type.__name__}")
     value = _convert(setting, raw, name)
     if isinstance(value, int) and value < 0:
         raise InvalidField(f"{name}: {raw!r} must not be negative")
+    if setting.maximum is not None and value > setting.maximum:
+        raise InvalidField(f"{name}: {raw!r} is more than the largest value accepted, {setting.maximum}")
     return value
+
+
+# A workspace setting's value is short (a word or a number); a longer one is cut in the message.
+_LONGEST_VALUE = 80
 
 
 @dataclass(frozen=True)

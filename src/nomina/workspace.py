@@ -20,6 +20,7 @@ refused operation leaves the workspace exactly as it was.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -33,13 +34,15 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from . import audit, casefile, cases, enrolment, erasure, references, search, users, workflow
+from . import audit, casefile, cases, checkpoints, enrolment, erasure, references, search, users, workflow
 from ._version import __version__
 from .calibration import Calibration
 from .casefile import ExportWritten, ReportWritten
 from .cases import CaseRecord, CaseSummary
+from .digests import record_key
 from .enrolment import PhotoSink
 from .errors import (
+    Busy,
     Conflict,
     FaceNumberInvalid,
     InvalidField,
@@ -52,6 +55,7 @@ from .errors import (
     WorkspaceError,
 )
 from .faces import FaceAnalyzer
+from .files import private_folder, restrict
 from .imaging import decode_image, read_photo, sha256_hex
 from .importing import ImportReport, RowFailure, read_manifest, row_inputs
 from .index import ExactIndex
@@ -173,7 +177,7 @@ class Workspace:
             raise WorkspaceError(f"{path}: exists and is not a folder")
         model = model or load_model(settings.model, settings.model_dir)
         created_dir = not path.exists()
-        path.mkdir(parents=True, exist_ok=True)
+        private_folder(path)  # the folder and all in it are the owner's alone, whatever the umask
         try:
             engine = connect(path / DB_NAME)
             upgrade(engine)
@@ -190,7 +194,7 @@ class Workspace:
                     s.add(db.WorkspaceInfo(key=key, value=value))
                 if admin is not None:
                     users.add_user(s, admin, ("admin", "examiner"), None)
-            (path / "photos").mkdir(exist_ok=True)
+            private_folder(path / "photos")
         except BaseException:
             for leftover in (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm"):
                 (path / leftover).unlink(missing_ok=True)
@@ -214,7 +218,14 @@ class Workspace:
             raise NotAWorkspace(f"{path}: no such workspace folder", record=str(path))
         if not (path / DB_NAME).is_file():
             raise NotAWorkspace(f"{path}: not a Nomina workspace (no {DB_NAME})", record=str(path))
-        engine = connect(path / DB_NAME)
+        parts = (path, path / DB_NAME, path / (DB_NAME + "-wal"), path / (DB_NAME + "-shm"), path / "photos")
+        read_only = next((p for p in parts if p.exists() and not os.access(p, os.W_OK)), None)
+        if read_only is not None:  # every command writes: each, a reading too, is recorded in the audit trail
+            raise WorkspaceError(
+                f"{read_only}: read-only; Nomina must be able to write to its workspace", record=str(path)
+            )
+        restrict(path)  # a folder made by an older version or under a lax umask becomes the owner's alone
+        engine = connect(path / DB_NAME)  # and so do the database files
         try:
             rev = current_revision(engine)
         except Exception:  # noqa: BLE001 - any failure here means the file is not our database
@@ -223,7 +234,15 @@ class Workspace:
             raise NotAWorkspace(f"{path / DB_NAME}: not a Nomina database (no schema version)")
         if rev != head_revision():
             upgrade(engine)
-        return cls(_Shared(path, Database(engine), settings, model), user or settings.user or None)
+        workspace = cls(_Shared(path, Database(engine), settings, model), user or settings.user or None)
+        with workspace._shared.db.read() as s:
+            interrupted = erasure.pending(s)
+        if interrupted:  # an erasure's process stopped between its commit and its files: finish it now
+            try:
+                workspace._finish_erasure()
+            except Busy:
+                pass  # another process is writing; the next opening or maintenance finishes it
+        return workspace
 
     def as_user(self, name: str) -> Workspace:
         """A view of this open workspace acting as user ``name``: it shares the database, model, index and
@@ -355,10 +374,13 @@ class Workspace:
 
     # -- audit trail --------------------------------------------------------------------------------------
     def audit_verify(self) -> audit.Verification:
-        """Check the whole hash chain; an intact check is itself recorded."""
-        with self._acting() as (s, actor):
+        """Check the whole hash chain and every record against it (in one snapshot, without holding up
+        writers); an intact check is itself recorded."""
+        with self._reading() as s:
+            self._actor(s)
             result = audit.verify(s)
-            if result.ok:
+        if result.ok:
+            with self._acting() as (s, actor):
                 audit.record(s, actor, audit.AuditVerified(ok=True, events=result.events, head=result.head))
         return result
 
@@ -380,6 +402,32 @@ class Workspace:
         """The hash of the audit trail's newest event: keep it elsewhere to show the trail later unchanged."""
         with self._reading() as s:
             return audit.head(s).hash
+
+    def audit_checkpoint(self, private_key: Path | str, out: Path | str) -> checkpoints.CheckpointFile:
+        """Sign the trail's head and every record's digest with an Ed25519 private key (a PEM file the
+        authority keeps outside the workspace) into ``out`` (see :mod:`nomina.checkpoints`); refused on a
+        trail that does not verify. The writing is recorded."""
+        key = checkpoints.private_key(private_key)
+        path = Path(out)
+        with self._reading() as s:
+            data, body = checkpoints.make(s, key, self._actor(s))
+        sha = casefile.write_export(data, path)
+        fingerprint, seq = str(body["public_key"]), int(body["head"]["seq"])
+        try:
+            with self._acting() as (s, actor):
+                audit.record(s, actor, audit.CheckpointWritten(seq=seq, sha256=sha, public_key=fingerprint))
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return checkpoints.CheckpointFile(str(path), seq, body["head"]["hash"], len(body["records"]), sha, fingerprint)
+
+    def audit_verify_checkpoint(self, checkpoint: Path | str, public_key: Path | str) -> checkpoints.CheckpointCheck:
+        """Whether the trail still leads to a signed checkpoint file: refused (InvalidField) when its signature
+        does not verify with ``public_key``; otherwise what :func:`nomina.checkpoints.check` finds."""
+        found = checkpoints.read(checkpoint, checkpoints.public_key(public_key))
+        with self._reading() as s:
+            self._actor(s)
+            return checkpoints.check(s, found)
 
     # -- workspace settings ---------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
@@ -523,13 +571,17 @@ class Workspace:
         with self._acting("admin") as (s, actor):
             gone = erasure.erase_reference(s, references.get(s, reference_id), reason, actor)
             enrolment.bump_gallery(s)
-        return erasure.reference_erased(gone, self._finish_erasure([gone]))
+        return erasure.reference_erased(gone, self._finish_erasure())
 
-    def _finish_erasure(self, erased: list[erasure.Erasure]) -> list[str]:
+    def _finish_erasure(self) -> list[str]:
+        """Do the file steps of every erasure committed and not finished (:func:`nomina.erasure.finish`: the
+        journalled photo and index files), then checkpoint the database; a line for each step not done."""
         shared = self._shared
-        with shared.db.exclusive(), shared.index_lock:
+        with shared.db.write() as s, shared.index_lock:
             shared.index = None  # let go of the mapped index file, which holds the erased vectors
-            return erasure.finish(self.photos, self.path / "index", shared.db.engine, erased)
+            _, warnings = erasure.finish(s, self.photos, self.path / "index")
+        with shared.db.exclusive():
+            return warnings + erasure.settle(shared.db.engine)
 
     # -- cases ----------------------------------------------------------------------------------------
     def add_case(self, fields: CaseFields, photos: list[PhotoInput]) -> CaseRecord:
@@ -573,7 +625,7 @@ class Workspace:
         reason = _reason(reason)
         with self._acting("admin") as (s, actor):
             gone = erasure.erase_case(s, cases.get(s, case_id), reason, actor)
-        return erasure.case_erased(gone, self._finish_erasure([gone]))
+        return erasure.case_erased(gone, self._finish_erasure())
 
     # -- search ---------------------------------------------------------------------------------------
     def gallery_index(self) -> ExactIndex:
@@ -733,6 +785,11 @@ class Workspace:
             reference = None if found is None else found.reference_id
             crop = casefile.face_crop(self.photos.read, self.settings.max_pixels)
             result = search.load(s, search_id, actor, self.settings.age_gap_years)
+            included = {record_key("case", case_id), record_key("search", search_id)}
+            included |= {
+                record_key("reference", r) for r in [reference, *(c.reference_id for c in result.candidates)] if r
+            }
+            audit.require_records(s, included, "report not written")
             built = casefile.build_report(s, case, result, actor, crop, self._model_block())
         sha = write_report(built, path)
         fmt = path.suffix.lower().lstrip(".")
@@ -752,6 +809,11 @@ class Workspace:
         path = Path(out)
         with self._acting("examiner") as (s, actor):
             records = casefile.identification_records(s)
+            audit.require_records(
+                s,
+                [record_key(kind, str(r[f"{kind}_id"])) for r in records for kind in ("case", "reference")],
+                "nothing exported",
+            )
             meta = {
                 "exported_at": now().isoformat(),
                 "exported_by": actor,
@@ -836,7 +898,7 @@ class Workspace:
                 audit.record(
                     s, actor, audit.RetentionApplied(due_before=today.isoformat(), references=len(erased), cases=0)
                 )
-        warnings = [] if dry_run or not erased else self._finish_erasure(erased)
+        warnings = [] if dry_run or not erased else self._finish_erasure()
         return erasure.RetentionResult(
             due_before=today,
             dry_run=dry_run,
@@ -846,18 +908,18 @@ class Workspace:
         )
 
     def maintain(self) -> erasure.MaintenanceResult:
-        """The workspace's normal maintenance (by an admin); it completes any erasure whose file steps were
-        interrupted. Removes photo files no record names (once :data:`nomina.erasure.STRAY_GRACE_SECONDS`
-        old), rebuilds the index files from the database, rebuilds the database file from its live rows
-        (VACUUM) and truncates its WAL."""
+        """The workspace's normal maintenance (by an admin). Holding the database's write lock, so that no
+        enrolment in any process is writing a photo file meanwhile: finishes the file steps of any erasure
+        an interrupted process left, removes the photo files no record names and unfinished writes, whatever
+        their age, and removes the index files. Then rebuilds the index from the database, rebuilds the
+        database file from its live rows (VACUUM) and truncates its WAL."""
         shared = self._shared
-        with self._reading() as s:
-            self._actor(s, "admin")
-            known = set(s.scalars(select(db.Photo.sha256)))
         before = _db_bytes(self.path)
-        removed, warnings = erasure.sweep(self.photos, known)
-        with shared.index_lock:
+        with self._acting("admin") as (s, _), shared.index_lock:
             shared.index = None
+            removed, warnings = erasure.finish(s, self.photos, self.path / "index")
+            swept, more = erasure.sweep(self.photos, set(s.scalars(select(db.Photo.sha256))))
+            removed, warnings = removed + swept, warnings + more
             remove_index_files(self.path / "index")
         faces = self.gallery_index().size
         with self._acting("admin") as (s, actor):
@@ -911,7 +973,8 @@ def _config(s: Session) -> dict[str, Any]:
 
 def _hidden(e: audit.Entry) -> audit.Entry:
     """An audit entry as a blind viewer sees it: no actor, no details."""
-    return audit.Entry(**{**vars(e), "actor": "(hidden until verified)", "details": {"hidden": _BLIND}})
+    hidden = {"actor": "(hidden until verified)", "details": {"hidden": _BLIND}, "os_user": None, "host": None}
+    return audit.Entry(**{**vars(e), **hidden})
 
 
 def _describe_identity(identity: dict[str, Any]) -> str:

@@ -19,9 +19,11 @@ the WAL to zero bytes, so that after an erasure no earlier page image of the era
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +32,21 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..errors import Busy, Conflict
+from ..files import PRIVATE_FILE, restrict
 from .layout import DB_NAME
 
-__all__ = ["BUSY_TIMEOUT_S", "DB_NAME", "Database", "checkpoint", "connect", "head_revision", "upgrade", "vacuum"]
+__all__ = [
+    "BUSY_TIMEOUT_S",
+    "DB_NAME",
+    "Checkpoint",
+    "Database",
+    "checkpoint",
+    "connect",
+    "head_revision",
+    "make_private",
+    "upgrade",
+    "vacuum",
+]
 
 #: Longest wait for another writer (thread or process) before an operation gives up with Busy.
 BUSY_TIMEOUT_S = 30
@@ -49,11 +63,30 @@ def _on_connect(dbapi_conn: Any, _record: Any) -> None:
 
 
 def connect(db_path: Path) -> Engine:
+    """An engine for the database file ``db_path``, which is made its owner's alone (:func:`make_private`)."""
+    make_private(db_path)
     # One connection per concurrent user of the workspace; SQLite connections are cheap, and a bounded
     # pool would make a busy server's threads wait on the pool instead of on the writer lock.
     engine = create_engine(f"sqlite:///{db_path}", pool_size=8, max_overflow=-1)
     event.listen(engine, "connect", _on_connect)
     return engine
+
+
+def make_private(db_path: Path) -> None:
+    """Make the database readable and writable by its owner only, whatever the umask.
+
+    A missing file is created empty with mode 0600 before SQLite opens it (SQLite would create it with the
+    umask's permissions); SQLite gives the ``-wal`` and ``-shm`` files it creates the permissions of the
+    database file. An existing file and its ``-wal`` and ``-shm`` lose their group and other permissions
+    when they belong to the user running Nomina (:func:`nomina.files.restrict`).
+    """
+    try:
+        os.close(os.open(db_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
+    except FileExistsError:
+        for name in (db_path.name, db_path.name + "-wal", db_path.name + "-shm"):
+            restrict(db_path.with_name(name))
+    except OSError:
+        pass  # no such folder, or not writable: SQLite reports it on first use
 
 
 def _locked(exc: OperationalError) -> bool:
@@ -163,20 +196,32 @@ def current_revision(engine: Engine) -> str | None:
     return None if rev is None else str(rev)
 
 
-def checkpoint(engine: Engine) -> bool:
+@dataclass(frozen=True)
+class Checkpoint:
+    """How far a checkpoint got: ``copied``, every committed change is in the database file (whose pages
+    then hold no erased row); ``truncated``, the WAL is empty too (it held earlier page images)."""
+
+    copied: bool
+    truncated: bool
+
+
+def checkpoint(engine: Engine) -> Checkpoint:
     """Copy every committed change from the WAL into the database file and truncate the WAL to zero bytes.
 
-    Waits (up to the busy timeout) for other connections' reads to end. Returns False when one still
-    holds an older snapshot: the WAL then keeps its frames until a later checkpoint completes.
+    Waits (up to the busy timeout) for other connections' reads to end. A connection still reading an
+    older state of the database keeps the changes made since from being copied (the database file keeps
+    the older pages); one reading the newest state lets them be copied but keeps the WAL from being
+    truncated. The WAL then keeps its frames until a later checkpoint completes.
     """
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        busy = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()[0]
-    return int(busy) == 0
+        busy, log, copied = (int(v) for v in conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one())
+    # log and copied count WAL frames; -1 when the checkpoint could not run at all
+    return Checkpoint(copied=busy == 0 or 0 <= log <= copied, truncated=busy == 0)
 
 
-def vacuum(engine: Engine) -> bool:
+def vacuum(engine: Engine) -> Checkpoint:
     """Rebuild the database file from its live rows (no free pages, no leftover bytes in pages), then
-    :func:`checkpoint`; returns whether the checkpoint completed."""
+    :func:`checkpoint`."""
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql("VACUUM")
     return checkpoint(engine)

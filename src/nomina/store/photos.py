@@ -1,7 +1,8 @@
 """Content-addressed photo store: each photo's bytes kept once, as supplied, under its SHA-256.
 
 Layout: ``photos/ab/abcdef...`` (first two hex digits as a folder). Files are written to a temporary
-name and renamed, so a photo is either wholly present or absent.
+name and renamed, so a photo is either wholly present or absent; files and folders are their owner's
+alone (0600, 0700; see :mod:`nomina.files`).
 
 A removed photo's bytes are overwritten with zeros before its file is unlinked. On a file system that
 writes in place (ext4, XFS, NTFS on a hard disk) that removes them from the disk as well as from the
@@ -14,7 +15,7 @@ import os
 import re
 from pathlib import Path
 
-from ..files import write_whole
+from ..files import PRIVATE_FOLDER, write_whole
 from ..imaging import sha256_hex
 
 __all__ = ["PhotoStore"]
@@ -40,8 +41,9 @@ class PhotoStore:
         target = self.path(sha)
         if target.is_file():
             return sha, False
-        target.parent.mkdir(parents=True, exist_ok=True)
-        write_whole(target, data, _INCOMING, private=True)
+        self.root.mkdir(mode=PRIVATE_FOLDER, parents=True, exist_ok=True)
+        target.parent.mkdir(mode=PRIVATE_FOLDER, exist_ok=True)
+        write_whole(target, data, _INCOMING)
         return sha, True
 
     def read(self, sha256: str) -> bytes:
@@ -51,13 +53,13 @@ class PhotoStore:
         """Remove a photo's file, its bytes overwritten first (nothing happens when it is absent)."""
         _shred(self.path(sha256))
 
-    def strays(self, known: set[str], older_than: float) -> list[Path]:
-        """Files no photo record names, last changed before ``older_than`` (a ``time.time()`` value).
+    def strays(self, known: set[str]) -> list[Path]:
+        """Files no photo record (``known``) names: photos whose record was erased or never committed (an
+        erasure or enrolment interrupted between the database and the files) and unfinished writes
+        (``.incoming-*``). Files whose names the store does not use are never listed.
 
-        These are photos whose record was erased or never committed (an erasure or enrolment interrupted
-        between the database and the files) and unfinished writes. Recent files are left alone: a
-        photo being enrolled right now is written before its record is committed. Files whose names
-        the store does not use are never touched.
+        A photo being enrolled is written inside its write transaction, before the commit: list strays
+        only while holding the database's write lock (see :func:`nomina.erasure.sweep`).
         """
         found: list[Path] = []
         if not self.root.is_dir():
@@ -69,7 +71,7 @@ class PhotoStore:
                 stray = path.name.startswith(_INCOMING) or (
                     path.name[:2] == folder.name and path.name not in known and bool(_SHA256.fullmatch(path.name))
                 )
-                if stray and path.is_file() and not path.is_symlink() and path.stat().st_mtime < older_than:
+                if stray and path.is_file() and not path.is_symlink():
                     found.append(path)
         return found
 

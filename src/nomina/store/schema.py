@@ -36,6 +36,7 @@ __all__ = [
     "Conclusion",
     "Face",
     "Identification",
+    "PendingErasure",
     "Photo",
     "Reference",
     "ReferencePhoto",
@@ -346,3 +347,21 @@ class Verification(Base):
     reasons: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(DateTime)
     identification: Mapped[Identification] = relationship(back_populates="verification")
+
+
+class PendingErasure(Base):
+    """A file step of a committed erasure, not done yet (since schema 0007).
+
+    ``step`` is ``photo``, the photo file named ``photo_sha256`` to overwrite and remove, or ``index``, every
+    index file (after a reference: they hold every reference vector). The erasing transaction writes these
+    rows; :func:`nomina.erasure.finish` does the steps and deletes them in one later write transaction, and
+    opening the workspace or maintaining it finishes any that an interrupted process left.
+    """
+
+    __tablename__ = "pending_erasures"
+    __table_args__ = (
+        CheckConstraint("(step = 'photo') = (photo_sha256 IS NOT NULL)", name="pending_erasure_names_its_file"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    step: Mapped[str] = mapped_column(String)  # "photo" or "index"
+    photo_sha256: Mapped[str | None] = mapped_column(String(64))

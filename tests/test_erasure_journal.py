@@ -1,0 +1,313 @@
+"""Nothing of a workspace is readable by anyone but its owner, and an erasure interrupted after its commit is
+finished at the next opening or maintenance, leaving no byte of the erased photo anywhere in the folder."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from conftest import USER, london, run
+from test_erasure import Needle, add_ref, needles_of, photo_needle, where, workspace_files
+
+from nomina import CaseFields, PhotoInput, Provenance, ReferenceFields, Workspace, erasure
+from nomina.erasure import MaintenanceResult
+from nomina.store import database
+
+FAMILY = Provenance("family", "a sister", "family request under national missing-persons law")
+
+
+@contextmanager
+def umask(mask: int) -> Iterator[None]:
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def readable_by_others(*roots: Path) -> dict[str, str]:
+    """Every file and folder under ``roots`` (the roots included) that its group or others may use."""
+    found = {}
+    for root in roots:
+        for p in [root, *root.rglob("*")] if root.is_dir() else [root]:
+            mode = p.lstat().st_mode
+            if mode & 0o077:
+                found[str(p)] = stat.filemode(mode)
+    return found
+
+
+# -- permissions --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("mask", [0o022, 0o002], ids=["umask-022", "umask-002"])
+def test_every_file_and_folder_nomina_writes_is_its_owners_alone(tmp_path, settings, model, faces_dir, mask):
+    out = tmp_path / "out"
+    out.mkdir()
+    with umask(mask):
+        ws = Workspace.create(settings.home, settings, model=model, admin=USER)
+        try:
+            ws.add_reference(ReferenceFields("MP-1", name="Ana"), [PhotoInput(london(faces_dir, "001"))], FAMILY)
+            ws.add_reference(ReferenceFields("MP-2", name="Bea"), [PhotoInput(london(faces_dir, "002"))], FAMILY)
+            ws.add_case(CaseFields("UP-1"), [PhotoInput(london(faces_dir, "001", "smiling"))])
+            ws.search("UP-1")
+            ws.report("UP-1", out / "UP-1.html")
+            ws.export_identifications(out / "identifications.json")
+            files = {p.name for p in ws.path.rglob("*") if p.is_file()}
+            assert {"nomina.db", "nomina.db-wal", "nomina.db-shm", "vectors.npy", "meta.json"} <= files
+            assert readable_by_others(ws.path, out / "UP-1.html", out / "identifications.json") == {}
+        finally:
+            ws.close()
+
+
+def test_opening_a_workspace_takes_group_and_other_permissions_off_its_folder_and_database(ws):
+    """A workspace made by an earlier version, or opened by another program that left its -wal and -shm."""
+    ws.close()
+    other = sqlite3.connect(ws.path / "nomina.db")  # keeps nomina.db-wal and -shm in place
+    try:
+        other.execute("SELECT count(*) FROM users").fetchone()
+        for name, mode in [(".", 0o755), ("nomina.db", 0o644), ("nomina.db-wal", 0o664), ("nomina.db-shm", 0o644)]:
+            os.chmod(ws.path / name, mode)
+        with Workspace.open(ws.path, ws.settings, user=USER) as again:
+            again.info()
+            assert stat.S_IMODE(ws.path.stat().st_mode) == 0o700
+            modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in ws.path.glob("nomina.db*")}
+            assert modes == {"nomina.db": 0o600, "nomina.db-wal": 0o600, "nomina.db-shm": 0o600}
+    finally:
+        other.close()
+
+
+# -- an erasure interrupted after its commit -------------------------------------------------------------------
+#: A process that erases a reference and is killed (SIGKILL: no clean-up of any kind) right after the
+#: erasing transaction commits, where the file steps would begin.
+ERASE_AND_DIE = """
+import os, signal, sys
+from nomina import Workspace, erasure
+
+def killed(*args):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+erasure.finish = killed
+ws = Workspace.open(sys.argv[1], user=sys.argv[2])
+ws.delete_reference(sys.argv[3], "the family withdrew consent")
+"""
+
+
+def run_and_kill(script: str, *args: object) -> None:
+    done = subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+
+
+def journal(folder: Path) -> list[tuple[str, str | None]]:
+    con = sqlite3.connect(folder / "nomina.db")
+    try:
+        return con.execute("SELECT step, photo_sha256 FROM pending_erasures ORDER BY id").fetchall()
+    finally:
+        con.close()
+
+
+@pytest.fixture()
+def interrupted(ws, faces_dir) -> tuple[Workspace, list[Needle], list[Needle]]:
+    """A workspace in which MP-2's erasure was committed by a process killed before its file steps: the
+    needles of MP-2 (gone) and of MP-1 and UP-1 (kept)."""
+    add_ref(ws, faces_dir, "021", "MP-1")
+    add_ref(ws, faces_dir, "022", "MP-2")
+    ws.add_case(CaseFields("UP-1"), [PhotoInput(london(faces_dir, "021", "smiling"))])
+    ws.search("UP-1")
+    gone = needles_of(ws, "reference", "MP-2", [london(faces_dir, "022")])
+    kept = needles_of(ws, "reference", "MP-1", [london(faces_dir, "021")])
+    kept += needles_of(ws, "case", "UP-1", [london(faces_dir, "021", "smiling")])
+    run_and_kill(ERASE_AND_DIE, ws.path, USER, "MP-2")
+    # What the killed process left: the photo file and the index that holds the vector, both journalled.
+    files = workspace_files(ws.path)
+    assert where(gone[0], files) and "index/exact/vectors.npy" in where(gone[1], files)
+    sha = hashlib.sha256(london(faces_dir, "022").read_bytes()).hexdigest()
+    assert journal(ws.path) == [("photo", sha), ("index", None)]
+    return ws, gone, kept
+
+
+def assert_erased(folder: Path, gone: list[Needle], kept: list[Needle]) -> None:
+    files = workspace_files(folder)
+    assert {n.label: where(n, files) for n in gone if where(n, files)} == {}
+    assert [n.label for n in kept if not where(n, files)] == []
+    assert journal(folder) == []
+
+
+def test_maintenance_finishes_an_erasure_whose_process_was_killed_after_the_commit(interrupted):
+    ws, gone, kept = interrupted
+    done = ws.maintain()  # at once: the photo file is seconds old
+    assert (done.photo_files_removed, done.index_faces, done.warnings) == (1, 1, [])
+    assert_erased(ws.path, gone, kept)
+
+
+def test_opening_the_workspace_finishes_an_erasure_whose_process_was_killed(interrupted):
+    ws, gone, kept = interrupted
+    ws.close()
+    with Workspace.open(ws.path, ws.settings, user=USER):  # any command, by any user
+        assert_erased(ws.path, gone, kept)
+
+
+def test_a_photo_enrolled_again_before_the_erasure_is_finished_keeps_its_file(interrupted, faces_dir):
+    ws, _, _ = interrupted
+    add_ref(ws, faces_dir, "022", "MP-3")  # the same photo: its file was still there, so it was not written again
+    assert ws.maintain().warnings == []
+    assert journal(ws.path) == []
+    assert ws.reference("MP-3").photos[0].sha256 == hashlib.sha256(london(faces_dir, "022").read_bytes()).hexdigest()
+    assert ws.photos.read(ws.reference("MP-3").photos[0].sha256) == london(faces_dir, "022").read_bytes()
+
+
+# -- an enrolment interrupted while writing its photos ---------------------------------------------------------
+#: A process that enrols a reference with two photos and is killed while writing the second photo file: the
+#: first is complete (its record never committed), the second a partial ``.incoming-*`` file.
+ENROL_AND_DIE = """
+import os, signal, sys
+from pathlib import Path
+from nomina import PhotoInput, Provenance, ReferenceFields, Workspace
+
+renamed = []
+real_replace = os.replace
+
+def replace(src, dst, *args, **kwargs):
+    if Path(src).name.startswith(".incoming-"):
+        renamed.append(dst)
+        if len(renamed) == 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return real_replace(src, dst, *args, **kwargs)
+
+os.replace = replace
+ws = Workspace.open(sys.argv[1], user=sys.argv[2])
+ws.add_reference(
+    ReferenceFields("MP-9", name="Nine"),
+    [PhotoInput(Path(sys.argv[3])), PhotoInput(Path(sys.argv[4]))],
+    Provenance("family", "a brother", "family request"),
+)
+"""
+
+
+def test_maintenance_removes_what_a_killed_enrolment_left_at_once(ws, faces_dir):
+    add_ref(ws, faces_dir, "031", "MP-1")
+    first, second = london(faces_dir, "032"), london(faces_dir, "032", "smiling")
+    run_and_kill(ENROL_AND_DIE, ws.path, USER, first, second)
+    left = sorted(p.name.startswith(".incoming-") for p in (ws.path / "photos").rglob("*") if p.is_file())
+    assert left == [False, False, True]  # MP-1's photo, the first photo, the unfinished second (.incoming-*)
+    leftovers = [photo_needle(f"photo {p.name}", p.read_bytes()) for p in (first, second)]
+    kept = needles_of(ws, "reference", "MP-1", [london(faces_dir, "031")])
+    assert all(where(n, workspace_files(ws.path)) for n in leftovers)
+
+    done = ws.maintain()  # the files are seconds old: the write lock, not their age, shows no one needs them
+    assert (done.photo_files_removed, done.warnings) == (2, [])
+    files = workspace_files(ws.path)
+    assert {n.label: where(n, files) for n in leftovers if where(n, files)} == {}
+    assert [n.label for n in kept if not where(n, files)] == []
+    assert [r.reference_id for r in ws.references()] == ["MP-1"]
+
+
+def test_maintenance_waits_for_an_enrolment_writing_its_photos_and_leaves_them(ws, faces_dir):
+    """Another process enrols a photo: it holds the write lock while writing the file, before its commit."""
+    data = london(faces_dir, "033").read_bytes()
+    other = sqlite3.connect(ws.path / "nomina.db", isolation_level=None, timeout=30)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        sha, written = ws.photos.put(data)
+        assert written
+        finished: list[MaintenanceResult] = []
+        maintaining = threading.Thread(target=lambda: finished.append(ws.maintain()))
+        maintaining.start()
+        maintaining.join(1.0)
+        assert maintaining.is_alive() and ws.photos.has(sha)  # maintenance waits for the lock
+        other.execute(
+            "INSERT INTO photos (sha256, format, width, height, size_bytes, stored_at) "
+            "VALUES (?, 'JPEG', 640, 480, ?, '2026-12-02 10:00:00.000000')",
+            (sha, len(data)),
+        )
+        other.execute("COMMIT")
+        maintaining.join(60)
+    finally:
+        other.close()
+    assert finished[0].photo_files_removed == 0 and ws.photos.read(sha) == data
+
+
+# -- warnings that say which files may still hold erased rows --------------------------------------------------
+MAINTAIN = "run maintenance when no one else is using the workspace"
+
+
+@pytest.fixture()
+def three_refs(ws, faces_dir, settings, model, monkeypatch) -> Workspace:
+    """MP-1, MP-2 and MP-3, in a workspace opened again with a 1 s busy timeout (the checkpoint waits that
+    long for other connections' reads before it gives up)."""
+    for n in (1, 2, 3):
+        add_ref(ws, faces_dir, f"04{n}", f"MP-{n}")
+    ws.close()
+    monkeypatch.setattr(database, "BUSY_TIMEOUT_S", 1)
+    again = Workspace.open(settings.home, settings, model=model, user=USER)
+    yield again
+    again.close()
+
+
+@contextmanager
+def reading(db: Path) -> Iterator[sqlite3.Connection]:
+    """Another connection in the middle of a read: it holds the state of the database it began with."""
+    con = sqlite3.connect(db, isolation_level=None)
+    try:
+        con.execute("BEGIN")
+        con.execute("SELECT count(*) FROM faces").fetchone()
+        yield con
+    finally:
+        con.close()
+
+
+def test_a_blocked_checkpoint_names_the_files_that_may_still_hold_the_erased_rows(three_refs, faces_dir, monkeypatch):
+    ws = three_refs
+    db = ws.path / "nomina.db"
+    gone = [n for r in ("1", "2") for n in needles_of(ws, "reference", f"MP-{r}", [london(faces_dir, f"04{r}")])]
+
+    # A reader of the state before the erasure: the zeroed pages cannot be copied into nomina.db.
+    with reading(db):
+        erased = ws.delete_reference("MP-1", "entered twice")
+    assert erased.warnings == [
+        f"{db} and {db}-wal may still hold the erased rows: another connection was reading an earlier state of "
+        f"the database, so the changes since could not be copied into {db}; {MAINTAIN}"
+    ]
+    assert "nomina.db" in where(gone[1], workspace_files(ws.path))  # MP-1's embedding: so it does
+
+    # A reader of the newest state: nomina.db gets the zeroed pages, but the WAL cannot be emptied.
+    settle = erasure.settle
+    with reading(db) as reader:
+
+        def settle_while_reading(engine):
+            reader.execute("COMMIT")
+            reader.execute("BEGIN")
+            reader.execute("SELECT count(*) FROM faces").fetchone()
+            return settle(engine)
+
+        monkeypatch.setattr(erasure, "settle", settle_while_reading)
+        erased = ws.delete_reference("MP-2", "entered twice")
+        monkeypatch.setattr(erasure, "settle", settle)
+    assert erased.warnings == [
+        f"{db}-wal may still hold earlier images of the erased rows: another connection was reading the database, "
+        f"so it could not be emptied; {MAINTAIN}"
+    ]
+    # Only nomina.db-wal holds any of them now (MP-2's, in the page images the first erasure wrote);
+    # maintenance, with no one else reading, leaves them nowhere.
+    files = workspace_files(ws.path)
+    assert {name for n in gone for name in where(n, files)} == {"nomina.db-wal"}
+    assert ws.maintain().warnings == []
+    files = workspace_files(ws.path)
+    assert {n.label: where(n, files) for n in gone if where(n, files)} == {}
+
+
+def test_the_command_line_says_which_command_finishes_the_erasure(three_refs, capsys):
+    ws = three_refs
+    ws.close()
+    with reading(ws.path / "nomina.db"):
+        code, out, err = run(capsys, "reference", "delete", "MP-3", "--reason", "entered twice", "-w", ws.path)
+    assert code == 0 and out.startswith("Deleted reference MP-3")
+    assert err.startswith(f"warning: {ws.path / 'nomina.db'} and ") and err.count("\n") == 1
+    assert err.rstrip().endswith("run `nomina maintain` when no one else is using the workspace")

@@ -1,0 +1,412 @@
+"""Records edited behind Nomina's back, as someone holding the database file could: each edit is caught by
+`audit verify`, naming the record, and reports and exports refuse records that disagree with the trail."""
+# ruff: noqa: F811 (the workspace fixtures are imported from the workflow and casefile tests)
+
+from __future__ import annotations
+
+import getpass
+import json
+import socket
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import USER, assert_one_error_line, run
+from test_casefile import identified, identified_template  # noqa: F401 (fixtures)
+from test_workflow import as_json, casework, casework_template, cli, propose  # noqa: F401 (fixtures)
+
+from nomina import audit
+
+
+def tamper(ws: Path, *statements: str) -> None:
+    """Change the database file behind Nomina's back."""
+    db = sqlite3.connect(ws / "nomina.db")
+    try:
+        for statement in statements:
+            db.execute(statement)
+        db.commit()
+    finally:
+        db.close()
+
+
+def verify(capsys, ws: Path) -> tuple[int, str]:
+    code, out, err = run(capsys, "audit", "verify", "-w", ws)
+    return code, out + err
+
+
+def verify_json(capsys, ws: Path) -> dict[str, Any]:
+    code, out, _ = run(capsys, "audit", "verify", "--json", "-w", ws)
+    data = json.loads(out)
+    assert code == (0 if data["ok"] else 1)
+    return data
+
+
+def rewrite_chain(ws: Path, edit: Callable[[dict[str, Any]], None] = lambda e: None) -> None:
+    """Rewrite the whole trail as an attacker with the file could: ``edit`` each event (a dict of its
+    columns, ``details`` parsed), then recompute every hash and the head, so that the chain checks out."""
+    db = sqlite3.connect(ws / "nomina.db")
+    try:
+        db.execute("DROP TRIGGER IF EXISTS audit_events_no_update")
+        db.execute("DROP TRIGGER IF EXISTS audit_events_no_delete")
+        columns = ("seq", "at", "actor", "action", "case_id", "reference_id", "search_id", "details")
+        rows = [
+            dict(zip(columns, r, strict=True)) for r in db.execute(f"SELECT {', '.join(columns)} FROM audit_events")
+        ]
+        rows.sort(key=lambda r: r["seq"])
+        db.execute("DELETE FROM audit_events")
+        prev = audit.GENESIS
+        for row in rows:
+            row["details"] = json.loads(row["details"])
+            edit(row)
+            ids = {k: row[k] for k in audit.OBJECT_IDS}
+            digest = audit.link_hash(
+                prev, audit.canonical(row["seq"], row["at"], row["actor"], row["action"], ids, row["details"])
+            )
+            db.execute(
+                "INSERT INTO audit_events (seq, at, actor, action, case_id, reference_id, search_id, details, "
+                "prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*(row[c] for c in columns[:7]), json.dumps(row["details"]), prev, digest),
+            )
+            prev = digest
+        db.execute(
+            "UPDATE workspace_info SET value = ? WHERE key = 'audit_head'",
+            (json.dumps({"hash": prev, "seq": rows[-1]["seq"]}),),
+        )
+        db.commit()
+    finally:
+        db.close()
+
+
+# -- an untouched workspace ----------------------------------------------------------------------------
+def test_an_untouched_workspace_verifies_with_every_record_checked(identified, capsys):
+    code, out = verify(capsys, identified)
+    assert code == 0, out
+    assert "audit trail intact" in out and "records checked: each is as the trail last left it" in out
+    data = verify_json(capsys, identified)
+    # 3 references, 1 case, 1 search, 4 users: each compared with the trail
+    assert (data["ok"], data["records"], data["records_checked"]) == (True, [], 9)
+
+
+# -- each edit behind Nomina's back is named -----------------------------------------------------------
+EDITS = {
+    "a candidate's score": (
+        ["UPDATE candidates SET score = 0.99 WHERE search_id = 1 AND rank = 2"],
+        "search 1: changed behind Nomina's back since seq",
+    ),
+    "a candidate's rank": (
+        [
+            "UPDATE candidates SET rank = 99 WHERE search_id = 1 AND rank = 1",
+            "UPDATE candidates SET rank = 1 WHERE search_id = 1 AND rank = 2",
+            "UPDATE candidates SET rank = 2 WHERE search_id = 1 AND rank = 99",
+        ],
+        "search 1: changed behind Nomina's back since seq",
+    ),
+    "a verification's verifier": (
+        ["UPDATE verifications SET verifier = 'cy'"],
+        "case UP-1: changed behind Nomina's back since seq",
+    ),
+    "a conclusion's text": (
+        ["UPDATE conclusions SET conclusion = 'excluded'"],
+        "search 1: changed behind Nomina's back since seq",
+    ),
+    "a deleted conclusion": (["DELETE FROM conclusions"], "search 1: changed behind Nomina's back since seq"),
+    "an inserted admin": (
+        [
+            "INSERT INTO users (name, roles, active, created_at, created_by) "
+            """VALUES ('mallory', '["admin"]', 1, '2026-12-01 00:00:00', 'ana')"""
+        ],
+        "user 'mallory': no event records it: added behind Nomina's back",
+    ),
+    "a promoted user": (
+        ["""UPDATE users SET roles = '["verifier", "admin"]' WHERE name = 'ben'"""],
+        "user 'ben': changed behind Nomina's back since seq",
+    ),
+    "a zeroed embedding": (
+        [
+            "UPDATE faces SET embedding = zeroblob(length(embedding)) WHERE reference_photo_id IN "
+            "(SELECT id FROM reference_photos WHERE reference_id = 'MP-013')"
+        ],
+        "reference MP-013: changed behind Nomina's back since seq",
+    ),
+    "a changed provenance": (
+        ["UPDATE reference_photos SET legal_basis = 'none' WHERE reference_id = 'MP-011'"],
+        "reference MP-011: changed behind Nomina's back since seq",
+    ),
+    "a deleted reference": (
+        ["DELETE FROM \"references\" WHERE id = 'MP-011'"],
+        "reference MP-011: gone, but seq .* recorded it and no erasure followed: removed behind Nomina's back",
+    ),
+}
+
+
+@pytest.mark.parametrize("edit", list(EDITS))
+def test_an_edited_record_is_named_by_audit_verify(identified, capsys, edit):
+    import re
+
+    statements, finding = EDITS[edit]
+    tamper(identified, *statements)
+    code, out = verify(capsys, identified)
+    assert code == 1, out
+    assert "audit trail intact" in out  # the chain itself is untouched: the record is what changed
+    assert re.search(rf"^{finding}", out, re.MULTILINE), out
+    data = verify_json(capsys, identified)
+    assert not data["ok"] and data["broken_seq"] is None and len(data["records"]) == 1, data["records"]
+
+
+def test_an_inserted_identification_without_verification_is_caught_and_not_exported(casework, capsys, tmp_path):
+    ws = casework
+    tamper(
+        ws,
+        "INSERT INTO identifications (case_id, reference_id, search_id, proposed_by, proposed_at, reasons, status) "
+        "VALUES ('UP-1', 'MP-011', 1, 'ana', '2026-12-01 00:00:00', 'trust me', 'identified')",
+    )
+    out = tmp_path / "export.json"
+    code, _, err = cli(capsys, ws, USER, "export", "identifications", "--out", str(out))
+    assert code == 1
+    assert_one_error_line(err, r"^error: case UP-1: changed behind Nomina's back since seq \d+ \(case.create\)")
+    assert "nothing exported" in err and "nomina audit verify" in err
+    assert not out.exists()
+    code, printed = verify(capsys, ws)
+    assert code == 1 and "case UP-1: changed behind Nomina's back" in printed
+
+
+def test_a_report_refuses_a_record_that_disagrees_with_the_trail(identified, capsys, tmp_path):
+    tamper(identified, "UPDATE candidates SET score = 0.999 WHERE search_id = 1 AND rank = 1")
+    out = tmp_path / "UP-1.html"
+    code, _, err = cli(capsys, identified, USER, "report", "UP-1", "--out", str(out))
+    assert code == 1
+    assert_one_error_line(err, r"search 1: changed behind Nomina's back since seq \d+ .*report not written")
+    assert not out.exists()
+
+
+def test_an_untouched_workspace_is_exported(identified, capsys, tmp_path):
+    out = tmp_path / "export.json"
+    code, _, err = cli(capsys, identified, USER, "export", "identifications", "--out", str(out))
+    assert code == 0, err
+    assert [r["case_id"] for r in json.loads(out.read_text())["identifications"]] == ["UP-1"]
+
+
+def test_a_later_change_does_not_take_in_an_earlier_edit(identified, capsys):
+    """An edit followed by a legitimate change of the same record stays visible: the change records the
+    record as it found it, which is not as the trail last left it."""
+    tamper(identified, "UPDATE conclusions SET conclusion = 'excluded'")
+    args = ("search", "conclude", "1", "--rank", "2", "--conclusion", "excluded", "--reasons", "other ears")
+    assert cli(capsys, identified, USER, *args)[0] == 0
+    code, out = verify(capsys, identified)
+    assert code == 1
+    assert "search 1: changed behind Nomina's back between seq" in out and "(conclusion.record)" in out
+
+
+def test_viewing_an_edited_record_does_not_vouch_for_it(identified, capsys):
+    tamper(identified, "UPDATE candidates SET score = 0.5 WHERE search_id = 1 AND rank = 3")
+    assert cli(capsys, identified, USER, "search", "show", "1")[0] == 0
+    assert cli(capsys, identified, USER, "case", "show", "UP-1")[0] == 0
+    assert "search 1: changed behind Nomina's back since seq" in verify(capsys, identified)[1]
+
+
+def test_an_erased_case_takes_its_searches_and_the_trail_agrees(identified, capsys):
+    assert cli(capsys, identified, USER, "case", "delete", "UP-1", "--reason", "entered twice")[0] == 0
+    assert cli(capsys, identified, USER, "reference", "delete", "MP-011", "--reason", "consent withdrawn")[0] == 0
+    data = verify_json(capsys, identified)
+    assert data["ok"], data["records"]
+
+
+def test_a_record_re_added_after_its_erasure_is_caught(identified, capsys):
+    assert cli(capsys, identified, USER, "reference", "delete", "MP-011", "--reason", "consent withdrawn")[0] == 0
+    tamper(
+        identified,
+        'INSERT INTO "references" (id, name, created_at, updated_at) '
+        "VALUES ('MP-011', 'Person 011', '2026-12-01 00:00:00', '2026-12-01 00:00:00')",
+    )
+    assert "reference MP-011: present, but seq" in verify(capsys, identified)[1]
+
+
+def test_a_replaced_digest_key_is_caught(identified, capsys):
+    tamper(identified, f"UPDATE workspace_info SET value = '{'ab' * 32}' WHERE key = 'record_digest_key'")
+    data = verify_json(capsys, identified)
+    assert not data["ok"]
+    assert data["records"] == [
+        "the record digest key in workspace_info is not the one seq 1 used: replaced or edited; "
+        "the records cannot be checked"
+    ]
+
+
+# -- a workspace from before record digests ------------------------------------------------------------
+def test_a_trail_from_before_record_digests_gets_one_baseline(casework, capsys):
+    ws = casework
+
+    def strip(event: dict[str, Any]) -> None:  # as written by a Nomina without contexts
+        event["details"].pop("context", None)
+
+    rewrite_chain(ws, strip)
+    tamper(ws, "DELETE FROM workspace_info WHERE key = 'record_digest_key'")
+    data = verify_json(capsys, ws)
+    assert (data["ok"], data["records_checked"]) == (True, 0)  # nothing to compare with yet
+    events = data["events"]  # verify records itself: the first event with a context, so a baseline first
+
+    trail = as_json(capsys, ws, USER, "audit", "log")
+    assert [e["action"] for e in trail[events:]][:2] == ["audit.baseline", "audit.verify"]
+    assert trail[events]["details"] == {"records": 3 + 1 + 1 + 4}
+    data = verify_json(capsys, ws)
+    assert data["ok"] and data["records_checked"] == 9, data
+    tamper(ws, "UPDATE candidates SET score = 0.5 WHERE search_id = 1 AND rank = 2")
+    assert "search 1: changed behind Nomina's back since seq" in verify(capsys, ws)[1]
+
+
+# -- who, and where ------------------------------------------------------------------------------------
+def test_every_event_names_the_os_user_and_the_host_under_the_hash(identified, capsys):
+    trail = as_json(capsys, identified, USER, "audit", "log")
+    assert trail and all((e["os_user"], e["host"]) == (getpass.getuser(), socket.gethostname()) for e in trail)
+    assert {e["actor"] for e in trail} >= {USER, "ben"}  # the Nomina user, as before
+    db = sqlite3.connect(identified / "nomina.db")
+    details = [json.loads(r[0]) for r in db.execute("SELECT details FROM audit_events")]
+    db.close()
+    assert all(d["context"]["os_user"] == getpass.getuser() for d in details)  # hashed with the event
+    assert all("context" not in e["details"] for e in trail)  # shown apart from the event's own details
+    code, out, _ = cli(capsys, identified, USER, "audit", "log", "--limit", "1")
+    assert f"({getpass.getuser()}@{socket.gethostname()})" in out
+
+
+def test_a_blind_verifier_does_not_see_who_concluded_on_the_hidden_events(casework, capsys):
+    propose(capsys, casework)
+    trail = as_json(capsys, casework, "ben", "audit", "log", "--case", "UP-1")
+    hidden = [e for e in trail if e["action"] == "identification.propose"]
+    assert hidden and all(e["os_user"] is None and e["host"] is None for e in hidden)
+
+
+# -- signed checkpoints --------------------------------------------------------------------------------
+@pytest.fixture()
+def keys(tmp_path: Path, capsys) -> tuple[Path, Path]:
+    """The authority's key pair, made with `audit keygen` outside the workspace."""
+    code, out, err = run(capsys, "audit", "keygen", "--out", tmp_path / "authority")
+    assert code == 0, err
+    private, public = tmp_path / "authority.key", tmp_path / "authority.pub"
+    assert private.stat().st_mode & 0o077 == 0  # the private key is its owner's alone
+    assert private.read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
+    assert public.read_bytes().startswith(b"-----BEGIN PUBLIC KEY-----")
+    return private, public
+
+
+def checkpoint(capsys, ws: Path, private: Path, out: Path) -> dict[str, Any]:
+    code, printed, err = run(capsys, "audit", "checkpoint", "--key", private, "--out", out, "-w", ws)
+    assert code == 0, err
+    assert printed.startswith(f"Wrote {out}: checkpoint of seq ")
+    return json.loads(out.read_text())
+
+
+def verify_against(capsys, ws: Path, cp: Path, public: Path) -> tuple[int, str, str]:
+    return run(capsys, "audit", "verify", "--checkpoint", cp, "--public-key", public, "-w", ws)
+
+
+def test_a_checkpoint_signs_the_head_and_the_records_and_later_changes_still_lead_to_it(
+    identified, capsys, keys, tmp_path
+):
+    private, public = keys
+    cp = tmp_path / "checkpoint.json"
+    signed = checkpoint(capsys, identified, private, cp)
+    assert signed["format"] == "nomina-audit-checkpoint/1" and len(signed["records"]) == 9
+    assert "search 1" in signed["records"] and signed["public_key"].startswith("ed25519:")
+    trail = as_json(capsys, identified, USER, "audit", "log")
+    written = [e for e in trail if e["action"] == "audit.checkpoint"]
+    assert written and written[-1]["details"]["seq"] == signed["head"]["seq"]
+    # Work goes on through Nomina: a conclusion changes search 1, a new reference is added.
+    args = ("search", "conclude", "1", "--rank", "2", "--conclusion", "excluded", "--reasons", "other ears")
+    assert cli(capsys, identified, USER, *args)[0] == 0
+    assert cli(capsys, identified, USER, "user", "add", "eve", "--role", "verifier")[0] == 0
+    code, out, err = verify_against(capsys, identified, cp, public)
+    assert code == 0, out + err
+    assert f"checkpoint of seq {signed['head']['seq']}" in out and "the trail still leads to it" in out
+    data = json.loads(run(capsys, "audit", "verify", "--json", "--checkpoint", cp, "--public-key", public, "-w",
+                          identified)[1])  # fmt: skip
+    assert data["ok"] and data["checkpoint"]["ok"] and data["checkpoint"]["findings"] == []
+
+
+def test_a_whole_chain_rewrite_passes_the_bare_check_but_not_the_checkpoint(identified, capsys, keys, tmp_path):
+    from sqlalchemy.orm import Session
+
+    from nomina import digests
+    from nomina.store import connect
+
+    private, public = keys
+    cp = tmp_path / "checkpoint.json"
+    checkpoint(capsys, identified, private, cp)
+    # The attacker changes a score, then rewrites the record's digest in its newest event and every hash
+    # after it, head included: everything the database itself holds agrees again.
+    tamper(identified, "UPDATE candidates SET score = 0.999 WHERE search_id = 1 AND rank = 3")
+    engine = connect(identified / "nomina.db")
+    with Session(engine) as s:
+        secret = digests.key(s)
+        assert secret is not None
+        forged = digests.digests(s, secret, ["search 1"])["search 1"]
+    engine.dispose()
+    db = sqlite3.connect(identified / "nomina.db")
+    newest = max(
+        seq
+        for seq, details in db.execute("SELECT seq, details FROM audit_events")
+        if "search 1" in json.loads(details).get("context", {}).get("records", {})
+    )
+    db.close()
+
+    def forge(event: dict[str, Any]) -> None:
+        if event["seq"] == newest:
+            event["details"]["context"]["records"]["search 1"][1] = forged
+
+    rewrite_chain(identified, forge)
+    code, out = verify(capsys, identified)
+    assert code == 0 and "audit trail intact" in out, out  # the bare chain and the records agree
+
+    code, out, err = verify_against(capsys, identified, cp, public)
+    assert code == 1
+    assert "the trail no longer leads to the checkpoint's head; it was rewritten" in out, out + err
+
+
+def test_a_record_edited_after_a_checkpoint_is_named_against_it(identified, capsys, keys, tmp_path):
+    private, public = keys
+    cp = tmp_path / "checkpoint.json"
+    checkpoint(capsys, identified, private, cp)
+    tamper(identified, "UPDATE verifications SET verifier = 'cy'")
+    code, out, _ = verify_against(capsys, identified, cp, public)
+    assert code == 1
+    assert "case UP-1: changed behind Nomina's back since seq" in out  # from the trail
+    assert "case UP-1: differs from the checkpoint, and no later event changed it" in out  # from the checkpoint
+
+
+@pytest.mark.parametrize("what", ["another key", "an edited checkpoint", "a private key as the public key"])
+def test_a_checkpoint_that_does_not_verify_with_the_key_is_refused(identified, capsys, keys, tmp_path, what):
+    private, public = keys
+    cp = tmp_path / "checkpoint.json"
+    signed = checkpoint(capsys, identified, private, cp)
+    if what == "another key":
+        assert run(capsys, "audit", "keygen", "--out", tmp_path / "other")[0] == 0
+        public, pattern = tmp_path / "other.pub", "the signature does not verify with public key ed25519:"
+    elif what == "an edited checkpoint":
+        signed["records"]["search 1"] = "0" * 64  # hide a change to come
+        cp.write_text(json.dumps(signed))
+        pattern = "the signature does not verify .*: a different key, or the file was edited"
+    else:
+        public, pattern = private, "not a PEM \\(SubjectPublicKeyInfo\\) public key"
+    code, _, err = verify_against(capsys, identified, cp, public)
+    assert code == 1
+    assert_one_error_line(err, pattern)
+
+
+def test_checkpoint_mistakes_are_one_line_errors(identified, capsys, keys, tmp_path):
+    private, public = keys
+    cp = tmp_path / "checkpoint.json"
+    code, _, err = run(capsys, "audit", "checkpoint", "--key", public, "--out", cp, "-w", identified)
+    assert code == 1 and not cp.exists()
+    assert_one_error_line(err, "authority.pub: not an unencrypted PEM \\(PKCS#8\\) private key")
+    code, _, err = run(capsys, "audit", "checkpoint", "--key", tmp_path / "nope.key", "--out", cp, "-w", identified)
+    assert_one_error_line(err, "nope.key: no such private key file")
+    code, _, err = run(capsys, "audit", "verify", "--checkpoint", cp, "-w", identified)
+    assert code != 0 and "--checkpoint and --public-key go together" in err
+    code, _, err = run(capsys, "audit", "keygen", "--out", tmp_path / "authority")
+    assert code == 1
+    assert_one_error_line(err, "authority.key: already exists; not overwriting a key")
+    # A tampered workspace is not signed: a signature must never vouch for it.
+    tamper(identified, "DELETE FROM conclusions")
+    code, _, err = run(capsys, "audit", "checkpoint", "--key", private, "--out", cp, "-w", identified)
+    assert code == 1 and not cp.exists()
+    assert_one_error_line(err, "search 1: changed behind Nomina's back since seq .*no checkpoint written")
