@@ -44,7 +44,7 @@ def test_the_html_report_shows_the_aligned_faces_conclusions_model_and_trail(ide
     with Workspace.open(identified, user=USER) as ws:
         head = ws.audit_head()  # the trail's newest event when the report is written
     out = tmp_path / "UP-1.html"
-    code, printed, err = cli(capsys, identified, "ben", "report", "UP-1", "--out", str(out))
+    code, printed, err = cli(capsys, identified, "dee", "report", "UP-1", "--out", str(out))  # an examiner
     assert code == 0, err
     sha = hashlib.sha256(out.read_bytes()).hexdigest()
     assert sha in printed
@@ -60,7 +60,7 @@ def test_the_html_report_shows_the_aligned_faces_conclusions_model_and_trail(ide
     # the writing is recorded with the file's SHA-256
     created = [e for e in as_json(capsys, identified, USER, "audit", "log", "--case", "UP-1")
                if e["action"] == "report.create"]  # fmt: skip
-    assert created[-1]["details"] == {"format": "html", "sha256": sha} and created[-1]["actor"] == "ben"
+    assert created[-1]["details"] == {"format": "html", "sha256": sha} and created[-1]["actor"] == "dee"
 
 
 def test_the_pdf_report_is_a_real_a4_document_with_the_case_and_its_faces(identified, tmp_path, capsys):
@@ -80,7 +80,7 @@ def test_the_pdf_report_is_a_real_a4_document_with_the_case_and_its_faces(identi
 def test_nobody_but_the_proposer_gets_a_report_while_verification_is_pending(casework, tmp_path, capsys):  # noqa: F811
     propose(capsys, casework)
     out = tmp_path / "early.html"
-    code, _, err = cli(capsys, casework, "ben", "report", "UP-1", "--out", str(out))
+    code, _, err = cli(capsys, casework, "dee", "report", "UP-1", "--out", str(out))  # an examiner, not the proposer
     assert code == 1
     assert_one_error_line(err, r"case UP-1: an identification awaits verification")
     assert not out.exists()
