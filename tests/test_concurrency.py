@@ -227,3 +227,13 @@ def test_the_database_itself_refuses_a_second_open_identification_of_a_case(team
     finally:
         con.rollback()
         con.close()
+
+
+def test_a_failed_enrolment_never_removes_a_photo_another_record_committed_meanwhile(team: Workspace) -> None:
+    """A failed transaction's cleanup runs under the write lock and spares files a record names by then."""
+    sha = team.reference("MP-001").photos[0].sha256
+    team._remove_unrecorded([sha])  # as if a failed enrolment had written these same bytes
+    assert team.photos.has(sha)
+    orphan, _ = team.photos.put(b"not a photo any record names")
+    team._remove_unrecorded([orphan])
+    assert not team.photos.has(orphan)

@@ -9,7 +9,7 @@ leaves the workspace as it was.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, TypeVar
@@ -83,11 +83,6 @@ def prepare(
     return Prepared(name, data, image, face, photo.photo_date, override)
 
 
-def analyse(fn: Callable[[Any], T], items: list[Any], workers: int) -> Iterator[T | NominaError]:
-    """``fn`` over items on ``workers`` threads, in order (see :func:`nomina.parallel.ordered_map`)."""
-    return ordered_map(fn, items, workers)
-
-
 def prepare_all(
     analyzer: Callable[[], FaceAnalyzer], settings: Settings, photos: list[PhotoInput], gate_mode: str | None
 ) -> list[Prepared]:
@@ -96,7 +91,7 @@ def prepare_all(
     if not photos:
         raise InvalidField("photos: at least one photo is required")
     analyzer()  # load (and check) the model once, before threads start
-    results = list(analyse(lambda p: prepare(analyzer(), settings, p, gate_mode), photos, settings.workers))
+    results = list(ordered_map(lambda p: prepare(analyzer(), settings, p, gate_mode), photos, settings.workers))
     for r in results:
         if isinstance(r, NominaError):
             raise r

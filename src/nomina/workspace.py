@@ -61,7 +61,7 @@ from .importing import ImportReport, RowFailure, read_manifest, row_inputs
 from .index import ExactIndex
 from .index import remove_files as remove_index_files
 from .models import MODELS, FaceModel, load_model
-from .parallel import AnalyzerPool
+from .parallel import AnalyzerPool, ordered_map
 from .quality import gate, stored
 from .records import CaseFields, PhotoInput, Provenance, Record, ReferenceFields, now, parse_date, validate_update
 from .references import ReferenceRecord, ReferenceSummary
@@ -351,9 +351,21 @@ class Workspace:
             with self._acting(role) as (s, actor):
                 yield s, actor, sink
         except BaseException:
-            for sha in sink.new_files:
-                self.photos.remove(sha)
+            if sink.new_files:
+                self._remove_unrecorded(sink.new_files)
             raise
+
+    def _remove_unrecorded(self, shas: list[str]) -> None:
+        """Remove photo files a failed transaction wrote, holding the write lock and sparing any that a
+        record names by now (another enrolment of the same bytes may have committed in between). Best
+        effort: what stays is an orphan that maintenance removes."""
+        try:
+            with self._shared.db.write() as s:
+                for sha in shas:
+                    if s.get(db.Photo, sha) is None:
+                        self.photos.remove(sha)
+        except NominaError:
+            pass
 
     # -- users --------------------------------------------------------------------------------------------
     def add_user(self, name: str, roles: Iterable[str] | str) -> users.User:
@@ -506,7 +518,7 @@ class Workspace:
 
         self.analyzer()  # load (and check) the model once, before threads start
         batch: list[tuple[int, dict[str, str], ReferenceFields, Provenance, enrolment.Prepared]] = []
-        staged = enrolment.analyse(stage, rows, self.settings.workers)
+        staged = ordered_map(stage, rows, self.settings.workers)
         for done, ((line, row), result) in enumerate(zip(rows, staged, strict=True), 1):
             if isinstance(result, NominaError):
                 report.failures.append(RowFailure.of(line, row, result))

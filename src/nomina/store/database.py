@@ -106,11 +106,12 @@ class Database:
         self._writer = threading.Lock()
 
     @contextmanager
-    def read(self) -> Iterator[Session]:
-        """A session reading one snapshot of the database; it writes nothing."""
+    def _session(self, begin: str) -> Iterator[Session]:
+        """A session whose transaction starts with ``begin``; rolled back and closed when the block ends
+        (a write commits inside it). A lock held too long by another process becomes Busy."""
         s = self._sessions()
         try:
-            s.connection().exec_driver_sql("BEGIN")
+            s.connection().exec_driver_sql(begin)
             yield s
         except OperationalError as exc:
             if _locked(exc):
@@ -119,6 +120,12 @@ class Database:
         finally:
             s.rollback()
             s.close()
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session reading one snapshot of the database; it writes nothing."""
+        with self._session("BEGIN") as s:
+            yield s
 
     @contextmanager
     def exclusive(self) -> Iterator[None]:
@@ -140,10 +147,8 @@ class Database:
         its writes change. IntegrityError (a duplicate, a lost race) becomes Conflict; a lock held too
         long by another process becomes Busy.
         """
-        with self.exclusive():
-            s = self._sessions()
+        with self.exclusive(), self._session("BEGIN IMMEDIATE") as s:
             try:
-                s.connection().exec_driver_sql("BEGIN IMMEDIATE")
                 yield s
                 if commit:
                     s.commit()
@@ -151,13 +156,6 @@ class Database:
                 raise Conflict(
                     f"not saved: it conflicts with a record saved at the same time ({_constraint(exc)})"
                 ) from None
-            except OperationalError as exc:
-                if _locked(exc):
-                    raise Busy(_BUSY.format(s=BUSY_TIMEOUT_S)) from None
-                raise
-            finally:
-                s.rollback()
-                s.close()
 
 
 def _constraint(exc: IntegrityError) -> str:
