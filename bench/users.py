@@ -18,28 +18,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from startup import machine  # bench/ is on the path when a bench script runs
+
 from nomina import CaseFields, PhotoInput, Provenance, ReferenceFields, Workspace, load_model, load_settings
 
 FACES = Path(os.environ.get("NOMINA_TEST_FACES") or Path(__file__).resolve().parents[2] / "shared" / "faces")
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{platform.node() or 'host'}: {model}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def timed(fn: Callable[[], object], repeat: int) -> list[float]:
@@ -55,7 +44,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=30)
     args = parser.parse_args()
-    print(machine())
+    print("machine:", machine())
     settings = load_settings(environ={})
     model = load_model()
     people = sorted(p.name for p in (FACES / "london").iterdir() if p.is_dir())[:40]
