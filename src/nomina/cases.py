@@ -7,7 +7,7 @@ Erasure lives in :mod:`nomina.erasure`, searches in :mod:`nomina.search`.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -19,12 +19,13 @@ from . import audit, workflow
 from .enrolment import PhotoSink, Prepared, now
 from .errors import Conflict, InvalidField, NotFound
 from .faces import Face
-from .records import CaseFields, Record
+from .records import CaseFields, LookalikeIds, Record
 from .references import face_record
 from .search import case_faces
 from .store import schema as db
 
 __all__ = [
+    "CaseAdded",
     "CaseFaceRecord",
     "CasePhotoRecord",
     "CaseRecord",
@@ -33,6 +34,7 @@ __all__ = [
     "add_face",
     "create",
     "get",
+    "lookalikes",
     "photo_link",
     "record",
     "summaries",
@@ -102,6 +104,13 @@ class CaseRecord(Record):
     faces: int
     identification: workflow.IdentificationRecord | None
     searches: list[SearchRef]
+
+
+@dataclass(frozen=True)
+class CaseAdded(CaseRecord):
+    """A case as just registered, with warnings about it: its id looks like another case's."""
+
+    warnings: list[str] = field(default_factory=list)
 
 
 def _fields(c: db.Case) -> dict[str, Any]:
@@ -176,15 +185,22 @@ def photo_link(s: Session, case_id: str, photo: int) -> db.CasePhoto:
     return case.photos[photo - 1]
 
 
+def lookalikes(s: Session) -> LookalikeIds:
+    """Every case id (one query), to warn of a new id that looks like one of them."""
+    return LookalikeIds("case", "case", s.scalars(select(db.Case.id)))
+
+
 # -- changing ---------------------------------------------------------------------------------------
 def check_new_id(s: Session, case_id: str) -> None:
     if s.get(db.Case, case_id) is not None:
         raise Conflict(f"case {case_id}: already exists", field="case_id", record=f"case {case_id}")
 
 
-def create(s: Session, actor: str, sink: PhotoSink, fields: CaseFields, prepared: list[Prepared]) -> CaseRecord:
-    """Register a case with its analysed photos; photos with no face are kept and flagged."""
+def create(s: Session, actor: str, sink: PhotoSink, fields: CaseFields, prepared: list[Prepared]) -> CaseAdded:
+    """Register a case with its analysed photos; photos with no face are kept and flagged. The result warns
+    when the case's id looks like another case's."""
     check_new_id(s, fields.id)
+    warnings = lookalikes(s).add(fields.id)
     s.add(
         db.Case(
             id=fields.id,
@@ -212,7 +228,7 @@ def create(s: Session, actor: str, sink: PhotoSink, fields: CaseFields, prepared
         s.add(link)
     faces = sum(p.face is not None for p in prepared)
     audit.record(s, actor, audit.CaseCreated(case_id=fields.id, photos=len(prepared), faces=faces))
-    return record(s, fields.id, actor)
+    return CaseAdded(**vars(record(s, fields.id, actor)), warnings=warnings)
 
 
 def add_face(s: Session, actor: str, sink: PhotoSink, case_id: str, photo: int, face: Face) -> CaseRecord:

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
+import secrets
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InvalidField, ManifestError
+from .files import PRIVATE_FILE, write_whole
 from .imaging import read_photo
 from .records import ECHO_LIMIT, PhotoInput, Provenance, ReferenceFields, _clean_text, shown
 
@@ -53,6 +56,10 @@ class RowFailure:
         return cls(line, row.get("reference_id", ""), row.get("photo", ""), str(error))
 
 
+#: How the temporary file a failures report is written through is named, in the report's folder.
+_FAILURES_TEMP = ".nomina-failures-"
+
+
 @dataclass
 class ImportReport:
     rows: int = 0
@@ -60,15 +67,19 @@ class ImportReport:
     already_present: int = 0
     references_created: int = 0
     failures: list[RowFailure] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # "line N: ...": a new reference's id looks like another's
 
     def write_failures(self, path: Path) -> None:
-        """Write the failed rows as CSV; InvalidField naming the file (field ``failures``) if it cannot be."""
+        """Write the failed rows as CSV, whole (through a temporary file renamed over ``path``) and readable
+        by its owner only, whatever the umask: the rows name people and hold what was wrong with their
+        photos. InvalidField naming the file (field ``failures``) if it cannot be written."""
+        text = io.StringIO(newline="")
+        writer = csv.writer(text)
+        writer.writerow(["line", "reference_id", "photo", "error"])
+        for f in self.failures:
+            writer.writerow([f.line, f.reference_id, f.photo, f.error])
         try:
-            with Path(path).open("w", newline="", encoding="utf-8") as fh:
-                writer = csv.writer(fh)
-                writer.writerow(["line", "reference_id", "photo", "error"])
-                for f in self.failures:
-                    writer.writerow([f.line, f.reference_id, f.photo, f.error])
+            write_whole(Path(path), text.getvalue().encode("utf-8"), _FAILURES_TEMP)
         except OSError as exc:
             raise InvalidField(f"failures: {path}: cannot be written ({exc.strerror or exc})") from None
 
@@ -76,8 +87,9 @@ class ImportReport:
 def check_failures_file(path: Path) -> None:
     """Refuse, before anything is imported, a failures file that could not be written afterwards.
 
-    The file must be a regular file or not exist yet, in an existing folder, and open for writing. It is
-    not changed: a file made to try is removed again.
+    The file must be a regular file or not exist yet, in an existing folder where Nomina can make the
+    temporary file it writes the report through (:meth:`ImportReport.write_failures`). The file is not
+    changed: the temporary file made to try is removed again.
     """
     path = Path(path)
     if path.is_dir():
@@ -86,14 +98,12 @@ def check_failures_file(path: Path) -> None:
         raise InvalidField(f"failures: {path}: not a regular file")
     if not path.parent.is_dir():
         raise InvalidField(f"failures: {path}: no such folder {path.parent}")
-    existed = path.exists()
+    trial = path.parent / f"{_FAILURES_TEMP}{secrets.token_hex(8)}"
     try:
-        with path.open("a", encoding="utf-8"):
-            pass
+        os.close(os.open(trial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
     except OSError as exc:
         raise InvalidField(f"failures: {path}: cannot be written ({exc.strerror or exc})") from None
-    if not existed:
-        path.unlink(missing_ok=True)
+    trial.unlink()
 
 
 #: Key of a row's problem (wrong number of cells) in the dicts :func:`read_manifest` returns; no column

@@ -10,8 +10,10 @@ Every result the workspace returns is a frozen dataclass deriving from :class:`R
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -29,6 +31,7 @@ __all__ = [
     "SEXES",
     "SOURCES",
     "CaseFields",
+    "LookalikeIds",
     "PhotoInput",
     "Provenance",
     "ReferenceFields",
@@ -38,6 +41,7 @@ __all__ = [
     "parse_year",
     "record_number",
     "shown",
+    "skeleton",
 ]
 
 SOURCES = ("family", "official-record", "other")
@@ -221,6 +225,87 @@ def _record_id(value: str | None, field_name: str) -> str:
             f"{field_name}: {shown(text)} is too long for an id ({len(text):,} characters; at most {ID_MAX_LENGTH})"
         )
     return text
+
+
+def skeleton(text: str) -> str:
+    """Unicode's skeleton of ``text`` (UTS #39, section 4): strings that look alike, whatever characters
+    they are made of (Latin 'P1', Cyrillic 'Р1', Greek 'Ρ1'), have the same skeleton."""
+    decomposed = unicodedata.normalize("NFD", text)
+    return unicodedata.normalize("NFD", decomposed.translate(_prototypes()))
+
+
+@functools.cache
+def _prototypes() -> dict[int, str]:
+    """Unicode's confusables mapping (confusables.txt) as a ``str.translate`` table: each character to the
+    prototype it looks like. Made once, when an id is first compared, from the confusable-homoglyphs data.
+
+    That data holds the mapping both ways, each character's list naming what it is confusable with, and
+    writes right-to-left text between direction marks: a character whose only link is to a sequence or to
+    a prototype of several characters maps to it; of two characters linked only to each other, the lower
+    stands for both. The skeletons this gives are Unicode's, but for spacing characters (never in an id).
+    """
+    from confusable_homoglyphs.confusables import confusables_data
+
+    marks = str.maketrans("", "", "\u200e\u200f")
+    links: dict[str, set[str]] = {}
+    for char, alike in confusables_data.items():
+        links.setdefault(char.translate(marks), set()).update(a["c"].translate(marks) for a in alike)
+    table = {}
+    for char, alike in links.items():
+        if len(char) == 1 and len(alike) == 1:
+            (other,) = alike
+            if len(other) > 1 or len(links.get(other, ())) > 1 or other < char:
+                table[ord(char)] = other
+    return table
+
+
+class LookalikeIds:
+    """The ids of one kind of record (references, cases) by :func:`skeleton`, to warn when a new id looks
+    like one in use but is made of other characters (Cyrillic 'Р1' for Latin 'P1'): most likely the same
+    person entered twice, the id typed on another keyboard. A warning, never a refusal: two people may have
+    such ids. Two ids both in plain ASCII are never said to look alike: 0 and O, 1, l and I, rn and m can be
+    told apart on screen and tell many genuine ids apart; the warning is about letters of other scripts,
+    which look the same in every font.
+
+    Built from one query of every id. Skeletons of ASCII ids are made only when a new id is not ASCII, so
+    that the usual case costs a pass over the ids, not a skeleton of each.
+    """
+
+    def __init__(self, kind: str, same: str, ids: Iterable[str]) -> None:
+        """``kind`` names the records (``reference``), ``same`` what two lookalikes may be (``person``)."""
+        self._kind = kind
+        self._same = same
+        self._ids = list(ids)
+        self._not_ascii = _by_skeleton(i for i in self._ids if not i.isascii())
+        self._all: dict[str, list[str]] | None = None
+
+    def add(self, new_id: str) -> list[str]:
+        """Warnings naming each id in use that ``new_id`` looks like; from now on ``new_id`` is in use too."""
+        key = skeleton(new_id)
+        if new_id.isascii():
+            found = self._not_ascii.get(key, [])
+        else:
+            if self._all is None:
+                self._all = _by_skeleton(self._ids)
+            found = self._all.get(key, [])
+        warnings = [
+            f"{self._kind} {shown(new_id)} looks like existing {self._kind} {shown(known)} (different characters); "
+            f"check it is not the same {self._same} entered twice"
+            for known in sorted(found)
+        ]
+        self._ids.append(new_id)
+        if not new_id.isascii():
+            self._not_ascii.setdefault(key, []).append(new_id)
+        if self._all is not None:
+            self._all.setdefault(key, []).append(new_id)
+        return warnings
+
+
+def _by_skeleton(ids: Iterable[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for i in ids:
+        out.setdefault(skeleton(i), []).append(i)
+    return out
 
 
 def _optional_text(value: str | None, field_name: str, lines: bool = False) -> str | None:

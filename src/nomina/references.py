@@ -7,7 +7,7 @@ Erasure lives in :mod:`nomina.erasure`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -19,13 +19,14 @@ from . import audit, erasure
 from .enrolment import PhotoSink, Prepared, bump_gallery, now
 from .errors import Conflict, NoFaceFound, NotFound
 from .quality import stored
-from .records import Provenance, Record, ReferenceFields
+from .records import LookalikeIds, Provenance, Record, ReferenceFields
 from .store import schema as db
 
 __all__ = [
     "FaceRecord",
     "PhotoProvenance",
     "QualityOverride",
+    "ReferenceAdded",
     "ReferencePhotoRecord",
     "ReferenceRecord",
     "ReferenceSummary",
@@ -36,6 +37,7 @@ __all__ = [
     "face_record",
     "get",
     "import_row",
+    "lookalikes",
     "record",
     "summaries",
     "update",
@@ -122,6 +124,13 @@ class ReferenceRecord(Record):
     photos: list[ReferencePhotoRecord]
 
 
+@dataclass(frozen=True)
+class ReferenceAdded(ReferenceRecord):
+    """A reference as just enrolled, with warnings about it: its id looks like another reference's."""
+
+    warnings: list[str] = field(default_factory=list)
+
+
 def _fields(r: db.Reference) -> dict[str, Any]:
     return {
         "reference_id": r.id,
@@ -188,6 +197,11 @@ def enrolled_photos(s: Session, reference_ids: set[str]) -> set[tuple[str, str]]
     return pairs
 
 
+def lookalikes(s: Session) -> LookalikeIds:
+    """Every reference id (one query), to warn of a new id that looks like one of them."""
+    return LookalikeIds("reference", "person", s.scalars(select(db.Reference.id)))
+
+
 # -- changing ---------------------------------------------------------------------------------------
 def check_new_id(s: Session, reference_id: str) -> None:
     """Refuse an id already in use, or once used by an erased reference."""
@@ -250,16 +264,17 @@ def create(
     prepared: list[Prepared],
     provenance: Provenance,
     default_retain: date | None,
-) -> ReferenceRecord:
-    """Enrol a new reference with its analysed photos."""
+) -> ReferenceAdded:
+    """Enrol a new reference with its analysed photos, warning when its id looks like another's."""
     check_new_id(s, fields.id)
+    warnings = lookalikes(s).add(fields.id)
     s.add(_new_row(fields, default_retain))
     s.flush()
     for p in prepared:
         _add_photo(s, sink, fields.id, p, provenance, actor)
     bump_gallery(s)
     audit.record(s, actor, audit.ReferenceCreated(reference_id=fields.id, **_counts(prepared)))
-    return record(s, fields.id)
+    return ReferenceAdded(**vars(record(s, fields.id)), warnings=warnings)
 
 
 def add_photos(

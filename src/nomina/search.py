@@ -22,7 +22,7 @@ from ._version import __version__
 from .calibration import Calibration
 from .errors import NotFound, WorkspaceError
 from .index import GalleryIndex
-from .records import Record, now
+from .records import Record, now, record_number
 from .settings import os_user
 from .store import schema as db
 
@@ -206,7 +206,8 @@ def case_faces(case: db.Case) -> list[tuple[CaseFaceRef, np.ndarray]]:
 
 # -- stored searches --------------------------------------------------------------------------------
 def get(s: Session, search_id: int) -> db.Search:
-    row = s.get(db.Search, search_id)
+    """The recorded search ``search_id``; a number the database cannot hold is refused, not looked up."""
+    row = s.get(db.Search, record_number(search_id, "search_id"))
     if row is None:
         raise NotFound(f"search {search_id}: no such search", record=f"search {search_id}")
     return row
