@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from nomina import FaceModel, Workspace, load_model, load_settings
 from nomina.cli import main
 from nomina.settings import Settings
-from nomina.store import DB_NAME, connect, upgrade
+from nomina.store import DB_NAME, Database, connect, upgrade
 
 REPO = Path(__file__).resolve().parents[1]
 #: Provenance options for `reference add` in command-line tests.
@@ -49,6 +49,8 @@ def settings(tmp_path: Path) -> Settings:
 
 #: The user tests act as: the first user of every test workspace (admin and examiner).
 USER = "ana"
+#: The password `nomina init` gives USER in command-line tests.
+PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture()
@@ -108,20 +110,40 @@ def snapshot(folder: Path) -> Snapshot:
     return Snapshot(tables, files)
 
 
-def _test_environment(monkeypatch: pytest.MonkeyPatch, cache: Path) -> None:
+def _test_environment(monkeypatch: pytest.MonkeyPatch, cache: Path, state: Path) -> None:
     for key in list(os.environ):
         if key.startswith("NOMINA_") and key != "NOMINA_TEST_FACES":
             monkeypatch.delenv(key)
     monkeypatch.setenv("NOMINA_CACHE", str(cache))
-    monkeypatch.setenv("NOMINA_USER", USER)
+    monkeypatch.setenv("XDG_STATE_HOME", str(state))  # login sessions (nomina.credentials)
+    monkeypatch.setenv(ACT_AS, USER)
 
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Tests see Nomina's defaults, whatever NOMINA_* variables the developer has set, except that the
-    evaluation cache is a fresh folder of the test's own (never the user's ~/.cache) and commands act as
-    USER, whom `nomina init` makes the workspace's first user."""
-    _test_environment(monkeypatch, tmp_path_factory.mktemp("cache"))
+    evaluation cache and the login sessions are fresh folders of the test's own (never the user's), and
+    commands run by :func:`run` act as USER, whom `nomina init` makes the workspace's first user."""
+    _test_environment(monkeypatch, tmp_path_factory.mktemp("cache"), tmp_path_factory.mktemp("state"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _quick_password_hashes() -> Iterator[None]:
+    """Passwords hashed with argon2id at its cheapest (1 pass over 8 MiB) instead of Nomina's 3 passes over
+    64 MiB (0.3 s each, which tests pay hundreds of times); the same code, only the cost differs.
+    tests/test_logins.py checks the parameters Nomina itself uses."""
+    from argon2 import PasswordHasher
+
+    from nomina import auth
+
+    NOMINA_HASHER.append(auth._hasher)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1))
+        yield
+
+
+#: The password hasher Nomina itself uses (kept by _quick_password_hashes).
+NOMINA_HASHER: list[object] = []
 
 
 # -- workspaces built once per session, copied for each test ---------------------------------------------
@@ -129,7 +151,7 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest
 def _session_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """The environment _clean_environment gives a test, for session fixtures (set up before it)."""
     with pytest.MonkeyPatch.context() as mp:
-        _test_environment(mp, tmp_path_factory.mktemp("cache"))
+        _test_environment(mp, tmp_path_factory.mktemp("cache"), tmp_path_factory.mktemp("state"))
         yield
 
 
@@ -178,17 +200,104 @@ def _command_tree_built_once() -> Iterator[None]:
         yield
 
 
-def run(capsys: pytest.CaptureFixture[str] | None, *args: str) -> tuple[int, str, str]:
+#: The environment variable naming the user :func:`run` acts as (unset: nobody, as before a login).
+ACT_AS = "NOMINA_TEST_USER"
+
+
+def run(capsys: pytest.CaptureFixture[str] | None, *args: str, stdin: str | None = None) -> tuple[int, str, str]:
     """Run the command line: exit code, standard output, standard error. Session fixtures, which cannot
-    use capsys, pass None; the output is then caught here."""
-    if capsys is None:
-        out, err = io.StringIO(), io.StringIO()
-        with redirect_stdout(out), redirect_stderr(err):
+    use capsys, pass None; the output is then caught here.
+
+    The command acts as the user ``--as NAME`` names (taken out of the arguments; the command line has no
+    such option) or else as the user NOMINA_TEST_USER names, with an API token of theirs in NOMINA_TOKEN
+    (:func:`token_for`), as a script would. ``init`` without ``--admin`` makes that user the first admin,
+    with the password PASSWORD. ``stdin`` is what the command reads on standard input."""
+    args, user = _acting(tuple(str(a) for a in args))
+    if args[:1] == ("init",) and "--admin" not in args and user:
+        args, stdin = (*args, "--admin", user, "--password-stdin"), PASSWORD + "\n"
+    token = token_for(_home(args), user) if user else None
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as mp:
+        if token is not None:
+            mp.setenv("NOMINA_TOKEN", token)
+        if stdin is not None:
+            mp.setattr("sys.stdin", io.StringIO(stdin))
+        if capsys is None:
+            with redirect_stdout(out), redirect_stderr(err):
+                code = _exit_code(main, args)
+        else:
             code = _exit_code(main, args)
+    if code == 0 and args[:2] == ("user", "add"):
+        token_for(_home(args), args[2])  # the new user's token, before a test takes a snapshot
+    elif code == 0 and args[:1] == ("init",):
+        token_for(_home(args), args[args.index("--admin") + 1])
+    if capsys is None:
         return code, out.getvalue(), err.getvalue()
-    code = _exit_code(main, args)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def _acting(args: tuple[str, ...]) -> tuple[tuple[str, ...], str | None]:
+    """The arguments without ``--as NAME``, and the user to act as."""
+    if "--as" in args:
+        i = args.index("--as")
+        return args[:i] + args[i + 2 :], args[i + 1] or None
+    return args, os.environ.get(ACT_AS) or None
+
+
+def _home(args: tuple[str, ...]) -> Path:
+    """The workspace a command's arguments name (-w, --workspace), else NOMINA_HOME, else the default."""
+    for i, arg in enumerate(args[:-1]):
+        if arg in ("-w", "--workspace"):
+            return Path(args[i + 1])
+        if arg.startswith("--workspace="):
+            return Path(arg.split("=", 1)[1])
+    if args[:1] == ("init",) and len(args) > 1 and not args[1].startswith("-"):
+        return Path(args[1])
+    return Path(os.environ.get("NOMINA_HOME") or "nomina-data")
+
+
+# Tokens made by token_for, by user: a workspace copied from one where a token was made holds it too.
+_tokens: dict[str, list[str]] = {}
+
+
+def token_for(home: Path, user: str) -> str | None:
+    """An API token of ``user`` in the workspace ``home``, made (as `nomina token create` would, through the
+    library) when the workspace holds none of those made before; None when there is no such active user."""
+    from nomina import audit, auth
+
+    path = home / DB_NAME
+    if not path.is_file():
+        return None
+    known = _tokens.setdefault(user, [])
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            held = {
+                row[0]
+                for row in con.execute(
+                    "SELECT secret_sha256 FROM api_tokens WHERE user = ? AND revoked_at IS NULL", (user,)
+                )
+            }
+            active = con.execute("SELECT active FROM users WHERE name = ?", (user,)).fetchone()
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return None
+    found = next((secret for secret in known if auth.digest(secret) in held), None)
+    if found is not None or not active or not active[0]:
+        return found  # a disabled user's token stays theirs, and the command says they are disabled
+    engine = connect(path)
+    try:
+        with Database(engine).write() as s:
+            s.info[audit.VIA] = "library"
+            secret = auth.create_token(s, user, "tests").secret
+    except Exception:  # noqa: BLE001 - a workspace the test broke on purpose: the command says how
+        return None
+    finally:
+        engine.dispose()
+    known.append(secret)
+    return secret
 
 
 def _exit_code(entry: Callable[[list[str]], None], args: tuple[str, ...]) -> int:

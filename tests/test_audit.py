@@ -271,7 +271,8 @@ def test_the_registry_covers_the_workflow_actions():
         "case.delete", "search.run", "search.view", "search.list", "conclusion.record", "identification.propose",
         "identification.verify", "identification.withdraw", "report.create", "export.create", "user.add",
         "user.disable", "calibration.add", "setting.change", "retention.apply", "workspace.maintain", "audit.verify",
-        "audit.view", "audit.baseline", "audit.checkpoint",
+        "audit.view", "audit.baseline", "audit.checkpoint", "user.password", "login.ok", "login.fail",
+        "login.lockout", "session.end", "token.create", "token.revoke",
     }  # fmt: skip
     assert set(audit.EVENT_TYPES) == expected
     assert all(cls.action == action for action, cls in audit.EVENT_TYPES.items())
@@ -357,7 +358,8 @@ def test_events_are_filtered_by_object_and_limited_to_the_newest(engine):
     assert [e["seq"] for e in newest] == [6, 7]
     first = everything[0]
     assert set(first) == {
-        "seq", "at", "actor", "action", "case_id", "reference_id", "search_id", "details", "hash", "os_user", "host"
+        "seq", "at", "actor", "action", "case_id", "reference_id", "search_id", "details", "hash", "os_user", "host",
+        "via",
     }  # fmt: skip
     assert (first["actor"], first["details"]) == (
         "root",

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import PROV, USER, assert_one_error_line, build_once, copy_workspace, london, run, snapshot
+from conftest import ACT_AS, PROV, USER, assert_one_error_line, build_once, copy_workspace, london, run, snapshot
 from test_workflow import as_json, casework, casework_template, cli, propose  # noqa: F401 (fixtures)
 
 from nomina import Workspace
@@ -137,9 +137,9 @@ def test_a_proposal_not_yet_verified_is_not_exported(casework, tmp_path, capsys)
 @pytest.mark.parametrize(
     ("user", "args", "message"),
     [
-        ("", ("case", "list"), r"no acting user: name one with --as NAME or NOMINA_USER"),
-        ("", ("reference", "show", "R1"), r"no acting user"),
-        ("ghost", ("case", "show", "C1"), r"user 'ghost': no such user"),
+        ("", ("case", "list"), r"not logged in: log in with `nomina login`, or set NOMINA_TOKEN"),
+        ("", ("reference", "show", "R1"), r"not logged in"),
+        ("ghost", ("case", "show", "C1"), r"not logged in"),  # a made-up name has no credentials
         ("vic", ("reference", "add", "R2", "{photo}", "--name", "Bo", *PROV), r"does not have the examiner role"),
         ("vic", ("search", "C1"), r"does not have the examiner role"),
         ("eve", ("reference", "delete", "R1", "--reason", "test"), r"does not have the admin role"),
@@ -155,7 +155,7 @@ def test_commands_refuse_without_a_user_holding_the_role(cli_ws, faces_dir, caps
     for name, role in (("vic", "verifier"), ("eve", "examiner"), ("old", "examiner")):
         assert run(capsys, "user", "add", name, "--role", role, "-w", cli_ws)[0] == 0
     assert run(capsys, "user", "disable", "old", "-w", cli_ws)[0] == 0
-    monkeypatch.delenv("NOMINA_USER")
+    monkeypatch.delenv(ACT_AS)
     before = snapshot(cli_ws)
     stand_in = {"{photo}": str(london(faces_dir, "002")), "{out}": str(cli_ws.parent / "out.html")}
     args = tuple(stand_in.get(a, a) for a in args)
@@ -166,23 +166,21 @@ def test_commands_refuse_without_a_user_holding_the_role(cli_ws, faces_dir, caps
     assert not (cli_ws.parent / "out.html").exists()
 
 
-def test_the_first_user_bootstraps_then_only_admins_manage_users(tmp_path, capsys, monkeypatch):
-    monkeypatch.delenv("NOMINA_USER")
+def test_init_makes_the_first_admin_then_only_admins_manage_users(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv(ACT_AS)
     ws = tmp_path / "ws"
-    code, out, _ = run(capsys, "init", ws)
-    assert "no users yet" in out
-    code, _, err = run(capsys, "case", "list", "-w", ws)
-    assert_one_error_line(err, r"no users yet; add the first, an admin")
-    code, _, err = run(capsys, "user", "add", "zoe", "--role", "examiner", "-w", ws)
-    assert_one_error_line(err, r"--role: the first user must have the admin role")
-    assert run(capsys, "user", "add", "zoe", "--role", "admin", "-w", ws)[0] == 0
+    code, out, _ = run(capsys, "init", ws, "--admin", "zoe", "--password-stdin", stdin="a long passphrase\n")
+    assert code == 0 and "First user: zoe (admin, examiner)" in out
     code, _, err = run(capsys, "user", "add", "yan", "--role", "examiner", "-w", ws)
-    assert_one_error_line(err, r"no acting user named \(this needs the admin role\)")
+    assert_one_error_line(err, r"not logged in: log in with `nomina login`, or set NOMINA_TOKEN")
     assert run(capsys, "--as", "zoe", "user", "add", "yan", "--role", "examiner,verifier", "-w", ws)[0] == 0
+    code, _, err = run(capsys, "--as", "yan", "user", "add", "mal", "--role", "admin", "-w", ws)
+    assert_one_error_line(err, r"user 'yan' does not have the admin role")
     code, _, err = run(capsys, "--as", "zoe", "user", "disable", "zoe", "-w", ws)
     assert_one_error_line(err, r"user 'zoe' is the last active admin")
     users = {u["name"]: u for u in json.loads(run(capsys, "user", "list", "--json", "--as", "yan", "-w", ws)[1])}
     assert users["yan"]["roles"] == ["examiner", "verifier"] and users["yan"]["created_by"] == "zoe"
+    assert users["zoe"]["has_password"] and not users["yan"]["has_password"]  # yan was added by a script
 
 
 # -- the audit trail on the command line ---------------------------------------------------------------
@@ -201,15 +199,15 @@ def test_every_action_is_in_the_trail_in_order(cli_ws, faces_dir, capsys):
     trail = json.loads(run(capsys, "audit", "log", "--json", "-w", cli_ws)[1])
     actions = [e["action"] for e in trail]
     assert actions == [
-        "user.add", "reference.create", "case.create", "reference.view", "reference.update", "search.run",
-        "search.view", "case.view", "setting.change",
+        "user.add", "token.create", "reference.create", "case.create", "reference.view", "reference.update",
+        "search.run", "search.view", "case.view", "setting.change",
     ]  # fmt: skip
     assert all(e["actor"] == USER for e in trail[1:])  # the first user is added by the OS user
-    assert trail[4]["details"] == {"fields": ["notes"]}  # the field's name, never its value
+    assert trail[5]["details"] == {"fields": ["notes"]}  # the field's name, never its value
     assert "tattoo" not in json.dumps(trail)
-    assert [e["seq"] for e in trail] == list(range(1, 10))
+    assert [e["seq"] for e in trail] == list(range(1, 11))
     code, out, _ = run(capsys, "audit", "verify", "-w", cli_ws)
-    assert code == 0 and re.search(r"audit trail intact: 10 events, head [0-9a-f]{64}", out)
+    assert code == 0 and re.search(r"audit trail intact: 11 events, head [0-9a-f]{64}", out)
 
 
 @pytest.mark.parametrize(

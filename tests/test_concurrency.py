@@ -8,6 +8,7 @@ listings while others write.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections import Counter
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import USER, london
+from conftest import USER, london, token_for
 
 from nomina import CaseFields, PhotoInput, Provenance, ReferenceFields, Workspace
 from nomina.errors import Conflict, NominaError, NotFound, PermissionDenied
@@ -191,6 +192,7 @@ def test_command_lines_run_at_once_on_one_workspace_all_succeed(team: Workspace)
 
     path = team.path
     team.close()
+    env = {**os.environ, "NOMINA_TOKEN": token_for(path, USER) or ""}
     commands = [
         ["reference", "list"],
         ["case", "list"],
@@ -201,7 +203,8 @@ def test_command_lines_run_at_once_on_one_workspace_all_succeed(team: Workspace)
     ]
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "nomina.cli", "--as", USER, *cmd, "-w", str(path)],
+            [sys.executable, "-m", "nomina.cli", *cmd, "-w", str(path)],
+            env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,

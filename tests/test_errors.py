@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import REPO, assert_one_error_line, london, run
+from conftest import ACT_AS, REPO, assert_one_error_line, london, run
 
 from nomina import CaseFields, PhotoInput, Provenance, ReferenceFields, errors
 from nomina.cli import _message
@@ -72,6 +72,9 @@ def test_the_docstring_tree_is_the_hierarchy_with_its_codes_and_statuses():
         (errors.ManifestError, 400),
         (errors.ImageTooLarge, 413),
         (errors.PermissionDenied, 403),
+        (errors.NotLoggedIn, 401),
+        (errors.LoginFailed, 401),
+        (errors.LockedOut, 429),
         (errors.NotFound, 404),
         (errors.Conflict, 409),
         (errors.NominaError, 500),
@@ -95,7 +98,7 @@ def test_a_subclass_takes_its_nearest_listed_ancestors_status():
 
     assert TooOld.code == "too_old" and http_status(TooOld) == 404 and http_status(TooOld("gone")) == 404
     assert http_status(Odd) == 500
-    assert set(HTTP_STATUS.values()) == {400, 403, 404, 409, 413, 422, 500, 503}
+    assert set(HTTP_STATUS.values()) == {400, 401, 403, 404, 409, 413, 422, 429, 500, 503}
 
 
 def test_to_dict_shape_and_the_field_taken_from_the_message():
@@ -310,9 +313,9 @@ def test_the_command_line_says_which_command_to_run(tmp_path, cli_ws, two_faces,
     assert_one_error_line(
         err, r"two_people\.jpg: 2 faces found; choose one with --face N \(numbers shown by `nomina inspect`\)$"
     )
-    monkeypatch.delenv("NOMINA_USER")
+    monkeypatch.delenv(ACT_AS)
     code, _, err = run(capsys, "case", "list", "-w", cli_ws)
-    assert_one_error_line(err, r"^error: no acting user: name one with --as NAME or NOMINA_USER")
+    assert_one_error_line(err, r"^error: not logged in: log in with `nomina login`, or set NOMINA_TOKEN")
 
 
 @pytest.mark.parametrize(

@@ -266,7 +266,7 @@ def test_every_event_names_the_os_user_and_the_host_under_the_hash(identified, c
     assert all(d["context"]["os_user"] == getpass.getuser() for d in details)  # hashed with the event
     assert all("context" not in e["details"] for e in trail)  # shown apart from the event's own details
     code, out, _ = cli(capsys, identified, USER, "audit", "log", "--limit", "1")
-    assert f"({getpass.getuser()}@{socket.gethostname()})" in out
+    assert f"({getpass.getuser()}@{socket.gethostname()}, token " in out  # and how ana proved who she is
 
 
 def test_a_blind_verifier_does_not_see_who_concluded_on_the_hidden_events(casework, capsys):

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import PROV, USER, assert_one_error_line, build_once, copy_workspace, london, run, snapshot
+from conftest import ACT_AS, PROV, USER, assert_one_error_line, build_once, copy_workspace, london, run, snapshot
 
 from nomina import CaseFields, PhotoInput
 from nomina.errors import Conflict, InvalidField, PermissionDenied
@@ -126,15 +126,15 @@ def test_disagreement_keeps_both_conclusions_and_sends_the_case_back_to_review(c
         ("ben", ("search", "conclude", "1", "--rank", "1", "--conclusion", "excluded", "--reasons", "x"),
          r"does not have the examiner role"),
         # nobody named: refused
-        ("", ("identification", "verify", "UP-1"), r"no acting user: name one with --as NAME or NOMINA_USER"),
-        ("nobody", ("identification", "verify", "UP-1"), r"user 'nobody': no such user"),
+        ("", ("identification", "verify", "UP-1"), r"not logged in: log in with `nomina login`, or set NOMINA_TOKEN"),
+        ("nobody", ("identification", "verify", "UP-1"), r"not logged in"),
     ],
 )  # fmt: skip
 def test_only_a_different_verifier_can_verify(casework, capsys, monkeypatch, user, args, message):
     ws = casework
     propose(capsys, ws)
     if user == "":
-        monkeypatch.delenv("NOMINA_USER")
+        monkeypatch.delenv(ACT_AS)
     before = snapshot(ws)
     if args[1] == "verify":
         args = (*args, "--conclusion", "same-person", "--reasons", "looks alike")

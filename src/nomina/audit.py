@@ -30,7 +30,9 @@ The hash chain
 
 Context: who, where, and the records as the event left them
     :func:`record` adds to every event's details, under the reserved key :data:`CONTEXT`, the
-    operating-system user and the host that ran Nomina (the Nomina user is the event's ``actor``), and,
+    operating-system user and the host that ran Nomina (the Nomina user is the event's ``actor``), how
+    the actor proved who they are (``via``: ``session N`` or ``token N`` of :mod:`nomina.auth`, or
+    ``library`` for a program that named the user through the Python API), and,
     for an event that changes records (its class's ``changes``), the digest of each such record as the
     event found it and as it left it (:mod:`nomina.digests`): ``records`` maps a record key to
     ``[before, after]``, null for a record that does not exist. The context is part of the hashed details.
@@ -70,8 +72,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from . import digests
-from .errors import AuditBroken, Conflict, DetailRefused, PermissionDenied, RecordTampered, UnknownEvent
+from .errors import AuditBroken, Conflict, DetailRefused, InvalidField, PermissionDenied, RecordTampered, UnknownEvent
 from .records import Record
+from .records import shown as shown_value
 from .settings import os_user
 from .store import schema as db
 
@@ -116,6 +119,13 @@ __all__ = [
     "SettingChanged",
     "UserAdded",
     "UserDisabled",
+    "PasswordSet",
+    "LoginSucceeded",
+    "LoginRefused",
+    "LoginLockedOut",
+    "SessionEnded",
+    "TokenCreated",
+    "TokenRevoked",
     "Verification",
     "WorkspaceMaintained",
     "canonical",
@@ -143,6 +153,9 @@ MAX_NUMBERS = 8
 MAX_TEXT = 2000
 #: The reserved key of ``details`` under which :func:`record` adds the event's context (no event field has it).
 CONTEXT = "context"
+#: The key of ``Session.info`` under which the caller says how the actor proved who they are ("session 4",
+#: "token 2", "library"); :func:`record` copies it into the context as ``via``.
+VIA = "nomina.via"
 
 Scalar = str | int | float | bool | None
 
@@ -392,6 +405,78 @@ class UserDisabled(Event):
     user: str
 
 
+# Logins ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class PasswordSet(Event):
+    """A user's password set: by themself (``reset`` false) or by an admin (``reset`` true)."""
+
+    action: ClassVar[str] = "user.password"
+    changes: ClassVar[tuple[str, ...]] = ("user",)
+    user: str
+    reset: bool
+    sessions_ended: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoginSucceeded(Event):
+    action: ClassVar[str] = "login.ok"
+    changes: ClassVar[tuple[str, ...]] = ("user",)
+    user: str
+    session: int
+    kind: str
+    expires_at: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoginRefused(Event):
+    """A login refused. ``user`` is the user named when one has that name (their failed-login count is
+    part of their record); nothing is kept of a name that is no user's (it may be a mistyped password)."""
+
+    action: ClassVar[str] = "login.fail"
+    changes: ClassVar[tuple[str, ...]] = ("user",)
+    why: str
+    user: str | None = None
+    failures: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoginLockedOut(Event):
+    """A user locked out after too many failed logins in a row (recorded with the failure that did it)."""
+
+    action: ClassVar[str] = "login.lockout"
+    changes: ClassVar[tuple[str, ...]] = ("user",)
+    user: str
+    failures: int
+    until: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionEnded(Event):
+    action: ClassVar[str] = "session.end"
+    changes: ClassVar[tuple[str, ...]] = ("user",)
+    user: str
+    session: int
+    why: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenCreated(Event):
+    action: ClassVar[str] = "token.create"
+    changes: ClassVar[tuple[str, ...]] = ("user",)
+    user: str
+    token: int
+    label: str
+    expires_at: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenRevoked(Event):
+    action: ClassVar[str] = "token.revoke"
+    changes: ClassVar[tuple[str, ...]] = ("user",)
+    user: str
+    token: int
+
+
 @dataclass(frozen=True, kw_only=True)
 class CalibrationAdded(Event):
     action: ClassVar[str] = "calibration.add"
@@ -495,6 +580,13 @@ EVENT_TYPES: Mapping[str, type[Event]] = MappingProxyType(
             ExportCreated,
             UserAdded,
             UserDisabled,
+            PasswordSet,
+            LoginSucceeded,
+            LoginRefused,
+            LoginLockedOut,
+            SessionEnded,
+            TokenCreated,
+            TokenRevoked,
             CalibrationAdded,
             SettingChanged,
             RetentionApplied,
@@ -719,13 +811,17 @@ def _append(
     return new_head
 
 
+def host() -> str:
+    """The name of the machine running Nomina ("unknown" when it has none)."""
+    try:
+        return socket.gethostname() or "unknown"
+    except OSError:
+        return "unknown"
+
+
 def _where() -> dict[str, str]:
     """Who ran Nomina, and where: the operating-system user and the host."""
-    try:
-        host = socket.gethostname() or "unknown"
-    except OSError:
-        host = "unknown"
-    return {"os_user": os_user(), "host": host}
+    return {"os_user": os_user(), "host": host()}
 
 
 def _changed(event: Event) -> list[str]:
@@ -748,6 +844,9 @@ def _context(s: Session, event: Event) -> dict[str, Any]:
     previous event's *after*, instead of being taken in by the change.
     """
     context: dict[str, Any] = _where()
+    via = s.info.get(VIA)
+    if via is not None:
+        context["via"] = via
     changed = _changed(event)
     if not changed:
         return context
@@ -1135,6 +1234,7 @@ class Entry(Record):
     hash: str
     os_user: str | None = None  # who ran Nomina, and where (None on events recorded before they were)
     host: str | None = None
+    via: str | None = None  # how the actor proved who they are: session N, token N, password, library
 
 
 def entries(
@@ -1170,7 +1270,9 @@ def events(
             stmt = stmt.where(column == value)
     stmt = stmt.order_by(db.AuditEvent.seq.desc())
     if limit is not None:
-        stmt = stmt.limit(max(limit, 0))
+        if isinstance(limit, bool) or not 0 <= limit < 2**63:
+            raise InvalidField(f"limit: {shown_value(limit)} is not a number of events (0 to {2**63 - 1})")
+        stmt = stmt.limit(limit)
     rows = list(s.scalars(stmt))
     rows.reverse()
     shown = []
@@ -1191,6 +1293,7 @@ def events(
                 "hash": r.hash,
                 "os_user": context.get("os_user"),
                 "host": context.get("host"),
+                "via": context.get("via"),
             }
         )
     return shown

@@ -85,7 +85,11 @@ search_app = typer.Typer(
     help="Search a case against every reference: `nomina search CASE_ID`; `search show ID`; `search list`.",
     no_args_is_help=True,
 )
-user_app = typer.Typer(help="Users and their roles: examiner, verifier, admin.", no_args_is_help=True)
+user_app = typer.Typer(help="Users, their roles (examiner, verifier, admin) and passwords.", no_args_is_help=True)
+token_app = typer.Typer(
+    help="API tokens for your scripts and programs: shown once, stored hashed, revocable; set NOMINA_TOKEN to use one.",
+    no_args_is_help=True,
+)
 audit_app = typer.Typer(
     help="The tamper-evident audit trail of everything done in the workspace.", no_args_is_help=True
 )
@@ -99,6 +103,7 @@ export_app = typer.Typer(help="Structured records for the responsible authority.
 app.add_typer(identification_app, name="identification")
 app.add_typer(export_app, name="export")
 app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
 app.add_typer(audit_app, name="audit")
 
 WorkspaceOpt = Annotated[
@@ -115,19 +120,69 @@ AcceptQualityOpt = Annotated[
 ]
 
 
-# The user named by `nomina --as NAME ...` for this invocation (None: the setting NOMINA_USER).
-_acting_user: dict[str, str | None] = {"name": None}
-
-
 def _settings(workspace: Path | None, **overrides: Any) -> Settings:
-    return load_settings(home=workspace, user=_acting_user["name"], **overrides)
+    return load_settings(home=workspace, **overrides)
 
 
-def _open(workspace: Path | None) -> Workspace:
+def _open(workspace: Path | None, signed_in: bool = True) -> Workspace:
+    """The workspace, acting as the user who logged in (``nomina login``) or whose API token NOMINA_TOKEN
+    holds (the token wins); with neither, as nobody, so that a command needing a user says so."""
     from .workspace import Workspace
 
     settings = _settings(workspace)
-    return Workspace.open(settings.home, settings)
+    ws = Workspace.open(settings.home, settings)
+    if not signed_in:
+        return ws
+    try:
+        return _signed_in(ws)
+    except BaseException:
+        ws.close()
+        raise
+
+
+def _signed_in(ws: Workspace) -> Workspace:
+    import os
+
+    from . import credentials
+
+    token = os.environ.get("NOMINA_TOKEN", "").strip()
+    if token:
+        return ws.with_credential(token)
+    saved = credentials.load(ws.path)
+    return ws if saved is None else ws.with_credential(saved["secret"])
+
+
+def _password(from_stdin: bool, prompt: str, confirm: bool = True) -> str | None:
+    """A password: the next line of standard input with ``from_stdin``, else typed at the terminal (twice
+    when ``confirm``), else None (not at a terminal)."""
+    if from_stdin:
+        line = sys.stdin.readline()
+        if not line:
+            raise InvalidField("password: nothing on standard input (--password-stdin reads one line)")
+        return line.rstrip("\r\n")
+    if not sys.stdin.isatty():
+        return None
+    import getpass
+
+    first = getpass.getpass(prompt)
+    if confirm and getpass.getpass("Again: ") != first:
+        raise InvalidField("password: the two entries differ")
+    return first
+
+
+def _required_password(from_stdin: bool, prompt: str, confirm: bool = True) -> str:
+    given = _password(from_stdin, prompt, confirm)
+    if given is None:
+        raise InvalidField(
+            "password: needed; type it at a terminal, or give it on standard input with --password-stdin"
+        )
+    return given
+
+
+PasswordStdinOpt = Annotated[
+    bool,
+    typer.Option("--password-stdin", help="Read the password from the first line of standard input (for scripts)."),
+]
 
 
 def _data(result: Any) -> Any:
@@ -175,14 +230,11 @@ def _root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
-    as_user: Annotated[
-        str | None,
-        typer.Option("--as", help="Act as this Nomina user [setting NOMINA_USER]; every change is recorded as theirs."),
-    ] = None,
 ) -> None:
     """Nomina ranks reference photos of missing people against photos of unidentified people, for trained
-    examiners to review. It never decides that two faces are one person."""
-    _acting_user["name"] = as_user
+    examiners to review. It never decides that two faces are one person.
+
+    Commands act for the user who logged in with `nomina login`, or whose API token NOMINA_TOKEN holds."""
 
 
 # -- workspace ----------------------------------------------------------------------------------------
@@ -193,21 +245,30 @@ def init(
     quality_gate: Annotated[
         str | None, typer.Option(help="Face quality gate: off, standard or strict [default: standard].")
     ] = None,
+    admin: Annotated[
+        str | None, typer.Option(help="Name of the first user (admin, examiner) [default: your login name].")
+    ] = None,
+    password_stdin: PasswordStdinOpt = False,
 ) -> None:
-    """Create a workspace: database, photo store, and the face model it will always use."""
+    """Create a workspace: database, photo store, the face model it will always use, and its first user, an
+    admin, whose password is asked for."""
+    from .auth import check_password
     from .models import MODELS
+    from .settings import os_user
     from .workspace import Workspace
 
     settings = _settings(workspace, model=model)
     config = {} if quality_gate is None else {"quality_gate": quality_gate}
     manifest = MODELS.get(settings.model)
-    ws = Workspace.create(settings.home, settings, config=config, admin=settings.user or None)
+    name = admin if admin is not None else os_user()
+    if (settings.home / DB_NAME).exists():  # before asking for a password
+        raise InvalidField(f"{settings.home}: already a Nomina workspace", field="")
+    password = _required_password(password_stdin, f"Password for {name}: ")
+    check_password(name, password)
+    ws = Workspace.create(settings.home, settings, config=config, admin=name, admin_password=password)
     m = ws.model_identity
     out.print(f"Created workspace {settings.home} with model {m['name']}; quality gate {ws.config()['quality_gate']}.")
-    if settings.user:
-        out.print(f"First user: {settings.user} (admin, examiner).")
-    else:
-        out.print("It has no users yet: add the first, an admin, with `nomina user add NAME --role admin,examiner`.")
+    out.print(f"First user: {ws.user} (admin, examiner). Log in with `nomina login --user {ws.user}`.")
     if manifest is not None and manifest.restriction:
         err.print(f"licence restriction: {manifest.restriction}")
     ws.close()
@@ -305,6 +366,7 @@ def reference_add(
         )
     kept = f"; retained until {ref['retain_until']}" if ref["retain_until"] else "; no retention date"
     out.print(f"Added reference {ref['reference_id']} ({ref['name']}) with {len(ref['photos'])} photo(s){kept}.")
+    _warn(ref["warnings"])
 
 
 @reference_app.command("add-photos")
@@ -352,6 +414,7 @@ def reference_import(
         f"{report.rows} rows: {report.added} photo(s) added ({report.references_created} new reference(s)), "
         f"{report.already_present} already present, {len(report.failures)} failed."
     )
+    _warn(report.warnings)
     if report.failures:
         for f in report.failures:
             err.print(_printable(f"line {f.line}: {f.error}"), markup=False)
@@ -479,6 +542,7 @@ def case_add(
     with _open(workspace) as ws:
         case = _data(ws.add_case(fields, _photos(photos, face, eyes, photo_date)))
     out.print(f"Added case {case_id} with {len(case['photos'])} photo(s), {case['faces']} face(s).")
+    _warn(case["warnings"])
     for p in case["photos"]:
         if p["no_face_detected"]:
             err.print(
@@ -830,11 +894,39 @@ def user_add(
         list[str], typer.Option(help="examiner, verifier or admin; repeat or separate with commas for several.")
     ],
     workspace: WorkspaceOpt = None,
+    password_stdin: PasswordStdinOpt = False,
 ) -> None:
-    """Add a user (by an admin; the first user of a workspace must be an admin and needs no --as)."""
+    """Add a user (by an admin), with a first password, asked for at a terminal; they change it with
+    `nomina user passwd`. Not at a terminal and without --password-stdin, the user has no password and
+    cannot log in until an admin sets one."""
     with _open(workspace) as ws:
-        user = _data(ws.add_user(name, role))
+        password = _password(password_stdin, f"First password for {name}: ")
+        user = _data(ws.add_user(name, role, password))
     out.print(f"Added user {user['name']} ({', '.join(user['roles'])}).")
+    if not user["has_password"]:
+        out.print(
+            f"{user['name']} has no password yet and cannot log in: set one with `nomina user passwd {user['name']}`."
+        )
+
+
+@user_app.command("passwd")
+def user_passwd(
+    name: Annotated[str | None, typer.Argument(help="Whose password [default: yours]; an admin sets anyone's.")] = None,
+    workspace: WorkspaceOpt = None,
+    password_stdin: PasswordStdinOpt = False,
+) -> None:
+    """Set a password: your own (give the current one first) or, as an admin, another user's (which ends
+    their lockout). Ends the user's other sessions. With --password-stdin, your own change reads two lines
+    (current, then new)."""
+    with _open(workspace) as ws:
+        me = ws.whoami()
+        whose = me.user if name is None else name
+        current = None
+        if whose == me.user and next((u.has_password for u in ws.users() if u.name == whose), False):
+            current = _required_password(password_stdin, "Current password: ", confirm=False)
+        password = _required_password(password_stdin, f"New password for {whose}: ")
+        ended = ws.set_password(whose, password, current)
+    out.print(f"Password set for {whose}; {ended} other session(s) ended.")
 
 
 @user_app.command("list")
@@ -847,12 +939,14 @@ def user_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     if as_json:
         _print_json(found)
         return
-    table = Table("user", "roles", "active", "added (UTC)", "added by", "disabled by")
+    table = Table("user", "roles", "active", "password", "added (UTC)", "added by", "disabled by")
     for u in found:
+        locked = f"locked until {u['locked_until']}" if u["locked_until"] else ""
         table.add_row(
             u["name"],
             ", ".join(u["roles"]),
             "yes" if u["active"] else "no",
+            locked or ("set" if u["has_password"] else "none"),
             u["created_at"],
             u["created_by"],
             u["disabled_by"] or "",
@@ -866,6 +960,130 @@ def user_disable(name: str, workspace: WorkspaceOpt = None) -> None:
     with _open(workspace) as ws:
         ws.disable_user(name)
     out.print(f"Disabled user {name}.")
+
+
+# -- logins and tokens ----------------------------------------------------------------------------------
+@app.command()
+def login(
+    user: Annotated[str | None, typer.Option("--user", "-u", help="Your Nomina user name [asked for].")] = None,
+    workspace: WorkspaceOpt = None,
+    password_stdin: PasswordStdinOpt = False,
+) -> None:
+    """Log in: asks for your password and keeps a session for this workspace in a file only you can read.
+    The session ends after 8 hours, after 30 minutes without a command, or with `nomina logout`."""
+    from . import credentials
+
+    if user is None:
+        if password_stdin or not sys.stdin.isatty():
+            raise InvalidField("--user: required when not at a terminal", field="user")
+        user = typer.prompt("User")
+    password = _required_password(password_stdin, "Password: ", confirm=False)
+    with _open(workspace, signed_in=False) as ws:
+        previous = _saved_session(ws)
+        result, view = ws.login(user, password, "cli")
+        assert result.session is not None and result.secret is not None
+        expires = f"{result.session.expires_at:%Y-%m-%d %H:%M}"
+        credentials.save(ws.path, result.secret, view.user or "", expires)
+        if previous is not None:
+            previous.logout()
+        roles = ", ".join(view.whoami().roles)
+    out.print(
+        f"Logged in as {view.user} ({roles}) until {expires} UTC; the session ends after "
+        f"{result.session.idle_minutes} minutes without a command. `nomina logout` ends it."
+    )
+
+
+def _saved_session(ws: Workspace) -> Workspace | None:
+    """The view of the session saved for ``ws``, when there is one still open."""
+    from . import credentials
+    from .errors import NotLoggedIn
+
+    try:
+        saved = credentials.load(ws.path)
+        return None if saved is None else ws.with_credential(saved["secret"])
+    except NotLoggedIn:
+        return None
+
+
+@app.command()
+def logout(workspace: WorkspaceOpt = None) -> None:
+    """End your session on this workspace and remove its file."""
+    from . import credentials
+
+    with _open(workspace, signed_in=False) as ws:
+        session = _saved_session(ws)
+        if session is not None:
+            session.logout()
+        removed = credentials.forget(ws.path)
+    out.print("Logged out." if removed else "Not logged in.")
+
+
+@app.command()
+def whoami(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """Show who commands act as: the user, their roles, and the session or API token used."""
+    with _open(workspace) as ws:
+        me = _data(ws.whoami())
+    if as_json:
+        _print_json(me)
+        return
+    until = ""
+    if me["session"]:
+        until = f" until {me['session']['expires_at']} UTC"
+    elif me["token"]:
+        until = f" ({me['token']['label']})"
+    out.print(f"{me['user']} ({', '.join(me['roles'])}), with {me['via']}{until}")
+
+
+@token_app.command("create")
+def token_create(
+    label: Annotated[str, typer.Option(help="What will use the token (a script's or program's name).")],
+    expires_days: Annotated[int | None, typer.Option(help="Days until it expires [default: never].")] = None,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make an API token for yourself; it is printed once and stored only as a hash. Programs use it through
+    NOMINA_TOKEN (or, with the server, an Authorization: Bearer header) and act with your roles."""
+    with _open(workspace) as ws:
+        made = _data(ws.create_token(label, expires_days))
+    if as_json:
+        _print_json(made)
+        return
+    token = made["token"]
+    expiry = f", expires {token['expires_at']} UTC" if token["expires_at"] else ""
+    err.print(f"API token {token['id']} ({token['label']}{expiry}); store it now, it is not shown again:")
+    out.print(made["secret"], markup=False, highlight=False)
+
+
+@token_app.command("list")
+def token_list(
+    everyone: Annotated[bool, typer.Option("--all", help="Every user's tokens (admin).")] = False,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List your API tokens (never their secrets), or everyone's with --all."""
+    from rich.table import Table
+
+    with _open(workspace) as ws:
+        found = _data(ws.tokens(everyone))
+    if as_json:
+        _print_json(found)
+        return
+    table = Table("id", "user", "label", "created (UTC)", "expires (UTC)", "revoked")
+    for tk in found:
+        revoked = f"{tk['revoked_at']} by {tk['revoked_by']}" if tk["revoked_at"] else ""
+        table.add_row(str(tk["id"]), tk["user"], tk["label"], tk["created_at"], tk["expires_at"] or "never", revoked)
+    out.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[int, typer.Argument(help="The token's number (see `nomina token list`).")],
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Revoke an API token: yours, or anyone's as an admin. Programs using it are refused at once."""
+    with _open(workspace) as ws:
+        done = ws.revoke_token(token_id)
+    out.print(f"Revoked API token {done.id} of {done.user}.")
 
 
 # -- audit --------------------------------------------------------------------------------------------
@@ -966,7 +1184,7 @@ def audit_log(
     for e in found:  # one line per event: the trail reads as a log, however narrow the terminal
         ids = " ".join(f"{k}={e[f'{k}_id']}" for k in ("case", "reference", "search") if e[f"{k}_id"] is not None)
         details = " ".join(f"{k}={v}" for k, v in e["details"].items())
-        where = f" ({e['os_user']}@{e['host']})" if e.get("os_user") else ""
+        where = f" ({e['os_user']}@{e['host']}{', ' + e['via'] if e.get('via') else ''})" if e.get("os_user") else ""
         out.print(
             f"{e['seq']:>5}  {e['at'][:19].replace('T', ' ')}  {e['actor']}{where}  {e['action']}  {ids}  {details}"
         )
@@ -1174,7 +1392,7 @@ def _warn(warnings: list[str]) -> None:
     for line in warnings:
         for said, shown in _WARNING_HINTS:
             line = line.replace(said, shown)
-        err.print(f"warning: {line}")
+        err.print(_printable(f"warning: {line}"), markup=False)
 
 
 # -- calibration --------------------------------------------------------------------------------------
@@ -1396,18 +1614,6 @@ def _quality_line(f: dict[str, Any]) -> str:
     )
 
 
-def _acting_user_first(args: list[str]) -> list[str]:
-    """``--as NAME`` may be written anywhere (`nomina init ws --as ana`); it belongs to the root command."""
-    for i, arg in enumerate(args):
-        if arg == "--":
-            break
-        if arg.startswith("--as="):
-            return [arg, *args[:i], *args[i + 1 :]]
-        if arg == "--as" and i + 1 < len(args):
-            return [arg, args[i + 1], *args[:i], *args[i + 2 :]]
-    return list(args)
-
-
 # The library's messages name fields as the Python API and manifests do ("reasons: required ..."); the
 # command line puts back the option each field comes from. A field not listed is shown by its own name.
 _FLAGS: dict[str, str] = {
@@ -1437,6 +1643,7 @@ _FLAGS: dict[str, str] = {
     "role": "--role",
     "group_columns": "--group-columns",
     "failures": "--failures",
+    "limit": "--limit",
 }
 
 # What to do next, in commands, for what the library says in words: (code, field) -> (the library's
@@ -1446,8 +1653,10 @@ _HINTS: dict[tuple[str, str | None], tuple[tuple[str, str], ...]] = {
         ("no such workspace folder", "no such workspace folder (create one with `nomina init`)"),
         (f"(no {DB_NAME})", f"(no {DB_NAME}; create one with `nomina init`)"),
     ),
+    ("not_logged_in", "user"): (
+        ("every action is done by a user who has logged in", "log in with `nomina login`, or set NOMINA_TOKEN"),
+    ),
     ("permission_denied", "user"): (
-        ("every action is done by a named user", "name one with --as NAME or NOMINA_USER"),
         ("add the first user, an admin", "add the first, an admin: `nomina user add NAME --role admin,examiner`"),
     ),
     ("several_faces", "face"): (
@@ -1482,7 +1691,7 @@ def main(argv: list[str] | None = None) -> None:
     Usage mistakes are reported by the command-line parser (exit 2); Nomina's errors exit with 1.
     """
     try:
-        app(args=_acting_user_first(sys.argv[1:] if argv is None else argv), prog_name="nomina")
+        app(args=sys.argv[1:] if argv is None else argv, prog_name="nomina")
     except NominaError as exc:
         text = _message(exc)
         if len(text) > _LONGEST_MESSAGE:  # a value the library echoed whole (an id looked up, say)

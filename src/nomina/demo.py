@@ -81,8 +81,8 @@ def run_demo(settings: Settings, workspace: Path | None, step: Callable[[str], N
     kept = workspace is not None
     folder = Path(workspace) if workspace is not None else Path(tempfile.mkdtemp(prefix="nomina-demo-"))
     try:
-        # The demo acts as the user named by NOMINA_USER / --as, or as "demo", the workspace's first user.
-        ws = Workspace.create(folder / "workspace" if not kept else folder, settings, admin=settings.user or "demo")
+        # The demo acts as "demo", the workspace's first user, named by the program (no login).
+        ws = Workspace.create(folder / "workspace" if not kept else folder, settings, admin="demo")
         with ws, tempfile.TemporaryDirectory(prefix="nomina-demo-manifest-") as tmp:
             manifest = write_sample_manifest(refs, Path(tmp) / "references.csv")
             step(f"enrolling {len(refs)} reference photos from {settings.samples}")

@@ -16,7 +16,9 @@ Records
         the search's row (model, settings, user, gallery size), its candidates (rank, reference, score,
         faces, photo) and the examiners' conclusions on them;
     ``user 'NAME'``
-        the user's row: roles, active, who created or disabled them, their password hash.
+        the user's row (roles, active, who created or disabled them, their password hash, failed logins
+        and lockout), their login sessions and their API tokens (each as the SHA-256 of its secret), so
+        that a session or token written behind Nomina's back shows.
 
     The keys read like the ``record`` of an error (``case UP-17``, ``search 4``, ``user 'ben'``).
 
@@ -250,5 +252,13 @@ def _searches(s: Session, ids: list[str] | None) -> Iterator[tuple[str, Any]]:
 
 
 def _users(s: Session, ids: list[str] | None) -> Iterator[tuple[str, Any]]:
-    for r in _rows(s, db.User, "name", ids):
-        yield r["name"], {"user": r}
+    rows = list(_rows(s, db.User, "name", ids))
+    present = None if ids is None else [r["name"] for r in rows]
+    sessions = _grouped(_rows(s, db.LoginSession, "user", present), "user")
+    tokens = _grouped(_rows(s, db.ApiToken, "user", present), "user")
+    for r in rows:
+        name = r["name"]
+        # Keys only when there is something under them, so a user without sessions or tokens keeps the
+        # digest it had before sessions and tokens existed.
+        extra = {"sessions": sessions.get(name), "tokens": tokens.get(name)}
+        yield name, {"user": r, **{k: v for k, v in extra.items() if v}}

@@ -30,6 +30,9 @@ code and HTTP status::
     ├── Conflict                   conflict              409  an id or photo that already exists, a lost race, or a
     │                                                         change the record's state forbids
     ├── PermissionDenied           permission_denied     403  no acting user, or the user is disabled or lacks the role
+    │   ├── NotLoggedIn            not_logged_in         401  no session or token, or one ended, expired, revoked
+    │   └── LoginFailed            login_failed          401  a wrong user name or password
+    │       └── LockedOut          locked_out            429  too many failed logins in a row; wait, or an admin resets
     └── AuditError                 audit_error           500  the audit trail refused an event or cannot be extended
         ├── UnknownEvent           unknown_event         500  an event type that is not in the registry
         ├── DetailRefused          detail_refused        500  an event detail that could carry biometric content
@@ -55,6 +58,8 @@ __all__ = [
     "ImageTooLarge",
     "InputError",
     "InvalidField",
+    "LockedOut",
+    "LoginFailed",
     "ManifestError",
     "ModelError",
     "ModelMismatch",
@@ -64,6 +69,7 @@ __all__ = [
     "NotAWorkspace",
     "NotAnImage",
     "NotFound",
+    "NotLoggedIn",
     "PermissionDenied",
     "QualityTooLow",
     "RecordTampered",
@@ -200,6 +206,18 @@ class PermissionDenied(NominaError):
     pass
 
 
+class NotLoggedIn(PermissionDenied):
+    """No credentials were given, or the session or token given has ended, expired or been revoked."""
+
+
+class LoginFailed(PermissionDenied):
+    """A login refused: the message never says whether the user name or the password was wrong."""
+
+
+class LockedOut(LoginFailed):
+    """A login refused without checking the password: the user failed too many times in a row."""
+
+
 class AuditError(NominaError):
     pass
 
@@ -231,6 +249,9 @@ HTTP_STATUS: dict[type[NominaError], int] = {
     NotFound: 404,
     Conflict: 409,
     PermissionDenied: 403,
+    NotLoggedIn: 401,
+    LoginFailed: 401,
+    LockedOut: 429,
 }
 
 

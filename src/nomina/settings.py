@@ -35,13 +35,6 @@ class Setting:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("home", Path, Path("nomina-data"), "Workspace folder: database, photo store and index files."),
-    Setting(
-        "user",
-        str,
-        "",
-        "The Nomina user every command acts as (`--as NAME` wins); commands that change or show a "
-        "workspace's records refuse to run without one.",
-    ),
     Setting("model", str, "sface", "Face model for new workspaces (see `nomina models`)."),
     Setting(
         "model_dir",
@@ -141,7 +134,6 @@ _LONGEST_VALUE = 80
 @dataclass(frozen=True)
 class Settings:
     home: Path = Path("nomina-data")
-    user: str = ""
     model: str = "sface"
     model_dir: str = ""
     samples: Path = Path("../shared/faces")

@@ -15,8 +15,8 @@ must hold the admin role, and it is recorded as created by the operating-system 
 From then on only an active admin adds or disables users, and the last active admin cannot be
 disabled, so the workspace never loses the ability to manage its users.
 
-Passwords and sessions come with the web pages; ``users.password_hash`` is there for them and nothing
-here reads or writes it.
+A user proves who they are with a password, a session or an API token (:mod:`nomina.auth`); a user
+may be added without a password (then they cannot log in until one is set with ``nomina user passwd``).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import audit
-from .errors import Conflict, InvalidField, NotFound, PermissionDenied
+from .errors import Conflict, InvalidField, NotFound, NotLoggedIn, PermissionDenied
 from .records import Record, _record_id
 from .settings import os_user
 from .store import schema as db
@@ -59,6 +59,8 @@ class User(Record):
     created_by: str
     disabled_at: datetime | None = None
     disabled_by: str | None = None
+    has_password: bool = False  # whether they can log in (nomina.auth)
+    locked_until: datetime | None = None  # the end of a lockout after failed logins, if one is running
 
     def has_role(self, role: str) -> bool:
         return role in self.roles
@@ -73,6 +75,10 @@ def _user(row: db.User) -> User:
         created_by=row.created_by,
         disabled_at=row.disabled_at,
         disabled_by=row.disabled_by,
+        has_password=row.password_hash is not None,
+        locked_until=row.locked_until
+        if row.locked_until and row.locked_until > datetime.now(UTC).replace(tzinfo=None)
+        else None,
     )
 
 
@@ -115,7 +121,9 @@ def require_user(s: Session, name: str | None, role: str | None = None) -> User:
     needed = None if role is None else _role(role, "role")
     if name is None or not name.strip():
         what = f"the {needed} role" if needed else "a user"
-        raise PermissionDenied(f"no acting user named (this needs {what})", field="user")
+        raise NotLoggedIn(
+            f"not logged in: every action is done by a user who has logged in (this needs {what})", field="user"
+        )
     row = s.get(db.User, name.strip())
     if row is None:
         raise NotFound(f"user {name.strip()!r}: no such user", record=f"user {name.strip()!r}")
@@ -129,14 +137,18 @@ def require_user(s: Session, name: str | None, role: str | None = None) -> User:
     return _user(row)
 
 
-def add_user(s: Session, name: str, roles: Iterable[str] | str, actor: str | None) -> User:
-    """Add user ``name`` with ``roles``, acting as ``actor`` (an active admin), and audit it.
+def add_user(s: Session, name: str, roles: Iterable[str] | str, actor: str | None, password: str | None = None) -> User:
+    """Add user ``name`` with ``roles`` and ``password`` (if given), acting as ``actor`` (an active admin),
+    and audit it.
 
     The first user is the exception: anyone may add it (``actor`` is not checked) and it must hold the
     admin role; ``created_by`` and the audit actor are then the operating-system user.
     """
+    from .auth import hash_password  # auth imports this module
+
     name = _record_id(name, "user")
     wanted = parse_roles(roles)
+    hashed = None if password is None else hash_password(name, password)
     bootstrap = not has_users(s)
     if bootstrap:
         if "admin" not in wanted:
@@ -146,7 +158,9 @@ def add_user(s: Session, name: str, roles: Iterable[str] | str, actor: str | Non
         created_by = require_user(s, actor, "admin").name
         if s.get(db.User, name) is not None:
             raise Conflict(f"user {name!r} already exists", field="name", record=f"user {name!r}")
-    row = db.User(name=name, roles=list(wanted), active=True, created_at=_now(), created_by=created_by)
+    row = db.User(
+        name=name, roles=list(wanted), active=True, created_at=_now(), created_by=created_by, password_hash=hashed
+    )
     s.add(row)
     s.flush()
     audit.record(s, created_by, audit.UserAdded(user=name, roles=wanted, bootstrap=bootstrap))

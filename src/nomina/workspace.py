@@ -34,7 +34,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from . import audit, casefile, cases, checkpoints, enrolment, erasure, references, search, users, workflow
+from . import audit, auth, casefile, cases, checkpoints, enrolment, erasure, references, search, users, workflow
 from ._version import __version__
 from .calibration import Calibration
 from .casefile import ExportWritten, ReportWritten
@@ -51,6 +51,7 @@ from .errors import (
     NominaError,
     NotAWorkspace,
     NotFound,
+    NotLoggedIn,
     PermissionDenied,
     WorkspaceError,
 )
@@ -70,7 +71,7 @@ from .search import Ranked, SearchResult, SearchSummary, calibration_summary, ra
 from .settings import WORKSPACE_SETTINGS, Settings, load_settings, os_user, workspace_setting
 from .store import DB_NAME, Database, PhotoStore, connect, upgrade
 from .store import schema as db
-from .store.database import current_revision, head_revision
+from .store.database import current_revision, head_revision, known_revision
 
 __all__ = ["EXPORT_NOTICE", "CalibrationRecord", "StoredCalibration", "Workspace", "WorkspaceSummary"]
 
@@ -147,9 +148,10 @@ class Workspace:
     model the workspace was built with). Safe to use from many threads at once.
     """
 
-    def __init__(self, shared: _Shared, user: str | None) -> None:
+    def __init__(self, shared: _Shared, user: str | None, credential: auth.Credential | None = None) -> None:
         self._shared = shared
         self._user = user or None
+        self._credential = credential
 
     # -- opening ----------------------------------------------------------------------------------
     @classmethod
@@ -160,12 +162,14 @@ class Workspace:
         model: FaceModel | None = None,
         config: dict[str, Any] | None = None,
         admin: str | None = None,
+        admin_password: str | None = None,
     ) -> Workspace:
         """Make a new workspace in ``path`` (created if needed) for the settings' model.
 
         ``config`` gives workspace settings (``nomina config``) other than their defaults. ``admin``
-        names the first user, with the admin and examiner roles; the workspace then acts as that user.
-        Without it the workspace has no users until ``add_user`` adds the first, an admin.
+        names the first user, with the admin and examiner roles and ``admin_password`` (needed to log in);
+        the workspace then acts as that user. Without it the workspace has no users until ``add_user``
+        adds the first, an admin.
         """
         settings = settings or load_settings()
         chosen = {s.name: s.default for s in WORKSPACE_SETTINGS}
@@ -193,7 +197,7 @@ class Workspace:
                 }.items():
                     s.add(db.WorkspaceInfo(key=key, value=value))
                 if admin is not None:
-                    users.add_user(s, admin, ("admin", "examiner"), None)
+                    users.add_user(s, admin, ("admin", "examiner"), None, admin_password)
             private_folder(path / "photos")
         except BaseException:
             for leftover in (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm"):
@@ -211,7 +215,8 @@ class Workspace:
         model: FaceModel | None = None,
         user: str | None = None,
     ) -> Workspace:
-        """Open an existing workspace, acting as ``user`` (default: the setting NOMINA_USER)."""
+        """Open an existing workspace, acting as ``user`` (a program that names its user; people log in:
+        :meth:`login`, :meth:`with_credential`)."""
         settings = settings or load_settings()
         path = Path(path)
         if not path.is_dir():
@@ -232,9 +237,15 @@ class Workspace:
             raise NotAWorkspace(f"{path / DB_NAME}: not a Nomina database") from None
         if rev is None:
             raise NotAWorkspace(f"{path / DB_NAME}: not a Nomina database (no schema version)")
+        if not known_revision(rev):
+            engine.dispose()
+            raise NotAWorkspace(
+                f"{path / DB_NAME}: made by a newer version of Nomina (schema {rev}); upgrade Nomina to open it",
+                record=str(path),
+            )
         if rev != head_revision():
             upgrade(engine)
-        workspace = cls(_Shared(path, Database(engine), settings, model), user or settings.user or None)
+        workspace = cls(_Shared(path, Database(engine), settings, model), user)
         with workspace._shared.db.read() as s:
             interrupted = erasure.pending(s)
         if interrupted:  # an erasure's process stopped between its commit and its files: finish it now
@@ -247,7 +258,12 @@ class Workspace:
     def as_user(self, name: str) -> Workspace:
         """A view of this open workspace acting as user ``name``: it shares the database, model, index and
         caches, and costs nothing to make. The user must exist and be active; each call checks their
-        role again, in its own transaction."""
+        role again, in its own transaction.
+
+        For programs that know their user by other means (a service acting for its own account, tests):
+        no password is asked, and the audit trail marks what such a view does as done ``via`` the library.
+        People prove who they are with :meth:`login` or a token (:meth:`with_credential`).
+        """
         with self._shared.db.read() as s:
             user = users.require_user(s, name)
         return Workspace(self._shared, user.name)
@@ -256,6 +272,80 @@ class Workspace:
     def user(self) -> str | None:
         """The Nomina user every call of this view acts as."""
         return self._user
+
+    @property
+    def via(self) -> str:
+        """How this view's user proved who they are, as the audit trail says: ``session N``, ``token N``,
+        or ``library`` (named by the program, see :meth:`as_user`)."""
+        return "library" if self._credential is None else self._credential.via
+
+    # -- logins, sessions, tokens (nomina.auth) ------------------------------------------------------
+    def login(
+        self,
+        name: str,
+        password: str,
+        kind: str = "cli",
+        hours: float = auth.SESSION_HOURS,
+        idle_minutes: int = auth.IDLE_MINUTES,
+    ) -> tuple[auth.LoginResult, Workspace]:
+        """Check ``name``'s password and open a session: the result (with the session's secret, to keep for
+        :meth:`with_credential`) and a view acting with the session. A refusal is recorded (failure count,
+        lockout, audit event) and then raised: LoginFailed, or LockedOut."""
+        from .settings import os_user
+
+        with self._shared.db.write() as s:
+            s.info[audit.VIA] = "password"
+            result = auth.login(s, name, password, kind, hours, idle_minutes, os_user(), audit.host())
+        if result.refused is not None:
+            raise result.refused
+        assert result.session is not None and result.secret is not None
+        credential = auth.Credential("session", result.session.id, result.session.user, auth.digest(result.secret))
+        return result, Workspace(self._shared, result.session.user, credential)
+
+    def with_credential(self, secret: str) -> Workspace:
+        """A view acting as the user whose session or API token ``secret`` is; NotLoggedIn when it is
+        unknown, ended, expired or revoked. Each call of the view that changes anything (reading records
+        does: it is audited) also notes the session's use, for its idle expiry, in the call's own
+        transaction: a refused call leaves nothing behind."""
+        with self._shared.db.read() as s:
+            credential = auth.authenticate(s, secret)
+        return Workspace(self._shared, credential.user, credential)
+
+    def logout(self) -> bool:
+        """End this view's session (recorded); whether it was still open. Later calls of the view fail."""
+        if self._credential is None or self._credential.kind != "session":
+            raise InvalidField("credentials: only a session logs out (tokens are revoked)", field="")
+        with self._shared.db.write() as s:
+            s.info[audit.VIA] = self.via
+            return auth.end_session(s, self._credential)
+
+    def whoami(self) -> auth.Identity:
+        """The acting user, their roles, and the session or token they act with."""
+        with self._reading() as s:
+            actor = self._actor(s)
+            return auth.identity(s, users.require_user(s, actor), self._credential)
+
+    def set_password(self, name: str, password: str, current: str | None = None) -> int:
+        """Set user ``name``'s password: one's own (give ``current``) or, for an admin, anyone's. Ends the
+        user's sessions (but the one this view acts with); returns how many it ended."""
+        keep = self._credential.id if self._credential is not None and self._credential.kind == "session" else None
+        with self._acting() as (s, actor):
+            return auth.set_password(s, name, password, actor, current, keep)
+
+    def create_token(self, label: str, expires_days: int | None = None) -> auth.NewToken:
+        """A new API token for the acting user (its secret is in the result, and nowhere else)."""
+        with self._acting() as (s, actor):
+            return auth.create_token(s, actor, label, expires_days)
+
+    def tokens(self, everyone: bool = False) -> list[auth.TokenInfo]:
+        """The acting user's API tokens, or every user's (an admin only)."""
+        with self._reading() as s:
+            return auth.list_tokens(s, self._actor(s), everyone)
+
+    def revoke_token(self, token_id: int) -> auth.TokenInfo:
+        """Revoke one of the acting user's tokens (an admin: anyone's)."""
+        with self._acting() as (s, actor):
+            return auth.revoke_token(s, actor, token_id)
 
     @property
     def path(self) -> Path:
@@ -317,14 +407,25 @@ class Workspace:
         return pool.get()
 
     # -- acting users and transactions ---------------------------------------------------------------
-    def _actor(self, s: Session, role: str | None = None) -> str:
-        """The acting user's name once they are known to be active and to hold ``role``."""
+    def _actor(self, s: Session, role: str | None = None, writing: bool = False) -> str:
+        """The acting user's name once they are known to be active and to hold ``role``, and their session
+        or token to be still valid (its use noted when ``writing``)."""
+        self._credentials(s, writing)
         if not users.has_users(s):
             raise PermissionDenied(f"{self.path}: no users yet; add the first user, an admin", field="user")
         if self._user is None:
             needs = f" (this needs the {role} role)" if role else ""
-            raise PermissionDenied(f"no acting user: every action is done by a named user{needs}", field="user")
+            raise NotLoggedIn(f"not logged in: every action is done by a user who has logged in{needs}", field="user")
         return users.require_user(s, self._user, role).name
+
+    def _credentials(self, s: Session, writing: bool = False) -> None:
+        """Check this view's session or token (if it has one) in ``s`` and, in a write transaction
+        (``writing``), note its use; name it for the audit trail."""
+        if self._credential is not None:
+            auth.check(s, self._credential)
+            if writing:
+                auth.touch(s, self._credential)
+        s.info[audit.VIA] = self.via
 
     def _check(self, role: str | None = None) -> str:
         """Check the acting user before slow work (photo analysis); the change checks again."""
@@ -341,7 +442,7 @@ class Workspace:
     def _acting(self, role: str | None = None) -> Iterator[tuple[Session, str]]:
         """A write transaction by the acting user, who must hold ``role`` (checked inside it)."""
         with self._shared.db.write() as s:
-            yield s, self._actor(s, role)
+            yield s, self._actor(s, role, writing=True)
 
     @contextmanager
     def _enrolling(self, role: str) -> Iterator[tuple[Session, str, PhotoSink]]:
@@ -368,14 +469,18 @@ class Workspace:
             pass
 
     # -- users --------------------------------------------------------------------------------------------
-    def add_user(self, name: str, roles: Iterable[str] | str) -> users.User:
-        """Add a user (the acting user must be an admin, except for the very first user, an admin)."""
+    def add_user(self, name: str, roles: Iterable[str] | str, password: str | None = None) -> users.User:
+        """Add a user, with a password to log in with (the acting user must be an admin, except for the very
+        first user, an admin). Without ``password`` the user cannot log in until one is set."""
         with self._shared.db.write() as s:
-            return users.add_user(s, name, roles, self._user)
+            self._credentials(s, writing=True)
+            return users.add_user(s, name, roles, self._user, password)
 
     def disable_user(self, name: str) -> users.User:
-        """Disable a user (by an admin); users are never deleted, so the audit trail keeps meaning."""
+        """Disable a user (by an admin); users are never deleted, so the audit trail keeps meaning. Their
+        sessions and tokens stop working at once."""
         with self._shared.db.write() as s:
+            self._credentials(s, writing=True)
             return users.disable_user(s, name, self._user)
 
     def users(self) -> list[users.User]:
@@ -543,6 +648,7 @@ class Workspace:
         """Write analysed manifest rows in one transaction; refused rows are reported, the others kept."""
         added = report.added
         with self._enrolling("examiner") as (s, actor, sink):
+            in_use = references.lookalikes(s)
             for line, row, fields, prov, p in batch:
                 try:  # import_row refuses a row before it writes anything for it
                     created = references.import_row(s, actor, sink, fields, prov, p, retain)
@@ -551,6 +657,8 @@ class Workspace:
                     continue
                 report.added += 1
                 report.references_created += int(created)
+                if created:
+                    report.warnings += [f"line {line}: {w}" for w in in_use.add(fields.id)]
             if report.added > added:
                 enrolment.bump_gallery(s)
 
@@ -985,7 +1093,13 @@ def _config(s: Session) -> dict[str, Any]:
 
 def _hidden(e: audit.Entry) -> audit.Entry:
     """An audit entry as a blind viewer sees it: no actor, no details."""
-    hidden = {"actor": "(hidden until verified)", "details": {"hidden": _BLIND}, "os_user": None, "host": None}
+    hidden = {
+        "actor": "(hidden until verified)",
+        "details": {"hidden": _BLIND},
+        "os_user": None,
+        "host": None,
+        "via": None,
+    }
     return audit.Entry(**{**vars(e), **hidden})
 
 

@@ -186,6 +186,18 @@ def head_revision() -> str:
     return str(script.get_current_head())
 
 
+def known_revision(rev: str) -> bool:
+    """Whether ``rev`` is a schema version this Nomina knows (a newer Nomina's is not)."""
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    script = ScriptDirectory(str(Path(__file__).parent / "migrations"))
+    try:
+        return script.get_revision(rev) is not None
+    except CommandError:
+        return False
+
+
 def current_revision(engine: Engine) -> str | None:
     from alembic.runtime.migration import MigrationContext
 

@@ -249,7 +249,8 @@ class User(Base):
     """A person who uses Nomina, with the roles that decide what they may do (see nomina.users).
 
     Users are disabled, never deleted, so that every name in the audit trail keeps meaning someone.
-    ``password_hash`` is for the web pages to come; the command line does not use it.
+    ``password_hash`` is an argon2id hash (see nomina.auth); ``failed_logins`` counts failed logins in a
+    row and ``locked_until`` ends a lockout (both NULL when there is none).
     """
 
     __tablename__ = "users"
@@ -261,6 +262,54 @@ class User(Base):
     disabled_at: Mapped[datetime | None] = mapped_column(DateTime)
     disabled_by: Mapped[str | None] = mapped_column(String)
     password_hash: Mapped[str | None] = mapped_column(String)
+    failed_logins: Mapped[int | None] = mapped_column(Integer)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class LoginSession(Base):
+    """A session opened by a login (``nomina login``, the web pages): the SHA-256 of its secret, never the
+    secret; ids are never reused, since the audit trail names sessions by id (see nomina.auth)."""
+
+    __tablename__ = "login_sessions"
+    __table_args__ = (
+        CheckConstraint("kind IN ('cli', 'web')", name="login_session_kind"),
+        {"sqlite_autoincrement": True},
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user: Mapped[str] = mapped_column(String, ForeignKey("users.name"), index=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)  # absolute expiry
+    idle_minutes: Mapped[int] = mapped_column(Integer)  # ends after this long without a call
+    os_user: Mapped[str | None] = mapped_column(String)
+    host: Mapped[str | None] = mapped_column(String)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime)
+    ended_why: Mapped[str | None] = mapped_column(String)
+
+
+class ApiToken(Base):
+    """An API token a user made for their programs: the SHA-256 of its secret, never the secret."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user: Mapped[str] = mapped_column(String, ForeignKey("users.name"), index=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    revoked_by: Mapped[str | None] = mapped_column(String)
+
+
+class CredentialUse(Base):
+    """When a session or token was last used: kept apart from them, since they belong to their user's
+    record digest and a use is not a change the audit trail accounts for."""
+
+    __tablename__ = "credential_use"
+    secret_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_used_at: Mapped[datetime] = mapped_column(DateTime)
 
 
 class AuditEvent(Base):
