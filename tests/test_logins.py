@@ -405,3 +405,38 @@ def test_tokens_on_the_command_line(logged_out: Path, capsys, monkeypatch):
     assert run(capsys, "token", "revoke", str(listed[0]["id"]), "-w", logged_out)[0] == 0
     code, _, err = run(capsys, "case", "list", "-w", logged_out)
     assert_one_error_line(err, rf"API token {listed[0]['id']}: revoked")
+
+
+def test_failed_logins_at_once_lock_out_exactly_once(team: Workspace):
+    """Ten wrong passwords at the same moment: each is counted, and the lockout is written once."""
+    import threading
+
+    barrier = threading.Barrier(10)
+    refusals: list[type] = []
+
+    def guess() -> None:
+        barrier.wait()
+        try:
+            team.login("ben", "guessing his password")
+        except LoginFailed as exc:
+            refusals.append(type(exc))
+
+    threads = [threading.Thread(target=guess) for _ in range(10)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert len(refusals) == 10 and refusals.count(LockedOut) == 10 - (auth.MAX_FAILURES - 1)
+    actions = [e["action"] for e in _trail(team)]
+    assert actions.count("login.fail") == 10 and actions.count("login.lockout") == 1
+    assert team.audit_verify().ok
+
+
+def test_a_workspace_from_a_newer_version_is_refused_in_one_line(cli_ws: Path, capsys):
+    con = sqlite3.connect(cli_ws / "nomina.db")
+    con.execute("UPDATE alembic_version SET version_num = '9999'")
+    con.commit()
+    con.close()
+    code, _, err = run(capsys, "case", "list", "-w", cli_ws)
+    assert code == 1
+    assert_one_error_line(err, r"made by a newer version of Nomina \(schema 9999\); upgrade Nomina to open it")

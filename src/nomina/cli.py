@@ -541,7 +541,7 @@ def case_add(
     fields = CaseFields(case_id, kind, found_on, found_at, notes)  # type: ignore[arg-type]
     with _open(workspace) as ws:
         case = _data(ws.add_case(fields, _photos(photos, face, eyes, photo_date)))
-    out.print(f"Added case {case_id} with {len(case['photos'])} photo(s), {case['faces']} face(s).")
+    out.print(f"Added case {_printable(case['case_id'])} with {len(case['photos'])} photo(s), {case['faces']} face(s).")
     _warn(case["warnings"])
     for p in case["photos"]:
         if p["no_face_detected"]:
