@@ -11,6 +11,7 @@ import pytest
 from conftest import assert_one_error_line, london, run
 
 from nomina import FaceAnalyzer, load_settings
+from nomina.evaluation.cache import Analysis
 from nomina.evaluation.dataset import scan
 from nomina.evaluation.protocols import impostor_pairs
 from nomina.imaging import decode_image, read_photo
@@ -244,3 +245,23 @@ def test_labels_that_say_not_known_are_no_group_and_ages_fall_in_bands(tmp_path,
     values = {column: {v[column] for v in labels.values.values() if column in v} for column in labels.columns}
     assert values == {"age": {"10-19", "20-29", "30-39", "40-49", "50-59"}, "gender": {"female", "male"}}
     assert labels.notes == ["age: numbers grouped in ten-year bands"]
+
+
+def test_the_embedding_cache_is_its_owners_alone_whatever_the_umask(tmp_path):
+    """It holds embeddings of every photo evaluated: under umask 022 it was readable by every local user."""
+    import os
+    import stat
+
+    from nomina.evaluation.cache import EmbeddingCache
+
+    old = os.umask(0o022)
+    try:
+        cache = EmbeddingCache(tmp_path / "cache", "p")
+        cache.put("ab" * 32, Analysis("no_face", 0, "no face"))
+        cache.commit()
+    finally:
+        os.umask(old)
+    made = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    assert "embeddings.sqlite" in made and any(n.endswith("-wal") for n in made)
+    for p in [tmp_path / "cache", *(tmp_path / "cache").iterdir()]:
+        assert stat.S_IMODE(p.stat().st_mode) & 0o077 == 0, (p, oct(p.stat().st_mode))

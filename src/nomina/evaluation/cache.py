@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ..files import PRIVATE_FILE, private_folder, restrict
 
 __all__ = ["CACHE_FILE", "PIPELINE_VERSION", "Analysis", "EmbeddingCache", "pipeline_key"]
 
@@ -48,8 +51,10 @@ class EmbeddingCache:
 
     def __init__(self, folder: Path, pipeline: str) -> None:
         folder = Path(folder).expanduser()
-        folder.mkdir(parents=True, exist_ok=True)
+        private_folder(folder)  # embeddings of the photos evaluated: the owner's alone, whatever the umask
         self.path = folder / CACHE_FILE
+        os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE))
+        restrict(self.path)  # SQLite gives its -wal and -shm files the database file's permissions
         self.pipeline = pipeline
         self._db = sqlite3.connect(self.path)
         self._db.execute("PRAGMA journal_mode=WAL")
