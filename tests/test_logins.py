@@ -440,3 +440,12 @@ def test_a_workspace_from_a_newer_version_is_refused_in_one_line(cli_ws: Path, c
     code, _, err = run(capsys, "case", "list", "-w", cli_ws)
     assert code == 1
     assert_one_error_line(err, r"made by a newer version of Nomina \(schema 9999\); upgrade Nomina to open it")
+
+
+def test_an_ended_session_still_lets_commands_that_need_no_user_run(logged_out: Path, capsys, monkeypatch):
+    assert run(capsys, "login", "-u", USER, "--password-stdin", "-w", logged_out, stdin=PASSWORD + "\n")[0] == 0
+    _later(monkeypatch, hours=9)
+    assert run(capsys, "info", "-w", logged_out)[0] == 0
+    code, _, err = run(capsys, "case", "list", "-w", logged_out)
+    assert code == 1
+    assert_one_error_line(err, r"^error: session \d+: expired at .* UTC; log in again$")

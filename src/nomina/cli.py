@@ -16,7 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from ._version import __version__
-from .errors import InvalidField, NominaError
+from .errors import InvalidField, NominaError, NotLoggedIn
 from .settings import SETTINGS, Settings, load_settings
 from .store import DB_NAME
 
@@ -149,7 +149,17 @@ def _signed_in(ws: Workspace) -> Workspace:
     if token:
         return ws.with_credential(token)
     saved = credentials.load(ws.path)
-    return ws if saved is None else ws.with_credential(saved["secret"])
+    if saved is None:
+        return ws
+    try:
+        return ws.with_credential(saved["secret"])
+    except NotLoggedIn as exc:  # a session that ended: commands that need no user still run
+        _ended_session["message"] = exc.message
+        return ws
+
+
+# Why the saved session no longer works, said instead of "not logged in" when a command needs a user.
+_ended_session: dict[str, str] = {}
 
 
 def _password(from_stdin: bool, prompt: str, confirm: bool = True) -> str | None:
@@ -1676,6 +1686,8 @@ _HINTS: dict[tuple[str, str | None], tuple[tuple[str, str], ...]] = {
 def _message(exc: NominaError) -> str:
     """The error's message as the command line shows it: with option names for fields, and commands."""
     text = exc.message
+    if (exc.code, exc.field) == ("not_logged_in", "user") and "message" in _ended_session:
+        return _ended_session["message"]
     flag = _FLAGS.get(exc.field or "")
     if flag is not None and text.startswith(f"{exc.field}: "):
         text = flag + text[len(exc.field or "") :]
@@ -1690,6 +1702,7 @@ def main(argv: list[str] | None = None) -> None:
 
     Usage mistakes are reported by the command-line parser (exit 2); Nomina's errors exit with 1.
     """
+    _ended_session.clear()
     try:
         app(args=sys.argv[1:] if argv is None else argv, prog_name="nomina")
     except NominaError as exc:
