@@ -129,7 +129,7 @@ def interrupted(ws, faces_dir) -> tuple[Workspace, list[Needle], list[Needle]]:
     files = workspace_files(ws.path)
     assert where(gone[0], files) and "index/exact/vectors.npy" in where(gone[1], files)
     sha = hashlib.sha256(london(faces_dir, "022").read_bytes()).hexdigest()
-    assert journal(ws.path) == [("photo", sha), ("index", None)]
+    assert journal(ws.path) == [("photo", sha), ("index", None), ("settle", None)]
     return ws, gone, kept
 
 
@@ -276,6 +276,7 @@ def test_a_blocked_checkpoint_names_the_files_that_may_still_hold_the_erased_row
         f"the database, so the changes since could not be copied into {db}; {MAINTAIN}"
     ]
     assert "nomina.db" in where(gone[1], workspace_files(ws.path))  # MP-1's embedding: so it does
+    assert journal(ws.path) == [("settle", None)]  # the checkpoint stays to do, whatever happens to this process
 
     # A reader of the newest state: nomina.db gets the zeroed pages, but the WAL cannot be emptied.
     settle = erasure.settle
@@ -299,6 +300,22 @@ def test_a_blocked_checkpoint_names_the_files_that_may_still_hold_the_erased_row
     files = workspace_files(ws.path)
     assert {name for n in gone for name in where(n, files)} == {"nomina.db-wal"}
     assert ws.maintain().warnings == []
+    files = workspace_files(ws.path)
+    assert {n.label: where(n, files) for n in gone if where(n, files)} == {}
+    assert journal(ws.path) == []
+
+
+def test_a_checkpoint_an_erasure_could_not_make_is_made_by_the_next_opening(three_refs, faces_dir, settings, model):
+    ws = three_refs
+    db = ws.path / "nomina.db"
+    gone = needles_of(ws, "reference", "MP-1", [london(faces_dir, "041")])
+    with reading(db):
+        assert ws.delete_reference("MP-1", "entered twice").warnings  # the process then stops
+    ws.close()
+    assert journal(ws.path) == [("settle", None)]
+    with Workspace.open(ws.path, settings, model, user=USER) as again:
+        assert again.opening_warnings == []
+    assert journal(ws.path) == []
     files = workspace_files(ws.path)
     assert {n.label: where(n, files) for n in gone if where(n, files)} == {}
 

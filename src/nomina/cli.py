@@ -131,6 +131,7 @@ def _open(workspace: Path | None, signed_in: bool = True) -> Workspace:
 
     settings = _settings(workspace)
     ws = Workspace.open(settings.home, settings)
+    _warn(ws.opening_warnings)
     if not signed_in:
         return ws
     try:

@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session
 
 from . import audit, index
@@ -226,6 +226,7 @@ def _journal(s: Session, erased: Erasure, files: list[str]) -> Erasure:
     s.add_all(db.PendingErasure(step="photo", photo_sha256=sha) for sha in files)
     if erased.kind == "reference":
         s.add(db.PendingErasure(step="index"))
+    s.add(db.PendingErasure(step="settle"))  # the checkpoint after the file steps (see settle)
     return replace(erased, photo_files=tuple(files))
 
 
@@ -261,6 +262,8 @@ def finish(s: Session, store: PhotoStore, index_root: Path) -> tuple[int, list[s
     """
     removed, warnings = 0, []
     for row in s.scalars(select(db.PendingErasure).order_by(db.PendingErasure.id)).all():
+        if row.step == "settle":
+            continue  # done by settle once this transaction is committed, then forgotten by settled
         try:
             if row.step == "index":
                 index.remove_files(index_root)
@@ -281,6 +284,12 @@ def settle(engine: Engine) -> list[str]:
     holds the zeroed pages and its WAL no earlier image of them; a line naming the files that may still
     hold the erased rows when it could not complete."""
     return _unsettled(engine, checkpoint(engine), "the erased rows")
+
+
+def settled(s: Session) -> None:
+    """Forget the journalled checkpoints (step ``settle``) once one has completed: until then, a process
+    stopped after an erasure's commit leaves the next opening or maintenance one to do."""
+    s.execute(delete(db.PendingErasure).where(db.PendingErasure.step == "settle"))
 
 
 def _unsettled(engine: Engine, done: Checkpoint, what: str) -> list[str]:

@@ -152,6 +152,8 @@ class Workspace:
         self._shared = shared
         self._user = user or None
         self._credential = credential
+        #: What :meth:`open` could not finish of an interrupted erasure, one line each (maintain finishes it).
+        self.opening_warnings: list[str] = []
 
     # -- opening ----------------------------------------------------------------------------------
     @classmethod
@@ -250,7 +252,7 @@ class Workspace:
             interrupted = erasure.pending(s)
         if interrupted:  # an erasure's process stopped between its commit and its files: finish it now
             try:
-                workspace._finish_erasure()
+                workspace.opening_warnings = workspace._finish_erasure()
             except Busy:
                 pass  # another process is writing; the next opening or maintenance finishes it
         return workspace
@@ -701,7 +703,20 @@ class Workspace:
             shared.index = None  # let go of the mapped index file, which holds the erased vectors
             _, warnings = erasure.finish(s, self.photos, self.path / "index")
         with shared.db.exclusive():
-            return warnings + erasure.settle(shared.db.engine)
+            unsettled = erasure.settle(shared.db.engine)
+        return warnings + self._forget_settled(unsettled)
+
+    def _forget_settled(self, unsettled: list[str]) -> list[str]:
+        """Once a checkpoint (or compaction) left nothing unsettled, forget the journalled ones and empty
+        the WAL of that change again; ``unsettled`` as it was otherwise."""
+        if unsettled:
+            return unsettled
+        shared = self._shared
+        with shared.db.write() as s:
+            erasure.settled(s)
+        with shared.db.exclusive():
+            erasure.settle(shared.db.engine)
+        return []
 
     # -- cases ----------------------------------------------------------------------------------------
     def add_case(self, fields: CaseFields, photos: list[PhotoInput]) -> CaseRecord:
@@ -1045,7 +1060,8 @@ class Workspace:
         with self._acting("admin") as (s, actor):
             audit.record(s, actor, audit.WorkspaceMaintained(photo_files_removed=removed, index_faces=faces))
         with shared.db.exclusive():
-            warnings += erasure.compact(shared.db.engine)
+            compacted = erasure.compact(shared.db.engine)
+        warnings += self._forget_settled(compacted)
         return erasure.MaintenanceResult(
             photo_files_removed=removed,
             index_faces=faces,
