@@ -449,3 +449,16 @@ def test_an_ended_session_still_lets_commands_that_need_no_user_run(logged_out: 
     code, _, err = run(capsys, "case", "list", "-w", logged_out)
     assert code == 1
     assert_one_error_line(err, r"^error: session \d+: expired at .* UTC; log in again$")
+
+
+def test_a_session_file_that_cannot_be_written_is_one_line_and_the_session_is_ended(logged_out, capsys, monkeypatch):
+    blocked = logged_out.parent / "state"
+    blocked.write_text("a file where the state folder should be")
+    monkeypatch.setenv("XDG_STATE_HOME", str(blocked))
+    code, _, err = run(capsys, "login", "-u", USER, "--password-stdin", "-w", logged_out, stdin=PASSWORD + "\n")
+    assert code == 1
+    assert_one_error_line(err, r"session file .*: cannot be written")
+    con = sqlite3.connect(logged_out / "nomina.db")
+    open_sessions = con.execute("SELECT count(*) FROM login_sessions WHERE ended_at IS NULL").fetchone()[0]
+    con.close()
+    assert open_sessions == 0

@@ -994,7 +994,12 @@ def login(
         result, view = ws.login(user, password, "cli")
         assert result.session is not None and result.secret is not None
         expires = f"{result.session.expires_at:%Y-%m-%d %H:%M}"
-        credentials.save(ws.path, result.secret, view.user or "", expires)
+        try:
+            credentials.save(ws.path, result.secret, view.user or "", expires)
+        except OSError as exc:
+            view.logout()  # a session nobody holds is ended at once
+            where = credentials.path_for(ws.path)
+            raise InvalidField(f"session file {where}: cannot be written ({exc.strerror})", field="") from None
         if previous is not None:
             previous.logout()
         roles = ", ".join(view.whoami().roles)

@@ -83,4 +83,6 @@ def forget(workspace: Path) -> bool:
         target.unlink()
     except FileNotFoundError:
         return False
+    except OSError as exc:
+        raise NotLoggedIn(f"session file {target}: cannot be removed ({exc.strerror})", field="") from None
     return True
