@@ -358,6 +358,7 @@ def test_the_proposer_cannot_verify_by_naming_someone_else(logged_out: Path, cap
     ("args", "stdin", "pattern"),
     [
         (("login", "-u", USER, "--password-stdin"), "", r"password: nothing on standard input"),
+        (("login", "-u", USER, "--password-stdin"), "x" * 100_000, r"password: too long"),
         (("login", "--password-stdin"), PASSWORD + "\n", r"--user: required when not at a terminal"),
         (("login", "-u", USER), None, r"password: needed; type it at a terminal, or give it on standard input"),
         (("token", "create", "--label", " "), None, r"not logged in"),

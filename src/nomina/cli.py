@@ -167,9 +167,11 @@ def _password(from_stdin: bool, prompt: str, confirm: bool = True) -> str | None
     """A password: the next line of standard input with ``from_stdin``, else typed at the terminal (twice
     when ``confirm``), else None (not at a terminal)."""
     if from_stdin:
-        line = sys.stdin.readline()
+        line = sys.stdin.readline(_LONGEST_PASSWORD_LINE)  # a bounded read, whatever is piped in
         if not line:
             raise InvalidField("password: nothing on standard input (--password-stdin reads one line)")
+        if len(line) >= _LONGEST_PASSWORD_LINE and not line.endswith("\n"):
+            raise InvalidField("password: too long")
         return line.rstrip("\r\n")
     if not sys.stdin.isatty():
         return None
@@ -179,6 +181,10 @@ def _password(from_stdin: bool, prompt: str, confirm: bool = True) -> str | None
     if confirm and getpass.getpass("Again: ") != first:
         raise InvalidField("password: the two entries differ")
     return first
+
+
+# Longer than any password nomina.auth accepts, so that a longer line is refused there or here.
+_LONGEST_PASSWORD_LINE = 4096
 
 
 def _required_password(from_stdin: bool, prompt: str, confirm: bool = True) -> str:
