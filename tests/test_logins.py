@@ -127,6 +127,19 @@ def test_a_lockout_ends_by_itself(team: Workspace, monkeypatch: pytest.MonkeyPat
     team.login("ben", BEN_PASSWORD)
 
 
+def test_after_a_lockout_ends_the_count_starts_again(team: Workspace, monkeypatch: pytest.MonkeyPatch):
+    for _ in range(auth.MAX_FAILURES):
+        with pytest.raises(LoginFailed):
+            team.login("ben", "guessing his password")
+    _later(monkeypatch, minutes=16)
+    for _ in range(auth.MAX_FAILURES - 1):  # not locked again by the first wrong password after it
+        with pytest.raises(LoginFailed) as caught:
+            team.login("ben", "guessing his password")
+        assert type(caught.value) is LoginFailed
+    with pytest.raises(LockedOut):
+        team.login("ben", "guessing his password")
+
+
 @pytest.mark.parametrize(
     ("password", "message"),
     [

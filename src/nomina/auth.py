@@ -41,7 +41,7 @@ import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -50,7 +50,7 @@ from sqlalchemy.orm import Session
 
 from . import audit, users
 from .errors import Conflict, InvalidField, LockedOut, LoginFailed, NotFound, NotLoggedIn
-from .records import Record
+from .records import Record, now
 from .store import schema as db
 
 __all__ = [
@@ -107,7 +107,8 @@ def _decoy(hasher: PasswordHasher) -> str:
 
 
 def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+    """The clock of sessions, tokens and lockouts (records' time: UTC, to the second)."""
+    return now()
 
 
 def digest(secret: str) -> str:
@@ -116,7 +117,7 @@ def digest(secret: str) -> str:
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.replace(microsecond=0).isoformat() + "Z"
+    return None if moment is None else moment.isoformat() + "Z"
 
 
 # -- passwords ---------------------------------------------------------------------------------------------
@@ -155,9 +156,7 @@ def set_password(
     one the change was made from).
     """
     acting = users.require_user(s, actor)
-    row = s.get(db.User, name.strip())
-    if row is None:
-        raise NotFound(f"user {name.strip()!r}: no such user", record=f"user {name.strip()!r}")
+    row = users.user_row(s, name)
     reset = row.name != acting.name
     if reset:
         users.require_user(s, actor, "admin")
@@ -230,14 +229,14 @@ def login(
         )
         return LoginResult(None, None, _locked(row.name, row.locked_until))
     if not _matches(row.password_hash, password):
-        failures = (row.failed_logins or 0) + 1
+        # A lockout that has ended starts the count again: its five failures are not held against the next.
+        failures = 1 if row.locked_until is not None else (row.failed_logins or 0) + 1
         row.failed_logins = failures
+        row.locked_until = now + LOCKOUT if failures >= MAX_FAILURES else None
         why = "no password set" if row.password_hash is None else "wrong password"
-        if failures >= MAX_FAILURES:
-            row.locked_until = (now + LOCKOUT).replace(microsecond=0)
         s.flush()
         audit.record(s, "(anonymous)", audit.LoginRefused(why=why, user=row.name, failures=failures))
-        if row.locked_until is not None and row.locked_until > now:
+        if row.locked_until is not None:
             audit.record(
                 s,
                 "(anonymous)",
@@ -253,8 +252,8 @@ def login(
         user=row.name,
         secret_sha256=digest(secret),
         kind=kind,
-        created_at=now.replace(microsecond=0),
-        expires_at=(now + timedelta(hours=hours)).replace(microsecond=0),
+        created_at=now,
+        expires_at=now + timedelta(hours=hours),
         idle_minutes=idle_minutes,
         os_user=os_user,
         host=host,
@@ -290,7 +289,7 @@ def _end_sessions(s: Session, user: str, why: str, keep: int | None = None, only
     ended = 0
     for row in s.scalars(query):
         if row.id != keep:
-            row.ended_at = _now().replace(microsecond=0)
+            row.ended_at = _now()
             row.ended_why = why
             ended += 1
     return ended
@@ -366,20 +365,16 @@ def check(s: Session, credential: Credential) -> None:
     users.require_user(s, user)
 
 
-def touch(s: Session, credential: Credential) -> bool:
-    """Note a session's use (for its idle expiry), at most once per :data:`TOUCH_EVERY`; whether it wrote."""
+def touch(s: Session, credential: Credential) -> None:
+    """Note a session's use (for its idle expiry), at most once per :data:`TOUCH_EVERY`."""
     if credential.kind != "session":
-        return False
+        return
     now = _now()
     used = s.get(db.CredentialUse, credential.secret_sha256)
     if used is None:
         s.add(db.CredentialUse(secret_sha256=credential.secret_sha256, last_used_at=now))
     elif used.last_used_at + TOUCH_EVERY <= now:
         used.last_used_at = now
-    else:
-        return False
-    s.flush()
-    return True
 
 
 def end_session(s: Session, credential: Credential, why: str = "logout") -> bool:
@@ -389,7 +384,7 @@ def end_session(s: Session, credential: Credential, why: str = "logout") -> bool
     row = s.get(db.LoginSession, credential.id)
     if row is None or row.secret_sha256 != credential.secret_sha256 or row.ended_at is not None:
         return False
-    row.ended_at = _now().replace(microsecond=0)
+    row.ended_at = _now()
     row.ended_why = why
     s.flush()
     audit.record(s, row.user, audit.SessionEnded(user=row.user, session=row.id, why=why))
@@ -433,10 +428,6 @@ class TokenInfo(Record):
     revoked_at: datetime | None
     revoked_by: str | None
 
-    @property
-    def active(self) -> bool:
-        return self.revoked_at is None and (self.expires_at is None or self.expires_at > _now())
-
 
 @dataclass(frozen=True)
 class NewToken(Record):
@@ -460,7 +451,7 @@ def create_token(s: Session, actor: str, label: str, expires_days: int | None = 
         )
     if expires_days is not None and not 0 < expires_days <= 3660:
         raise InvalidField(f"expires_days: {expires_days!r} must be between 1 and 3660")
-    now = _now().replace(microsecond=0)
+    now = _now()
     secret = _TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = db.ApiToken(
         user=user.name,
@@ -494,7 +485,7 @@ def revoke_token(s: Session, actor: str, token_id: int) -> TokenInfo:
         raise NotFound(f"token {token_id}: no such token of yours", record=f"token {token_id}")
     if row.revoked_at is not None:
         raise Conflict(f"token {row.id}: already revoked", record=f"token {row.id}")
-    row.revoked_at = _now().replace(microsecond=0)
+    row.revoked_at = _now()
     row.revoked_by = user.name
     s.flush()
     audit.record(s, user.name, audit.TokenRevoked(user=row.user, token=row.id))

@@ -23,14 +23,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import audit
 from .errors import Conflict, InvalidField, NotFound, NotLoggedIn, PermissionDenied
-from .records import Record, _record_id
+from .records import Record, _record_id, now
 from .settings import os_user
 from .store import schema as db
 
@@ -43,6 +43,7 @@ __all__ = [
     "list_users",
     "parse_roles",
     "require_user",
+    "user_row",
 ]
 
 ROLES = ("examiner", "verifier", "admin")
@@ -76,14 +77,16 @@ def _user(row: db.User) -> User:
         disabled_at=row.disabled_at,
         disabled_by=row.disabled_by,
         has_password=row.password_hash is not None,
-        locked_until=row.locked_until
-        if row.locked_until and row.locked_until > datetime.now(UTC).replace(tzinfo=None)
-        else None,
+        locked_until=row.locked_until if row.locked_until and row.locked_until > now() else None,
     )
 
 
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+def user_row(s: Session, name: str) -> db.User:
+    """The row of user ``name`` (NotFound when there is none)."""
+    row = s.get(db.User, name.strip())
+    if row is None:
+        raise NotFound(f"user {name.strip()!r}: no such user", record=f"user {name.strip()!r}")
+    return row
 
 
 def _role(value: str, field_name: str = "role") -> str:
@@ -124,9 +127,7 @@ def require_user(s: Session, name: str | None, role: str | None = None) -> User:
         raise NotLoggedIn(
             f"not logged in: every action is done by a user who has logged in (this needs {what})", field="user"
         )
-    row = s.get(db.User, name.strip())
-    if row is None:
-        raise NotFound(f"user {name.strip()!r}: no such user", record=f"user {name.strip()!r}")
+    row = user_row(s, name)
     if not row.active:
         raise PermissionDenied(f"user {row.name!r} is disabled", record=f"user {row.name!r}")
     if needed is not None and needed not in row.roles:
@@ -159,7 +160,7 @@ def add_user(s: Session, name: str, roles: Iterable[str] | str, actor: str | Non
         if s.get(db.User, name) is not None:
             raise Conflict(f"user {name!r} already exists", field="name", record=f"user {name!r}")
     row = db.User(
-        name=name, roles=list(wanted), active=True, created_at=_now(), created_by=created_by, password_hash=hashed
+        name=name, roles=list(wanted), active=True, created_at=now(), created_by=created_by, password_hash=hashed
     )
     s.add(row)
     s.flush()
@@ -174,9 +175,7 @@ def disable_user(s: Session, name: str, actor: str | None) -> User:
     to manage users.
     """
     admin = require_user(s, actor, "admin")
-    row = s.get(db.User, name.strip())
-    if row is None:
-        raise NotFound(f"user {name.strip()!r}: no such user", record=f"user {name.strip()!r}")
+    row = user_row(s, name)
     if not row.active:
         raise Conflict(f"user {row.name!r} is already disabled", record=f"user {row.name!r}")
     if "admin" in row.roles:
@@ -186,7 +185,7 @@ def disable_user(s: Session, name: str, actor: str | None) -> User:
                 f"user {row.name!r} is the last active admin; add another admin first", record=f"user {row.name!r}"
             )
     row.active = False
-    row.disabled_at = _now()
+    row.disabled_at = now()
     row.disabled_by = admin.name
     s.flush()
     audit.record(s, admin.name, audit.UserDisabled(user=row.name))
