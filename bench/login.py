@@ -18,25 +18,15 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from startup import machine  # bench/ is on the path when a bench script runs
+from users import timed
 
 from nomina import Workspace, load_model, load_settings
 from nomina.errors import LoginFailed
 
 PASSWORD = "a long passphrase to time"
-
-
-def timed(fn: Callable[[], object], repeat: int) -> list[float]:
-    out = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - start) * 1000)
-    return out
 
 
 def main() -> None:

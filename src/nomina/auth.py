@@ -327,12 +327,13 @@ def authenticate(s: Session, secret: str) -> Credential:
             raise NotLoggedIn("API token: unknown to this workspace", field="")
         credential = Credential("token", token.id, token.user, hashed)
     check(s, credential)
+    users.require_user(s, credential.user)
     return credential
 
 
 def check(s: Session, credential: Credential) -> None:
-    """Refuse (NotLoggedIn) a credential that has ended, expired or been revoked, or whose user is
-    disabled (PermissionDenied); every call made with one checks it here, in its own transaction."""
+    """Refuse (NotLoggedIn) a credential that has ended, expired or been revoked; every call made with one
+    checks it here, in its own transaction, before it checks the user (active, roles) as every call does."""
     now = _now()
     if credential.kind == "session":
         row = s.get(db.LoginSession, credential.id)
@@ -362,7 +363,6 @@ def check(s: Session, credential: Credential) -> None:
         user = token.user
     if user != credential.user:
         raise NotLoggedIn(f"{credential.via}: belongs to another user", field="")
-    users.require_user(s, user)
 
 
 def touch(s: Session, credential: Credential) -> None:
