@@ -476,3 +476,15 @@ def test_a_session_file_that_cannot_be_written_is_one_line_and_the_session_is_en
     open_sessions = con.execute("SELECT count(*) FROM login_sessions WHERE ended_at IS NULL").fetchone()[0]
     con.close()
     assert open_sessions == 0
+
+
+def test_a_disabled_users_saved_session_can_still_be_logged_out(logged_out: Path, capsys):
+    assert run(capsys, "--as", USER, "user", "add", "ben", "--role", "verifier", "--password-stdin", "-w", logged_out,
+               stdin=BEN_PASSWORD + "\n")[0] == 0  # fmt: skip
+    assert run(capsys, "login", "-u", "ben", "--password-stdin", "-w", logged_out, stdin=BEN_PASSWORD + "\n")[0] == 0
+    assert run(capsys, "--as", USER, "user", "disable", "ben", "-w", logged_out)[0] == 0
+    assert run(capsys, "info", "-w", logged_out)[0] == 0
+    code, _, err = run(capsys, "case", "list", "-w", logged_out)
+    assert_one_error_line(err, r"^error: user 'ben' is disabled$")
+    assert run(capsys, "logout", "-w", logged_out)[1].strip() == "Logged out."
+    assert not credentials.path_for(logged_out).exists()

@@ -16,7 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from ._version import __version__
-from .errors import InvalidField, NominaError, NotLoggedIn
+from .errors import InvalidField, NominaError, PermissionDenied
 from .settings import SETTINGS, Settings, load_settings
 from .store import DB_NAME
 
@@ -154,7 +154,7 @@ def _signed_in(ws: Workspace) -> Workspace:
         return ws
     try:
         return ws.with_credential(saved["secret"])
-    except NotLoggedIn as exc:  # a session that ended: commands that need no user still run
+    except PermissionDenied as exc:  # a session that ended, or of a disabled user: commands needing none run
         _ended_session["message"] = exc.message
         return ws
 
@@ -1018,12 +1018,11 @@ def login(
 def _saved_session(ws: Workspace) -> Workspace | None:
     """The view of the session saved for ``ws``, when there is one still open."""
     from . import credentials
-    from .errors import NotLoggedIn
 
     try:
         saved = credentials.load(ws.path)
         return None if saved is None else ws.with_credential(saved["secret"])
-    except NotLoggedIn:
+    except PermissionDenied:  # ended, unreadable, or a disabled user's: nothing to end
         return None
 
 
