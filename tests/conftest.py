@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import shutil
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 import cv2
@@ -332,3 +334,69 @@ def cli_ws(_cli_ws_template: Path, tmp_path: Path) -> Path:
     """A workspace (tmp_path / "ws") holding one reference (R1) and one case (C1), made with the command
     line (`init`, `reference add`, `case add`) once per session and copied for each test."""
     return copy_workspace(_cli_ws_template, tmp_path)
+
+
+# -- the web application --------------------------------------------------------------------------------
+#: The users of the web test workspace, one per role, and their password.
+WEB_USERS = {"adm": "admin", "eve": "examiner", "vic": "verifier", "ian": "intake", "aud": "auditor"}
+WEB_PASSWORD = "a long web password 123"
+
+
+@pytest.fixture(scope="session")
+def _web_ws_template(tmp_path_factory: pytest.TempPathFactory, faces_dir: Path) -> Path:
+    """Users of every role (WEB_USERS, and root: admin and examiner); references R1 (london 001) and R2 (002); case C1 (001 smiling) searched once;
+    case C2 (a photo with no face, for eye marking); built once per session."""
+    from nomina.records import CaseFields, PhotoInput, Provenance, ReferenceFields
+
+    def build(folder: Path) -> None:
+        settings = load_settings(environ={}, home=folder)
+        first = Workspace.create(folder, settings, admin="root", admin_password=WEB_PASSWORD)
+        with first:
+            for name, role in WEB_USERS.items():
+                first.as_user("root").add_user(name, role, password=WEB_PASSWORD)
+            eve = first.as_user("eve")
+            prov = Provenance(source="family", supplied_by="a brother", legal_basis="family request")
+            eve.add_reference(ReferenceFields("R1", name="Ana Example"), [PhotoInput(london(faces_dir, "001"))], prov)
+            eve.add_reference(ReferenceFields("R2", name="Bea Example"), [PhotoInput(london(faces_dir, "002"))], prov)
+            eve.add_case(CaseFields("C1", kind="deceased"), [PhotoInput(london(faces_dir, "001", "smiling"))])
+            eve.search("C1")
+            noface = sorted((faces_dir / "noface").glob("*.jpg"))[0]
+            eve.add_case(CaseFields("C2", kind="deceased"), [PhotoInput(noface)])
+
+    return build_once(tmp_path_factory, "web_ws", build)
+
+
+@pytest.fixture()
+def web_ws(_web_ws_template: Path, tmp_path: Path) -> Path:
+    """The test's own copy of the web test workspace (see _web_ws_template)."""
+    return copy_workspace(_web_ws_template, tmp_path)
+
+
+@pytest.fixture()
+def web_app(web_ws: Path) -> Iterator[Any]:
+    """The web application on the test's own copy of the web test workspace."""
+    from nomina.web import create_app
+
+    app = create_app(web_ws)
+    yield app
+    app.state.workspace.close()
+
+
+def web_login(client: Any, user: str, password: str = WEB_PASSWORD) -> str:
+    """Log ``client`` (a TestClient) in as ``user`` through the login form; the session's CSRF token."""
+    from nomina.web.access import SESSION_COOKIE, csrf_token
+
+    page = client.get("/login")
+    token = re.search(r'name="login_token" value="([^"]+)"', page.text)
+    assert token, page.text
+    answer = client.post(
+        "/login", data={"name": user, "password": password, "login_token": token.group(1)}, follow_redirects=False
+    )
+    assert answer.status_code == 303, answer.text
+    return csrf_token(client.cookies[SESSION_COOKIE])
+
+
+def web_token(web_ws: Path, user: str) -> str:
+    """A new API token of ``user`` in the web test workspace."""
+    with Workspace.open(web_ws) as ws:
+        return ws.as_user(user).create_token("tests").secret

@@ -272,7 +272,7 @@ def test_the_registry_covers_the_workflow_actions():
         "identification.verify", "identification.withdraw", "report.create", "export.create", "user.add",
         "user.disable", "calibration.add", "setting.change", "retention.apply", "workspace.maintain", "audit.verify",
         "audit.view", "audit.baseline", "audit.checkpoint", "user.password", "login.ok", "login.fail",
-        "login.lockout", "session.end", "token.create", "token.revoke",
+        "login.lockout", "session.end", "token.create", "token.revoke", "user.roles", "user.preference",
     }  # fmt: skip
     assert set(audit.EVENT_TYPES) == expected
     assert all(cls.action == action for action, cls in audit.EVENT_TYPES.items())

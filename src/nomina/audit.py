@@ -119,6 +119,8 @@ __all__ = [
     "SettingChanged",
     "UserAdded",
     "UserDisabled",
+    "UserRolesChanged",
+    "PreferenceSet",
     "PasswordSet",
     "LoginSucceeded",
     "LoginRefused",
@@ -405,6 +407,27 @@ class UserDisabled(Event):
     user: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class UserRolesChanged(Event):
+    """A user's roles changed by an admin."""
+
+    action: ClassVar[str] = "user.roles"
+    changes: ClassVar[tuple[str, ...]] = ("user",)
+    user: str
+    old: tuple[str, ...]
+    new: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PreferenceSet(Event):
+    """One of a user's own display settings changed (such as seeing post-mortem photos unblurred)."""
+
+    action: ClassVar[str] = "user.preference"
+    user: str
+    name: str
+    value: bool
+
+
 # Logins ----------------------------------------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
 class PasswordSet(Event):
@@ -580,6 +603,8 @@ EVENT_TYPES: Mapping[str, type[Event]] = MappingProxyType(
             ExportCreated,
             UserAdded,
             UserDisabled,
+            UserRolesChanged,
+            PreferenceSet,
             PasswordSet,
             LoginSucceeded,
             LoginRefused,
@@ -1238,10 +1263,16 @@ class Entry(Record):
 
 
 def entries(
-    s: Session, case_id: str | None = None, reference_id: str | None = None, limit: int | None = None
+    s: Session,
+    case_id: str | None = None,
+    reference_id: str | None = None,
+    limit: int | None = None,
+    actor: str | None = None,
+    before: int | None = None,
 ) -> list[Entry]:
     """:func:`events` as typed entries."""
-    return [Entry(**e) for e in events(s, case_id=case_id, reference_id=reference_id, limit=limit)]
+    found = events(s, case_id=case_id, reference_id=reference_id, limit=limit, actor=actor, before=before)
+    return [Entry(**e) for e in found]
 
 
 def events(
@@ -1250,9 +1281,12 @@ def events(
     reference_id: str | None = None,
     search_id: int | None = None,
     limit: int | None = None,
+    actor: str | None = None,
+    before: int | None = None,
 ) -> list[dict[str, Any]]:
     """The trail, oldest first, as plain dicts for display or JSON; filters combine (all must match).
 
+    ``actor`` keeps one user's events, ``before`` those with a lower ``seq`` (a page further back), and
     ``limit`` keeps the newest ``limit`` events. Each dict: ``seq`` (int), ``at`` (UTC, ISO 8601 with
     microseconds), ``actor``, ``action``, ``case_id``, ``reference_id``, ``search_id`` (None where the
     event has none), ``details`` (dict of the event's other fields), ``hash``, and from the event's
@@ -1265,9 +1299,12 @@ def events(
         (db.AuditEvent.case_id, case_id),
         (db.AuditEvent.reference_id, reference_id),
         (db.AuditEvent.search_id, search_id),
+        (db.AuditEvent.actor, actor),
     ):
         if value is not None:
             stmt = stmt.where(column == value)
+    if before is not None:
+        stmt = stmt.where(db.AuditEvent.seq < before)
     stmt = stmt.order_by(db.AuditEvent.seq.desc())
     if limit is not None:
         if isinstance(limit, bool) or not 0 <= limit < 2**63:

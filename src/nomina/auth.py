@@ -92,8 +92,8 @@ IDLE_MINUTES = 30
 #: A session's last use is written at most this often (its idle expiry is that much coarser).
 TOUCH_EVERY = timedelta(seconds=60)
 
-_SESSION_PREFIX = "nms_"
-_TOKEN_PREFIX = "nmt_"
+SESSION_PREFIX = "nms_"
+TOKEN_PREFIX = "nmt_"
 _KINDS = ("cli", "web")
 
 _hasher = PasswordHasher()  # argon2id with the RFC 9106 low-memory parameters: about 0.3 s on 2 cores
@@ -247,7 +247,7 @@ def login(
     row.failed_logins = None
     row.locked_until = None
     _end_sessions(s, row.name, "expired", only_over=now)  # tidy: ended rows stay, as the trail names them
-    secret = _SESSION_PREFIX + secrets.token_urlsafe(32)
+    secret = SESSION_PREFIX + secrets.token_urlsafe(32)
     session = db.LoginSession(
         user=row.name,
         secret_sha256=digest(secret),
@@ -313,10 +313,10 @@ class Credential:
 
 def authenticate(s: Session, secret: str) -> Credential:
     """The credential ``secret`` is, once it is known to be valid and its user active (NotLoggedIn if not)."""
-    if not isinstance(secret, str) or not secret.startswith((_SESSION_PREFIX, _TOKEN_PREFIX)) or len(secret) > 200:
+    if not isinstance(secret, str) or not secret.startswith((SESSION_PREFIX, TOKEN_PREFIX)) or len(secret) > 200:
         raise NotLoggedIn("credentials: not a Nomina session or API token", field="")
     hashed = digest(secret)
-    if secret.startswith(_SESSION_PREFIX):
+    if secret.startswith(SESSION_PREFIX):
         session = s.scalar(select(db.LoginSession).where(db.LoginSession.secret_sha256 == hashed))
         if session is None:
             raise NotLoggedIn("session: unknown to this workspace (log in again)", field="")
@@ -452,7 +452,7 @@ def create_token(s: Session, actor: str, label: str, expires_days: int | None = 
     if expires_days is not None and not 0 < expires_days <= 3660:
         raise InvalidField(f"expires_days: {expires_days!r} must be between 1 and 3660")
     now = _now()
-    secret = _TOKEN_PREFIX + secrets.token_urlsafe(32)
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = db.ApiToken(
         user=user.name,
         secret_sha256=digest(secret),

@@ -1,10 +1,7 @@
 """Users and their roles: who may review candidates, verify identifications and manage users.
 
-A person may hold several roles:
-
-- ``examiner``: reviews a search's candidates, records conclusions, proposes identifications;
-- ``verifier``: checks an identification proposed by someone else (the workflow keeps them different);
-- ``admin``: adds and disables users.
+A person may hold several roles (:mod:`nomina.roles` lists them and the one table of what each may do):
+examiner, verifier, admin, intake and auditor.
 
 Users are disabled, never deleted: the audit trail names them, and a name in it must keep meaning the
 same person. Every change here is recorded in the audit trail in the caller's transaction, so a user
@@ -28,7 +25,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import audit
+from . import audit, roles
 from .errors import Conflict, InvalidField, NotFound, NotLoggedIn, PermissionDenied
 from .records import Record, _record_id, now
 from .settings import os_user
@@ -43,10 +40,19 @@ __all__ = [
     "list_users",
     "parse_roles",
     "require_user",
+    "PREFERENCES",
+    "preferences",
+    "set_preference",
+    "set_roles",
     "user_row",
 ]
 
-ROLES = ("examiner", "verifier", "admin")
+ROLES = roles.ROLES
+
+#: a user's own display settings: name -> (default, what it does)
+PREFERENCES: dict[str, tuple[bool, str]] = {
+    "show_post_mortem": (False, "show post-mortem photos unblurred (they are blurred until you choose to see them)"),
+}
 
 
 @dataclass(frozen=True)
@@ -115,13 +121,18 @@ def list_users(s: Session) -> list[User]:
     return [_user(row) for row in s.scalars(select(db.User).order_by(db.User.name))]
 
 
-def require_user(s: Session, name: str | None, role: str | None = None) -> User:
-    """The active user ``name``, holding ``role`` if one is given; the check before any guarded action.
+def require_user(s: Session, name: str | None, role: str | None = None, *, action: str | None = None) -> User:
+    """The active user ``name``, holding ``role`` if one is given, and allowed ``action`` (of
+    :data:`nomina.roles.ACTIONS`) if one is given; the check before any guarded action.
 
     Raises PermissionDenied when no name is given, the user is disabled or lacks the role, and NotFound
     when no user has that name.
     """
-    needed = None if role is None else _role(role, "role")
+    if role is not None:
+        permitted: tuple[str, ...] | None = (_role(role, "role"),)
+    else:
+        permitted = None if action is None else roles.roles_for(action)
+    needed = None if permitted is None else " or ".join(permitted)
     if name is None or not name.strip():
         what = f"the {needed} role" if needed else "a user"
         raise NotLoggedIn(
@@ -130,7 +141,7 @@ def require_user(s: Session, name: str | None, role: str | None = None) -> User:
     row = user_row(s, name)
     if not row.active:
         raise PermissionDenied(f"user {row.name!r} is disabled", record=f"user {row.name!r}")
-    if needed is not None and needed not in row.roles:
+    if permitted is not None and not any(r in permitted for r in row.roles):
         raise PermissionDenied(
             f"user {row.name!r} does not have the {needed} role (roles: {', '.join(row.roles)})",
             record=f"user {row.name!r}",
@@ -178,15 +189,66 @@ def disable_user(s: Session, name: str, actor: str | None) -> User:
     row = user_row(s, name)
     if not row.active:
         raise Conflict(f"user {row.name!r} is already disabled", record=f"user {row.name!r}")
-    if "admin" in row.roles:
-        admins = [u for u in s.scalars(select(db.User).where(db.User.active.is_(True))) if "admin" in u.roles]
-        if len(admins) <= 1:
-            raise Conflict(
-                f"user {row.name!r} is the last active admin; add another admin first", record=f"user {row.name!r}"
-            )
+    if "admin" in row.roles and _last_admin(s, row):
+        raise Conflict(
+            f"user {row.name!r} is the last active admin; add another admin first", record=f"user {row.name!r}"
+        )
     row.active = False
     row.disabled_at = now()
     row.disabled_by = admin.name
     s.flush()
     audit.record(s, admin.name, audit.UserDisabled(user=row.name))
     return _user(row)
+
+
+def _last_admin(s: Session, row: db.User) -> bool:
+    """Whether ``row`` is the only active admin."""
+    admins = [u for u in s.scalars(select(db.User).where(db.User.active.is_(True))) if "admin" in u.roles]
+    return [u.name for u in admins] == [row.name]
+
+
+def set_roles(s: Session, name: str, new_roles: Iterable[str] | str, actor: str | None) -> User:
+    """Give user ``name`` exactly ``new_roles``, acting as ``actor`` (an active admin), and audit it.
+
+    Refuses (Conflict) taking the admin role from the last active admin."""
+    admin = require_user(s, actor, action="user.manage")
+    row = user_row(s, name)
+    wanted = parse_roles(new_roles)
+    old = tuple(row.roles)
+    if wanted == old:
+        return _user(row)
+    if "admin" in old and "admin" not in wanted and row.active and _last_admin(s, row):
+        raise Conflict(
+            f"user {row.name!r} is the last active admin; add another admin first",
+            field="roles",
+            record=f"user {row.name!r}",
+        )
+    row.roles = list(wanted)
+    s.flush()
+    audit.record(s, admin.name, audit.UserRolesChanged(user=row.name, old=old, new=wanted))
+    return _user(row)
+
+
+def preferences(s: Session, name: str) -> dict[str, bool]:
+    """User ``name``'s display settings: stored values, defaults for the others."""
+    kept = {p.name: p.value for p in s.scalars(select(db.UserPreference).where(db.UserPreference.user == name))}
+    return {key: bool(kept.get(key, default)) for key, (default, _) in PREFERENCES.items()}
+
+
+def set_preference(s: Session, name: str, key: str, value: bool) -> dict[str, bool]:
+    """Set one of user ``name``'s own display settings (any active user, for themself) and audit it."""
+    if key not in PREFERENCES:
+        raise InvalidField(f"preference: {key!r} is not one of {', '.join(PREFERENCES)}", field="preference")
+    if not isinstance(value, bool):
+        raise InvalidField(f"{key}: must be true or false", field=key)
+    user = require_user(s, name, action="account")
+    row = s.get(db.UserPreference, (user.name, key))
+    if row is None:
+        s.add(db.UserPreference(user=user.name, name=key, value=value))
+    elif row.value == value:
+        return preferences(s, user.name)
+    else:
+        row.value = value
+    s.flush()
+    audit.record(s, user.name, audit.PreferenceSet(user=user.name, name=key, value=value))
+    return preferences(s, user.name)

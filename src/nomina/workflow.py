@@ -33,6 +33,9 @@ from .store import schema as db
 
 __all__ = [
     "CONCLUSIONS",
+    "FEATURES",
+    "FINDINGS",
+    "checklist_value",
     "STATUSES",
     "VERIFICATIONS",
     "CaseIdentifications",
@@ -60,6 +63,22 @@ CONCLUSIONS = ("excluded", "possible match", "insufficient information")
 VERIFICATIONS = ("same person", "different people", "inconclusive")
 #: A case's status: no open identification, one awaiting verification, verified, or not agreed by the verifier.
 STATUSES = ("open", "proposed", "identified", "disputed")
+#: The facial features a morphological comparison goes through, in the order examiners use (FISWG's
+#: feature list, from the overall shape inwards and down, marks last), with the finding on each.
+FEATURES = (
+    "face shape",
+    "hairline",
+    "forehead",
+    "eyebrows",
+    "eyes",
+    "nose",
+    "ears",
+    "mouth",
+    "chin",
+    "marks, scars, tattoos",
+)
+FINDINGS = ("similar", "different", "not visible")
+_NOTE_MAX = 1000
 
 
 def _now() -> datetime:
@@ -81,6 +100,39 @@ def conclusion_value(value: str) -> str:
 
 def verification_value(value: str) -> str:
     return _choice(value, VERIFICATIONS, "conclusion")
+
+
+def checklist_value(value: object) -> dict[str, dict[str, str]] | None:
+    """A feature checklist checked: ``{feature: {"finding": one of FINDINGS, "note": text}}`` for features of
+    :data:`FEATURES` only (any subset, kept in their order); None for an empty or absent one."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidField("checklist: must map features to a finding and a note", field="checklist")
+    unknown = [str(k) for k in value if k not in FEATURES]
+    if unknown:
+        raise InvalidField(
+            f"checklist: {unknown[0]!r} is not one of the features ({', '.join(FEATURES)})", field="checklist"
+        )
+    checked: dict[str, dict[str, str]] = {}
+    for feature in FEATURES:
+        item = value.get(feature)
+        if item is None:
+            continue
+        if not isinstance(item, dict) or set(item) - {"finding", "note"}:
+            raise InvalidField(f"checklist: {feature}: must be a finding and a note", field="checklist")
+        note = item.get("note") or ""
+        if not isinstance(note, str) or len(note) > _NOTE_MAX or "\x00" in note:
+            raise InvalidField(f"checklist: {feature}: the note must be text of at most {_NOTE_MAX} characters",
+                               field="checklist")
+        finding = item.get("finding")
+        if finding in (None, "") and not note.strip():
+            continue
+        checked[feature] = {
+            "finding": _choice(str(finding or ""), FINDINGS, f"checklist: {feature}"),
+            "note": note.strip(),
+        }
+    return checked or None
 
 
 def _reasons(text: str | None, field: str = "reasons") -> str:
@@ -107,10 +159,20 @@ def blind(case: db.Case, viewer: str) -> bool:
     return found is not None and found.status == "proposed" and found.proposed_by != viewer
 
 
-def conclude(s: Session, actor: str, search: db.Search, rank: int, conclusion: str, reasons: str) -> db.Conclusion:
-    """Record the examiner's conclusion on the candidate at ``rank`` of ``search``."""
+def conclude(
+    s: Session,
+    actor: str,
+    search: db.Search,
+    rank: int,
+    conclusion: str,
+    reasons: str,
+    checklist: dict[str, dict[str, str]] | None = None,
+) -> db.Conclusion:
+    """Record the examiner's conclusion on the candidate at ``rank`` of ``search``, with the feature
+    checklist of the comparison when one was filled (see :func:`checklist_value`)."""
     value = conclusion_value(conclusion)
     text = _reasons(reasons)
+    features = checklist_value(checklist)
     candidate = next((c for c in search.candidates if c.rank == rank), None)
     if candidate is None:
         raise InvalidField(
@@ -125,6 +187,7 @@ def conclude(s: Session, actor: str, search: db.Search, rank: int, conclusion: s
         conclusion=value,
         reasons=text,
         at=_now(),
+        checklist=features,
     )
     s.add(row)
     s.flush()
@@ -236,10 +299,13 @@ class ConclusionRecord(Record):
     conclusion: str
     reasons: str
     at: datetime
+    checklist: dict[str, dict[str, str]] | None = None
 
 
 def conclusion_record(c: db.Conclusion) -> ConclusionRecord:
-    return ConclusionRecord(c.search_id, c.rank, c.reference_id, c.examiner, c.conclusion, c.reasons, c.at)
+    return ConclusionRecord(
+        c.search_id, c.rank, c.reference_id, c.examiner, c.conclusion, c.reasons, c.at, c.checklist
+    )
 
 
 @dataclass(frozen=True)

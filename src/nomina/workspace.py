@@ -34,7 +34,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from . import audit, auth, casefile, cases, checkpoints, enrolment, erasure, references, search, users, workflow
+from . import audit, auth, casefile, cases, checkpoints, enrolment, erasure, references, roles, search, users, workflow
 from ._version import __version__
 from .calibration import Calibration
 from .casefile import ExportWritten, ReportWritten
@@ -409,16 +409,17 @@ class Workspace:
         return pool.get()
 
     # -- acting users and transactions ---------------------------------------------------------------
-    def _actor(self, s: Session, role: str | None = None, writing: bool = False) -> str:
-        """The acting user's name once they are known to be active and to hold ``role``, and their session
-        or token to be still valid (its use noted when ``writing``)."""
+    def _actor(self, s: Session, action: str | None = None, writing: bool = False) -> str:
+        """The acting user's name once they are known to be active and allowed ``action`` (of
+        :data:`nomina.roles.ACTIONS`), and their session or token to be still valid (its use noted when
+        ``writing``)."""
         self._credentials(s, writing)
         if not users.has_users(s):
             raise PermissionDenied(f"{self.path}: no users yet; add the first user, an admin", field="user")
         if self._user is None:
-            needs = f" (this needs the {role} role)" if role else ""
+            needs = f" (this needs the {' or '.join(roles.roles_for(action))} role)" if action else ""
             raise NotLoggedIn(f"not logged in: every action is done by a user who has logged in{needs}", field="user")
-        return users.require_user(s, self._user, role).name
+        return users.require_user(s, self._user, action=action).name
 
     def _credentials(self, s: Session, writing: bool = False) -> None:
         """Check this view's session or token (if it has one) in ``s`` and, in a write transaction
@@ -429,10 +430,10 @@ class Workspace:
                 auth.touch(s, self._credential)
         s.info[audit.VIA] = self.via
 
-    def _check(self, role: str | None = None) -> str:
+    def _check(self, action: str | None = None) -> str:
         """Check the acting user before slow work (photo analysis); the change checks again."""
         with self._reading() as s:
-            return self._actor(s, role)
+            return self._actor(s, action)
 
     @contextmanager
     def _reading(self) -> Iterator[Session]:
@@ -441,17 +442,17 @@ class Workspace:
             yield s
 
     @contextmanager
-    def _acting(self, role: str | None = None) -> Iterator[tuple[Session, str]]:
-        """A write transaction by the acting user, who must hold ``role`` (checked inside it)."""
+    def _acting(self, action: str | None = None) -> Iterator[tuple[Session, str]]:
+        """A write transaction by the acting user, who must be allowed ``action`` (checked inside it)."""
         with self._shared.db.write() as s:
-            yield s, self._actor(s, role, writing=True)
+            yield s, self._actor(s, action, writing=True)
 
     @contextmanager
-    def _enrolling(self, role: str) -> Iterator[tuple[Session, str, PhotoSink]]:
+    def _enrolling(self, action: str) -> Iterator[tuple[Session, str, PhotoSink]]:
         """:meth:`_acting` that also writes photo files; those it wrote are removed again if it fails."""
         sink = PhotoSink(self.photos, self.model.name)
         try:
-            with self._acting(role) as (s, actor):
+            with self._acting(action) as (s, actor):
                 yield s, actor, sink
         except BaseException:
             if sink.new_files:
@@ -485,10 +486,26 @@ class Workspace:
             self._credentials(s, writing=True)
             return users.disable_user(s, name, self._user)
 
+    def set_roles(self, name: str, new_roles: Iterable[str] | str) -> users.User:
+        """Give a user exactly ``new_roles`` (by an admin); the last active admin keeps the admin role."""
+        with self._shared.db.write() as s:
+            self._credentials(s, writing=True)
+            return users.set_roles(s, name, new_roles, self._user)
+
+    def preferences(self) -> dict[str, bool]:
+        """The acting user's own display settings (:data:`nomina.users.PREFERENCES`)."""
+        with self._reading() as s:
+            return users.preferences(s, self._actor(s, "account"))
+
+    def set_preference(self, name: str, value: bool) -> dict[str, bool]:
+        """Change one of the acting user's own display settings; the change is recorded."""
+        with self._acting("account") as (s, actor):
+            return users.set_preference(s, actor, name, value)
+
     def users(self) -> list[users.User]:
         """Every user, active or not."""
         with self._reading() as s:
-            self._actor(s)
+            self._actor(s, "user.read")
             return users.list_users(s)
 
     # -- audit trail --------------------------------------------------------------------------------------
@@ -496,19 +513,27 @@ class Workspace:
         """Check the whole hash chain and every record against it (in one snapshot, without holding up
         writers); an intact check is itself recorded."""
         with self._reading() as s:
-            self._actor(s)
+            self._actor(s, "audit.read")
             result = audit.verify(s)
         if result.ok:
-            with self._acting() as (s, actor):
+            with self._acting("audit.read") as (s, actor):
                 audit.record(s, actor, audit.AuditVerified(ok=True, events=result.events, head=result.head))
         return result
 
     def audit_log(
-        self, case_id: str | None = None, reference_id: str | None = None, limit: int | None = None
+        self,
+        case_id: str | None = None,
+        reference_id: str | None = None,
+        limit: int | None = None,
+        user: str | None = None,
+        before: int | None = None,
     ) -> list[audit.Entry]:
-        """The audit trail (oldest first), of one case or reference when given; the reading is recorded."""
-        with self._acting() as (s, actor):
-            found = audit.entries(s, case_id=case_id, reference_id=reference_id, limit=limit)
+        """The audit trail (oldest first), of one case, reference or acting user when given, before event
+        ``before`` when given (the newest ``limit``); the reading is recorded."""
+        with self._acting("audit.read") as (s, actor):
+            found = audit.entries(
+                s, case_id=case_id, reference_id=reference_id, limit=limit, actor=user, before=before
+            )
             blind = {i.case_id for i in workflow.identifications(s, "proposed") if workflow.blind(i.case, actor)}
             shown = [
                 _hidden(e) if e.case_id in blind and e.action in ("conclusion.record", "identification.propose") else e
@@ -529,11 +554,11 @@ class Workspace:
         key = checkpoints.private_key(private_key)
         path = Path(out)
         with self._reading() as s:
-            data, body = checkpoints.make(s, key, self._actor(s))
+            data, body = checkpoints.make(s, key, self._actor(s, "audit.read"))
         sha = casefile.write_export(data, path)
         fingerprint, seq = str(body["public_key"]), int(body["head"]["seq"])
         try:
-            with self._acting() as (s, actor):
+            with self._acting("audit.read") as (s, actor):
                 audit.record(s, actor, audit.CheckpointWritten(seq=seq, sha256=sha, public_key=fingerprint))
         except BaseException:
             path.unlink(missing_ok=True)
@@ -545,7 +570,7 @@ class Workspace:
         does not verify with ``public_key``; otherwise what :func:`nomina.checkpoints.check` finds."""
         found = checkpoints.read(checkpoint, checkpoints.public_key(public_key))
         with self._reading() as s:
-            self._actor(s)
+            self._actor(s, "audit.read")
             return checkpoints.check(s, found)
 
     # -- workspace settings ---------------------------------------------------------------------------
@@ -557,7 +582,7 @@ class Workspace:
     def set_config(self, name: str, value: Any) -> dict[str, Any]:
         """Change one workspace setting (by an admin); returns every setting."""
         checked = workspace_setting(name, value)
-        with self._acting("admin") as (s, actor):
+        with self._acting("workspace.manage") as (s, actor):
             old = _config(s)[name]
             row = s.get(db.WorkspaceInfo, _CONFIG + name)
             if row is None:
@@ -581,11 +606,11 @@ class Workspace:
     ) -> ReferenceRecord:
         """Enrol a missing person with one or more photos, all supplied under ``provenance``."""
         with self._reading() as s:  # refuse early, before the slow analysis; the write checks again
-            self._actor(s, "examiner")
+            self._actor(s, "reference.write")
             references.check_new_id(s, fields.id)
         prepared = self._prepare_all(photos, reference=True)
         retain = self._default_retain_until()
-        with self._enrolling("examiner") as (s, actor, sink):
+        with self._enrolling("reference.write") as (s, actor, sink):
             return references.create(s, actor, sink, fields, prepared, provenance, retain)
 
     def add_reference_photos(
@@ -593,10 +618,10 @@ class Workspace:
     ) -> ReferenceRecord:
         """More photos for an existing reference."""
         with self._reading() as s:
-            self._actor(s, "examiner")
+            self._actor(s, "reference.write")
             references.get(s, reference_id)
         prepared = self._prepare_all(photos, reference=True)
-        with self._enrolling("examiner") as (s, actor, sink):
+        with self._enrolling("reference.write") as (s, actor, sink):
             return references.add_photos(s, actor, sink, reference_id, prepared, provenance)
 
     def import_references(self, manifest: Path | str, progress: Progress | None = None) -> ImportReport:
@@ -607,7 +632,7 @@ class Workspace:
         good row is kept; every failed row is reported with its line number.
         """
         manifest = Path(manifest)
-        self._check("examiner")
+        self._check("reference.write")
         rows = read_manifest(manifest)
         report = ImportReport(rows=len(rows))
         base = manifest.parent
@@ -649,7 +674,7 @@ class Workspace:
     ) -> None:
         """Write analysed manifest rows in one transaction; refused rows are reported, the others kept."""
         added = report.added
-        with self._enrolling("examiner") as (s, actor, sink):
+        with self._enrolling("reference.write") as (s, actor, sink):
             in_use = references.lookalikes(s)
             for line, row, fields, prov, p in batch:
                 try:  # import_row refuses a row before it writes anything for it
@@ -666,21 +691,21 @@ class Workspace:
 
     def references(self) -> list[ReferenceSummary]:
         """Every reference, by id; the listing is recorded."""
-        with self._acting() as (s, actor):
+        with self._acting("reference.read") as (s, actor):
             found = references.summaries(s)
             audit.record(s, actor, audit.ReferencesListed(count=len(found)))
             return found
 
     def reference(self, reference_id: str) -> ReferenceRecord:
         """A reference with its photos, provenance and faces; the viewing is recorded."""
-        with self._acting() as (s, actor):
+        with self._acting("reference.read") as (s, actor):
             found = references.record(s, reference_id)
             audit.record(s, actor, audit.ReferenceViewed(reference_id=reference_id))
             return found
 
     def update_reference(self, reference_id: str, **changes: Any) -> ReferenceRecord:
         clean = validate_update(changes)
-        with self._acting("examiner") as (s, actor):
+        with self._acting("reference.write") as (s, actor):
             return references.update(s, actor, reference_id, clean)
 
     def delete_reference(self, reference_id: str, reason: str) -> erasure.ReferenceErased:
@@ -690,7 +715,7 @@ class Workspace:
         keeps a tombstone: the id, counts and the reason. ``warnings`` names any file step that could not
         be completed (``maintain`` completes it)."""
         reason = _reason(reason)
-        with self._acting("admin") as (s, actor):
+        with self._acting("record.erase") as (s, actor):
             gone = erasure.erase_reference(s, references.get(s, reference_id), reason, actor)
             enrolment.bump_gallery(s)
         return erasure.reference_erased(gone, self._finish_erasure())
@@ -722,33 +747,33 @@ class Workspace:
     def add_case(self, fields: CaseFields, photos: list[PhotoInput]) -> CaseRecord:
         """Register an unidentified person. Photos with no detected face are kept and flagged."""
         with self._reading() as s:
-            self._actor(s, "examiner")
+            self._actor(s, "case.write")
             cases.check_new_id(s, fields.id)
         prepared = self._prepare_all(photos, reference=False)
-        with self._enrolling("examiner") as (s, actor, sink):
+        with self._enrolling("case.write") as (s, actor, sink):
             return cases.create(s, actor, sink, fields, prepared)
 
     def mark_eyes(self, case_id: str, photo: int, eyes: np.ndarray) -> CaseRecord:
         """Add a face to case photo number ``photo`` (1-based) from eye centres marked by hand."""
         with self._reading() as s:
-            self._actor(s, "examiner")
+            self._actor(s, "case.write")
             link = cases.photo_link(s, case_id, photo)
             sha, file_name = link.photo_sha256, link.file_name
         image = decode_image(self.photos.read(sha), file_name, self.settings.max_pixels)
         face = self.analyzer().from_eyes(image, eyes, name=f"{file_name}: eyes")
-        with self._enrolling("examiner") as (s, actor, sink):
+        with self._enrolling("case.write") as (s, actor, sink):
             return cases.add_face(s, actor, sink, case_id, photo, face)
 
     def cases(self) -> list[CaseSummary]:
         """Every case, by id; the listing is recorded."""
-        with self._acting() as (s, actor):
+        with self._acting("case.read") as (s, actor):
             found = cases.summaries(s)
             audit.record(s, actor, audit.CasesListed(count=len(found)))
             return found
 
     def case(self, case_id: str) -> CaseRecord:
         """A case with its photos, faces and searches; the viewing is recorded."""
-        with self._acting() as (s, actor):
+        with self._acting("case.read") as (s, actor):
             found = cases.record(s, case_id, actor)
             audit.record(s, actor, audit.CaseViewed(case_id=case_id))
             return found
@@ -758,7 +783,7 @@ class Workspace:
         identifications, leaving no biometric trace (see :meth:`delete_reference`); the audit trail keeps
         a tombstone."""
         reason = _reason(reason)
-        with self._acting("admin") as (s, actor):
+        with self._acting("record.erase") as (s, actor):
             gone = erasure.erase_case(s, cases.get(s, case_id), reason, actor)
         return erasure.case_erased(gone, self._finish_erasure())
 
@@ -802,7 +827,7 @@ class Workspace:
         if top < 1:
             raise InvalidField(f"top: {top} must be at least 1")
         with self._reading() as s:  # everything the search needs to know, read once, before the index
-            self._actor(s, "examiner")
+            self._actor(s, "search.run")
             mode = _config(s)["quality_gate"]
             current = search.current_calibration(s)
             case = cases.get(s, case_id)
@@ -838,7 +863,7 @@ class Workspace:
 
         generation, index = self._gallery()
         found = ranked(index)  # outside the write lock: writers are not held up by the ranking
-        with self._acting("examiner") as (s, actor):
+        with self._acting("search.run") as (s, actor):
             cases.get(s, case_id)  # the case may have been erased meanwhile
             if _info(s, "gallery_generation") != generation:
                 # a reference was added or erased while ranking: rank again, holding the lock this time,
@@ -849,45 +874,53 @@ class Workspace:
 
     def get_search(self, search_id: int) -> SearchResult:
         """A recorded search again; the viewing is recorded."""
-        with self._acting() as (s, actor):
+        with self._acting("case.read") as (s, actor):
             result = search.load(s, search_id, actor, self.settings.age_gap_years)
             audit.record(s, actor, audit.SearchViewed(case_id=result.case_id, search_id=search_id))
             return result
 
     def searches(self, case_id: str | None = None) -> list[SearchSummary]:
-        with self._acting() as (s, actor):
+        with self._acting("case.read") as (s, actor):
             found = search.summaries(s, case_id)
             audit.record(s, actor, audit.SearchesListed(count=len(found), case_id=case_id))
             return found
 
     # -- examiner workflow -----------------------------------------------------------------------------
-    def conclude(self, search_id: int, rank: int, conclusion: str, reasons: str) -> workflow.ConclusionRecord:
+    def conclude(
+        self,
+        search_id: int,
+        rank: int,
+        conclusion: str,
+        reasons: str,
+        checklist: dict[str, dict[str, str]] | None = None,
+    ) -> workflow.ConclusionRecord:
         """Record an examiner's conclusion (excluded, possible match, insufficient information) on the
-        candidate at ``rank`` of a search."""
-        with self._acting("examiner") as (s, actor):
-            row = workflow.conclude(s, actor, search.get(s, search_id), rank, conclusion, reasons)
+        candidate at ``rank`` of a search, with the feature checklist of the comparison if one was filled
+        (:data:`nomina.workflow.FEATURES`, each similar / different / not visible and a note)."""
+        with self._acting("conclusion.write") as (s, actor):
+            row = workflow.conclude(s, actor, search.get(s, search_id), rank, conclusion, reasons, checklist)
             return workflow.conclusion_record(row)
 
     def propose_identification(self, case_id: str, reference_id: str, reasons: str) -> workflow.IdentificationRecord:
         """An examiner proposes that the case is the reference; a verifier must then verify it."""
-        with self._acting("examiner") as (s, actor):
+        with self._acting("conclusion.write") as (s, actor):
             found = workflow.propose(s, actor, cases.get(s, case_id), reference_id, reasons)
             return workflow.describe(found, actor)
 
     def verify_identification(self, case_id: str, conclusion: str, reasons: str) -> workflow.IdentificationRecord:
         """A verifier, not the proposer, records their own conclusion on the proposed identification."""
-        with self._acting("verifier") as (s, actor):
+        with self._acting("identification.verify") as (s, actor):
             found = workflow.verify(s, actor, cases.get(s, case_id), conclusion, reasons)
             return workflow.describe(found, actor)
 
     def withdraw_identification(self, case_id: str, reason: str) -> workflow.IdentificationRecord:
         """Withdraw the case's open identification (an examiner, with a reason); the case is open again."""
-        with self._acting("examiner") as (s, actor):
+        with self._acting("conclusion.write") as (s, actor):
             return workflow.describe(workflow.withdraw(s, actor, cases.get(s, case_id), reason), actor)
 
     def identification(self, case_id: str) -> workflow.CaseIdentifications:
         """The case's status, its open identification and every earlier one (as this user may see them)."""
-        with self._acting() as (s, actor):
+        with self._acting("case.read") as (s, actor):
             found = workflow.case_identifications(cases.get(s, case_id), actor)
             audit.record(s, actor, audit.CaseViewed(case_id=case_id))
             return found
@@ -897,7 +930,7 @@ class Workspace:
         known = (*workflow.STATUSES, "withdrawn")
         if status is not None and status not in known:
             raise InvalidField(f"status: {status!r} is not one of {', '.join(known)}")
-        with self._acting() as (s, actor):
+        with self._acting("case.read") as (s, actor):
             found = [workflow.describe(i, actor) for i in workflow.identifications(s, status)]
             audit.record(s, actor, audit.CasesListed(count=len(found)))
             return found
@@ -909,7 +942,7 @@ class Workspace:
         except to its proposer, and for a case never searched."""
         path = Path(out)
         with self._reading() as s:
-            actor = self._actor(s, "examiner")
+            actor = self._actor(s, "report.read")
             case = cases.get(s, case_id)
             if not case.searches:
                 raise Conflict(
@@ -929,7 +962,7 @@ class Workspace:
         sha = write_report(built, path)
         fmt = path.suffix.lower().lstrip(".")
         try:
-            with self._acting("examiner") as (s, actor):
+            with self._acting("report.read") as (s, actor):
                 audit.record(
                     s, actor, audit.ReportCreated(case_id=case_id, sha256=sha, format=fmt, reference_id=reference)
                 )
@@ -942,7 +975,7 @@ class Workspace:
         """Write every verified identification (by an examiner), for transmission to the responsible authority,
         as JSON or CSV; the export is recorded with its SHA-256, and carries the audit trail's head hash."""
         path = Path(out)
-        with self._acting("examiner") as (s, actor):
+        with self._acting("export.read") as (s, actor):
             records = casefile.identification_records(s)
             audit.require_records(
                 s,
@@ -982,7 +1015,7 @@ class Workspace:
                 f"calibration: fitted on scores of model {_describe_identity(dict(fitted_with or {}))}, "
                 f"but workspace {self.path} uses {_describe_identity(self.model_identity)}"
             )
-        with self._acting("admin") as (s, actor):
+        with self._acting("workspace.manage") as (s, actor):
             row = db.Calibration(
                 model=self.model_identity, mapping=calibration.to_dict(), created_at=now(), created_by=actor
             )
@@ -1025,7 +1058,7 @@ class Workspace:
         """
         today = parse_date(today, "today") or date.today()
         with self._shared.db.write(commit=not dry_run) as s:
-            actor = self._actor(s, "admin")
+            actor = self._actor(s, "workspace.manage")
             erased, held = erasure.erase_due(s, today, actor)
             if not dry_run:
                 if erased:
@@ -1050,14 +1083,14 @@ class Workspace:
         database file from its live rows (VACUUM) and truncates its WAL."""
         shared = self._shared
         before = _db_bytes(self.path)
-        with self._acting("admin") as (s, _), shared.index_lock:
+        with self._acting("workspace.manage") as (s, _), shared.index_lock:
             shared.index = None
             removed, warnings = erasure.finish(s, self.photos, self.path / "index")
             swept, more = erasure.sweep(self.photos, set(s.scalars(select(db.Photo.sha256))))
             removed, warnings = removed + swept, warnings + more
             remove_index_files(self.path / "index")
         faces = self.gallery_index().size
-        with self._acting("admin") as (s, actor):
+        with self._acting("workspace.manage") as (s, actor):
             audit.record(s, actor, audit.WorkspaceMaintained(photo_files_removed=removed, index_faces=faces))
         with shared.db.exclusive():
             compacted = erasure.compact(shared.db.engine)

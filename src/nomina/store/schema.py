@@ -7,6 +7,7 @@ the migrations produce exactly this schema.
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -266,6 +267,15 @@ class User(Base):
     locked_until: Mapped[datetime | None] = mapped_column(DateTime)
 
 
+class UserPreference(Base):
+    """One of a user's own display settings (nomina.users.PREFERENCES); not a record, not in any digest."""
+
+    __tablename__ = "user_preferences"
+    user: Mapped[str] = mapped_column(ForeignKey("users.name"), primary_key=True)
+    name: Mapped[str] = mapped_column(String, primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON)
+
+
 class LoginSession(Base):
     """A session opened by a login (``nomina login``, the web pages): the SHA-256 of its secret, never the
     secret; ids are never reused, since the audit trail names sessions by id (see nomina.auth)."""
@@ -345,6 +355,8 @@ class Conclusion(Base):
     conclusion: Mapped[str] = mapped_column(String)  # excluded, possible match, insufficient information
     reasons: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(DateTime)
+    # the feature checklist of the comparison page (nomina.workflow.FEATURES), NULL when none was filled
+    checklist: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     search: Mapped[Search] = relationship(back_populates="conclusions")
 
 

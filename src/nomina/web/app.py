@@ -1,0 +1,317 @@
+"""The web application: pages for people and the REST API for programs, on one workspace.
+
+:func:`create_app` builds it (``nomina serve`` runs it under uvicorn). What every response gets:
+
+- security headers: a Content-Security-Policy that allows scripts, styles and images from this server only
+  and no inline script, ``frame-ancestors 'none'`` and X-Frame-Options, ``Referrer-Policy: no-referrer``,
+  nosniff, and ``Cache-Control: no-store`` on everything but the static files (pages and photos hold
+  personal and biometric data that must not stay in a browser's or proxy's cache);
+- one error shape: the API answers ``{"error": {"code", "message", "field"}}`` with the status of
+  :func:`nomina.errors.http_status`; a page shows the error in plain words (a form shows it next to its
+  field); a page that needs a login sends the browser to the login page.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from fastapi import FastAPI, Form, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import auth, users
+from ..errors import LockedOut, LoginFailed, NominaError, NotLoggedIn, http_status
+from ..workspace import Workspace
+from . import access
+from .access import LOGIN_COOKIE, SESSION_COOKIE, LoginThrottle, Viewer, page
+from .render import render
+
+__all__ = ["API_PREFIX", "PUBLIC_ROUTES", "create_app", "factory"]
+
+log = logging.getLogger("nomina.web")
+
+API_PREFIX = "/api/v1"
+#: The routes anyone may reach without logging in (everything else has a rule: see nomina.roles).
+PUBLIC_ROUTES = frozenset({("GET", "/login"), ("POST", "/login")})
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+_HEADERS = {
+    "content-security-policy": CSP,
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "x-content-type-options": "nosniff",
+    "cross-origin-opener-policy": "same-origin",
+    "cross-origin-resource-policy": "same-origin",
+    "permissions-policy": "camera=(), microphone=(), geolocation=(), interest-cohort=()",
+}
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith(API_PREFIX + "/") or request.url.path == API_PREFIX
+
+
+def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
+    """The API's one error shape."""
+    return {"error": {"code": code, "message": message, "field": field}}
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def create_app(workspace: Path | str | Workspace, secure_cookies: bool | None = None) -> FastAPI:
+    """The application serving ``workspace`` (a path, or a workspace already open).
+
+    ``secure_cookies``: mark the session cookie Secure; by default it is when the request came over HTTPS
+    (directly, or through a reverse proxy whose forwarded headers uvicorn trusts)."""
+    ws = workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
+    app = FastAPI(
+        title="Nomina",
+        version=_version(),
+        summary="Face search for the identification of missing and unidentified people; people decide.",
+        openapi_url=None,  # served by a guarded route of nomina.web.api, from this server alone
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.workspace = ws
+    app.state.secure_cookies = secure_cookies
+    app.state.throttle = LoginThrottle()
+
+    @app.middleware("http")
+    async def headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response = await call_next(request)
+        for name, value in _HEADERS.items():
+            response.headers.setdefault(name, value)
+        if not request.url.path.startswith("/static/"):
+            response.headers["cache-control"] = "no-store"
+        return response
+
+    @app.exception_handler(NominaError)
+    async def nomina_error(request: Request, exc: NominaError) -> Response:
+        status = http_status(exc)
+        if _is_api(request):
+            headers = {"www-authenticate": "Bearer"} if isinstance(exc, NotLoggedIn) else None
+            return JSONResponse(error_body(exc.code, exc.message, exc.field), status, headers=headers)
+        if isinstance(exc, NotLoggedIn):
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            response = RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+            if request.cookies.get(SESSION_COOKIE):
+                response.delete_cookie(SESSION_COOKIE, path="/")
+            return response
+        viewer = getattr(request.state, "viewer", None)
+        return render(request, "error.html", viewer, status, error=exc, status=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "form", "header")]
+        name = where[-1] if where else ""
+        message = f"{name}: {first.get('msg', 'invalid')}".lower() if name else str(first.get("msg", "invalid"))
+        if _is_api(request):
+            return JSONResponse(error_body("invalid_field", message, name or None), 422)
+        viewer = getattr(request.state, "viewer", None)
+        error = _PlainError("invalid_field", message, name or None)
+        return render(request, "error.html", viewer, 422, error=error, status=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "error")
+        message = {404: "no such page", 405: "this address does not take that method"}.get(
+            exc.status_code, str(exc.detail)
+        )
+        if _is_api(request):
+            return JSONResponse(error_body(code, message), exc.status_code)
+        viewer = getattr(request.state, "viewer", None)
+        return render(request, "error.html", viewer, exc.status_code, error=_PlainError(code, message), status=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        message = "internal error; the server's log has the details"
+        if _is_api(request):
+            return JSONResponse(error_body("error", message), 500)
+        return render(request, "error.html", None, 500, error=_PlainError("error", message), status=500)
+
+    _login_routes(app)
+    _include_routers(app)
+    app.mount("/static", StaticFiles(packages=[("nomina.web", "static")]), name="static")
+    return app
+
+
+class _PlainError:
+    """An error that is not a NominaError (a missing page, a malformed request), shown like one."""
+
+    def __init__(self, code: str, message: str, field: str | None = None) -> None:
+        self.code, self.message, self.field = code, message, field
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def _safe_next(target: str | None) -> str:
+    """Where to go after logging in: a path on this server only (never another site)."""
+    if not target:
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def secure(request: Request) -> bool:
+    configured: bool | None = request.app.state.secure_cookies
+    return configured if configured is not None else request.url.scheme == "https"
+
+
+def _login_routes(app: FastAPI) -> None:
+    @app.get("/login", response_class=HTMLResponse)
+    def login_page(request: Request, next: str = "/") -> Response:  # noqa: A002 - the query parameter's name
+        token = access.new_login_token()
+        response = render(request, "login.html", None, form={"next": _safe_next(next)}, login_token=token)
+        response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict", secure=secure(request), path="/login")
+        return response
+
+    @app.post("/login", response_class=HTMLResponse)
+    async def login(
+        request: Request,
+        name: str = Form(""),
+        password: str = Form(""),
+        login_token: str = Form(""),
+        next: str = Form("/"),  # noqa: A002
+    ) -> Response:
+        target = _safe_next(next)
+        cookie = request.cookies.get(LOGIN_COOKIE, "")
+        form = {"name": name, "next": target}
+
+        def again(status: int, errors: dict[str, str]) -> Response:
+            token = access.new_login_token()
+            response = render(request, "login.html", None, status, form=form, errors=errors, login_token=token)
+            response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict", secure=secure(request), path="/login")
+            return response
+
+        if not cookie or not login_token or not _same(cookie, login_token):
+            return again(403, {"": "the login form is out of date or came from another site; please log in again"})
+        if not name.strip() or not password:
+            return again(422, {"name" if not name.strip() else "password": "required"})
+        throttle: LoginThrottle = request.app.state.throttle
+        address = _client(request)
+        wait = throttle.wait(address)
+        if wait:
+            minutes = -(-wait // 60)
+            errors = {"": f"too many failed logins from this address; try again in {minutes} minute(s)"}
+            response = again(429, errors)
+            response.headers["retry-after"] = str(wait)
+            return response
+        ws: Workspace = request.app.state.workspace
+        try:
+            result, _ = await run_in_threadpool(ws.login, name.strip(), password, "web")
+        except LockedOut as exc:
+            throttle.failed(address)
+            return again(429, {"": exc.message})
+        except LoginFailed as exc:
+            throttle.failed(address)
+            return again(401, {"": exc.message})
+        except NominaError as exc:
+            return again(http_status(exc), {"": exc.message})
+        assert result.secret is not None and result.session is not None
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(
+            SESSION_COOKIE,
+            result.secret,
+            max_age=int(auth.SESSION_HOURS * 3600),
+            httponly=True,
+            samesite="strict",
+            secure=secure(request),
+            path="/",
+        )
+        response.delete_cookie(LOGIN_COOKIE, path="/login")
+        return response
+
+    @app.post("/logout")
+    def logout(request: Request, viewer: Viewer = page("account")) -> Response:
+        viewer.ws.logout()
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    @app.get("/", response_class=HTMLResponse)
+    def home(viewer: Viewer = page("account")) -> Response:
+        return RedirectResponse("/queue" if viewer.may("case.read") else "/references", status_code=303)
+
+    @app.get("/account", response_class=HTMLResponse)
+    def account(request: Request, viewer: Viewer = page("account")) -> Response:
+        return render(request, "account.html", viewer, preference_help=users.PREFERENCES)
+
+    @app.post("/account/preferences", response_class=HTMLResponse)
+    async def set_preferences(request: Request, viewer: Viewer = page("account")) -> Response:
+        form = await request.form()
+        for name in users.PREFERENCES:
+            wanted = form.get(name) == "on"
+            if viewer.preferences.get(name) != wanted:
+                viewer.preferences = await run_in_threadpool(viewer.ws.set_preference, name, wanted)
+        back = _safe_next(str(form.get("next") or "/account"))
+        return RedirectResponse(back, status_code=303)
+
+    @app.post("/account/password", response_class=HTMLResponse)
+    def change_password(
+        request: Request,
+        current: str = Form(""),
+        password: str = Form(""),
+        repeat: str = Form(""),
+        viewer: Viewer = page("account"),
+    ) -> Response:
+        errors: dict[str, str] = {}
+        if password != repeat:
+            errors["repeat"] = "the two new passwords differ"
+        else:
+            try:
+                viewer.ws.set_password(viewer.user, password, current=current)
+            except NominaError as exc:
+                errors[exc.field or "password"] = exc.message
+        if errors:
+            return render(request, "account.html", viewer, 422, errors=errors, preference_help=users.PREFERENCES)
+        return render(
+            request,
+            "account.html",
+            viewer,
+            notice="Password changed. Your other sessions were ended.",
+            preference_help=users.PREFERENCES,
+        )
+
+
+def _same(a: str, b: str) -> bool:
+    import hmac
+
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+def _include_routers(app: FastAPI) -> None:
+    """The pages and the API, each module a router (imported here so that each stays on its own)."""
+    from . import api, pages_admin, pages_cases, pages_references
+
+    for module in (pages_references, pages_cases, pages_admin):
+        app.include_router(module.router)
+    app.include_router(api.router, prefix=API_PREFIX)
+
+
+def factory() -> FastAPI:
+    """The application for uvicorn's ``--factory`` (one per worker process): the workspace in NOMINA_HOME."""
+    home = os.environ.get("NOMINA_HOME")
+    if not home:
+        raise SystemExit("nomina serve: NOMINA_HOME is not set")
+    secure_env = os.environ.get("NOMINA_SECURE_COOKIES")
+    return create_app(home, secure_cookies=None if secure_env is None else secure_env == "1")
