@@ -5,3 +5,4 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 router = APIRouter()
+docs_router = APIRouter()

@@ -301,10 +301,11 @@ def _same(a: str, b: str) -> bool:
 
 def _include_routers(app: FastAPI) -> None:
     """The pages and the API, each module a router (imported here so that each stays on its own)."""
-    from . import api, pages_admin, pages_cases, pages_references
+    from . import api, pages_admin, pages_cases, pages_compare, pages_references
 
-    for module in (pages_references, pages_cases, pages_admin):
+    for module in (pages_references, pages_cases, pages_compare, pages_admin):
         app.include_router(module.router)
+    app.include_router(api.docs_router)  # the API's documentation page, a page for people
     app.include_router(api.router, prefix=API_PREFIX)
 
 
