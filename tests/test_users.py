@@ -89,7 +89,7 @@ def test_a_duplicate_user_is_a_conflict(team):
 
 
 def test_names_and_roles_are_validated_naming_the_field(team):
-    with pytest.raises(InvalidField, match="^role: 'boss' is not one of examiner, verifier, admin$"):
+    with pytest.raises(InvalidField, match="^role: 'boss' is not one of examiner, verifier, admin, intake, auditor$"):
         add(team, "dan", ["examiner", "boss"], "ana")
     with pytest.raises(InvalidField, match="^role: required"):
         add(team, "dan", [], "ana")

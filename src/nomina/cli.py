@@ -6,6 +6,7 @@ Every Nomina error becomes one line on standard error and exit code 1; usage mis
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -85,7 +86,7 @@ search_app = typer.Typer(
     help="Search a case against every reference: `nomina search CASE_ID`; `search show ID`; `search list`.",
     no_args_is_help=True,
 )
-user_app = typer.Typer(help="Users, their roles (examiner, verifier, admin) and passwords.", no_args_is_help=True)
+user_app = typer.Typer(help="Users, their roles (examiner, verifier, admin, intake, auditor) and passwords.", no_args_is_help=True)
 token_app = typer.Typer(
     help="API tokens for your scripts and programs: shown once, stored hashed, revocable; set NOMINA_TOKEN to use one.",
     no_args_is_help=True,
@@ -1586,17 +1587,116 @@ def demo(
         typer.Option("--workspace", "-w", help="Folder for the demo workspace [default: a temporary folder]."),
     ] = None,
     samples: Annotated[Path | None, typer.Option(help="Sample photo folder [setting NOMINA_SAMPLES].")] = None,
+    serve_it: Annotated[
+        bool,
+        typer.Option(
+            "--serve",
+            help="Then add a demo user for each role and serve the workspace (Ctrl-C stops; see docs/web.md).",
+        ),
+    ] = False,
+    host: Annotated[str, typer.Option(help="With --serve: address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="With --serve: port to listen on.")] = 8000,
 ) -> None:
-    """Enrol the sample references, add the sample cases, search each and summarise the ranks."""
-    from .demo import run_demo
+    """Enrol the sample references, add the sample cases, search each and summarise the ranks; with --serve,
+    then serve the demo workspace to a browser."""
+    import shutil
+    import tempfile
+
+    from .demo import add_demo_users, run_demo
 
     settings = load_settings(samples=samples)
 
     def step(message: str) -> None:
         err.print(message)
 
-    summary = run_demo(settings, workspace, step)
-    out.print(summary.text())
+    if not serve_it:
+        out.print(run_demo(settings, workspace, step).text())
+        return
+    _check_address(host, port)
+    folder = workspace if workspace is not None else Path(tempfile.mkdtemp(prefix="nomina-demo-")) / "workspace"
+    try:
+        out.print(run_demo(settings, folder, step).text())
+        passwords = add_demo_users(folder, settings)
+        out.print(f"\nServing the demo workspace {folder} at http://{_url_host(host)}:{port}/ (Ctrl-C stops it).")
+        out.print("Demo users (passwords made for this run; the workspace is a demo, never real data):")
+        for name, (roles, password) in passwords.items():
+            out.print(f"  {name:<9} {password}   {', '.join(roles)}")
+        _serve(folder, host, port, workers=1, secure_cookies=None, forwarded_allow_ips=None)
+    finally:
+        if workspace is None:
+            shutil.rmtree(folder.parent, ignore_errors=True)
+
+
+@app.command()
+def serve(
+    workspace: WorkspaceOpt = None,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on: loopback by default; put a TLS proxy in front for a network.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes (each opens the workspace).")] = 1,
+    secure_cookies: Annotated[
+        bool | None,
+        typer.Option(
+            "--secure-cookies/--no-secure-cookies",
+            help="Mark the session cookie Secure [default: when the request came over HTTPS].",
+        ),
+    ] = None,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            help="Addresses of the reverse proxy whose X-Forwarded-For/-Proto headers are trusted (docs/deploy.md)."
+        ),
+    ] = None,
+) -> None:
+    """Serve the workspace to browsers (the web application) and programs (the REST API under /api/v1)."""
+    from .workspace import Workspace
+
+    settings = _settings(workspace)
+    if not 1 <= workers <= 64:
+        raise InvalidField(f"workers: {workers} is not between 1 and 64", field="workers")
+    _check_address(host, port)
+    Workspace.open(settings.home, settings).close()  # a bad workspace is one line here, not a traceback per worker
+    if host not in ("127.0.0.1", "::1", "localhost"):
+        err.print(
+            f"serving on {host}: anyone who can reach it can try to log in; use TLS (a reverse proxy, docs/deploy.md)"
+        )
+    out.print(f"Serving {settings.home} at http://{_url_host(host)}:{port}/ (Ctrl-C stops it).")
+    _serve(settings.home, host, port, workers, secure_cookies, forwarded_allow_ips)
+
+
+def _check_address(host: str, port: int) -> None:
+    if not 1 <= port <= 65535:
+        raise InvalidField(f"port: {port} is not between 1 and 65535", field="port")
+    if not host.strip() or any(c.isspace() for c in host):
+        raise InvalidField(f"host: {host!r} is not an address", field="host")
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _serve(
+    home: Path, host: str, port: int, workers: int, secure_cookies: bool | None, forwarded_allow_ips: str | None
+) -> None:
+    """Run uvicorn on the application factory (nomina.web.app.factory reads the workspace from NOMINA_HOME)."""
+    import uvicorn
+
+    os.environ["NOMINA_HOME"] = str(Path(home).resolve())
+    if secure_cookies is not None:
+        os.environ["NOMINA_SECURE_COOKIES"] = "1" if secure_cookies else "0"
+    uvicorn.run(
+        "nomina.web.app:factory",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=forwarded_allow_ips is not None,
+        forwarded_allow_ips=forwarded_allow_ips,
+        server_header=False,
+        date_header=True,
+        log_level="info",
+    )
 
 
 # -- helpers ------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ folder's README describes the photos and their licences.
 from __future__ import annotations
 
 import csv
+import secrets
 import shutil
 import tempfile
 import time
@@ -20,7 +21,7 @@ from .records import CaseFields, PhotoInput
 from .settings import Settings
 from .workspace import Workspace
 
-__all__ = ["DemoSummary", "run_demo", "sample_sets", "write_sample_manifest"]
+__all__ = ["DEMO_USERS", "DemoSummary", "add_demo_users", "run_demo", "sample_sets", "write_sample_manifest"]
 
 _PROVENANCE = {
     "source": "other",
@@ -73,6 +74,32 @@ def write_sample_manifest(refs: list[tuple[str, Path]], path: Path) -> Path:
         for ref_id, photo in refs:
             writer.writerow([ref_id, photo.resolve(), f"Sample person {ref_id}", *_PROVENANCE.values()])
     return path
+
+
+#: The demo's users for the web application (``nomina demo --serve``): one per role, and "demo", the first.
+DEMO_USERS: dict[str, tuple[str, ...]] = {
+    "demo": ("examiner", "admin"),
+    "erin": ("examiner",),
+    "victor": ("verifier",),
+    "ines": ("intake",),
+    "aude": ("auditor",),
+    "adam": ("admin",),
+}
+
+
+def add_demo_users(folder: Path, settings: Settings) -> dict[str, tuple[tuple[str, ...], str]]:
+    """Give the demo workspace a user for each role, each with a new random password (the demo's first user,
+    "demo", gets one too); name -> (roles, password)."""
+    made: dict[str, tuple[tuple[str, ...], str]] = {}
+    with Workspace.open(folder, settings, user="demo") as ws:
+        for name, roles in DEMO_USERS.items():
+            password = secrets.token_urlsafe(12)
+            if name == "demo":
+                ws.set_password(name, password)
+            else:
+                ws.add_user(name, roles, password=password)
+            made[name] = (roles, password)
+    return made
 
 
 def run_demo(settings: Settings, workspace: Path | None, step: Callable[[str], None]) -> DemoSummary:

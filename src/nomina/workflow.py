@@ -123,8 +123,9 @@ def checklist_value(value: object) -> dict[str, dict[str, str]] | None:
             raise InvalidField(f"checklist: {feature}: must be a finding and a note", field="checklist")
         note = item.get("note") or ""
         if not isinstance(note, str) or len(note) > _NOTE_MAX or "\x00" in note:
-            raise InvalidField(f"checklist: {feature}: the note must be text of at most {_NOTE_MAX} characters",
-                               field="checklist")
+            raise InvalidField(
+                f"checklist: {feature}: the note must be text of at most {_NOTE_MAX} characters", field="checklist"
+            )
         finding = item.get("finding")
         if finding in (None, "") and not note.strip():
             continue
@@ -303,9 +304,7 @@ class ConclusionRecord(Record):
 
 
 def conclusion_record(c: db.Conclusion) -> ConclusionRecord:
-    return ConclusionRecord(
-        c.search_id, c.rank, c.reference_id, c.examiner, c.conclusion, c.reasons, c.at, c.checklist
-    )
+    return ConclusionRecord(c.search_id, c.rank, c.reference_id, c.examiner, c.conclusion, c.reasons, c.at, c.checklist)
 
 
 @dataclass(frozen=True)

@@ -133,7 +133,9 @@ def create_app(workspace: Path | str | Workspace, secure_cookies: bool | None = 
         if _is_api(request):
             return JSONResponse(error_body(code, message), exc.status_code)
         viewer = getattr(request.state, "viewer", None)
-        return render(request, "error.html", viewer, exc.status_code, error=_PlainError(code, message), status=exc.status_code)
+        return render(
+            request, "error.html", viewer, exc.status_code, error=_PlainError(code, message), status=exc.status_code
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
@@ -157,7 +159,7 @@ class _PlainError:
 
 
 def _version() -> str:
-    from .. import __version__
+    from .._version import __version__
 
     return __version__
 
@@ -182,7 +184,9 @@ def _login_routes(app: FastAPI) -> None:
     def login_page(request: Request, next: str = "/") -> Response:  # noqa: A002 - the query parameter's name
         token = access.new_login_token()
         response = render(request, "login.html", None, form={"next": _safe_next(next)}, login_token=token)
-        response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict", secure=secure(request), path="/login")
+        response.set_cookie(
+            LOGIN_COOKIE, token, httponly=True, samesite="strict", secure=secure(request), path="/login"
+        )
         return response
 
     @app.post("/login", response_class=HTMLResponse)
@@ -200,7 +204,9 @@ def _login_routes(app: FastAPI) -> None:
         def again(status: int, errors: dict[str, str]) -> Response:
             token = access.new_login_token()
             response = render(request, "login.html", None, status, form=form, errors=errors, login_token=token)
-            response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict", secure=secure(request), path="/login")
+            response.set_cookie(
+                LOGIN_COOKIE, token, httponly=True, samesite="strict", secure=secure(request), path="/login"
+            )
             return response
 
         if not cookie or not login_token or not _same(cookie, login_token):
@@ -269,7 +275,7 @@ def _login_routes(app: FastAPI) -> None:
     @app.post("/account/password", response_class=HTMLResponse)
     def change_password(
         request: Request,
-        current: str = Form(""),
+        current_password: str = Form(""),
         password: str = Form(""),
         repeat: str = Form(""),
         viewer: Viewer = page("account"),
@@ -279,7 +285,7 @@ def _login_routes(app: FastAPI) -> None:
             errors["repeat"] = "the two new passwords differ"
         else:
             try:
-                viewer.ws.set_password(viewer.user, password, current=current)
+                viewer.ws.set_password(viewer.user, password, current=current_password)
             except NominaError as exc:
                 errors[exc.field or "password"] = exc.message
         if errors:

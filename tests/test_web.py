@@ -1,0 +1,192 @@
+"""The web application's own defences: logins, cookies, CSRF, the login throttle, security headers, the
+error shape, and pages that load nothing from another host. Each test tries to get round one of them."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from conftest import WEB_PASSWORD, web_login, web_token
+from fastapi.testclient import TestClient
+
+from nomina import Workspace
+from nomina.web.access import LOGIN_COOKIE, SESSION_COOKIE, LoginThrottle
+
+WEB = Path(__file__).resolve().parents[1] / "src" / "nomina" / "web"
+
+
+def login_form(client: TestClient, user: str, password: str, **extra: str) -> Any:
+    page = client.get("/login")
+    token = re.search(r'name="login_token" value="([^"]+)"', page.text)
+    assert token
+    return client.post(
+        "/login",
+        data={"name": user, "password": password, "login_token": token.group(1), **extra},
+        follow_redirects=False,
+    )
+
+
+def actions(ws_path: Path, user: str = "root") -> list[str]:
+    with Workspace.open(ws_path) as ws:
+        return [e.action for e in ws.as_user(user).audit_log()]
+
+
+def test_a_login_sets_a_strict_http_only_cookie_and_is_audited(web_app: Any, web_ws: Path) -> None:
+    client = TestClient(web_app, base_url="https://testserver")
+    answer = login_form(client, "eve", WEB_PASSWORD, next="/account")
+    assert answer.status_code == 303 and answer.headers["location"] == "/account"
+    cookie = next(c for c in answer.headers.get_list("set-cookie") if c.startswith(SESSION_COOKIE + "="))
+    flags = {part.strip().lower() for part in cookie.split(";")[1:]}
+    assert {"httponly", "samesite=strict", "secure", "path=/"} <= flags
+    assert any(f.startswith("max-age=") for f in flags)
+    assert "eve" in client.get("/account").text
+    assert "login.ok" in actions(web_ws)
+
+
+def test_the_cookie_is_secure_over_https_unless_told_otherwise(web_ws: Path) -> None:
+    from nomina.web import create_app
+
+    for base, secure, expect in (("http", None, False), ("https", None, True), ("https", False, False)):
+        app = create_app(web_ws, secure_cookies=secure)
+        answer = login_form(TestClient(app, base_url=f"{base}://testserver"), "eve", WEB_PASSWORD)
+        cookie = next(c for c in answer.headers.get_list("set-cookie") if c.startswith(SESSION_COOKIE + "="))
+        assert ("secure" in cookie.lower().split("; ")) is expect
+        app.state.workspace.close()
+
+
+def test_a_login_posted_from_another_site_is_refused(web_app: Any, web_ws: Path) -> None:
+    client = TestClient(web_app)
+    before = actions(web_ws)
+    # no double-submit cookie (a form on another site cannot set it): refused, nothing recorded
+    answer = client.post(
+        "/login", data={"name": "eve", "password": WEB_PASSWORD, "login_token": "x"}, follow_redirects=False
+    )
+    assert answer.status_code == 403 and SESSION_COOKIE not in answer.headers.get("set-cookie", "")
+    client.get("/login")
+    forged = client.post(
+        "/login", data={"name": "eve", "password": WEB_PASSWORD, "login_token": "guessed"}, follow_redirects=False
+    )
+    assert forged.status_code == 403 and LOGIN_COOKIE in client.cookies
+    assert actions(web_ws)[len(before) :] == ["audit.view"]  # no login.ok, no login.fail
+
+
+def test_after_login_the_browser_goes_only_to_a_page_of_this_server(web_app: Any) -> None:
+    for target in ("//evil.example/x", "https://evil.example/", "/\\evil.example", "javascript:alert(1)", "x"):
+        answer = login_form(TestClient(web_app), "eve", WEB_PASSWORD, next=target)
+        assert answer.headers["location"] == "/", target
+
+
+def test_five_wrong_passwords_lock_the_account_and_the_lockout_is_audited(web_app: Any, web_ws: Path) -> None:
+    client = TestClient(web_app)
+    for _ in range(4):
+        answer = login_form(client, "vic", "not the password at all")
+        assert answer.status_code == 401 and "wrong user name or password" in answer.text.lower()
+    assert login_form(client, "vic", "not the password at all").status_code == 429  # the fifth locks
+    answer = login_form(client, "vic", WEB_PASSWORD)
+    assert answer.status_code == 429 and "locked" in answer.text
+    assert SESSION_COOKIE not in client.cookies
+    trail = actions(web_ws)
+    assert trail.count("login.fail") >= 5 and "login.lockout" in trail
+
+
+def test_one_address_is_throttled_across_users(web_app: Any) -> None:
+    web_app.state.throttle = LoginThrottle(limit=3, window=600)
+    client = TestClient(web_app)
+    for user in ("eve", "vic", "ian"):  # a different user each time: no lockout, but the same address
+        assert login_form(client, user, "wrong wrong wrong").status_code == 401
+    answer = login_form(client, "aud", WEB_PASSWORD)  # even the right password waits
+    assert answer.status_code == 429 and int(answer.headers["retry-after"]) > 0
+    assert "too many failed logins from this address" in answer.text
+
+
+def test_a_form_without_the_csrf_token_changes_nothing(web_app: Any, web_ws: Path) -> None:
+    client = TestClient(web_app, follow_redirects=False)
+    csrf = web_login(client, "eve")
+    for data in ({}, {"csrf": "0" * 64}, {"csrf": csrf[:-1] + ("0" if csrf[-1] != "0" else "1")}):
+        answer = client.post("/account/preferences", data={**data, "show_post_mortem": "on"})
+        assert answer.status_code == 403 and "CSRF" in answer.text
+    with Workspace.open(web_ws) as ws:
+        assert ws.as_user("eve").preferences()["show_post_mortem"] is False
+    # another session's token does not do either
+    other = TestClient(web_app)
+    other_csrf = web_login(other, "eve")
+    assert client.post("/account/preferences", data={"csrf": other_csrf}).status_code == 403
+    assert client.post("/account/preferences", data={"csrf": csrf, "show_post_mortem": "on"}).status_code == 303
+    with Workspace.open(web_ws) as ws:
+        assert ws.as_user("eve").preferences()["show_post_mortem"] is True
+        assert ws.as_user("root").audit_log()[-1].action == "user.preference"
+
+
+def test_a_logged_out_or_disabled_users_cookie_opens_nothing(web_app: Any, web_ws: Path) -> None:
+    client = TestClient(web_app, follow_redirects=False)
+    csrf = web_login(client, "eve")
+    secret = client.cookies[SESSION_COOKIE]
+    assert client.post("/logout", data={"csrf": csrf}).status_code == 303
+    replay = TestClient(web_app, follow_redirects=False, cookies={SESSION_COOKIE: secret})
+    assert replay.get("/account").headers["location"].startswith("/login")
+    web_login(client, "aud")
+    with Workspace.open(web_ws) as ws:
+        ws.as_user("root").disable_user("aud")
+    answer = client.get("/account")
+    assert answer.status_code == 403 and "disabled" in answer.text
+
+
+def test_the_api_takes_tokens_only_never_the_cookie(web_app: Any, web_ws: Path) -> None:
+    client = TestClient(web_app)
+    web_login(client, "eve")
+    session = client.cookies[SESSION_COOKIE]
+    for headers in ({}, {"authorization": f"Bearer {session}"}, {"authorization": "Basic ZXZlOng="}):
+        answer = client.get("/api/v1/openapi.json", headers=headers)
+        assert answer.status_code == 401 and answer.headers["www-authenticate"] == "Bearer"
+        assert answer.json() == {"error": {"code": "not_logged_in", "message": answer.json()["error"]["message"],
+                                           "field": "authorization"}}  # fmt: skip
+    token = web_token(web_ws, "eve")
+    assert TestClient(web_app).get("/api/v1/openapi.json", headers={"authorization": f"Bearer {token}"}).is_success
+
+
+def test_every_answer_carries_the_security_headers(web_app: Any) -> None:
+    client = TestClient(web_app)
+    for path in ("/login", "/static/nomina.css", "/no-such-page", "/api/v1/no-such-call"):
+        headers = client.get(path).headers
+        csp = headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe" not in csp, path
+        assert headers["x-frame-options"] == "DENY" and headers["referrer-policy"] == "no-referrer", path
+        assert headers["x-content-type-options"] == "nosniff", path
+        assert "server" not in headers or "uvicorn" not in headers["server"]
+        assert (headers.get("cache-control") == "no-store") is not path.startswith("/static/"), path
+
+
+def test_the_pages_have_no_inline_script_or_style_and_load_nothing_from_another_host() -> None:
+    bad: list[str] = []
+    for file in sorted((WEB / "templates").glob("*.html")):
+        text = file.read_text()
+        for pattern, what in (
+            (r"<script(?![^>]*\ssrc=)[^>]*>", "inline script"),
+            (r"\son[a-z]+\s*=", "inline event handler"),
+            (r"\sstyle\s*=", "style attribute"),
+            (r"<style", "style element"),
+            (r"javascript:", "javascript: URL"),
+            (r"(?:src|href|action)\s*=\s*[\"']?(?:https?:)?//", "another host"),
+        ):
+            if re.search(pattern, text, re.IGNORECASE):
+                bad.append(f"{file.name}: {what}")
+    for file in sorted((WEB / "static").iterdir()):
+        if re.search(r"https?://", file.read_text()):
+            bad.append(f"{file.name}: an address of another host")
+    assert not bad, bad
+
+
+def test_an_unexpected_error_says_nothing_of_the_server(web_app: Any) -> None:
+    from fastapi import APIRouter
+
+    router = APIRouter()
+
+    @router.get("/api/v1/boom")
+    def boom() -> None:  # a failure that no request can cause in the real application
+        raise RuntimeError("secret detail /srv/nomina")
+
+    web_app.include_router(router)
+    answer = TestClient(web_app, raise_server_exceptions=False).get("/api/v1/boom")
+    assert answer.status_code == 500 and "secret" not in answer.text
+    assert answer.json()["error"]["code"] == "error"
