@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["ACTIONS", "ROLES", "allowed", "roles_for"]
+__all__ = ["ACTIONS", "ROLES", "allowed", "needs", "roles_for"]
 
 ROLES: Final = ("examiner", "verifier", "admin", "intake", "auditor")
 
@@ -57,3 +57,12 @@ def allowed(roles: tuple[str, ...] | list[str], action: str) -> bool:
     """Whether a user holding ``roles`` may take ``action``."""
     permitted = roles_for(action)
     return any(r in permitted for r in roles)
+
+
+def needs(action: str) -> str:
+    """The roles ``action`` needs, in words: "the examiner role", "the examiner or intake role", "one of the
+    examiner, verifier, admin or auditor roles"."""
+    permitted = roles_for(action)
+    if len(permitted) <= 2:
+        return f"the {' or '.join(permitted)} role"
+    return f"any of the {', '.join(permitted[:-1])} or {permitted[-1]} roles"

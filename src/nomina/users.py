@@ -130,11 +130,12 @@ def require_user(s: Session, name: str | None, role: str | None = None, *, actio
     """
     if role is not None:
         permitted: tuple[str, ...] | None = (_role(role, "role"),)
+        needed = f"the {permitted[0]} role"
     else:
         permitted = None if action is None else roles.roles_for(action)
-    needed = None if permitted is None else " or ".join(permitted)
+        needed = None if action is None else roles.needs(action)
     if name is None or not name.strip():
-        what = f"the {needed} role" if needed else "a user"
+        what = needed or "a user"
         raise NotLoggedIn(
             f"not logged in: every action is done by a user who has logged in (this needs {what})", field="user"
         )
@@ -143,7 +144,7 @@ def require_user(s: Session, name: str | None, role: str | None = None, *, actio
         raise PermissionDenied(f"user {row.name!r} is disabled", record=f"user {row.name!r}")
     if permitted is not None and not any(r in permitted for r in row.roles):
         raise PermissionDenied(
-            f"user {row.name!r} does not have the {needed} role (roles: {', '.join(row.roles)})",
+            f"user {row.name!r} does not have {needed} (roles: {', '.join(row.roles)})",
             record=f"user {row.name!r}",
         )
     return _user(row)

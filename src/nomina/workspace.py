@@ -417,7 +417,7 @@ class Workspace:
         if not users.has_users(s):
             raise PermissionDenied(f"{self.path}: no users yet; add the first user, an admin", field="user")
         if self._user is None:
-            needs = f" (this needs the {' or '.join(roles.roles_for(action))} role)" if action else ""
+            needs = f" (this needs {roles.needs(action)})" if action else ""
             raise NotLoggedIn(f"not logged in: every action is done by a user who has logged in{needs}", field="user")
         return users.require_user(s, self._user, action=action).name
 

@@ -113,9 +113,8 @@ class Guard:
                 raise NotLoggedIn("not logged in", field="user")
         viewer = await run_in_threadpool(self._viewer, request, secret)
         if not viewer.may(self.action):
-            permitted = " or ".join(roles.roles_for(self.action))
             raise PermissionDenied(
-                f"user {viewer.user!r} may not do this: it needs the {permitted} role "
+                f"user {viewer.user!r} may not do this: it needs {roles.needs(self.action)} "
                 f"(roles: {', '.join(viewer.identity.roles)})",
                 record=f"user {viewer.user!r}",
             )
