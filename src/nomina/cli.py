@@ -980,6 +980,20 @@ def user_disable(name: str, workspace: WorkspaceOpt = None) -> None:
     out.print(f"Disabled user {name}.")
 
 
+@user_app.command("roles")
+def user_roles(
+    name: str,
+    role: Annotated[
+        str, typer.Option("--role", help="The user's roles from now on: examiner, verifier, admin, intake, auditor.")
+    ],
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Give a user exactly these roles (by an admin); the last active admin keeps the admin role."""
+    with _open(workspace) as ws:
+        user = ws.set_roles(name, role)
+    out.print(f"User {user.name}: {', '.join(user.roles)}.")
+
+
 # -- logins and tokens ----------------------------------------------------------------------------------
 @app.command()
 def login(
