@@ -86,7 +86,9 @@ search_app = typer.Typer(
     help="Search a case against every reference: `nomina search CASE_ID`; `search show ID`; `search list`.",
     no_args_is_help=True,
 )
-user_app = typer.Typer(help="Users, their roles (examiner, verifier, admin, intake, auditor) and passwords.", no_args_is_help=True)
+user_app = typer.Typer(
+    help="Users, their roles (examiner, verifier, admin, intake, auditor) and passwords.", no_args_is_help=True
+)
 token_app = typer.Typer(
     help="API tokens for your scripts and programs: shown once, stored hashed, revocable; set NOMINA_TOKEN to use one.",
     no_args_is_help=True,
