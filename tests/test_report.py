@@ -199,6 +199,32 @@ def test_user_text_is_escaped(html):
     assert "tattoo &lt;left forearm&gt; &amp; healed fracture" in html
 
 
+def test_the_newest_feature_checklist_of_a_candidate_is_a_table_in_its_order(report):
+    older = ReportConclusion(
+        "ines.examiner",
+        "examiner",
+        "insufficient information",
+        "too dark",
+        T0,
+        checklist={"eyes": {"finding": "not visible", "note": "shadow"}},
+    )
+    newer = ReportConclusion("ines.examiner", "examiner", "possible match", "ears and mole", T1, checklist={
+        "face shape": {"finding": "similar", "note": ""},
+        "ears": {"finding": "similar", "note": "attached lobes"},
+        "marks, scars, tattoos": {"finding": "different", "note": HOSTILE},
+    })  # fmt: skip
+    first = replace(report.candidates[0], conclusions=[older, newer, report.candidates[0].conclusions[1]])
+    html = render_html(replace(report, candidates=[first, *report.candidates[1:]]))
+    text = visible_text(html)
+    assert "Feature-by-feature comparison recorded by ines.examiner on 2026-03-05 14:02:07 UTC" in text
+    assert "with the conclusion possible match" in text
+    rows = "feature finding note face shape similar — ears similar attached lobes marks, scars, tattoos different"
+    assert rows in text
+    assert "shadow" not in text  # only the newest checklist is shown
+    assert HOSTILE not in html
+    assert visible_text(render_html(report)).count("Feature-by-feature") == 0  # none recorded: no table
+
+
 def test_the_status_is_printed_as_given_never_inferred(report):
     disputed = replace(report, identification={**report.identification, "status": "disputed"})
     assert "Status: <b>disputed</b>" in render_html(disputed)

@@ -23,15 +23,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from . import audit, workflow
 from ._version import __version__
-from .errors import Conflict, InvalidField
+from .errors import Conflict, InvalidField, NotFound
 from .faces import align
 from .imaging import decode_image
 from .quality import assess, stored
-from .records import Record
+from .records import Record, record_number
 from .report import IdentificationReport, ReportCandidate, ReportConclusion, ReportFace, write_whole
 from .search import SearchResult
 from .store import schema as db
@@ -40,10 +41,13 @@ __all__ = [
     "EXPORT_FIELDS",
     "ExportWritten",
     "ReportWritten",
+    "StoredFace",
     "build_report",
     "export_bytes",
     "face_crop",
     "identification_records",
+    "stored_case_face",
+    "stored_reference_face",
     "write_export",
 ]
 
@@ -84,6 +88,56 @@ def face_crop(read: Callable[[str], bytes], max_pixels: int) -> Crop:
         return align(image.pixels, np.asarray(landmarks, dtype=np.float64))
 
     return crop
+
+
+@dataclass(frozen=True)
+class StoredFace:
+    """What one stored face's crop is made from: its photo, its landmarks in the photo, and for a case face
+    the case's kind (post-mortem crops are shown blurred)."""
+
+    photo_sha256: str
+    landmarks: list[list[float]]
+    case_kind: str | None = None
+
+
+def stored_case_face(s: Session, case_id: str, number: int) -> StoredFace:
+    """Face ``number`` (1-based, in the order the case lists its faces) of a case, read with one narrow
+    query rather than the whole case; NotFound for a case or face number that does not exist."""
+    row = None
+    if 1 <= number < 2**63:
+        row = s.execute(
+            select(db.CasePhoto.photo_sha256, db.Face.landmarks, db.Case.kind)
+            .join(db.CasePhoto, db.Face.case_photo_id == db.CasePhoto.id)
+            .join(db.Case, db.CasePhoto.case_id == db.Case.id)
+            .where(db.Case.id == case_id)
+            .order_by(db.CasePhoto.id, db.Face.id)
+            .offset(number - 1)
+            .limit(1)
+        ).first()
+    if row is None:
+        if s.get(db.Case, case_id) is None:
+            raise NotFound(f"case {case_id}: no such case", record=f"case {case_id}")
+        count = s.scalar(
+            select(func.count())
+            .select_from(db.Face)
+            .join(db.CasePhoto, db.Face.case_photo_id == db.CasePhoto.id)
+            .where(db.CasePhoto.case_id == case_id)
+        )
+        raise NotFound(f"face: case {case_id} has {count} face(s); got {number}", record=f"case {case_id}")
+    return StoredFace(row[0], row[1], row[2])
+
+
+def stored_reference_face(s: Session, reference_id: str, face_id: int) -> StoredFace:
+    """The reference face ``face_id``, which must be a face of the reference ``reference_id`` (NotFound
+    otherwise, as for a face that does not exist), read with one narrow query."""
+    row = s.execute(
+        select(db.ReferencePhoto.photo_sha256, db.Face.landmarks)
+        .join(db.ReferencePhoto, db.Face.reference_photo_id == db.ReferencePhoto.id)
+        .where(db.Face.id == record_number(face_id, "face_id"), db.ReferencePhoto.reference_id == reference_id)
+    ).first()
+    if row is None:
+        raise NotFound(f"face: reference {reference_id} has no face {face_id}", record=f"reference {reference_id}")
+    return StoredFace(row[0], row[1])
 
 
 def _report_face(label: str, photo: db.CasePhoto | db.ReferencePhoto, face: db.Face, crop: Crop) -> ReportFace:
@@ -191,7 +245,10 @@ def _candidate(
             {"photo": rp.file_name, "photo date": rp.photo_date, "source": rp.source, "supplied_by": rp.supplied_by}
         )
         details["legal_basis"] = rp.legal_basis
-    conclusions = [ReportConclusion(k.examiner, "examiner", k.conclusion, k.reasons, k.at) for k in c.conclusions]
+    conclusions = [
+        ReportConclusion(k.examiner, "examiner", k.conclusion, k.reasons, k.at, checklist=k.checklist)
+        for k in c.conclusions
+    ]
     if found is not None and found.reference_id == c.reference_id:
         conclusions.append(
             ReportConclusion(found.proposed_by, "examiner", "identification proposed", found.reasons, found.proposed_at)

@@ -113,13 +113,17 @@ class ReportFace:
 
 @dataclass(frozen=True)
 class ReportConclusion:
-    """One person's conclusion on a candidate: ``role`` is "examiner" or "verifier"; ``at`` is in UTC."""
+    """One person's conclusion on a candidate: ``role`` is "examiner" or "verifier"; ``at`` is in UTC.
+
+    ``checklist`` is the feature-by-feature comparison recorded with an examiner's conclusion, if one was:
+    ``{feature: {"finding": ..., "note": ...}}`` in the order the features were examined."""
 
     person: str
     role: str
     conclusion: str
     reasons: str
     at: datetime
+    checklist: Mapping[str, Mapping[str, str]] | None = None
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
@@ -218,7 +222,20 @@ def _candidate_view(c: ReportCandidate, case_faces: Sequence[ReportFace], case_u
         "details": dict(c.details),
         "warnings": list(c.warnings),
         "conclusions": list(c.conclusions),
+        "checklist": _checklist_view(c.conclusions),
     }
+
+
+def _checklist_view(conclusions: Sequence[ReportConclusion]) -> dict[str, Any] | None:
+    """The feature checklist of the newest conclusion that has one, with who recorded it and when."""
+    latest = next((k for k in reversed(conclusions) if k.checklist), None)
+    if latest is None or latest.checklist is None:
+        return None
+    rows = [
+        {"feature": str(feature), "finding": str(item.get("finding") or ""), "note": str(item.get("note") or "")}
+        for feature, item in latest.checklist.items()
+    ]
+    return {"person": latest.person, "conclusion": latest.conclusion, "at": latest.at, "rows": rows}
 
 
 def _evidence_view(evidence: EvidenceLike | Mapping[str, Any]) -> dict[str, Any]:

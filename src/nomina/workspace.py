@@ -778,6 +778,19 @@ class Workspace:
             audit.record(s, actor, audit.CaseViewed(case_id=case_id))
             return found
 
+    def face_source(self, kind: str, record_id: str, face: int) -> casefile.StoredFace:
+        """What the aligned crop of one stored face is made from (its photo and landmarks): face number
+        ``face`` (1-based) of case ``record_id`` when ``kind`` is "case", or the face with id ``face`` of
+        reference ``record_id`` when it is "reference". One narrow read, not recorded: the page showing the
+        crop records the viewing of its case or search."""
+        if kind not in ("case", "reference"):
+            raise InvalidField(f"kind: {kind!r} is not one of case, reference", field="kind")
+        with self._reading() as s:
+            self._actor(s, "case.read" if kind == "case" else "reference.read")
+            if kind == "case":
+                return casefile.stored_case_face(s, record_id, face)
+            return casefile.stored_reference_face(s, record_id, face)
+
     def delete_case(self, case_id: str, reason: str) -> erasure.CaseErased:
         """Erase a case (by an admin, with a reason) with its photos, faces, searches, conclusions and
         identifications, leaving no biometric trace (see :meth:`delete_reference`); the audit trail keeps
