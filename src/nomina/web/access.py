@@ -138,6 +138,7 @@ async def _check_csrf(request: Request, expected: str) -> None:
             value = (await request.form()).get(CSRF_FIELD)
             given = value if isinstance(value, str) else None
     if not given or not hmac.compare_digest(given, expected):
+        await request.close()  # the uploads of a refused form are not kept open
         raise PermissionDenied(
             "the form is out of date or came from another site (CSRF check failed); reload the page and try again",
             field=CSRF_FIELD,
