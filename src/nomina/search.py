@@ -9,6 +9,7 @@ viewer may see it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -27,6 +28,9 @@ from .settings import os_user
 from .store import schema as db
 
 __all__ = [
+    "CaseFacts",
+    "RefFacts",
+    "facts",
     "NOTICE",
     "CandidateResult",
     "CaseFaceRef",
@@ -355,3 +359,45 @@ def summaries(s: Session, case_id: str | None = None) -> list[SearchSummary]:
         )
         for r in s.scalars(q)
     ]
+
+
+@dataclass(frozen=True)
+class RefFacts:
+    """What the candidate list shows and filters on of a reference."""
+
+    sex: str | None
+    birth_year: int | None
+    last_seen_on: date | None
+    last_seen_at: str | None
+
+
+@dataclass(frozen=True)
+class CaseFacts:
+    """What a search's candidate list is read against of its case."""
+
+    kind: str
+    found_on: date | None
+    status: str
+
+
+def facts(s: Session, case_id: str, reference_ids: Iterable[str]) -> tuple[CaseFacts, dict[str, RefFacts]]:
+    """The case's kind, found date and status, and the candidates' recorded facts (one query for every 500
+    candidates, not one per candidate); NotFound for a case that does not exist."""
+    case = s.get(db.Case, case_id)
+    if case is None:
+        raise NotFound(f"case {case_id}: no such case", record=f"case {case_id}")
+    found = CaseFacts(case.kind, case.found_on, workflow.status(case))
+    ids = sorted(set(reference_ids))
+    refs: dict[str, RefFacts] = {}
+    for i in range(0, len(ids), 500):
+        rows = s.execute(
+            select(
+                db.Reference.id,
+                db.Reference.sex,
+                db.Reference.birth_year,
+                db.Reference.last_seen_on,
+                db.Reference.last_seen_at,
+            ).where(db.Reference.id.in_(ids[i : i + 500]))
+        )
+        refs.update({r[0]: RefFacts(r[1], r[2], r[3], r[4]) for r in rows})
+    return found, refs

@@ -531,9 +531,7 @@ class Workspace:
         """The audit trail (oldest first), of one case, reference or acting user when given, before event
         ``before`` when given (the newest ``limit``); the reading is recorded."""
         with self._acting("audit.read") as (s, actor):
-            found = audit.entries(
-                s, case_id=case_id, reference_id=reference_id, limit=limit, actor=user, before=before
-            )
+            found = audit.entries(s, case_id=case_id, reference_id=reference_id, limit=limit, actor=user, before=before)
             blind = {i.case_id for i in workflow.identifications(s, "proposed") if workflow.blind(i.case, actor)}
             shown = [
                 _hidden(e) if e.case_id in blind and e.action in ("conclusion.record", "identification.propose") else e
@@ -891,6 +889,16 @@ class Workspace:
             result = search.load(s, search_id, actor, self.settings.age_gap_years)
             audit.record(s, actor, audit.SearchViewed(case_id=result.case_id, search_id=search_id))
             return result
+
+    def search_facts(
+        self, case_id: str, reference_ids: Iterable[str]
+    ) -> tuple[search.CaseFacts, dict[str, search.RefFacts]]:
+        """What a candidate list is read against: the case's kind, found date and status, and the recorded
+        sex, birth year and last-seen date of each of ``reference_ids``, in one read (not recorded: the
+        search's viewing is)."""
+        with self._reading() as s:
+            self._actor(s, "case.read")
+            return search.facts(s, case_id, reference_ids)
 
     def searches(self, case_id: str | None = None) -> list[SearchSummary]:
         with self._acting("case.read") as (s, actor):

@@ -258,9 +258,38 @@ def _login_routes(app: FastAPI) -> None:
     def home(viewer: Viewer = page("account")) -> Response:
         return RedirectResponse("/queue" if viewer.may("case.read") else "/references", status_code=303)
 
+    def account_page(request: Request, viewer: Viewer, status: int = 200, **context: Any) -> Response:
+        tokens = [t for t in viewer.ws.tokens() if t.revoked_at is None]
+        context.setdefault("new_token", None)
+        return render(
+            request, "account.html", viewer, status, preference_help=users.PREFERENCES, tokens=tokens, **context
+        )
+
     @app.get("/account", response_class=HTMLResponse)
     def account(request: Request, viewer: Viewer = page("account")) -> Response:
-        return render(request, "account.html", viewer, preference_help=users.PREFERENCES)
+        return account_page(request, viewer)
+
+    @app.post("/account/tokens", response_class=HTMLResponse)
+    def create_token(
+        request: Request, label: str = Form(""), expires_days: str = Form(""), viewer: Viewer = page("account")
+    ) -> Response:
+        form = {"label": label, "expires_days": expires_days}
+        try:
+            days = None if not expires_days.strip() else _whole_number(expires_days, "expires_days")
+            made = viewer.ws.create_token(label, days)
+        except NominaError as exc:
+            return account_page(
+                request, viewer, http_status(exc), errors={exc.field or "label": exc.message}, form=form
+            )
+        return account_page(request, viewer, new_token=made)
+
+    @app.post("/account/tokens/{token_id}/revoke", response_class=HTMLResponse)
+    def revoke_token(request: Request, token_id: int, viewer: Viewer = page("account")) -> Response:
+        try:
+            viewer.ws.revoke_token(token_id)
+        except NominaError as exc:
+            return account_page(request, viewer, http_status(exc), errors={"": exc.message})
+        return RedirectResponse("/account", status_code=303)
 
     @app.post("/account/preferences", response_class=HTMLResponse)
     async def set_preferences(request: Request, viewer: Viewer = page("account")) -> Response:
@@ -289,14 +318,17 @@ def _login_routes(app: FastAPI) -> None:
             except NominaError as exc:
                 errors[exc.field or "password"] = exc.message
         if errors:
-            return render(request, "account.html", viewer, 422, errors=errors, preference_help=users.PREFERENCES)
-        return render(
-            request,
-            "account.html",
-            viewer,
-            notice="Password changed. Your other sessions were ended.",
-            preference_help=users.PREFERENCES,
-        )
+            return account_page(request, viewer, 422, errors=errors)
+        return account_page(request, viewer, notice="Password changed. Your other sessions were ended.")
+
+
+def _whole_number(text: str, field: str) -> int:
+    from ..errors import InvalidField
+
+    value = text.strip()
+    if not value.isdigit() or len(value) > 6:
+        raise InvalidField(f"{field}: {text!r} is not a whole number of days", field=field)
+    return int(value)
 
 
 def _same(a: str, b: str) -> bool:
