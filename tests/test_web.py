@@ -213,3 +213,13 @@ def test_a_token_made_on_the_account_page_is_shown_once_and_can_be_revoked(web_a
     assert api.get("/api/v1/me", headers={"authorization": f"Bearer {secret.group(1)}"}).status_code == 200
     assert client.post(f"/account/tokens/{token_id.group(1)}/revoke", data={"csrf": csrf}).status_code == 303
     assert api.get("/api/v1/me", headers={"authorization": f"Bearer {secret.group(1)}"}).status_code == 401
+
+
+def test_a_body_declared_too_large_is_refused_before_it_is_read(web_app: Any, web_ws: Path) -> None:
+    client = TestClient(web_app)
+    token = web_token(web_ws, "eve")
+    huge = str(400 * 1024**2)
+    answer = client.post("/api/v1/references", headers={"authorization": f"Bearer {token}", "content-length": huge})
+    assert answer.status_code == 413 and answer.json()["error"]["field"] == "body"
+    page = client.post("/cases/new", headers={"content-length": huge})
+    assert page.status_code == 413 and "larger than this server takes" in page.text

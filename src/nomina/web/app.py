@@ -90,7 +90,8 @@ def create_app(workspace: Path | str | Workspace, secure_cookies: bool | None = 
 
     @app.middleware("http")
     async def headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response = await call_next(request)
+        too_big = _too_big(request)
+        response = too_big if too_big is not None else await call_next(request)
         for name, value in _HEADERS.items():
             response.headers.setdefault(name, value)
         if not request.url.path.startswith("/static/"):
@@ -149,6 +150,24 @@ def create_app(workspace: Path | str | Workspace, secure_cookies: bool | None = 
     _include_routers(app)
     app.mount("/static", StaticFiles(packages=[("nomina.web", "static")]), name="static")
     return app
+
+
+#: The largest request body taken: a bulk import's manifest and zip, and anything else. Routes bound each
+#: file again as they read it (a body sent without a length is counted there); a proxy should bound it too.
+MAX_IMPORT_BYTES = 2 * 1024**3 + 64 * 1024**2
+MAX_BODY_BYTES = 300 * 1024**2
+
+
+def _too_big(request: Request) -> Response | None:
+    """A 413 answer for a request whose declared body is over the limit, before any of it is read."""
+    declared = request.headers.get("content-length", "")
+    limit = MAX_IMPORT_BYTES if request.url.path.rstrip("/") == "/imports" else MAX_BODY_BYTES
+    if not declared.isdigit() or int(declared) <= limit:
+        return None
+    message = f"the upload is larger than this server takes ({limit // 1024**2} MB)"
+    if _is_api(request):
+        return JSONResponse(error_body("image_too_large", message, "body"), 413)
+    return render(request, "error.html", None, 413, error=_PlainError("too_large", message), status=413)
 
 
 class _PlainError:
