@@ -128,12 +128,13 @@ def require_user(s: Session, name: str | None, role: str | None = None, *, actio
     Raises PermissionDenied when no name is given, the user is disabled or lacks the role, and NotFound
     when no user has that name.
     """
+    permitted: tuple[str, ...] | None = None
+    needed: str | None = None
     if role is not None:
-        permitted: tuple[str, ...] | None = (_role(role, "role"),)
-        needed = f"the {permitted[0]} role"
-    else:
-        permitted = None if action is None else roles.roles_for(action)
-        needed = None if action is None else roles.needs(action)
+        checked = _role(role, "role")
+        permitted, needed = (checked,), f"the {checked} role"
+    elif action is not None:
+        permitted, needed = roles.roles_for(action), roles.needs(action)
     if name is None or not name.strip():
         what = needed or "a user"
         raise NotLoggedIn(

@@ -67,7 +67,7 @@ from .quality import gate, stored
 from .records import CaseFields, PhotoInput, Provenance, Record, ReferenceFields, now, parse_date, validate_update
 from .references import ReferenceRecord, ReferenceSummary
 from .report import write_report
-from .search import Ranked, SearchResult, SearchSummary, calibration_summary, rank
+from .search import CaseFacts, Ranked, RefFacts, SearchResult, SearchSummary, calibration_summary, rank
 from .settings import WORKSPACE_SETTINGS, Settings, load_settings, os_user, workspace_setting
 from .store import DB_NAME, Database, PhotoStore, connect, upgrade
 from .store import schema as db
@@ -890,9 +890,7 @@ class Workspace:
             audit.record(s, actor, audit.SearchViewed(case_id=result.case_id, search_id=search_id))
             return result
 
-    def search_facts(
-        self, case_id: str, reference_ids: Iterable[str]
-    ) -> tuple[search.CaseFacts, dict[str, search.RefFacts]]:
+    def search_facts(self, case_id: str, reference_ids: Iterable[str]) -> tuple[CaseFacts, dict[str, RefFacts]]:
         """What a candidate list is read against: the case's kind, found date and status, and the recorded
         sex, birth year and last-seen date of each of ``reference_ids``, in one read (not recorded: the
         search's viewing is)."""
