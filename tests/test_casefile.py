@@ -140,7 +140,11 @@ def test_a_proposal_not_yet_verified_is_not_exported(casework, tmp_path, capsys)
         ("", ("case", "list"), r"not logged in: log in with `nomina login`, or set NOMINA_TOKEN"),
         ("", ("reference", "show", "R1"), r"not logged in"),
         ("ghost", ("case", "show", "C1"), r"not logged in"),  # a made-up name has no credentials
-        ("vic", ("reference", "add", "R2", "{photo}", "--name", "Bo", *PROV), r"does not have the examiner or intake role"),
+        (
+            "vic",
+            ("reference", "add", "R2", "{photo}", "--name", "Bo", *PROV),
+            r"does not have the examiner or intake role",
+        ),
         ("vic", ("search", "C1"), r"does not have the examiner role"),
         ("eve", ("reference", "delete", "R1", "--reason", "test"), r"does not have the admin role"),
         ("eve", ("case", "delete", "C1", "--reason", "test"), r"does not have the admin role"),

@@ -268,7 +268,10 @@ def cli_searched(cli_ws, capsys):
             ["user", "add", "dan", "--role", ""],
             r"^error: --role: required \(one or more of examiner, verifier, admin, intake, auditor\)$",
         ),
-        (["user", "add", "dan", "--role", "boss"], r"^error: --role: 'boss' is not one of examiner, verifier, admin, intake, auditor$"),
+        (
+            ["user", "add", "dan", "--role", "boss"],
+            r"^error: --role: 'boss' is not one of examiner, verifier, admin, intake, auditor$",
+        ),
         (
             ["search", "conclude", "1", "--rank", "1", "--conclusion", "excluded", "--reasons", " "],
             r"^error: --reasons: required: say what the conclusion rests on$",
