@@ -139,6 +139,29 @@ def hash_password(name: str, password: str) -> str:
     return _hasher.hash(password)
 
 
+@dataclass(frozen=True)
+class Checked:
+    """A password checked against a user's stored hash before the login's write transaction, so that the slow
+    hash (about 0.3 s) does not hold the workspace's write lock; :func:`login` uses it while the stored hash
+    is still the one it was checked against, and checks again otherwise."""
+
+    stored: str | None
+    matched: bool
+
+
+def precheck(s: Session, name: str, password: str) -> Checked:
+    """``name``'s stored hash, read in ``s`` (a read transaction), for :func:`verified` to check once the
+    transaction has ended; an unknown user is checked against the decoy hash, at the same cost."""
+    given = name.strip() if isinstance(name, str) else ""
+    row = s.get(db.User, given) if given else None
+    return Checked(None if row is None or not row.active else row.password_hash, False)
+
+
+def verified(found: Checked, password: str) -> Checked:
+    """``found`` with its password checked (the slow part: call it outside any transaction)."""
+    return Checked(found.stored, _matches(found.stored, password))
+
+
 def _matches(stored: str | None, password: str) -> bool:
     try:
         return _hasher.verify(stored or _decoy(_hasher), password) and stored is not None
@@ -207,8 +230,16 @@ def login(
     idle_minutes: int = IDLE_MINUTES,
     os_user: str | None = None,
     host: str | None = None,
+    checked: Checked | None = None,
 ) -> LoginResult:
-    """Check ``name``'s password and open a session, or count the failure (see the module's rules)."""
+    """Check ``name``'s password and open a session, or count the failure (see the module's rules).
+    ``checked``: the password already checked (:func:`precheck`, :func:`verified`) outside this transaction."""
+
+    def matches(stored: str | None) -> bool:
+        if checked is not None and checked.stored == stored:
+            return checked.matched
+        return _matches(stored, password)
+
     if kind not in _KINDS:
         raise InvalidField(f"kind: {kind!r} is not one of {', '.join(_KINDS)}")
     if not 0 < hours <= 24 * 30 or not 0 < idle_minutes <= 24 * 60:
@@ -218,7 +249,8 @@ def login(
     row = s.get(db.User, given) if given else None
     refusal = LoginFailed("login refused: wrong user name or password", field="", record=None)
     if row is None or not row.active:
-        _matches(None, password)  # the same time as a wrong password
+        if checked is None:
+            _matches(None, password)  # the same time as a wrong password
         # Nothing of an unknown name is kept: people type their password into the name field by mistake.
         why = "no such user" if row is None else "user disabled"
         audit.record(s, "(anonymous)", audit.LoginRefused(why=why, user=None if row is None else row.name))
@@ -228,7 +260,7 @@ def login(
             s, "(anonymous)", audit.LoginRefused(why="locked out", user=row.name, failures=row.failed_logins or 0)
         )
         return LoginResult(None, None, _locked(row.name, row.locked_until))
-    if not _matches(row.password_hash, password):
+    if not matches(row.password_hash):
         # A lockout that has ended starts the count again: its five failures are not held against the next.
         failures = 1 if row.locked_until is not None else (row.failed_logins or 0) + 1
         row.failed_logins = failures

@@ -344,9 +344,18 @@ def _age_warnings(s: Session, row: db.Search, gap_years: float) -> dict[int, lis
 
 
 def summaries(s: Session, case_id: str | None = None) -> list[SearchSummary]:
+    """Every search (of one case when given), oldest first, with its number of candidates and its first;
+    three queries whatever the number of searches (never one per search)."""
     q = select(db.Search).order_by(db.Search.id)
+    counted = select(db.Candidate.search_id, func.count()).group_by(db.Candidate.search_id)
+    first = select(db.Candidate.search_id, db.Candidate.reference_id).where(db.Candidate.rank == 1)
     if case_id is not None:
         q = q.where(db.Search.case_id == case_id)
+        mine = select(db.Search.id).where(db.Search.case_id == case_id)
+        counted = counted.where(db.Candidate.search_id.in_(mine))
+        first = first.where(db.Candidate.search_id.in_(mine))
+    counts = {row[0]: int(row[1]) for row in s.execute(counted)}
+    tops = {row[0]: row[1] for row in s.execute(first)}
     return [
         SearchSummary(
             search_id=r.id,
@@ -354,8 +363,8 @@ def summaries(s: Session, case_id: str | None = None) -> list[SearchSummary]:
             created_at=r.created_at,
             user=r.user,
             os_user=r.os_user,
-            candidates=len(r.candidates),
-            top_reference=r.candidates[0].reference_id if r.candidates else None,
+            candidates=counts.get(r.id, 0),
+            top_reference=tops.get(r.id),
         )
         for r in s.scalars(q)
     ]

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy import func, select
@@ -85,6 +85,7 @@ EXPORT_NOTICE = (
 Progress = Callable[[int, int], None]
 # Manifest rows written per transaction; a row refused for its contents (name differs, photo already
 # enrolled) is refused before anything of it is written, so it costs only itself.
+T = TypeVar("T")
 _IMPORT_BATCH = 32
 # What a blind viewer sees in place of conclusions while an identification awaits verification.
 _BLIND = "until the proposed identification is verified"
@@ -295,9 +296,12 @@ class Workspace:
         lockout, audit event) and then raised: LoginFailed, or LockedOut."""
         from .settings import os_user
 
+        with self._shared.db.read() as s:
+            found = auth.precheck(s, name, password)
+        checked = auth.verified(found, password)  # the slow hash, holding no lock: other users go on meanwhile
         with self._shared.db.write() as s:
             s.info[audit.VIA] = "password"
-            result = auth.login(s, name, password, kind, hours, idle_minutes, os_user(), audit.host())
+            result = auth.login(s, name, password, kind, hours, idle_minutes, os_user(), audit.host(), checked)
         if result.refused is not None:
             raise result.refused
         assert result.session is not None and result.secret is not None
@@ -446,6 +450,16 @@ class Workspace:
         """A write transaction by the acting user, who must be allowed ``action`` (checked inside it)."""
         with self._shared.db.write() as s:
             yield s, self._actor(s, action, writing=True)
+
+    def _viewed(self, action: str, read: Callable[[Session, str], T], event: Callable[[T], audit.Event]) -> T:
+        """What ``read`` finds in one snapshot (holding no write lock, so readers do not wait on each other),
+        returned only once its viewing (``event``) is recorded in a short write transaction that checks the
+        user again: a user refused in between gets nothing."""
+        with self._reading() as s:
+            found = read(s, self._actor(s, action))
+        with self._acting(action) as (s, actor):
+            audit.record(s, actor, event(found))
+        return found
 
     @contextmanager
     def _enrolling(self, action: str) -> Iterator[tuple[Session, str, PhotoSink]]:
@@ -689,17 +703,19 @@ class Workspace:
 
     def references(self) -> list[ReferenceSummary]:
         """Every reference, by id; the listing is recorded."""
-        with self._acting("reference.read") as (s, actor):
-            found = references.summaries(s)
-            audit.record(s, actor, audit.ReferencesListed(count=len(found)))
-            return found
+        return self._viewed(
+            "reference.read",
+            lambda s, _: references.summaries(s),
+            lambda found: audit.ReferencesListed(count=len(found)),
+        )
 
     def reference(self, reference_id: str) -> ReferenceRecord:
         """A reference with its photos, provenance and faces; the viewing is recorded."""
-        with self._acting("reference.read") as (s, actor):
-            found = references.record(s, reference_id)
-            audit.record(s, actor, audit.ReferenceViewed(reference_id=reference_id))
-            return found
+        return self._viewed(
+            "reference.read",
+            lambda s, _: references.record(s, reference_id),
+            lambda _: audit.ReferenceViewed(reference_id=reference_id),
+        )
 
     def update_reference(self, reference_id: str, **changes: Any) -> ReferenceRecord:
         clean = validate_update(changes)
@@ -764,17 +780,15 @@ class Workspace:
 
     def cases(self) -> list[CaseSummary]:
         """Every case, by id; the listing is recorded."""
-        with self._acting("case.read") as (s, actor):
-            found = cases.summaries(s)
-            audit.record(s, actor, audit.CasesListed(count=len(found)))
-            return found
+        return self._viewed(
+            "case.read", lambda s, _: cases.summaries(s), lambda found: audit.CasesListed(count=len(found))
+        )
 
     def case(self, case_id: str) -> CaseRecord:
         """A case with its photos, faces and searches; the viewing is recorded."""
-        with self._acting("case.read") as (s, actor):
-            found = cases.record(s, case_id, actor)
-            audit.record(s, actor, audit.CaseViewed(case_id=case_id))
-            return found
+        return self._viewed(
+            "case.read", lambda s, actor: cases.record(s, case_id, actor), lambda _: audit.CaseViewed(case_id=case_id)
+        )
 
     def face_source(self, kind: str, record_id: str, face: int) -> casefile.StoredFace:
         """What the aligned crop of one stored face is made from (its photo and landmarks): face number
@@ -885,10 +899,11 @@ class Workspace:
 
     def get_search(self, search_id: int) -> SearchResult:
         """A recorded search again; the viewing is recorded."""
-        with self._acting("case.read") as (s, actor):
-            result = search.load(s, search_id, actor, self.settings.age_gap_years)
-            audit.record(s, actor, audit.SearchViewed(case_id=result.case_id, search_id=search_id))
-            return result
+        return self._viewed(
+            "case.read",
+            lambda s, actor: search.load(s, search_id, actor, self.settings.age_gap_years),
+            lambda result: audit.SearchViewed(case_id=result.case_id, search_id=search_id),
+        )
 
     def search_facts(self, case_id: str, reference_ids: Iterable[str]) -> tuple[CaseFacts, dict[str, RefFacts]]:
         """What a candidate list is read against: the case's kind, found date and status, and the recorded
@@ -899,10 +914,11 @@ class Workspace:
             return search.facts(s, case_id, reference_ids)
 
     def searches(self, case_id: str | None = None) -> list[SearchSummary]:
-        with self._acting("case.read") as (s, actor):
-            found = search.summaries(s, case_id)
-            audit.record(s, actor, audit.SearchesListed(count=len(found), case_id=case_id))
-            return found
+        return self._viewed(
+            "case.read",
+            lambda s, _: search.summaries(s, case_id),
+            lambda found: audit.SearchesListed(count=len(found), case_id=case_id),
+        )
 
     # -- examiner workflow -----------------------------------------------------------------------------
     def conclude(
@@ -939,20 +955,22 @@ class Workspace:
 
     def identification(self, case_id: str) -> workflow.CaseIdentifications:
         """The case's status, its open identification and every earlier one (as this user may see them)."""
-        with self._acting("case.read") as (s, actor):
-            found = workflow.case_identifications(cases.get(s, case_id), actor)
-            audit.record(s, actor, audit.CaseViewed(case_id=case_id))
-            return found
+        return self._viewed(
+            "case.read",
+            lambda s, actor: workflow.case_identifications(cases.get(s, case_id), actor),
+            lambda _: audit.CaseViewed(case_id=case_id),
+        )
 
     def identifications(self, status: str | None = None) -> list[workflow.IdentificationRecord]:
         """Every identification (of one status when given), oldest first."""
         known = (*workflow.STATUSES, "withdrawn")
         if status is not None and status not in known:
             raise InvalidField(f"status: {status!r} is not one of {', '.join(known)}")
-        with self._acting("case.read") as (s, actor):
-            found = [workflow.describe(i, actor) for i in workflow.identifications(s, status)]
-            audit.record(s, actor, audit.CasesListed(count=len(found)))
-            return found
+        return self._viewed(
+            "case.read",
+            lambda s, actor: [workflow.describe(i, actor) for i in workflow.identifications(s, status)],
+            lambda found: audit.CasesListed(count=len(found)),
+        )
 
     # -- reports and exports ----------------------------------------------------------------------------
     def report(self, case_id: str, out: Path | str) -> ReportWritten:
