@@ -11,8 +11,8 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -344,8 +344,9 @@ WEB_PASSWORD = "a long web password 123"
 
 @pytest.fixture(scope="session")
 def _web_ws_template(tmp_path_factory: pytest.TempPathFactory, faces_dir: Path) -> Path:
-    """Users of every role (WEB_USERS, and root: admin and examiner); references R1 (london 001) and R2 (002); case C1 (001 smiling) searched once;
-    case C2 (a photo with no face, for eye marking); built once per session."""
+    """Users of every role (WEB_USERS, and root: admin and examiner); references R1 (london 001) and R2 (002);
+    case C1 (001 smiling) searched once; case C2 (a photo with no face, for eye marking); built once per
+    session."""
     from nomina.records import CaseFields, PhotoInput, Provenance, ReferenceFields
 
     def build(folder: Path) -> None:
