@@ -32,7 +32,7 @@ def site(_web_ws_template: Path, tmp_path_factory: pytest.TempPathFactory) -> It
         folder = copy_workspace(_web_ws_template, tmp_path_factory.mktemp("web_cases"))
         with Workspace.open(folder) as ws:
             ws.as_user("eve").update_reference("R1", sex="female", birth_year=1980)
-            ws.as_user("eve").update_reference("R2", sex="male", birth_year=1990)
+            ws.as_user("eve").update_reference("R2", sex="male", birth_year=1990, last_seen_on="2020-05-01")
             ws.as_user("root").set_roles("root", ["admin", "examiner", "verifier"])
             ws.as_user("aud").set_preference("show_post_mortem", True)
         app = create_app(folder)
@@ -139,6 +139,10 @@ def test_search_from_the_case_page_and_filters(site: dict[str, Any]) -> None:
     assert 'data-reference="R1"' in older and 'data-reference="R2"' not in older
     younger = eve.get(url, params={"born_from": "1985", "born_to": ""}).text
     assert 'data-reference="R1"' not in younger and 'data-reference="R2"' in younger
+    # R1's last-seen date is not recorded: the date filter cannot rule it out; R2 was last seen in May 2020
+    later = eve.get(url, params={"seen_from": "2021-01-01"}).text
+    assert 'data-reference="R1"' in later and 'data-reference="R2"' not in later
+    assert 'data-reference="R2"' in eve.get(url, params={"seen_from": "2020-01-01", "seen_to": "2020-12-31"}).text
     assert f'href="{url}"' in eve.get("/cases/C1").text
 
 

@@ -12,6 +12,7 @@ import io
 import re
 import tempfile
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -463,7 +464,15 @@ class CandidateView:
 
 
 def _filters(request: Request) -> dict[str, str]:
-    return {k: request.query_params.get(k, "").strip() for k in ("sex", "born_from", "born_to")}
+    keys = ("sex", "born_from", "born_to", "seen_from", "seen_to")
+    return {k: request.query_params.get(k, "").strip()[:40] for k in keys}
+
+
+def _date_or_none(value: str) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
 
 
 def _candidate_views(
@@ -471,6 +480,7 @@ def _candidate_views(
 ) -> list[CandidateView]:
     sex = filters["sex"]
     born_from, born_to = _int_or_none(filters["born_from"]), _int_or_none(filters["born_to"])
+    seen_from, seen_to = _date_or_none(filters["seen_from"]), _date_or_none(filters["seen_to"])
     out = []
     for c in result.candidates:
         facts = refs.get(c.reference_id)
@@ -480,6 +490,9 @@ def _candidate_views(
             if born_from is not None and facts.birth_year is not None and facts.birth_year < born_from:
                 continue
             if born_to is not None and facts.birth_year is not None and facts.birth_year > born_to:
+                continue
+            seen = facts.last_seen_on
+            if seen is not None and ((seen_from and seen < seen_from) or (seen_to and seen > seen_to)):
                 continue
         flags = []
         if facts and facts.last_seen_on and case.found_on and facts.last_seen_on > case.found_on:
