@@ -27,10 +27,8 @@ import copy
 import json
 import re
 import tempfile
-import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -47,6 +45,7 @@ from ..errors import ImageTooLarge, InvalidField, NominaError, NotFound
 from ..faces import parse_eyes
 from ..records import CASE_KINDS, SEXES, CaseFields, PhotoInput, Provenance, Record, ReferenceFields, record_number
 from ..workflow import STATUSES
+from . import media, uploads
 from .access import Guard, Viewer, api, page
 from .render import MAX_PAGE_SIZE, PAGE_SIZE, render
 
@@ -55,10 +54,7 @@ __all__ = ["MAX_JSON_BYTES", "MAX_PHOTO_BYTES", "MAX_PHOTOS", "MAX_UPLOAD_BYTES"
 router = APIRouter()
 docs_router = APIRouter()
 
-#: The largest photo file one upload may hold.
-MAX_PHOTO_BYTES = 50 * 1024 * 1024
-#: The most photos one request may upload.
-MAX_PHOTOS = 20
+MAX_PHOTO_BYTES, MAX_PHOTOS = uploads.MAX_PHOTO_BYTES, uploads.MAX_PHOTOS
 #: The largest multipart request (every photo and field together).
 MAX_UPLOAD_BYTES = 250 * 1024 * 1024
 #: The largest JSON body.
@@ -171,14 +167,6 @@ def _multipart_doc(fields: dict[str, str], required: tuple[str, ...]) -> dict[st
     return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
 
 
-def _attachment(data: bytes, media_type: str, filename: str) -> Response:
-    """``data`` as a file to save, named ``filename`` (ASCII; the name's other characters become ``_``)."""
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", filename)[:150] or "download"
-    return Response(
-        content=data, media_type=media_type, headers={"content-disposition": f'attachment; filename="{safe}"'}
-    )
-
-
 # -- uploads ------------------------------------------------------------------------------------------------
 def _limited(receive: Callable[[], Awaitable[Any]], limit: int) -> Callable[[], Awaitable[Any]]:
     """``receive`` that refuses a request body growing past ``limit`` bytes (a body sent in chunks
@@ -220,7 +208,8 @@ async def _upload(request: Request) -> AsyncIterator[tuple[dict[str, str], list[
                     raise InvalidField(f"{name}: not a file field (photo files go in 'photos')", field=name)
                 if value.size is not None and value.size > MAX_PHOTO_BYTES:
                     raise ImageTooLarge(
-                        f"photos: {_safe_name(value.filename, 0)} is over {MAX_PHOTO_BYTES:,} bytes", field="photos"
+                        f"photos: {uploads.safe_name(value.filename, 0)} is over {MAX_PHOTO_BYTES:,} bytes",
+                        field="photos",
                     )
                 files.append(value)
             elif name in fields:
@@ -232,50 +221,17 @@ async def _upload(request: Request) -> AsyncIterator[tuple[dict[str, str], list[
         await form.close()
 
 
-def _safe_name(name: str | None, number: int) -> str:
-    """A file's own name as the library keeps it: its last path part, without control characters, not
-    hidden, at most 120 characters; ``photo-N`` when nothing is left."""
-    base = re.split(r"[\\/]", name or "")[-1]
-    base = "".join(c for c in unicodedata.normalize("NFC", base) if not unicodedata.category(c).startswith("C"))
-    base = base.strip().lstrip(".")
-    stem, dot, suffix = base.rpartition(".")
-    if not dot or len(suffix) > 9:
-        stem, dot, suffix = base, "", ""
-    while stem and (len(stem) > 110 or len((stem + dot + suffix).encode()) > 200):  # file systems count bytes
-        stem = stem[:-1]
-    base = (stem.strip() + dot + suffix) if stem.strip() else ""
-    return base or f"photo-{number}"
-
-
-def _write_all(files: list[UploadFile], folder: Path) -> list[Path]:
-    """Write each uploaded file to its own subfolder of ``folder``, under its own (safe) name."""
-    paths = []
-    for number, upload in enumerate(files, 1):
-        place = folder / str(number)
-        place.mkdir(mode=0o700)
-        path = place / _safe_name(upload.filename, number)
-        upload.file.seek(0)
-        with path.open("wb") as out:
-            while chunk := upload.file.read(1024 * 1024):
-                out.write(chunk)
-        paths.append(path)
-    return paths
-
-
 @asynccontextmanager
 async def _saved(files: list[UploadFile]) -> AsyncIterator[list[Path]]:
-    """The uploaded files written to a private temporary folder, removed after; errors the library raises
-    about them name the file, not the folder."""
+    """:func:`nomina.web.uploads.saved`, writing the files outside the event loop."""
     if not files:
         raise InvalidField("photos: at least one photo file is required", field="photos")
     with tempfile.TemporaryDirectory(prefix="nomina-upload-") as folder:
-        paths = await _call(_write_all, files, Path(folder))
+        paths = await _call(uploads.write, files, Path(folder))
         try:
             yield paths
         except NominaError as exc:
-            for number in range(len(paths), 0, -1):
-                exc.message = exc.message.replace(f"{folder}/{number}/", "")
-            exc.args = (exc.message,)
+            uploads.relabel(exc, folder, len(paths))
             raise
 
 
@@ -606,7 +562,7 @@ def reference_photo(reference_id: str, number: int, viewer: Viewer = api("refere
     data = viewer.ws.photos.read(photo.sha256)
     media_type, suffix = _media_type(data)
     name = photo.file_name if "." in photo.file_name else f"{photo.file_name}.{suffix}"
-    return _attachment(data, media_type, name)
+    return media.attachment(data, media_type, name)
 
 
 # -- cases --------------------------------------------------------------------------------------------------
@@ -795,8 +751,6 @@ async def withdraw(case_id: str, request: Request, viewer: Viewer = api("conclus
 
 
 # -- reports and exports --------------------------------------------------------------------------------------
-_REPORT_TYPES = {"html": "text/html; charset=utf-8", "pdf": "application/pdf"}
-_EXPORT_TYPES = {"json": "application/json", "csv": "text/csv; charset=utf-8"}
 
 
 @router.get(
@@ -811,13 +765,7 @@ def report(
     viewer: Viewer = api("report.read"),
 ) -> Response:
     """The case's identification report, HTML or PDF, as a file; its writing is recorded with its SHA-256."""
-    if fmt not in _REPORT_TYPES:
-        raise InvalidField(f"format: {fmt[:20]!r} is not one of html, pdf", field="format")
-    with tempfile.TemporaryDirectory(prefix="nomina-report-") as folder:
-        path = Path(folder) / f"report.{fmt}"
-        viewer.ws.report(case_id, path)
-        data = path.read_bytes()
-    return _attachment(data, _REPORT_TYPES[fmt], f"nomina-report-{case_id}.{fmt}")
+    return media.report_download(viewer.ws, case_id, fmt)
 
 
 @router.get(
@@ -832,13 +780,7 @@ def export(
 ) -> Response:
     """Every verified identification, for the responsible authority, as JSON or CSV; the export is recorded
     with its SHA-256 and carries the audit trail's head hash."""
-    if fmt not in _EXPORT_TYPES:
-        raise InvalidField(f"format: {fmt[:20]!r} is not one of json, csv", field="format")
-    with tempfile.TemporaryDirectory(prefix="nomina-export-") as folder:
-        path = Path(folder) / f"identifications.{fmt}"
-        viewer.ws.export_identifications(path, fmt)
-        data = path.read_bytes()
-    return _attachment(data, _EXPORT_TYPES[fmt], f"nomina-identifications-{date.today().isoformat()}.{fmt}")
+    return media.export_download(viewer.ws, fmt)
 
 
 # -- audit trail --------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from fastapi import FastAPI, Form, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -32,7 +32,7 @@ from ..errors import LockedOut, LoginFailed, NominaError, NotLoggedIn, http_stat
 from ..workspace import Workspace
 from . import access
 from .access import LOGIN_COOKIE, SESSION_COOKIE, LoginThrottle, Viewer, page
-from .render import render
+from .render import local_path, render
 
 __all__ = ["API_PREFIX", "PUBLIC_ROUTES", "create_app", "factory"]
 
@@ -183,16 +183,6 @@ def _version() -> str:
     return __version__
 
 
-def _safe_next(target: str | None) -> str:
-    """Where to go after logging in: a path on this server only (never another site)."""
-    if not target:
-        return "/"
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/"
-    return target
-
-
 def secure(request: Request) -> bool:
     configured: bool | None = request.app.state.secure_cookies
     return configured if configured is not None else request.url.scheme == "https"
@@ -202,7 +192,7 @@ def _login_routes(app: FastAPI) -> None:
     @app.get("/login", response_class=HTMLResponse)
     def login_page(request: Request, next: str = "/") -> Response:  # noqa: A002 - the query parameter's name
         token = access.new_login_token()
-        response = render(request, "login.html", None, form={"next": _safe_next(next)}, login_token=token)
+        response = render(request, "login.html", None, form={"next": local_path(next)}, login_token=token)
         response.set_cookie(
             LOGIN_COOKIE, token, httponly=True, samesite="strict", secure=secure(request), path="/login"
         )
@@ -216,7 +206,7 @@ def _login_routes(app: FastAPI) -> None:
         login_token: str = Form(""),
         next: str = Form("/"),  # noqa: A002
     ) -> Response:
-        target = _safe_next(next)
+        target = local_path(next)
         cookie = request.cookies.get(LOGIN_COOKIE, "")
         form = {"name": name, "next": target}
 
@@ -317,7 +307,7 @@ def _login_routes(app: FastAPI) -> None:
             wanted = form.get(name) == "on"
             if viewer.preferences.get(name) != wanted:
                 viewer.preferences = await run_in_threadpool(viewer.ws.set_preference, name, wanted)
-        back = _safe_next(str(form.get("next") or "/account"))
+        back = local_path(str(form.get("next") or "/account"))
         return RedirectResponse(back, status_code=303)
 
     @app.post("/account/password", response_class=HTMLResponse)

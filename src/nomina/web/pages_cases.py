@@ -8,19 +8,14 @@ chose to see them (``?reveal=1``) or set their account to show them (see :mod:`n
 
 from __future__ import annotations
 
-import io
-import re
-import tempfile
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 import numpy as np
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from PIL import Image
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
@@ -32,17 +27,13 @@ from ..imaging import decode_image
 from ..records import CASE_KINDS, SEXES, CaseFields, PhotoInput
 from ..search import CaseFacts, RefFacts, SearchResult
 from ..workspace import Workspace
-from . import media
+from . import media, uploads
 from .access import Viewer, page
-from .render import field_errors, paged, render
+from .render import field_errors, local_path, paged, render, segment
 
-__all__ = ["MAX_UPLOAD_BYTES", "MAX_UPLOAD_FILES", "QUEUE", "router"]
+__all__ = ["QUEUE", "router"]
 
 router = APIRouter()
-
-#: The largest photo file accepted by the add-case form, and the most files in one form.
-MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # per photo, as on the reference forms and the API
-MAX_UPLOAD_FILES = 20
 
 #: The work queue's tabs: (key, title), in the order a case moves through them.
 QUEUE = (
@@ -71,30 +62,6 @@ def _int_or_none(value: str | None) -> int | None:
         return int(value) if value not in (None, "") else None
     except ValueError:
         return None
-
-
-def _safe_back(target: str | None, default: str) -> str:
-    """A path on this server to go back to after a form (never another site)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return default
-    return target
-
-
-def _q(value: object) -> str:
-    """A record id as one URL path segment."""
-    return quote(str(value), safe="")
-
-
-def _photo_size(data: bytes) -> tuple[int, int]:
-    """Width and height of a photo as Nomina shows it (turned upright by its EXIF orientation), from the
-    header alone."""
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            width, height = img.size
-            orientation = img.getexif().get(0x0112, 1)
-    except Exception:  # an unreadable header: the page shows the photo without face boxes
-        return 0, 0
-    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
 # -- the work queue -------------------------------------------------------------------------------------
@@ -154,7 +121,7 @@ def queue(
         paged=paged(shown, _page_no(request.query_params.get("page"))),
         total=len(rows),
         tab_link=lambda key: "/queue?" + urlencode({k: v for k, v in (("status", key), ("q", q), ("kind", kind)) if v}),
-        q=_q,
+        q=segment,
     )
 
 
@@ -204,8 +171,8 @@ def _new_case_page(
         form=form or {"kind": "deceased"},
         errors=errors,
         kinds=CASE_KINDS,
-        max_mb=MAX_UPLOAD_BYTES // (1024 * 1024),
-        max_files=MAX_UPLOAD_FILES,
+        max_mb=uploads.MAX_PHOTO_BYTES // 2**20,
+        max_files=uploads.MAX_PHOTOS,
     )
 
 
@@ -214,36 +181,9 @@ def new_case(request: Request, viewer: Viewer = page("case.write")) -> Response:
     return _new_case_page(request, viewer)
 
 
-_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
-
-
-def _upload_name(name: str | None, number: int) -> str:
-    """A file name for an uploaded photo: its own base name, made safe, or ``photo-N``."""
-    base = _UNSAFE_NAME.sub("_", Path((name or "").replace("\\", "/")).name).strip(" .")
-    return base[:120] or f"photo-{number}"
-
-
-async def _save_uploads(files: list[UploadFile], folder: Path) -> list[PhotoInput]:
-    """Write uploaded photos into ``folder`` (each in its own sub-folder, keeping its name), refusing one
-    larger than MAX_UPLOAD_BYTES."""
-    photos = []
-    for number, upload in enumerate(files, 1):
-        name = _upload_name(upload.filename, number)
-        target = folder / str(number) / name
-        target.parent.mkdir()
-        size = 0
-        with target.open("wb") as out:
-            while chunk := await upload.read(1024 * 1024):
-                size += len(chunk)
-                if size > MAX_UPLOAD_BYTES:
-                    raise InvalidField(
-                        f"photos: {name} is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB", field="photos"
-                    )
-                out.write(chunk)
-        if size == 0:
-            raise InvalidField(f"photos: {name} is empty", field="photos")
-        photos.append(PhotoInput(path=target))
-    return photos
+def _save_and_add(viewer: Viewer, fields: CaseFields, files: list[UploadFile]) -> CaseRecord:
+    with uploads.saved(files) as paths:
+        return viewer.ws.add_case(fields, [PhotoInput(path=p) for p in paths])
 
 
 @router.post("/cases/new", response_class=HTMLResponse)
@@ -266,8 +206,8 @@ async def _add_case(request: Request, viewer: Viewer, form: dict[str, str], data
     files = [f for f in data.getlist("photos") if isinstance(f, UploadFile) and (f.filename or f.size)]
     if not files:
         return _new_case_page(request, viewer, 422, form, photos="add at least one photo of the person")
-    if len(files) > MAX_UPLOAD_FILES:
-        return _new_case_page(request, viewer, 422, form, photos=f"at most {MAX_UPLOAD_FILES} photos at a time")
+    if len(files) > uploads.MAX_PHOTOS:
+        return _new_case_page(request, viewer, 422, form, photos=f"at most {uploads.MAX_PHOTOS} photos at a time")
     try:
         fields = CaseFields(
             form["case_id"].strip(),
@@ -276,9 +216,7 @@ async def _add_case(request: Request, viewer: Viewer, form: dict[str, str], data
             found_at=form["found_at"] or None,
             notes=form["notes"] or None,
         )
-        with tempfile.TemporaryDirectory(prefix="nomina-upload-") as folder:
-            photos = await _save_uploads(files, Path(folder))
-            added = await run_in_threadpool(viewer.ws.add_case, fields, photos)
+        added = await run_in_threadpool(_save_and_add, viewer, fields, files)
     except NominaError as exc:
         where = exc.field if exc.field in _CASE_FORM_FIELDS else ""
         if not where and isinstance(exc, NotAnImage | UnsupportedFormat | ImageTooLarge | FileMissing):
@@ -289,7 +227,7 @@ async def _add_case(request: Request, viewer: Viewer, form: dict[str, str], data
         return await run_in_threadpool(
             _case_page, request, viewer, added.case_id, 201, notice="Case added. " + " ".join(warnings)
         )
-    return RedirectResponse(f"/cases/{_q(added.case_id)}?added=1", status_code=303)
+    return RedirectResponse(f"/cases/{segment(added.case_id)}?added=1", status_code=303)
 
 
 @dataclass(frozen=True)
@@ -308,7 +246,7 @@ class PhotoView:
 def _photo_views(ws: Workspace, case: CaseRecord, shown: bool) -> list[PhotoView]:
     views = []
     for p in case.photos:
-        width, height = _photo_size(ws.photos.read(p.sha256))
+        width, height = media.photo_size(ws.photos.read(p.sha256))
         views.append(PhotoView(p.number, p.file_name, width, height, not shown, not p.faces, list(p.faces)))
     return views
 
@@ -345,7 +283,7 @@ def _case_page(
         errors=errors or {},
         form=form or {},
         notice=notice,
-        q=_q,
+        q=segment,
     )
 
 
@@ -389,7 +327,7 @@ def _eyes_page(
     photo = case.photos[number - 1]
     reveal = _flag(request.query_params.get("reveal")) or bool(form)
     shown = media.show_unblurred(case.kind, viewer.preferences, reveal)
-    width, height = _photo_size(ws.photos.read(photo.sha256))
+    width, height = media.photo_size(ws.photos.read(photo.sha256))
     return render(
         request,
         "eyes.html",
@@ -404,7 +342,7 @@ def _eyes_page(
         blur_note=media.BLUR_NOTE,
         errors=errors or {},
         form=form or {},
-        q=_q,
+        q=segment,
     )
 
 
@@ -441,7 +379,7 @@ def mark_eyes(
         return _eyes_page(request, viewer, case_id, number, exc.http_status, {"eyes": exc.message}, form)
     except NominaError as exc:
         return _eyes_page(request, viewer, case_id, number, exc.http_status, field_errors(exc), form)
-    return RedirectResponse(f"/cases/{_q(case_id)}", status_code=303)
+    return RedirectResponse(f"/cases/{segment(case_id)}", status_code=303)
 
 
 # -- searches ------------------------------------------------------------------------------------------
@@ -538,7 +476,7 @@ def _search_page(
         errors=errors or {},
         form=form or {},
         notice=notice,
-        q=_q,
+        q=segment,
     )
 
 
@@ -600,7 +538,7 @@ def propose(
             return _search_page(request, viewer, sid, exc.http_status, {f"propose-{rk}": exc.message}, form)
         errors = {"propose" if exc.field in ("reasons", "reference_id") else "": exc.message}
         return _case_page(request, viewer, case_id, exc.http_status, errors, {"reasons": reasons})
-    return RedirectResponse(_safe_back(back, f"/cases/{_q(case_id)}#identification"), status_code=303)
+    return RedirectResponse(local_path(back, f"/cases/{segment(case_id)}#identification"), status_code=303)
 
 
 @router.post("/cases/{case_id}/identification/withdraw", response_class=HTMLResponse)
@@ -612,7 +550,7 @@ def withdraw(
     except NominaError as exc:
         errors = {"reason" if exc.field == "reason" else "": exc.message}
         return _case_page(request, viewer, case_id, exc.http_status, errors, {"reason": reason})
-    return RedirectResponse(f"/cases/{_q(case_id)}", status_code=303)
+    return RedirectResponse(f"/cases/{segment(case_id)}", status_code=303)
 
 
 def _verify_page(
@@ -654,7 +592,7 @@ def _verify_page(
         errors=errors or {},
         form=form or {},
         notice=notice,
-        q=_q,
+        q=segment,
     )
 
 
@@ -678,48 +616,25 @@ def verify(
     except NominaError as exc:
         form = {"conclusion": conclusion, "reasons": reasons}
         return _verify_page(request, viewer, case_id, exc.http_status, field_errors(exc), form)
-    return RedirectResponse(f"/cases/{_q(case_id)}", status_code=303)
+    return RedirectResponse(f"/cases/{segment(case_id)}", status_code=303)
 
 
 # -- reports and export ----------------------------------------------------------------------------------
-def _download(data: bytes, media_type: str, filename: str) -> Response:
-    safe = _UNSAFE_NAME.sub("_", filename)
-    return Response(data, media_type=media_type, headers={"content-disposition": f'attachment; filename="{safe}"'})
-
-
-def _report(viewer: Viewer, case_id: str, fmt: str) -> Response:
-    with tempfile.TemporaryDirectory(prefix="nomina-report-") as folder:
-        path = Path(folder) / f"report.{fmt}"
-        viewer.ws.report(case_id, path)
-        data = path.read_bytes()
-    media_type = "text/html; charset=utf-8" if fmt == "html" else "application/pdf"
-    return _download(data, media_type, f"nomina-report-{case_id}.{fmt}")
-
-
 @router.get("/cases/{case_id}/report.html")
 def report_html(case_id: str, viewer: Viewer = page("report.read")) -> Response:
-    return _report(viewer, case_id, "html")
+    return media.report_download(viewer.ws, case_id, "html")
 
 
 @router.get("/cases/{case_id}/report.pdf")
 def report_pdf(case_id: str, viewer: Viewer = page("report.read")) -> Response:
-    return _report(viewer, case_id, "pdf")
-
-
-def _export(viewer: Viewer, fmt: str) -> Response:
-    with tempfile.TemporaryDirectory(prefix="nomina-export-") as folder:
-        path = Path(folder) / f"export.{fmt}"
-        viewer.ws.export_identifications(path, fmt)
-        data = path.read_bytes()
-    media_type = "application/json" if fmt == "json" else "text/csv; charset=utf-8"
-    return _download(data, media_type, f"nomina-identifications.{fmt}")
+    return media.report_download(viewer.ws, case_id, "pdf")
 
 
 @router.get("/export.json")
 def export_json(viewer: Viewer = page("export.read")) -> Response:
-    return _export(viewer, "json")
+    return media.export_download(viewer.ws, "json")
 
 
 @router.get("/export.csv")
 def export_csv(viewer: Viewer = page("export.read")) -> Response:
-    return _export(viewer, "csv")
+    return media.export_download(viewer.ws, "csv")

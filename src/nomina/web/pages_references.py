@@ -8,11 +8,9 @@ pixels, never as the bytes uploaded. Bulk imports run in the background: see :mo
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -21,21 +19,16 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
 from ..errors import InvalidField, NominaError, NotFound, PermissionDenied, QualityTooLow
-from ..files import PRIVATE_FILE
 from ..imaging import decode_image
 from ..records import SEXES, SOURCES, LookalikeIds, PhotoInput, Provenance, ReferenceFields, shown
 from ..references import ReferenceRecord
-from . import jobs, media
+from . import jobs, media, uploads
 from .access import Viewer, page
-from .render import PAGE_SIZE, field_errors, paged, render
+from .render import PAGE_SIZE, field_errors, paged, render, segment
 
-__all__ = ["MAX_PHOTO", "router"]
+__all__ = ["router"]
 
 router = APIRouter()
-
-#: The largest photo file a form accepts.
-MAX_PHOTO = 50 * 1024 * 1024
-_CHUNK = 1 << 20
 
 REFERENCE_FIELDS = (
     "reference_id",
@@ -54,44 +47,9 @@ _CHOICES = {"sexes": SEXES, "sources": SOURCES}
 
 
 # -- uploads -------------------------------------------------------------------------------------------
-@dataclass
-class _Upload:
-    name: str  # the safe name it is saved and shown under
-    path: Path
-
-
-def _safe_name(filename: str) -> str:
-    """A file's base name as sent, made safe to save: letters, digits, dots, dashes and underscores."""
-    base = PurePosixPath(filename.replace("\\", "/")).name
-    safe = re.sub(r"[^\w.\-]", "_", base).lstrip(".")[-120:]
-    return safe or "photo"
-
-
 def _files(form: FormData, name: str) -> list[UploadFile]:
     """The files sent in the form field ``name`` (an empty file input sends a part with no file name)."""
     return [f for f in form.getlist(name) if isinstance(f, UploadFile) and f.filename]
-
-
-def _save(files: list[UploadFile], folder: Path) -> list[_Upload]:
-    """Each uploaded file in a folder of its own under ``folder`` (so names never clash), at most MAX_PHOTO."""
-    saved = []
-    for i, upload in enumerate(files, 1):
-        name = _safe_name(upload.filename or "")
-        sub = folder / str(i)
-        os.mkdir(sub, 0o700)
-        target = sub / name
-        size = 0
-        with os.fdopen(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE), "wb") as out:
-            upload.file.seek(0)
-            while chunk := upload.file.read(_CHUNK):
-                size += len(chunk)
-                if size > MAX_PHOTO:
-                    raise InvalidField(
-                        f"photos: {shown(name)} is larger than {MAX_PHOTO // 1024**2} MB", field="photos"
-                    )
-                out.write(chunk)
-        saved.append(_Upload(name, target))
-    return saved
 
 
 def _values(form: FormData, names: tuple[str, ...]) -> dict[str, str]:
@@ -108,15 +66,10 @@ class _Refusal:
     photos: dict[str, str]
 
 
-def _refusal(exc: NominaError, uploads: list[_Upload]) -> _Refusal:
+def _refusal(exc: NominaError, names: list[str]) -> _Refusal:
     """How the page shows ``exc``: next to its field, and next to the photo it is about (named as sent)."""
     message = exc.message
-    about = None
-    for up in uploads:
-        where = str(up.path)
-        if where in message:
-            message = message.replace(where, up.name)
-            about = up.name
+    about = next((name for name in names if uploads.mentions(message, name)), None)
     errors: dict[str, str] = {}
     photos: dict[str, str] = {}
     if about is not None:
@@ -145,18 +98,18 @@ def _collect(*checks: Any) -> dict[str, str]:
     return errors
 
 
-def _photo_inputs(values: dict[str, str], uploads: list[_Upload]) -> list[PhotoInput]:
+def _photo_inputs(values: dict[str, str], paths: list[Path]) -> list[PhotoInput]:
     face = values.get("face", "").strip()
     if face and not re.fullmatch(r"[0-9]{1,6}", face):
         raise InvalidField(f"face: {shown(face)} is not a face number")
     return [
         PhotoInput(
-            path=up.path,
+            path=path,
             face=int(face) if face else None,
             photo_date=values.get("photo_date") or None,  # type: ignore[arg-type]
             quality_override=values.get("quality_override") or None,
         )
-        for up in uploads
+        for path in paths
     ]
 
 
@@ -193,23 +146,16 @@ def _enrol(
     errors.update(_collect(*checks))
     if errors:
         return _Refusal(422, errors, {})
-    uploads: list[_Upload] = []
-    with tempfile.TemporaryDirectory(prefix="nomina-upload-") as temp:
-        try:
-            uploads = _save(files, Path(temp))
-            photos = _photo_inputs(values, uploads)
+    try:
+        with uploads.saved(files) as paths:
+            photos = _photo_inputs(values, paths)
             if reference_id is None:
                 return viewer.ws.add_reference(_fields(values), photos, _provenance(values))
             return viewer.ws.add_reference_photos(reference_id, photos, _provenance(values))
-        except PermissionDenied:
-            raise
-        except NominaError as exc:
-            return _refusal(exc, uploads)
-
-
-def _photo_size(viewer: Viewer, sha256: str, name: str) -> tuple[int, int]:
-    image = decode_image(viewer.ws.photos.read(sha256), name, viewer.ws.settings.max_pixels)
-    return image.width, image.height
+    except PermissionDenied:
+        raise
+    except NominaError as exc:
+        return _refusal(exc, [uploads.safe_name(f.filename, n) for n, f in enumerate(files, 1)])
 
 
 # -- the list ------------------------------------------------------------------------------------------
@@ -312,13 +258,7 @@ async def _reference_add(request: Request, viewer: Viewer, form: FormData) -> Re
     result = await run_in_threadpool(_enrol, viewer, values, _files(form, "photos"), None)
     if isinstance(result, _Refusal):
         return _form_page(request, viewer, result.status, values, result.errors, result.photos)
-    return RedirectResponse(f"/references/{_quote(result.reference_id)}?added=1", status_code=303)
-
-
-def _quote(reference_id: str) -> str:
-    from urllib.parse import quote
-
-    return quote(reference_id, safe="")
+    return RedirectResponse(f"/references/{segment(result.reference_id)}?added=1", status_code=303)
 
 
 # -- one reference -------------------------------------------------------------------------------------
@@ -336,7 +276,7 @@ def _reference_page(
     ref = viewer.ws.reference(reference_id)
     shown_photos = []
     for n, photo in enumerate(ref.photos, 1):
-        width, height = _photo_size(viewer, photo.sha256, photo.file_name)
+        width, height = media.photo_size(viewer.ws.photos.read(photo.sha256))
         shown_photos.append({"n": n, "photo": photo, "width": width, "height": height})
     trail = viewer.ws.audit_log(reference_id=reference_id, limit=20) if viewer.may("audit.read") else None
     return render(
@@ -353,7 +293,7 @@ def _reference_page(
         errors=errors or {},
         photo_errors=photo_errors or {},
         sources=SOURCES,
-        quoted=_quote(reference_id),
+        quoted=segment(reference_id),
     )
 
 
@@ -409,7 +349,7 @@ async def _reference_add_photos(request: Request, reference_id: str, viewer: Vie
             result.errors,
             result.photos,
         )
-    return RedirectResponse(f"/references/{_quote(reference_id)}?added=2", status_code=303)
+    return RedirectResponse(f"/references/{segment(reference_id)}?added=2", status_code=303)
 
 
 # -- editing -------------------------------------------------------------------------------------------
@@ -455,7 +395,7 @@ async def reference_update(request: Request, reference_id: str, viewer: Viewer =
         except NominaError as exc:
             shown_form = {**before, **values}
             return _form_page(request, viewer, exc.http_status, shown_form, field_errors(exc), reference=ref)
-    return RedirectResponse(f"/references/{_quote(reference_id)}", status_code=303)
+    return RedirectResponse(f"/references/{segment(reference_id)}", status_code=303)
 
 
 # -- bulk imports --------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
@@ -16,7 +16,7 @@ from .._version import __version__
 from ..errors import NominaError
 from .access import Viewer
 
-__all__ = ["PAGE_SIZE", "Paged", "field_errors", "paged", "render", "templates"]
+__all__ = ["PAGE_SIZE", "Paged", "field_errors", "local_path", "paged", "render", "segment", "templates"]
 
 T = TypeVar("T")
 PAGE_SIZE = 50
@@ -69,6 +69,22 @@ def paged(items: Sequence[T], page: int = 1, size: int = PAGE_SIZE) -> Paged:
     page = max(1, min(int(page), last_page))
     start = (page - 1) * size
     return Paged(list(items[start : start + size]), page, size, total)
+
+
+def local_path(target: str | None, default: str = "/") -> str:
+    """``target`` if it is a path on this server, else ``default``: where a form or a login sends the browser
+    next, never another site (``//host``, ``https://host``, ``/\\host``, ``javascript:``)."""
+    if not target:
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    return target
+
+
+def segment(value: object) -> str:
+    """A record id as one URL path segment (every reserved character escaped, the slash too)."""
+    return quote(str(value), safe="")
 
 
 def field_errors(error: NominaError) -> dict[str, str]:
