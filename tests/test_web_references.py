@@ -315,3 +315,15 @@ def test_an_import_whose_server_stopped_shows_as_stopped(site: tuple[Any, Path])
     assert answer["state"] == "stopped" and "start the same manifest again" in answer["message"]
     assert "pid" not in answer
     assert not (folder / "photos").exists()
+
+
+def test_an_id_that_looks_like_one_in_use_is_warned_of_at_once(site: tuple[Any, Path], faces_dir: Path) -> None:
+    client, csrf = client_as(site, "eve")
+    data = {"csrf": csrf, "reference_id": "R\u0661", "name": "Lookalike Example", **PROV}  # R, Arabic-Indic one
+    answer = client.post("/references/new", data=data, files=[photo_file(london(faces_dir, "011"))])
+    assert answer.status_code == 201, text(answer)
+    body = text(answer)
+    assert "Reference added." in body and "Warning:" in body and "'R1'" in body
+    # found by the enrolment itself: the whole gallery was not listed again to find it
+    recent = [e.action for e in site[0].state.workspace.as_user("root").audit_log(limit=5)]
+    assert "reference.create" in recent and "reference.list" not in recent

@@ -20,7 +20,7 @@ from starlette.datastructures import FormData, UploadFile
 
 from ..errors import InvalidField, NominaError, NotFound, PermissionDenied, QualityTooLow
 from ..imaging import decode_image
-from ..records import SEXES, SOURCES, LookalikeIds, PhotoInput, Provenance, ReferenceFields, shown
+from ..records import SEXES, SOURCES, PhotoInput, Provenance, ReferenceFields, shown
 from ..references import ReferenceRecord
 from . import jobs, media, uploads
 from .access import Viewer, page
@@ -258,6 +258,11 @@ async def _reference_add(request: Request, viewer: Viewer, form: FormData) -> Re
     result = await run_in_threadpool(_enrol, viewer, values, _files(form, "photos"), None)
     if isinstance(result, _Refusal):
         return _form_page(request, viewer, result.status, values, result.errors, result.photos)
+    warnings = list(getattr(result, "warnings", []))
+    if warnings:  # shown at once: the id looks like one in use (the enrolment found it; nothing to recompute)
+        return await run_in_threadpool(
+            _reference_page, request, viewer, result.reference_id, 201, "Reference added.", warnings
+        )
     return RedirectResponse(f"/references/{segment(result.reference_id)}?added=1", status_code=303)
 
 
@@ -297,20 +302,13 @@ def _reference_page(
     )
 
 
-def _lookalike_warnings(viewer: Viewer, reference_id: str) -> list[str]:
-    """The warnings given when ``reference_id`` was added: the ids in use that it looks like."""
-    others = [r.reference_id for r in viewer.ws.references() if r.reference_id != reference_id]
-    return LookalikeIds("reference", "person", others).add(reference_id)
-
-
 @router.get("/references/{reference_id}", response_class=HTMLResponse)
 def reference_show(
     request: Request, reference_id: str, added: int = 0, viewer: Viewer = page("reference.read")
 ) -> Response:
     """A reference: its facts, its photos with their provenance, faces and quality, and its audit trail."""
-    warnings = _lookalike_warnings(viewer, reference_id) if added else []
     notice = "Reference added." if added == 1 else "Photos added." if added == 2 else None
-    return _reference_page(request, viewer, reference_id, notice=notice, warnings=warnings)
+    return _reference_page(request, viewer, reference_id, notice=notice)
 
 
 @router.get("/references/{reference_id}/photos/{n}")
