@@ -3,13 +3,15 @@ checklist, checked inside each call whatever front end makes it."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import copy_workspace
+from conftest import WEB_PASSWORD, copy_workspace
 
 from nomina import Workspace
-from nomina.errors import Conflict, InvalidField, PermissionDenied
+from nomina.errors import Conflict, InvalidField, LoginFailed, PermissionDenied
 from nomina.records import CaseFields, PhotoInput, Provenance, ReferenceFields
 from nomina.workflow import FEATURES
 
@@ -109,3 +111,71 @@ def test_a_checklist_is_checked_and_kept_with_the_conclusion(team: Workspace) ->
             eve.conclude(1, 1, "excluded", "r", checklist=bad)  # type: ignore[arg-type]
     assert len(FEATURES) == 10 and FEATURES[0] == "face shape" and FEATURES[-1].startswith("marks")
     assert team.as_user("aud").audit_verify().ok  # the checklist is in the search's record digest, and it verifies
+
+
+def test_a_user_disabled_while_their_read_runs_gets_nothing(team: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An audited read returns its records only once their viewing is recorded, by a user still allowed."""
+    from nomina import references
+
+    real = references.record
+    eve = team.as_user("eve")
+
+    def disabled_meanwhile(s: Any, reference_id: str) -> Any:
+        found = real(s, reference_id)
+        team.as_user("root").disable_user("eve")  # another session commits while the read's snapshot is open
+        return found
+
+    def views() -> int:
+        return sum(e.action == "reference.view" for e in team.as_user("root").audit_log(reference_id="R1"))
+
+    before = views()
+    monkeypatch.setattr(references, "record", disabled_meanwhile)
+    with pytest.raises(PermissionDenied, match="disabled"):
+        eve.reference("R1")
+    assert views() == before  # nothing was shown, so no viewing is recorded
+
+
+def test_a_password_changed_while_a_login_checks_it_is_checked_again(
+    team: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The password hash is checked outside the write lock; a check of a hash replaced meanwhile is not used."""
+    from nomina import auth
+
+    real = auth.verified
+
+    def reset_meanwhile(found: auth.Checked, password: str) -> auth.Checked:
+        checked = real(found, password)  # the old password matches the old hash
+        team.as_user("root").set_password("eve", "a brand new password 456")
+        return checked
+
+    monkeypatch.setattr(auth, "verified", reset_meanwhile)
+    with pytest.raises(LoginFailed):
+        team.login("eve", WEB_PASSWORD)
+    monkeypatch.setattr(auth, "verified", real)
+    assert team.login("eve", "a brand new password 456")[0].session is not None
+
+
+def test_two_admins_taking_admin_from_each_other_at_once_leave_one(team: Workspace) -> None:
+    team.as_user("root").disable_user("adm")
+    team.as_user("root").add_user("ada", "admin", password=WEB_PASSWORD)
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def demote(actor: str, target: str) -> None:
+        view = team.as_user(actor)
+        barrier.wait()
+        try:
+            view.set_roles(target, "examiner")
+            outcomes.append("done")
+        except (Conflict, PermissionDenied) as exc:
+            outcomes.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=demote, args=pair) for pair in (("root", "ada"), ("ada", "root"))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(outcomes) == 2 and outcomes.count("done") == 1, outcomes
+    admins = [u.name for u in team.as_user("eve").users() if u.active and "admin" in u.roles]
+    assert len(admins) == 1  # never none: the workspace can still manage its users
+    assert team.as_user("aud").audit_verify().ok

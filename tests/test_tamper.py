@@ -112,6 +112,10 @@ EDITS = {
         "search 1: changed behind Nomina's back since seq",
     ),
     "a deleted conclusion": (["DELETE FROM conclusions"], "search 1: changed behind Nomina's back since seq"),
+    "a feature checklist slipped into a conclusion": (
+        ["""UPDATE conclusions SET checklist = '{"eyes": {"finding": "similar", "note": ""}}'"""],
+        "search 1: changed behind Nomina's back since seq",
+    ),
     "an inserted admin": (
         [
             "INSERT INTO users (name, roles, active, created_at, created_by) "
