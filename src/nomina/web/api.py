@@ -82,11 +82,6 @@ def _paged(items: Sequence[Any], page: int, size: int) -> dict[str, Any]:
     }
 
 
-def _number(value: int, field: str) -> int:
-    """A record number from a path (search, token): 1 to 2**63 - 1, or InvalidField naming ``field``."""
-    return record_number(value, field)
-
-
 async def _call(function: Callable[..., R], *args: Any, **kwargs: Any) -> R:
     """Run a library call (blocking I/O) from an ``async`` route."""
     return await run_in_threadpool(function, *args, **kwargs)
@@ -406,7 +401,7 @@ async def create_token(request: Request, viewer: Viewer = api("account")) -> Any
 @router.delete("/tokens/{token_id}", summary="Revoke an API token", tags=["account"])
 def revoke_token(token_id: int, viewer: Viewer = api("account")) -> Any:
     """Revoke one of the caller's tokens (an admin: anyone's); programs using it are refused at once."""
-    return viewer.ws.revoke_token(_number(token_id, "token_id")).to_dict()
+    return viewer.ws.revoke_token(record_number(token_id, "token_id")).to_dict()
 
 
 # -- references -----------------------------------------------------------------------------------------------
@@ -672,7 +667,7 @@ def list_searches(
 def show_search(search_id: int, viewer: Viewer = api("case.read")) -> Any:
     """A recorded search with its candidates and the examiners' conclusions (hidden while an identification
     of the case awaits the caller's blind verification)."""
-    return viewer.ws.get_search(_number(search_id, "search_id")).to_dict()
+    return viewer.ws.get_search(record_number(search_id, "search_id")).to_dict()
 
 
 @router.post(
@@ -686,7 +681,7 @@ async def conclude(search_id: int, request: Request, viewer: Viewer = api("concl
     """An examiner's conclusion on the candidate at `rank`, with its reasons and, when the comparison went
     through it, the feature checklist (a later conclusion on the same candidate supersedes it)."""
     body = await _json(request, ConclusionRequest)
-    number = _number(search_id, "search_id")
+    number = record_number(search_id, "search_id")
     done = await _call(viewer.ws.conclude, number, body.rank, body.conclusion, body.reasons, body.checklist)
     return done.to_dict()
 
