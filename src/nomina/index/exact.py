@@ -1,10 +1,12 @@
-"""Vector indexes over the gallery: every reference face, grouped by reference.
+"""Exact search: every face scored against the probe(s), the oracle every approximate result is checked against.
 
-:class:`ExactIndex` scores every face (one matrix-vector product) and keeps the best face per
-reference with a single ``maximum.reduceat`` pass, so its cost is one read of the vectors. Index files
-under the workspace's ``index/`` folder are derived data: they carry the gallery generation they were
-built from and are rebuilt from the database whenever it has changed. :func:`remove_files` removes them
-all at once, as erasing a reference does: they hold every reference vector.
+:func:`top_references` picks the best ``k`` references from per-face scores without a Python loop over
+references: fewer than ``k`` references can own faces scoring above the k-th reference's best face, and no
+reference has more than ``max_faces`` faces, so that face is among the best ``k x max_faces`` faces; one
+partial sort (``argpartition``) finds them, whatever order the rows are in.
+
+:class:`ExactIndex` is the earlier whole-gallery index (rows grouped by reference, files keyed by the
+gallery generation), kept while the workspace still uses it; :class:`nomina.index.Gallery` replaces it.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ from typing import Protocol
 
 import numpy as np
 
-from .files import PRIVATE_FILE, PRIVATE_FOLDER
+from ..files import PRIVATE_FILE, PRIVATE_FOLDER
 
-__all__ = ["ExactIndex", "GalleryIndex", "Hit", "remove_files"]
+__all__ = ["ExactIndex", "GalleryIndex", "Hit", "top_references"]
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,12 @@ class Hit:
 
 
 class GalleryIndex(Protocol):
-    kind: str
+    """What a search needs of an index (:class:`ExactIndex` and :class:`nomina.index.Gallery` both)."""
+
+    @property
+    def kind(self) -> str:
+        """ "exact" or "approximate": what the search uses."""
+        ...
 
     @property
     def size(self) -> int:
@@ -183,10 +190,24 @@ class ExactIndex:
             return None
 
 
-def remove_files(root: Path) -> None:
-    """Remove every index file under ``root`` (the workspace's ``index/`` folder), of every kind,
-    including the leftovers of an interrupted save; the next search rebuilds what it needs."""
-    if root.is_symlink() or root.is_file():
-        root.unlink()
-    elif root.exists():
-        shutil.rmtree(root)
+def top_references(best: np.ndarray, owner: np.ndarray, face_ids: np.ndarray, k: int, max_faces: int) -> np.ndarray:
+    """Positions (into ``best``) of the best face of each of the top ``k`` references, best first.
+
+    ``best`` holds each face's score (``-inf`` for a face that must not be returned), ``owner`` its
+    reference number, ``face_ids`` its id; ``max_faces`` bounds the faces any reference has. Ties are broken
+    by face id (the gallery order), so the result does not depend on how the rows are laid out.
+    """
+    n = len(best)
+    if n == 0 or k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    m = k * max(1, max_faces)
+    if m < n:
+        part = np.argpartition(best, n - m)[n - m :]
+        floor = best[part].min()
+        cand = np.flatnonzero(best >= floor)  # every face tied with the m-th best too
+    else:
+        cand = np.arange(n, dtype=np.int64)
+    cand = cand[np.isfinite(best[cand])]
+    cand = cand[np.lexsort((face_ids[cand], -best[cand]))]  # score desc, then face id
+    _, first = np.unique(owner[cand], return_index=True)  # each reference's best face
+    return np.asarray(cand[np.sort(first)[:k]], dtype=np.int64)
