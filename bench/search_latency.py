@@ -1,178 +1,119 @@
-"""Search latency and memory of Nomina's exact gallery index (``nomina.index.ExactIndex``).
+"""Search latency, recall and memory of Nomina's gallery index (``nomina.index.Gallery``) at 100k-10M faces.
 
-For galleries of 10k, 100k and 1M reference faces (``--sizes``), once with the BLAS library's default
-thread count and once with one BLAS thread, it measures:
+What it measures, for each gallery size in ``--sizes`` (default 100k, 1M and 10M faces), one query at a
+time, top 50, on this machine (BLAS and faiss with their default thread counts):
 
-* the latency of ``ExactIndex.search(probe[None, :], top=50)``, p50 and p95 in ms, after a few warm-up
-  queries;
-* a baseline measured in the same run, interleaved with the queries: the time to read the vector matrix
-  once on one core (the faster median of ``np.add.reduce`` and ``np.maximum.reduce`` over the flattened
-  float32 matrix; numpy reductions run on one core). The target is p50 within 1.5x of it at 1M faces;
-* a correctness guard: how many queries rank their true reference first, from the face that is that
-  reference's real photo;
-* memory per face: bytes of the index's vectors, face ids, face owners (reference of each face),
-  reference starts/ends and reference ids, and the growth of resident memory while the gallery is built;
-* a profile of one search, median ms per query: the matrix-vector product, each of the index's two ways
-  of selecting the top references from the face scores (``_best_by_faces``: the best
-  ``top x max faces per reference`` faces, then each reference's first; ``_best_by_references``:
-  ``maximum.reduceat`` per reference) and the whole ``search``; which way ``search`` took, and whether
-  both ways return the same references and faces;
-* for every timed section, the CPU time other processes used meanwhile ("other load"; Linux only);
-* with the default threads, at ``--workspace-size`` faces (default 100000 when that size is measured),
-  the full ``Workspace.search`` path: the index rebuilt from the database, then loaded from its saved
-  files with mmap after reopening the workspace, then warm searches, each stored as Nomina stores it.
-  The gallery rows go into a throw-away workspace's database directly (enrolling through the API would
-  need 100k photos and hours of face analysis); the case is added through the API from a real photo.
+* the approximate index (``mode="approximate"``): build time (``Gallery.build`` until no background work
+  is left), process memory, and the latency of ``Gallery.search(probe[None, :], top=50)``, p50 and p95 in
+  ms over every query (after a few warm-up queries);
+* the exact index (``mode="exact"``) at the sizes up to ``--exact-max`` (default 1M): the same latencies
+  over the first ``--exact-queries`` queries, and a baseline measured in the same run, interleaved with
+  them: the time to read the float32 vector matrix once on one core (the faster median of
+  ``np.add.reduce`` and ``np.maximum.reduce``). Target: p50 within 1.2x of it at 1M;
+* recall against exact search, computed from an independent oracle: each query's best 250 faces by
+  brute-force inner product over the whole gallery (faiss ``knn`` over blocks of the float vectors; 250 =
+  50 references x at most 5 faces each, so the exact top 50 references and their best faces follow). The
+  exact ``Gallery`` is checked against the oracle too. Figures:
+  - the FPIR 0.01 threshold: the score above which 1% of non-mated searches (queries of people in no
+    gallery) return any candidate, i.e. the 99th percentile of their exact best scores; measured at each
+    size on the non-mated queries (real and synthetic pooled; each kind's own threshold is reported too);
+  - of the faces the exact top 50 holds above that threshold (the candidates that can matter), the share
+    the index returns (target >= 99.9%);
+  - of the mated faces (a query's own person's reference face) that the exact top 50 returns, how many the
+    index returns (target: all);
+  - plain recall@50: the share of the exact top 50 references returned, averaged over queries; and the
+    largest difference between a returned score and the exact one (scores must be exact);
+* ``Gallery.duplicates`` at the sizes in ``--duplicates-at`` (default 1M): its time, the pairs it finds
+  above a score (default: that size's FPIR 0.01 threshold), and how many of the gallery's planted
+  duplicates (one synthetic person enrolled as two references) it finds;
+* peak resident memory of the measuring process (it holds the gallery and runs the searches; generating
+  the gallery and the oracle run in the parent process), and the CPU time other processes used meanwhile.
 
-Vectors: SFace embeddings (computed with Nomina) of the sample photos london/*/*_neutral.jpg and
-canada/*/*.jpg (142 real reference faces), each placed at a random position among 0-2 random faces of
-its reference; every other face is a seeded random Gaussian vector normalised to unit length, and faces
-are grouped 1-3 per reference. Queries are the embeddings of london/*/*_smiling.jpg, cycled, so each
-has its true match in the gallery.
+Data (see ``bench/synthetic_gallery.py``): a synthetic gallery whose genuine and impostor score
+distributions are fitted to SFace's on the clean sample photos, with the real reference photos' embeddings
+(london neutral, lisa1-2, zoom 15/30 cm) inserted as their own references. Queries: real case embeddings,
+clean and in the 15 degraded variants of ``bench/degrade.py``: mated ones (london smiling, lisa3-4, zoom
+45/60 cm) and non-mated ones (canada, in no gallery), plus ``--nonmated`` synthetic faces of new identities.
+Nothing here chooses an index parameter: ``Gallery`` is measured as shipped.
 
-Run from the repository root (about a minute on 2 cores; needs about 1 GB of memory at 1M faces):
+Run from the repository root (about 45 minutes for the defaults with an empty cache, on 2 cores; the
+measuring process needs about 6 GB at 10M faces and the gallery cache 5.2 GB of disk):
 
-    python bench/search_latency.py
-    python bench/search_latency.py --sizes 10000,100000,1000000 --queries 200 --out search_latency.json
+    python bench/search_latency.py --out bench/results/search_latency.json
+    python bench/search_latency.py --sizes 100000,1000000 --cache /tmp/nomina-bench   # a quicker check
 
-The sample photos are read from ``../shared/faces`` or the folder named by NOMINA_TEST_FACES
-(``--faces`` overrides both). Each thread setting runs in its own subprocess, because the BLAS thread
-count is fixed when numpy is imported; "default" removes OPENBLAS/OMP/MKL_NUM_THREADS from that
-subprocess's environment, "1" sets them to 1.
+The sample photos are read from ``../shared/faces`` or the folder named by NOMINA_TEST_FACES (``--faces``
+overrides both). Generated galleries, real embeddings, the fitted generator and the oracle's results are
+cached under ``--cache`` (private files), so a rerun skips them.
 """
 
 from __future__ import annotations
 
 import argparse
-import ctypes
 import gc
-import glob
+import hashlib
 import json
 import os
 import platform
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
-from unittest import mock
+from typing import Any
 
 import numpy as np
 
-import nomina
-from nomina.index import ExactIndex
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import synthetic_gallery as sg  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-DIM = 128
-TARGET_RATIO = 1.5
-WARMUP = 3
-BASELINE_EVERY = 5  # one baseline read per this many queries, interleaved with them
-PROFILE_QUERIES = 50
-WORKSPACE_SEARCHES = 20
-THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-T = TypeVar("T")
-
-
-# -- sample embeddings ------------------------------------------------------------------------------
-def faces_folder(arg: str | None) -> Path:
-    folder = Path(arg or os.environ.get("NOMINA_TEST_FACES") or REPO.parent / "shared" / "faces")
-    if not (folder / "london").is_dir() or not (folder / "canada").is_dir():
-        sys.exit(f"sample photos not found at {folder}; pass --faces or set NOMINA_TEST_FACES")
-    return folder
-
-
-def embed(paths: list[Path]) -> np.ndarray:
-    """The first face's SFace embedding of each photo, as Nomina computes it."""
-    from nomina.imaging import decode_image, read_photo
-
-    settings = nomina.load_settings()
-    analyzer = nomina.FaceAnalyzer(nomina.load_model(settings.model, settings.model_dir), settings)
-    out = np.empty((len(paths), DIM), dtype=np.float32)
-    for i, path in enumerate(paths):
-        faces = analyzer.analyze(decode_image(read_photo(path), str(path), settings.max_pixels))
-        if not faces:
-            sys.exit(f"{path}: no face found")
-        out[i] = faces[0].embedding
-    return out
-
-
-def sample_embeddings(folder: Path) -> dict[str, Any]:
-    """Real reference faces (neutral London photos, Canada photos) and queries (smiling London photos)."""
-    neutral = sorted(folder.glob("london/*/*_neutral.jpg"))
-    canada = sorted(folder.glob("canada/*/*.jpg"))
-    smiling = sorted(folder.glob("london/*/*_smiling.jpg"))
-    return {
-        "gallery_labels": [f"london-{p.parent.name}" for p in neutral] + [f"canada-{p.parent.name}" for p in canada],
-        "gallery_paths": [str(p) for p in neutral + canada],
-        "gallery": embed(neutral + canada),
-        "query_labels": [f"london-{p.parent.name}" for p in smiling],
-        "query_paths": [str(p) for p in smiling],
-        "queries": embed(smiling),
-    }
-
-
-# -- gallery ----------------------------------------------------------------------------------------
-def make_gallery(n: int, real: np.ndarray, labels: list[str], seed: int) -> tuple[ExactIndex, dict[str, int]]:
-    """An n-face index grouped by reference (1-3 faces each), with each real face in its own reference.
-
-    Returns the index and, for each real reference, the face id of its real face. Deterministic for
-    (n, seed).
-    """
-    rng = np.random.default_rng([seed, n])
-    counts = rng.integers(1, 4, size=n)
-    ends = np.cumsum(counts)
-    refs = int(np.searchsorted(ends, n)) + 1
-    counts = counts[:refs]
-    counts[-1] -= int(ends[refs - 1]) - n
-    if refs < len(real):
-        raise ValueError(f"{n} faces is too few for {len(real)} real references")
-    starts = np.zeros(refs, dtype=np.int64)
-    np.cumsum(counts[:-1], out=starts[1:])
-
-    vectors = rng.standard_normal((n, DIM), dtype=np.float32)
-    for lo in range(0, n, 1 << 16):  # normalise in place, in blocks, to avoid a full-size temporary
-        block = vectors[lo : lo + (1 << 16)]
-        block /= np.linalg.norm(block, axis=1, keepdims=True)
-
-    ref_ids = [f"syn-{i:07d}" for i in range(refs)]
-    face_ids = np.arange(1, n + 1, dtype=np.int64)
-    real_face: dict[str, int] = {}
-    for slot, vec, label in zip(rng.choice(refs, size=len(real), replace=False), real, labels, strict=True):
-        row = int(starts[slot] + rng.integers(counts[slot]))
-        vectors[row] = vec
-        ref_ids[slot] = label
-        real_face[label] = int(face_ids[row])
-    return ExactIndex(vectors, face_ids, ref_ids, starts), real_face
-
-
-def index_bytes(index: ExactIndex) -> dict[str, int]:
-    """Bytes of everything the index keeps: per face (vectors, ids, owners) and per reference."""
-    parts = {
-        "vectors": index.vectors.nbytes,
-        "face_ids": index.face_ids.nbytes,
-        "owner": index._owner.nbytes,
-        "starts_ends": index.starts.nbytes + index._ends.nbytes,
-        "ref_ids": sys.getsizeof(index.ref_ids) + sum(sys.getsizeof(r) for r in index.ref_ids),
-    }
-    parts = {k: int(v) for k, v in parts.items()}
-    parts["total"] = sum(parts.values())
-    return parts
+TOP = 50
+ORACLE_K = TOP * sg.MAX_FACES
+FPIR = 0.01
+TARGETS = {
+    "exact_ratio_1m": 1.2,
+    "p50_ms": {1_000_000: 3.0, 10_000_000: 10.0},
+    "p95_ms": {10_000_000: 25.0},
+    "relevant_recall": 0.999,
+    "peak_rss_bytes": 16 * 2**30,
+    "build_s": 30 * 60,
+}
+WARMUP = 10
+BASELINE_EVERY = 5  # one baseline read per this many exact queries, interleaved with them
 
 
 # -- machine state ----------------------------------------------------------------------------------
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
 def rss_bytes() -> int:
-    """Current resident set size (peak RSS where /proc is not available)."""
+    """Current resident set size."""
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident set size of this process so far (VmHWM; ru_maxrss where /proc is missing)."""
     try:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
     except OSError:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def mem_available() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 def busy_and_own() -> tuple[float | None, float]:
@@ -204,538 +145,591 @@ class OtherLoad:
             self.cores = max(0.0, (busy - self._busy - (own - self._own)) / wall)
 
 
-def blas_threads() -> int | None:
-    """Threads the BLAS library will use, asked of the library itself where possible."""
-    try:
-        from threadpoolctl import threadpool_info
+def machine() -> dict[str, Any]:
+    import faiss
 
-        return next((int(p["num_threads"]) for p in threadpool_info() if p.get("user_api") == "blas"), None)
-    except ImportError:
-        pass
-    for lib in glob.glob(str(Path(np.__file__).parent.parent / "numpy.libs" / "*openblas*")):
-        dll = ctypes.CDLL(lib)
-        for name in ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads", "openblas_get_num_threads"):
-            if hasattr(dll, name):
-                return int(getattr(dll, name)())
-    return None
+    import nomina
+
+    names = [line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")]
+    git = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "src"], capture_output=True, text=True)
+    return {
+        "platform": platform.platform(),
+        "cpu": names[0].split(":", 1)[1].strip() if names else platform.processor(),
+        "cpu_count": os.cpu_count(),
+        "memory_bytes": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "faiss": faiss.__version__,
+        "nomina": nomina.__version__,
+        "commit": git.stdout.strip() if git.returncode == 0 else None,
+        "src_changed_since_commit": bool(dirty.stdout.strip()),
+    }
+
+
+def machine_state() -> dict[str, Any]:
+    return {"load_average": list(os.getloadavg()), "mem_available_bytes": mem_available()}
 
 
 # -- measuring --------------------------------------------------------------------------------------
-def ms(ns: float) -> float:
-    return float(ns) / 1e6
-
-
-def median_ms(samples_ns: list[int]) -> float:
-    return ms(float(np.median(samples_ns)))
-
-
 def percentiles(samples_ns: list[int]) -> dict[str, float]:
     a = np.asarray(samples_ns, dtype=np.float64) / 1e6
-    return {"p50_ms": float(np.percentile(a, 50)), "p95_ms": float(np.percentile(a, 95)), "min_ms": float(a.min())}
+    return {
+        "p50_ms": float(np.percentile(a, 50)),
+        "p95_ms": float(np.percentile(a, 95)),
+        "p99_ms": float(np.percentile(a, 99)),
+        "max_ms": float(a.max()),
+        "mean_ms": float(a.mean()),
+        "queries": len(a),
+    }
 
 
-def timed(fn: Callable[[], T]) -> tuple[T, int]:
-    """fn's result and its wall time in ns."""
+def timed(fn: Callable[[], Any]) -> tuple[Any, int]:
     t = time.perf_counter_ns()
     out = fn()
     return out, time.perf_counter_ns() - t
 
 
-def path_taken(index: ExactIndex, probe: np.ndarray, top: int) -> str:
-    """Which selection ``index.search`` uses for this query (observed on one untimed call)."""
-    with (
-        mock.patch.object(index, "_best_by_faces", wraps=index._best_by_faces) as by_faces,
-        mock.patch.object(index, "_best_by_references", wraps=index._best_by_references) as by_references,
-    ):
-        index.search(probe, top)
-    return "+".join(name for name, m in (("faces", by_faces), ("references", by_references)) if m.called)
+def oracle_top(scores: np.ndarray, rows: np.ndarray, refs: np.ndarray) -> list[list[tuple[int, int, float]]]:
+    """Per query, the exact top-50 references as (reference number, best face row, score), from its best faces."""
+    out = []
+    for s, r in zip(scores, rows, strict=True):
+        seen: set[int] = set()
+        top: list[tuple[int, int, float]] = []
+        for score, row in zip(s.tolist(), r.tolist(), strict=True):
+            ref = int(refs[row])
+            if ref not in seen:
+                seen.add(ref)
+                top.append((ref, row, score))
+                if len(top) == TOP:
+                    break
+        out.append(top)
+    return out
 
 
-def profile(index: ExactIndex, probes: np.ndarray, top: int) -> dict[str, Any]:
-    """Median ms per query of ExactIndex.search's steps (one probe each), and whether its paths agree."""
-    k = min(top, index.references)
-    steps: dict[str, list[int]] = {name: [] for name in ("matvec", "by_faces", "by_references", "search")}
-    mismatches = 0
-    for probe in probes:
-        p = np.asarray(probe, dtype=np.float32)[None, :]
-        t0 = time.perf_counter_ns()
-        best = (index.vectors @ p.T)[:, 0]
-        t1 = time.perf_counter_ns()
-        by_faces = index._best_by_faces(best, k)
-        t2 = time.perf_counter_ns()
-        by_references = index._best_by_references(best, k)
-        t3 = time.perf_counter_ns()
-        index.search(p, top)
-        t4 = time.perf_counter_ns()
-        for name, ns in zip(steps, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
-            steps[name].append(ns)
-        mismatches += not all(np.array_equal(a, b) for a, b in zip(by_faces, by_references, strict=True))
+def thresholds(top1: np.ndarray, kinds: np.ndarray) -> dict[str, Any]:
+    """FPIR 0.01 thresholds from the exact best scores of the non-mated queries (pooled, and per kind)."""
+
+    def at(values: np.ndarray) -> float:
+        return float(np.quantile(values, 1 - FPIR, method="higher"))  # at most 1% of the searches score above
+
+    real, syn = top1[kinds == "nonmated_real"], top1[kinds == "nonmated_synthetic"]
+    pooled = np.concatenate([real, syn])
     return {
-        **{name: median_ms(v) for name, v in steps.items()},
-        "search_path": path_taken(index, probes[:1], top),
-        "path_mismatches": mismatches,
-        "queries": len(probes),
-        "max_faces_per_reference": index._max_faces,
+        "fpir": FPIR,
+        "threshold": at(pooled),
+        "nonmated_searches": len(pooled),
+        "real_nonmated": {"threshold": at(real), "searches": len(real)},
+        "synthetic_nonmated": {"threshold": at(syn), "searches": len(syn)},
     }
 
 
-def bench_size(n: int, emb: dict[str, Any], queries: int, top: int, seed: int) -> dict[str, Any]:
-    gc.collect()
-    rss0 = rss_bytes()
-    t = time.perf_counter()
-    index, real_face = make_gallery(n, emb["gallery"], emb["gallery_labels"], seed)
-    build_s = time.perf_counter() - t
-    gc.collect()
-    rss_growth = rss_bytes() - rss0
-
-    probes, labels = emb["queries"], emb["query_labels"]
-    flat = index.vectors.reshape(-1)  # a view
-    reads: dict[str, Callable[[], object]] = {
-        "add.reduce": lambda: np.add.reduce(flat),
-        "maximum.reduce": lambda: np.maximum.reduce(flat),
+def score_results(
+    hits: list[list[Any]],
+    qidx: np.ndarray,
+    exact: list[list[tuple[int, int, float]]],
+    job: dict[str, Any],
+    threshold: float,
+) -> dict[str, Any]:
+    """Recall of one index's results (hits[i] for query qidx[i]) against the oracle's exact top 50."""
+    kinds = np.asarray(job["kinds"])
+    mated_rows: dict[str, set[int]] = {name: set(rows) for name, rows in job["real_rows"].items()}
+    relevant = relevant_found = mated = mated_found = mated_ref_found = 0
+    mated_missed: list[dict[str, Any]] = []
+    recall_sum = 0.0
+    score_err = 0.0
+    rank1_exact = rank1_index = fp_searches = 0
+    nonmated = 0
+    per_kind: dict[str, list[int]] = {}
+    for q, result in zip(qidx.tolist(), hits, strict=True):
+        got_rows = {h.face_id - 1 for h in result}
+        got_refs = {h.reference_id for h in result}
+        want = exact[q]
+        exact_by_row = {row: s for _, row, s in want}
+        for h in result:
+            if h.face_id - 1 in exact_by_row:
+                score_err = max(score_err, abs(h.score - exact_by_row[h.face_id - 1]))
+        want_refs = {
+            job["ref_names"][str(ref)] if str(ref) in job["ref_names"] else f"syn-{ref:08d}" for ref, _, _ in want
+        }
+        recall_sum += len(got_refs & want_refs) / len(want_refs)
+        above = [row for _, row, s in want if s > threshold]
+        relevant += len(above)
+        found = sum(row in got_rows for row in above)
+        relevant_found += found
+        kind = str(kinds[q])
+        k = per_kind.setdefault(kind, [0, 0])
+        k[0] += len(above)
+        k[1] += found
+        if kind.startswith("nonmated"):
+            nonmated += 1
+            fp_searches += bool(result) and result[0].score > threshold
+        identity = job["identities"][q]
+        if identity in mated_rows:
+            own = mated_rows[identity]
+            exact_mated = [(rank, row, score) for rank, (_, row, score) in enumerate(want) if row in own]
+            if exact_mated:
+                mated += 1
+                rank, row, score = exact_mated[0]
+                rank1_exact += rank == 0
+                if row in got_rows:
+                    mated_found += 1
+                    rank1_index += bool(result) and result[0].face_id - 1 == row
+                else:
+                    mated_missed.append(
+                        {"query": q, "variant": job["variants"][q], "exact_rank": rank + 1, "score": score}
+                    )
+                mated_ref_found += any(h.face_id - 1 in own for h in result)
+    return {
+        "queries": len(qidx),
+        "relevant_faces": relevant,
+        "relevant_returned": relevant_found,
+        "relevant_recall": relevant_found / relevant if relevant else None,
+        "relevant_by_kind": {k: {"faces": v[0], "returned": v[1]} for k, v in sorted(per_kind.items())},
+        "mated_in_exact_top": mated,
+        "mated_returned": mated_found,
+        "mated_reference_returned": mated_ref_found,
+        "mated_missed": mated_missed,
+        "mated_rank1_exact": rank1_exact,
+        "mated_rank1_index": rank1_index,
+        "recall_at_50": recall_sum / len(qidx),
+        "max_score_error": score_err,
+        "nonmated_searches": nonmated,
+        "nonmated_above_threshold": fp_searches,
     }
+
+
+def measure_index(
+    gallery: Any,
+    queries: np.ndarray,
+    order: np.ndarray,
+    baseline: np.ndarray | None,
+) -> tuple[list[list[Any]], dict[str, Any]]:
+    """Time gallery.search on each query of ``order``, one at a time; interleave the baseline reads."""
     for i in range(WARMUP):
-        index.search(probes[i % len(probes)][None, :], top=top)
+        gallery.search(queries[order[i % len(order)]][None, :], top=TOP)
+    reads: dict[str, Callable[[], object]] = {}
+    if baseline is not None:
+        flat = baseline.reshape(-1)
+        reads = {"add.reduce": lambda: np.add.reduce(flat), "maximum.reduce": lambda: np.maximum.reduce(flat)}
         for read in reads.values():
             read()
-
     search_ns: list[int] = []
     read_ns: dict[str, list[int]] = {name: [] for name in reads}
-    rank1 = face_ok = 0
+    results: list[list[Any]] = []
     with OtherLoad() as load:
-        for i in range(queries):
-            probe, label = probes[i % len(probes)], labels[i % len(probes)]
-            hits, ns = timed(lambda p=probe: index.search(p[None, :], top=top))
+        for i, q in enumerate(order.tolist()):
+            hits, ns = timed(lambda q=q: gallery.search(queries[q][None, :], top=TOP))
             search_ns.append(ns)
-            if hits and hits[0].reference_id == label:
-                rank1 += 1
-                face_ok += hits[0].face_id == real_face[label]
-            if i % BASELINE_EVERY == 0:
+            results.append(hits)
+            if reads and i % BASELINE_EVERY == 0:
                 for name, read in reads.items():
                     read_ns[name].append(timed(read)[1])
-    with OtherLoad() as profile_load:
-        prof = profile(index, probes[: min(PROFILE_QUERIES, queries)], top)
-    prof["other_load_cores"] = profile_load.cores
-
-    read_p50 = {name: median_ms(v) for name, v in read_ns.items()}
-    lat = percentiles(search_ns)
-    memory = index_bytes(index)
-    return {
-        "faces": n,
-        "references": index.references,
-        "queries": queries,
-        "top": top,
-        **lat,
-        "baseline_read_ms": min(read_p50.values()),
-        "baseline_reads_ms": read_p50,
-        "ratio": lat["p50_ms"] / min(read_p50.values()),
-        "rank1_ok": rank1,
-        "rank1_from_real_face": face_ok,
-        "other_load_cores": load.cores,
-        "bytes": memory,
-        "bytes_per_face": memory["total"] / n,
-        "rss_growth_bytes": rss_growth,
-        "rss_growth_per_face": rss_growth / n,
-        "gallery_build_s": build_s,
-        "profile_ms": prof,
-    }
+    out: dict[str, Any] = {"latency": percentiles(search_ns), "other_load_cores": load.cores}
+    if reads:
+        medians = {name: float(np.median(v)) / 1e6 for name, v in read_ns.items()}
+        out["baseline_reads_ms"] = medians
+        out["baseline_read_ms"] = min(medians.values())
+        out["ratio"] = out["latency"]["p50_ms"] / out["baseline_read_ms"]
+    return results, out
 
 
-# -- the whole Workspace.search path ----------------------------------------------------------------
-def insert_gallery(path: Path, index: ExactIndex, photo: Path, model_name: str) -> int:
-    """Write the index's references and faces into a workspace's database; the id of its first face.
+def build_index(mode: str, refs: list[str], vectors: np.ndarray) -> tuple[Any, dict[str, Any]]:
+    """Gallery.build in ``mode``, timed until no background work is left; memory before and after."""
+    from nomina.index import Gallery
 
-    Each reference gets one reference photo (the same stored photo for all) holding all its faces. The
-    gallery generation is bumped, as Nomina does after enrolling, so the next search rebuilds the index.
-    """
-    from sqlalchemy import func, insert, select, update
-
-    from nomina.imaging import decode_image, read_photo
-    from nomina.store import DB_NAME, PhotoStore, connect
-    from nomina.store import schema as db
-
-    data = read_photo(photo)
-    image = decode_image(data, str(photo), nomina.load_settings().max_pixels)
-    sha, _ = PhotoStore(path / "photos").put(data)
-    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-    face = {
-        "number_in_photo": 1,
-        "box": [0.0, 0.0, 100.0, 100.0],
-        "manual": False,
-        "model": model_name,
-        "landmarks": [[30.0, 40.0], [70.0, 40.0], [50.0, 60.0], [35.0, 80.0], [65.0, 80.0]],
-        "detector_score": 0.9,
-        "inter_eye_px": 40.0,
-        "sharpness": 100.0,
-        "brightness": 120.0,
-        "roll": 0.0,
-        "yaw": 0.0,
-        "pitch": 0.0,
-        "added_at": now,
-    }
-    owner = index._owner + 1  # reference photo id of each face
-    engine = connect(path / DB_NAME)
-    try:
-        with engine.begin() as conn:
-            first_face = int(conn.execute(select(func.max(db.Face.id))).scalar_one() or 0) + 1
-            conn.execute(
-                insert(db.Photo),
-                [
-                    {
-                        "sha256": sha,
-                        "format": image.format,
-                        "width": image.width,
-                        "height": image.height,
-                        "size_bytes": image.size_bytes,
-                        "stored_at": now,
-                    }
-                ],
-            )
-            conn.execute(
-                insert(db.Reference),
-                [{"id": r, "name": r, "created_at": now, "updated_at": now} for r in index.ref_ids],
-            )
-            conn.execute(
-                insert(db.ReferencePhoto),
-                [
-                    {
-                        "id": i + 1,
-                        "reference_id": r,
-                        "photo_sha256": sha,
-                        "file_name": photo.name,
-                        "source": "other",
-                        "supplied_by": "benchmark",
-                        "legal_basis": "benchmark",
-                        "added_at": now,
-                        "added_by": "benchmark",
-                    }
-                    for i, r in enumerate(index.ref_ids)
-                ],
-            )
-            for lo in range(0, index.size, 20_000):
-                conn.execute(
-                    insert(db.Face),
-                    [
-                        {
-                            "id": first_face + j,
-                            "reference_photo_id": int(owner[j]),
-                            "embedding": index.vectors[j].tobytes(),
-                            **face,
-                        }
-                        for j in range(lo, min(index.size, lo + 20_000))
-                    ],
-                )
-            conn.execute(
-                update(db.WorkspaceInfo)
-                .where(db.WorkspaceInfo.key == "gallery_generation")
-                .values(value=uuid.uuid4().hex)
-            )
-    finally:
-        engine.dispose()
-    return first_face
-
-
-def bench_workspace(n: int, emb: dict[str, Any], top: int, seed: int) -> dict[str, Any]:
-    """Workspace.search on an n-face gallery: rebuilt from the database, loaded with mmap, then warm."""
-    from nomina import CaseFields, PhotoInput, Workspace
-
-    settings = nomina.load_settings()
-    model = nomina.load_model(settings.model, settings.model_dir)
-    case_label, case_photo = emb["query_labels"][0], Path(emb["query_paths"][0])
-    tmp = Path(tempfile.mkdtemp(prefix="nomina-bench-"))
-    try:
-        path = tmp / "workspace"
-        ws = Workspace.create(path, settings, model, admin="bench")
-        ws.add_case(CaseFields(id="bench-case"), [PhotoInput(path=case_photo)])
+    gc.collect()
+    rss0 = rss_bytes()
+    face_ids = np.arange(1, len(vectors) + 1, dtype=np.int64)
+    with OtherLoad() as load:
         t = time.perf_counter()
-        index, real_face = make_gallery(n, emb["gallery"], emb["gallery_labels"], seed)
-        first_face = insert_gallery(path, index, Path(emb["gallery_paths"][0]), model.name)
-        insert_s = time.perf_counter() - t
-        expected_face = real_face[case_label] - 1 + first_face  # make_gallery numbers faces from 1
-        del index
+        gallery = Gallery.build(refs, face_ids, vectors, seq=1, mode=mode)
+        gallery.wait()
+        build_s = time.perf_counter() - t
+    gc.collect()
+    return gallery, {
+        "mode": mode,
+        "kind": gallery.kind,
+        "build_s": build_s,
+        "build_other_load_cores": load.cores,
+        "rss_before_build_bytes": rss0,
+        "rss_after_build_bytes": rss_bytes(),
+        "faces": gallery.size,
+        "references": gallery.references,
+    }
 
-        def check(result: Any) -> bool:
-            c = result.candidates[0]
-            return bool(c.reference_id == case_label and c.reference_face_id == expected_face)
 
-        with OtherLoad() as busy:
-            rebuilt = timed(lambda: ws.search("bench-case", top=top))
-            ws.close()
-            ws = Workspace.open(path, settings, model, user="bench")
-            loaded = timed(lambda: ws.search("bench-case", top=top))
-            mmapped = isinstance(ws.gallery_index().vectors, np.memmap)
-            warm = [timed(lambda: ws.search("bench-case", top=top)) for _ in range(WORKSPACE_SEARCHES)]
-            probe = emb["queries"][:1]
-            index_only = [timed(lambda: ws.gallery_index().search(probe, top))[1] for _ in range(WORKSPACE_SEARCHES)]
-            ws.close()
-        return {
-            "faces": n,
-            "insert_rows_s": insert_s,
-            "first_search_rebuild_from_db_ms": ms(rebuilt[1]),
-            "first_search_after_open_mmap_ms": ms(loaded[1]),
-            "vectors_mmapped": mmapped,
-            "warm_search": percentiles([ns for _, ns in warm]),
-            "warm_searches": WORKSPACE_SEARCHES,
-            "index_search_only": percentiles(index_only),
-            "true_reference_first": all(check(r) for r, _ in [rebuilt, loaded, *warm]),
-            "other_load_cores": busy.cores,
-        }
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+def measure_duplicates(
+    gallery: Any, vectors: np.ndarray, refs_num: np.ndarray, job: dict[str, Any], min_score: float
+) -> dict[str, Any]:
+    """Gallery.duplicates over the whole gallery: time, pairs, and the planted duplicates it finds."""
+    limit = job["duplicates_limit"]
+    with OtherLoad() as load:
+        pairs, ns = timed(lambda: gallery.duplicates(min_score=min_score, limit=limit))
+    found = {frozenset((p.reference_a, p.reference_b)) for p in pairs}
+    names = job["ref_names"]
+
+    def name(k: int) -> str:
+        return names.get(str(k), f"syn-{k:08d}")
+
+    planted = [tuple(p) for p in job["duplicates"]]
+    order = np.argsort(refs_num, kind="stable")
+    starts = np.searchsorted(refs_num[order], np.arange(int(refs_num.max()) + 2))
+    above = found_planted = 0
+    for a, b in planted:
+        va = vectors[order[starts[a] : starts[a + 1]]]
+        vb = vectors[order[starts[b] : starts[b + 1]]]
+        best = float((va @ vb.T).max())
+        if best >= min_score:
+            above += 1
+            found_planted += frozenset((name(a), name(b))) in found
+    scores = [p.score for p in pairs]
+    return {
+        "seconds": ns / 1e9,
+        "min_score": min_score,
+        "limit": limit,
+        "k": 10,
+        "pairs": len(pairs),
+        "lowest_score": min(scores) if scores else None,
+        "highest_score": max(scores) if scores else None,
+        "planted": len(planted),
+        "planted_above_min_score": above,
+        "planted_found": found_planted,
+        "other_load_cores": load.cores,
+    }
 
 
 def worker(args: argparse.Namespace) -> None:
-    data = np.load(args.embeddings)
-    emb: dict[str, Any] = {"gallery": data["gallery"], "queries": data["queries"]}
-    emb.update(json.loads(Path(args.embeddings).with_suffix(".json").read_text()))
-    out: dict[str, Any] = {"threads_setting": args.threads, "blas_threads": blas_threads(), "sizes": []}
-    for n in args.sizes:
-        log(f"[threads={args.threads}] {n:,} faces ...")
-        out["sizes"].append(bench_size(n, emb, args.queries, args.top, args.seed))
-    if args.workspace_size:
-        log(f"[threads={args.threads}] Workspace.search at {args.workspace_size:,} faces ...")
-        out["workspace"] = bench_workspace(args.workspace_size, emb, args.top, args.seed)
+    """Measure one gallery size in this process (its peak memory is the figure reported)."""
+    job = json.loads(Path(args.job).read_text())
+    data = np.load(job["queries_file"])
+    queries, oracle_s, oracle_r = data["queries"], data["oracle_scores"], data["oracle_rows"]
+    gallery_meta = job["gallery"]
+    g = sg.SyntheticGallery(
+        folder=Path(gallery_meta["folder"]),
+        size=gallery_meta["size"],
+        references=gallery_meta["references"],
+        real_names=gallery_meta["real_names"],
+        real_rows=gallery_meta["real_rows"],
+        duplicates=np.asarray(gallery_meta["duplicates"], dtype=np.int64).reshape(-1, 2),
+        meta=gallery_meta,
+    )
+    n = g.size
+    out: dict[str, Any] = {"faces": n, "rss_start_bytes": rss_bytes(), "state_before": machine_state()}
+    refs_num = g.refs()
+    counts = np.bincount(refs_num)
+    if counts.max() > sg.MAX_FACES:
+        raise SystemExit(f"a reference has {counts.max()} faces: the oracle's top {ORACLE_K} would not suffice")
+    refs = g.ref_names()
+    job["ref_names"] = {str(k): v for k, v in enumerate(g.real_names)}
+    exact = oracle_top(oracle_s, oracle_r, refs_num)
+    kinds = np.asarray(job["kinds"])
+    thr = thresholds(oracle_s[:, 0], kinds)
+    out["thresholds"] = thr
+    out["references"] = g.references
+    t = time.perf_counter()
+    vectors: np.ndarray | None = g.vectors()
+    out["read_vectors_s"] = time.perf_counter() - t
+    order = np.random.default_rng(job["seed"]).permutation(len(queries))
+    out["runs"] = []
+    modes = (["exact"] if n <= job["exact_max"] else []) + ["approximate"]
+    keep_vectors = n <= job["exact_max"] or n in job["duplicates_at"]
+    for mode in modes:
+        log(f"[{n:,}] building the {mode} index ...")
+        assert vectors is not None
+        gallery, run = build_index(mode, refs, vectors)
+        log(f"[{n:,}] {mode}: kind {run['kind']}, built in {run['build_s']:.1f} s; searching ...")
+        if not keep_vectors:
+            vectors = None  # the gallery holds what it needs; keep no second copy
+            gc.collect()
+        qidx = order[: job["exact_queries"]] if mode == "exact" else order
+        hits, timing = measure_index(gallery, queries, qidx, vectors if mode == "exact" else None)
+        run.update(timing)
+        run.update(score_results(hits, qidx, exact, job, thr["threshold"]))
+        run["rss_after_searches_bytes"] = rss_bytes()
+        if mode == "approximate" and n in job["duplicates_at"]:
+            log(f"[{n:,}] duplicates ...")
+            min_score = job["duplicates_score"] if job["duplicates_score"] is not None else thr["threshold"]
+            run["duplicates"] = measure_duplicates(gallery, g.vectors(), refs_num, job, min_score)
+        log(f"[{n:,}] {mode}: p50 {run['latency']['p50_ms']:.2f} ms, p95 {run['latency']['p95_ms']:.2f} ms")
+        out["runs"].append(run)
+        gallery.close()
+        del gallery
+        gc.collect()
+    out["peak_rss_bytes"] = peak_rss_bytes()
     Path(args.result).write_text(json.dumps(out))
 
 
-# -- reporting --------------------------------------------------------------------------------------
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def machine() -> dict[str, Any]:
-    cpu = platform.processor()
-    if Path("/proc/cpuinfo").is_file():
-        names = [line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")]
-        cpu = names[0].split(":", 1)[1].strip() if names else cpu
-    try:
-        info = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
-        blas = {k: info[k] for k in ("name", "version", "openblas configuration") if info.get(k)}
-    except Exception:  # noqa: BLE001 - older numpy: no dict mode
-        blas = {}
-    git = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+# -- preparing (parent process) ---------------------------------------------------------------------
+def queries_of(real: sg.RealFaces, gen: sg.Generator, seed: int, nonmated: int) -> dict[str, Any]:
+    """Every query: real mated and non-mated case embeddings (clean and degraded), synthetic non-mated."""
+    mated = real.rows(role="mated")
+    real_nm = real.rows(role="nonmated")
+    syn = sg.nonmated_queries(gen, seed, nonmated)
+    rows = np.concatenate([mated, real_nm])
     return {
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "memory_bytes": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "blas": blas,
-        "nomina": nomina.__version__,
-        "commit": git.stdout.strip() if git.returncode == 0 else None,
+        "queries": np.vstack([real.vectors[rows], syn]).astype(np.float32),
+        "kinds": [("mated_clean" if real.variant[i] == "clean" else "mated_degraded") for i in mated]
+        + ["nonmated_real"] * len(real_nm)
+        + ["nonmated_synthetic"] * nonmated,
+        "identities": [real.identity[i] for i in rows] + [""] * nonmated,
+        "variants": [real.variant[i] for i in rows] + ["synthetic"] * nonmated,
     }
 
 
-def fmt_load(cores: float | None) -> str:
+def oracle(g: sg.SyntheticGallery, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """The exact best ORACLE_K faces of every query (cached beside the gallery)."""
+    key = hashlib.sha256(queries.tobytes() + str(ORACLE_K).encode()).hexdigest()[:16]
+    file = g.folder / f"oracle-{key}.npz"
+    if file.is_file():
+        with np.load(file) as data:
+            return data["scores"], data["rows"], float(data["seconds"])
+    t = time.perf_counter()
+    scores, rows = sg.exact_top(g, queries, ORACLE_K, log=log)
+    seconds = time.perf_counter() - t
+    tmp = g.folder / f".{file.stem}.{os.getpid()}.npz"
+    np.savez(tmp, scores=scores, rows=rows, seconds=seconds)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, file)
+    return scores, rows, seconds
+
+
+def plot(path: Path, real_s: dict[str, np.ndarray], syn_s: dict[str, np.ndarray], lines: dict[str, float]) -> None:
+    """Real against synthetic score histograms (impostor, genuine) and the impostor tail, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    bins = np.linspace(-0.3, 1.0, 66)
+    ax = axes[0]
+    ax.hist(real_s["impostor"], bins=bins, density=True, alpha=0.55, label=f"real ({len(real_s['impostor']):,} pairs)")
+    ax.hist(syn_s["impostor"], bins=bins, density=True, histtype="step", lw=2, label="synthetic")
+    ax.set(title="Impostor scores (two people)", xlabel="cosine score", ylabel="density")
+    ax.legend()
+    ax = axes[1]
+    ax.hist(
+        real_s["genuine"], bins=bins, density=True, alpha=0.55, label=f"real, clean ({len(real_s['genuine'])} pairs)"
+    )
+    ax.hist(syn_s["genuine"], bins=bins, density=True, histtype="step", lw=2, label="synthetic")
+    ax.hist(
+        real_s["genuine_degraded"],
+        bins=bins,
+        density=True,
+        histtype="step",
+        lw=1,
+        ls="--",
+        color="grey",
+        label=f"real, degraded query ({len(real_s['genuine_degraded']):,}; not fitted)",
+    )
+    ax.set(title="Genuine scores (one person)", xlabel="cosine score")
+    ax.legend(loc="upper left", fontsize=8)
+    ax = axes[2]
+    for name, values, style in (("real", real_s["impostor"], "-"), ("synthetic", syn_s["impostor"], "--")):
+        x = np.sort(values)
+        ax.semilogy(x, 1 - np.arange(len(x)) / len(x), style, label=name)
+    for label, value in lines.items():
+        ax.axvline(value, color="grey", lw=0.8, ls=":")
+        ax.text(value, 2e-6, label, rotation=90, fontsize=7, va="bottom", ha="right")
+    ax.set(title="Impostor tail", xlabel="cosine score", ylabel="share of pairs above", ylim=(1e-6, 1), xlim=(0, 1))
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+# -- reporting --------------------------------------------------------------------------------------
+def gib(b: float) -> str:
+    return f"{b / 2**30:.2f}"
+
+
+def load_str(cores: float | None) -> str:
     return "n/a" if cores is None else f"{cores:.2f}"
-
-
-def table(header: list[str], rows: list[list[str]]) -> list[str]:
-    """A Markdown table; the second column (BLAS threads) left-aligned, the others right-aligned."""
-    align = "|---:|---|" + "---:|" * (len(header) - 2)
-    return ["| " + " | ".join(header) + " |", align, *("| " + " | ".join(cells) + " |" for cells in rows)]
 
 
 def report(result: dict[str, Any]) -> str:
     m = result["machine"]
-    blas = ", ".join(str(v) for v in m["blas"].values()) or "unknown"
-    runs = [(run, s) for run in result["runs"] for s in run["sizes"]]
     lines = [
-        f"# Exact index search latency ({result['date']})",
+        f"# Gallery search at {', '.join(f'{n:,}' for n in result['sizes'])} faces ({result['date']})",
         "",
-        f"Nomina {m['nomina']} (commit {m['commit']}); {m['platform']}; {m['cpu']}, os.cpu_count()={m['cpu_count']}, "
-        f"{m['memory_bytes'] / 2**30:.0f} GiB; Python {m['python']}, numpy {m['numpy']}; BLAS: {blas}",
-        f"Top {result['top']}, {result['queries']} queries per size ({result['distinct_queries']} distinct probes, "
-        f"each with its true reference in the gallery); baseline = one-core read of the float32 vectors "
-        f"(faster median of np.add.reduce / np.maximum.reduce); target: p50 <= {TARGET_RATIO}x baseline at 1M.",
+        f"Nomina {m['nomina']} (commit {m['commit']}{', src changed' if m['src_changed_since_commit'] else ''}); "
+        f"{m['cpu']}, {m['cpu_count']} cores, {m['memory_bytes'] / 2**30:.0f} GiB; Python {m['python']}, "
+        f"numpy {m['numpy']}, faiss {m['faiss']}. Top {TOP}, one query at a time; {result['query_counts']}.",
         "",
-        *table(
-            [
-                "size",
-                "BLAS threads",
-                "p50 ms",
-                "p95 ms",
-                "baseline read ms",
-                "ratio",
-                "rank-1 ok",
-                "bytes/face",
-                "other load",
-            ],
-            [
-                [
-                    f"{s['faces']:,}",
-                    f"{run['threads_setting']} ({run['blas_threads']})",
-                    f"{s['p50_ms']:.2f}",
-                    f"{s['p95_ms']:.2f}",
-                    f"{s['baseline_read_ms']:.2f}",
-                    f"{s['ratio']:.2f}",
-                    f"{s['rank1_ok']}/{s['queries']}",
-                    f"{s['bytes_per_face']:.1f}",
-                    fmt_load(s["other_load_cores"]),
-                ]
-                for run, s in runs
-            ],
-        ),
-        "",
-        "Other load: CPU cores' worth of time other processes used during the timed queries (/proc/stat); "
-        "well above 0 means the machine was shared and the latencies are pessimistic.",
-        "Memory: bytes/face counts vectors + face_ids + owner (reference of each face) + reference starts/ends + "
-        "reference id strings (and their list).",
+        "| faces | index | build s | p50 ms | p95 ms | baseline read ms | ratio | relevant returned | mated returned "
+        "| recall@50 | max score error | other load |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for s in result["runs"][0]["sizes"]:
-        per_face = ", ".join(f"{k} {v / s['faces']:.1f}" for k, v in s["bytes"].items() if k != "total")
-        lines.append(
-            f"- {s['faces']:,} faces, {s['references']:,} references: {per_face} B/face; "
-            f"process RSS grew {s['rss_growth_per_face']:.1f} B/face"
-        )
+    for s in result["results"]:
+        for run in s["runs"]:
+            lat = run["latency"]
+            rel = run["relevant_recall"]
+            share = f"{100 * rel:.2f}%" if rel is not None else "n/a"
+            lines.append(
+                f"| {s['faces']:,} | {run['kind']} | {run['build_s']:.1f} | {lat['p50_ms']:.2f} | "
+                f"{lat['p95_ms']:.2f} | {run.get('baseline_read_ms', float('nan')):.2f} | "
+                f"{run.get('ratio', float('nan')):.2f} | "
+                f"{run['relevant_returned']}/{run['relevant_faces']} ({share}) | "
+                f"{run['mated_returned']}/{run['mated_in_exact_top']} | {run['recall_at_50']:.4f} | "
+                f"{run['max_score_error']:.1e} | {load_str(run['other_load_cores'])} |"
+            )
     lines += [
         "",
-        "Profile of one search (median ms per query): the matrix-vector product, each selection path of "
-        "ExactIndex on the same scores (by faces: best top x max-faces-per-reference faces, then each "
-        "reference's first; by references: maximum.reduceat per reference), and the whole search; path = the "
-        "one search used; agree = queries on which both paths return the same references and faces.",
-        "",
-        *table(
-            ["size", "BLAS threads", "matvec", "by faces", "by references", "search", "path", "agree", "other load"],
-            [
-                [
-                    f"{s['faces']:,}",
-                    run["threads_setting"],
-                    f"{p['matvec']:.2f}",
-                    f"{p['by_faces']:.3f}",
-                    f"{p['by_references']:.3f}",
-                    f"{p['search']:.2f}",
-                    p["search_path"],
-                    f"{p['queries'] - p['path_mismatches']}/{p['queries']}",
-                    fmt_load(p["other_load_cores"]),
-                ]
-                for run, s in runs
-                for p in [s["profile_ms"]]
-            ],
-        ),
+        "| faces | FPIR 0.01 threshold (pooled) | real non-mated | synthetic non-mated | peak RSS GiB | "
+        "index RSS growth GiB | oracle s |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for run in result["runs"]:
-        if ws := run.get("workspace"):
-            lines += [
-                "",
-                f"Workspace.search at {ws['faces']:,} faces (threads {run['threads_setting']}; "
-                "search + storing the result): "
-                f"first search, index rebuilt from the database {ws['first_search_rebuild_from_db_ms']:.0f} ms; "
-                f"first search after reopening, index loaded from files (mmap={ws['vectors_mmapped']}) "
-                f"{ws['first_search_after_open_mmap_ms']:.1f} ms; warm p50 {ws['warm_search']['p50_ms']:.1f} ms, "
-                f"p95 {ws['warm_search']['p95_ms']:.1f} ms over {ws['warm_searches']} searches "
-                f"(ExactIndex.search alone on the mmapped index: p50 {ws['index_search_only']['p50_ms']:.1f} ms); "
-                f"true reference first: {ws['true_reference_first']} (rows inserted in {ws['insert_rows_s']:.1f} s; "
-                f"other load {fmt_load(ws['other_load_cores'])}).",
-            ]
-    largest = max(result["sizes"])
-    lines.append("")
-    for run, s in runs:
-        if s["faces"] == largest:
-            verdict = "meets" if s["ratio"] <= TARGET_RATIO else "misses"
-            reads = ", ".join(f"{k} {v:.1f} ms" for k, v in s["baseline_reads_ms"].items())
-            lines.append(
-                f"At {largest:,} faces with BLAS threads {run['threads_setting']}: p50 {s['p50_ms']:.1f} ms = "
-                f"{s['ratio']:.2f}x the one-core read ({s['baseline_read_ms']:.1f} ms): {verdict} the "
-                f"{TARGET_RATIO}x target (one-core reads: {reads}; vs the slower read: "
-                f"{s['p50_ms'] / max(s['baseline_reads_ms'].values()):.2f}x)."
-            )
-    lines.append(f"Total runtime {result['runtime_s']:.0f} s (embeddings {result['embedding_s']:.0f} s).")
+    for s in result["results"]:
+        t = s["thresholds"]
+        approx = s["runs"][-1]
+        lines.append(
+            f"| {s['faces']:,} | {t['threshold']:.4f} ({t['nonmated_searches']}) | "
+            f"{t['real_nonmated']['threshold']:.4f} ({t['real_nonmated']['searches']}) | "
+            f"{t['synthetic_nonmated']['threshold']:.4f} ({t['synthetic_nonmated']['searches']}) | "
+            f"{gib(s['peak_rss_bytes'])} | {gib(approx['rss_after_build_bytes'] - approx['rss_before_build_bytes'])} | "
+            f"{s['oracle_s']:.0f} |"
+        )
+    for s in result["results"]:
+        for run in s["runs"]:
+            if d := run.get("duplicates"):
+                lines.append(
+                    f"\nduplicates at {s['faces']:,} faces: {d['seconds']:.1f} s, {d['pairs']} pairs >= "
+                    f"{d['min_score']:.4f} (limit {d['limit']}); planted {d['planted']}, "
+                    f"{d['planted_above_min_score']} above the score, {d['planted_found']} found"
+                )
+    lines.append(f"\nTotal runtime {result['runtime_s']:.0f} s.")
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="10000,100000,1000000", help="gallery sizes in faces, comma-separated")
-    parser.add_argument("--queries", type=int, default=200, help="timed queries per size (default 200)")
-    parser.add_argument("--top", type=int, default=50, help="references returned per search (default 50)")
+    parser.add_argument("--sizes", default="100000,1000000,10000000", help="gallery sizes in faces, comma-separated")
+    parser.add_argument("--cache", default=None, help="folder for cached galleries (default a folder under /tmp)")
+    parser.add_argument("--faces", default=None, help="sample photos (default ../shared/faces or NOMINA_TEST_FACES)")
+    parser.add_argument("--nonmated", type=int, default=2000, help="synthetic non-mated queries (default 2000)")
+    parser.add_argument("--exact-max", type=int, default=1_000_000, help="largest size searched exactly too")
+    parser.add_argument("--exact-queries", type=int, default=1000, help="queries timed on the exact index")
+    parser.add_argument("--duplicates-at", default="1000000", help="sizes at which Gallery.duplicates is timed")
+    parser.add_argument("--duplicates-score", type=float, default=None, help="min_score (default: FPIR 0.01 threshold)")
+    parser.add_argument("--duplicates-limit", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=20240601)
-    parser.add_argument("--threads", choices=("both", "default", "1"), default="both", help="BLAS thread settings")
-    parser.add_argument(
-        "--workspace-size",
-        type=int,
-        default=None,
-        help="faces for the full Workspace.search measurement (default 100000 if among --sizes; 0 to skip)",
-    )
-    parser.add_argument(
-        "--faces", default=None, help="sample photos folder (default ../shared/faces or NOMINA_TEST_FACES)"
-    )
+    parser.add_argument("--plot", default=str(REPO / "docs" / "img" / "bench-synthetic-scores.png"))
     parser.add_argument("--out", default=None, help="write the results as JSON to this file")
+    parser.add_argument(
+        "--prepare-only", action="store_true", help="only fill the cache (embeddings, galleries, oracle)"
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--embeddings", help=argparse.SUPPRESS)
+    parser.add_argument("--job", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    args.sizes = sorted(int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip())
-    if args.queries < 1:
-        parser.error("--queries must be at least 1")
     if args.worker:
         worker(args)
         return
+    sizes = sorted(int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip())
+    dup_sizes = [int(s.replace("_", "")) for s in args.duplicates_at.split(",") if s.strip()]
+    cache = Path(args.cache or Path(tempfile.gettempdir()) / f"nomina-bench-{os.getuid()}")
+    faces = Path(args.faces or os.environ.get("NOMINA_TEST_FACES") or REPO.parent / "shared" / "faces")
 
     started = time.perf_counter()
-    workspace_size = (100_000 if 100_000 in args.sizes else 0) if args.workspace_size is None else args.workspace_size
-    log("computing sample embeddings ...")
-    emb = sample_embeddings(faces_folder(args.faces))
-    embedding_s = time.perf_counter() - started
+    state = machine_state()
+    log(f"load average {state['load_average']}, {gib(state['mem_available_bytes'])} GiB available")
+    log("real embeddings (cached after the first run) ...")
+    real = sg.real_faces(faces, cache, log=log)
+    log("fitting the generator (cached) ...")
+    gen, fit = sg.fitted_generator(real, args.seed, cache)
+    q = queries_of(real, gen, args.seed, args.nonmated)
+    counts = {k: q["kinds"].count(k) for k in dict.fromkeys(q["kinds"])}
+    query_counts = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()) + " queries"
 
-    tmp = Path(tempfile.mkdtemp(prefix="nomina-bench-"))
-    try:
-        npz = tmp / "embeddings.npz"
-        np.savez(npz, gallery=emb["gallery"], queries=emb["queries"])
-        npz.with_suffix(".json").write_text(
-            json.dumps({k: v for k, v in emb.items() if k not in ("gallery", "queries")})
-        )
-        runs = []
-        for i, mode in enumerate(("default", "1") if args.threads == "both" else (args.threads,)):
-            env = {k: v for k, v in os.environ.items() if k not in THREAD_VARS}
-            if mode != "default":
-                env.update({k: mode for k in THREAD_VARS})
-            result_file = tmp / f"result-{mode}.json"
+    results = []
+    with tempfile.TemporaryDirectory(prefix="nomina-bench-") as tmp:
+        for n in sizes:
+            log(f"[{n:,}] gallery (cached after the first run) ...")
+            t = time.perf_counter()
+            g = sg.build_gallery(n, gen, real, args.seed, cache, log=log)
+            gallery_s = time.perf_counter() - t
+            log(f"[{n:,}] exact oracle for {len(q['queries']):,} queries (cached) ...")
+            scores, rows, oracle_s = oracle(g, q["queries"])
+            if args.prepare_only:
+                continue
+            qfile = Path(tmp) / f"queries-{n}.npz"
+            np.savez(qfile, queries=q["queries"], oracle_scores=scores, oracle_rows=rows)
+            job = {
+                "queries_file": str(qfile),
+                "gallery": {**g.meta, "folder": str(g.folder)},
+                "kinds": q["kinds"],
+                "identities": q["identities"],
+                "variants": q["variants"],
+                "real_rows": g.real_rows,
+                "duplicates": g.duplicates.tolist(),
+                "seed": args.seed,
+                "exact_max": args.exact_max,
+                "exact_queries": args.exact_queries,
+                "duplicates_at": dup_sizes,
+                "duplicates_score": args.duplicates_score,
+                "duplicates_limit": args.duplicates_limit,
+            }
+            job_file, result_file = Path(tmp) / f"job-{n}.json", Path(tmp) / f"result-{n}.json"
+            job_file.write_text(json.dumps(job))
+            state = machine_state()
+            log(
+                f"[{n:,}] measuring (load average {state['load_average'][0]:.2f}, "
+                f"{gib(state['mem_available_bytes'])} GiB available) ..."
+            )
             cmd = [
                 sys.executable,
                 str(Path(__file__).resolve()),
                 "--worker",
-                "--threads",
-                mode,
-                "--embeddings",
-                str(npz),
+                "--job",
+                str(job_file),
                 "--result",
                 str(result_file),
-                "--sizes",
-                ",".join(map(str, args.sizes)),
-                "--queries",
-                str(args.queries),
-                "--top",
-                str(args.top),
-                "--seed",
-                str(args.seed),
-                "--workspace-size",
-                str(workspace_size if i == 0 else 0),
             ]
-            subprocess.run(cmd, env=env, check=True)
-            runs.append(json.loads(result_file.read_text()))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            subprocess.run(cmd, check=True)
+            result = json.loads(result_file.read_text())
+            result.update(
+                {
+                    "gallery_s": gallery_s,
+                    "gallery_generated_s": g.meta["seconds"],
+                    "oracle_s": oracle_s,
+                    "planted_duplicates": len(g.duplicates),
+                }
+            )
+            results.append(result)
 
-    result = {
-        "benchmark": "exact index search latency",
+    if args.prepare_only:
+        log(f"cache ready under {cache} ({time.perf_counter() - started:.0f} s)")
+        return
+    real_s = sg.real_scores(real)
+    syn_s = sg.synthetic_scores(gen, np.random.default_rng([args.seed, 3]), 200_000)
+    lines = {f"FPIR 0.01 at {r['faces']:,}": r["thresholds"]["threshold"] for r in results}
+    if args.plot:
+        plot(Path(args.plot), real_s, syn_s, lines)
+    out = {
+        "benchmark": "gallery search latency and recall",
+        "command": "python " + " ".join([str(Path(sys.argv[0]))] + sys.argv[1:]),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
-        "sizes": args.sizes,
-        "queries": args.queries,
-        "distinct_queries": len(emb["query_labels"]),
-        "real_gallery_faces": len(emb["gallery_labels"]),
-        "top": args.top,
+        "sizes": sizes,
+        "top": TOP,
         "seed": args.seed,
-        "target_ratio": TARGET_RATIO,
-        "runs": runs,
-        "embedding_s": embedding_s,
+        "targets": TARGETS,
+        "query_counts": query_counts,
+        "queries": counts,
+        "real_faces_missed": real.missed,
+        "generator_fit": fit,
+        "synthetic_impostor_tail": {
+            str(p): float(np.quantile(syn_s["impostor"], p)) for p in (0.99, 0.999, 0.9999, 0.99999)
+        },
+        "results": results,
         "runtime_s": time.perf_counter() - started,
     }
-    print(report(result))
+    print(report(out))
     if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
         log(f"wrote {args.out}")
 
 

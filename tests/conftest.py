@@ -16,6 +16,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import psycopg
 import pytest
 import typer.main
 from sqlalchemy import Engine
@@ -23,7 +24,131 @@ from sqlalchemy import Engine
 from nomina import FaceModel, Workspace, load_model, load_settings
 from nomina.cli import main
 from nomina.settings import Settings
-from nomina.store import DB_NAME, Database, connect, upgrade
+from nomina.store import DB_NAME, DB_URL_NAME, Database, connect, upgrade
+from nomina.store import server as pg
+from nomina.store.database import WRITER_LOCK
+
+# -- the database engine every test runs on ---------------------------------------------------------------
+#: Engines a run covers: `--engine sqlite` (the default), `--engine postgresql` or `--engine all`. PostgreSQL
+#: needs a server: NOMINA_TEST_POSTGRESQL is the URL of a role that may create databases, without a database
+#: name (`.ci/postgres start DIR` starts a throwaway one and prints it); each workspace a test makes gets a new
+#: database there, dropped when the test ends.
+ENGINES = ("sqlite", "postgresql")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--engine",
+        choices=(*ENGINES, "all"),
+        default=os.environ.get("NOMINA_TEST_ENGINE") or "sqlite",
+        help="database engine(s) the tests run on (PostgreSQL: set NOMINA_TEST_POSTGRESQL)",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "database_engine" in metafunc.fixturenames:
+        chosen = metafunc.config.getoption("engine")
+        engines = list(ENGINES) if chosen == "all" else [chosen]
+        metafunc.parametrize("database_engine", engines, indirect=True, scope="session")
+
+
+#: Markers of tests about one engine only; the reason is shown when the test is skipped on the other.
+ONLY = {
+    "sqlite_only": ("sqlite", "about SQLite's own files (nomina.db, its -wal and -shm)"),
+    "postgresql_only": ("postgresql", "about a PostgreSQL server's own files or behaviour"),
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for marker, (_, about) in ONLY.items():
+        config.addinivalue_line("markers", f"{marker}(reason): a test {about}: skipped on other engines")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test marked sqlite_only or postgresql_only is skipped, with its reason, when it runs on the other
+    engine (each test runs once per engine the run covers: `--engine`)."""
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        for marker, (engine, about) in ONLY.items():
+            mark = item.get_closest_marker(marker)
+            if mark is not None and params.get("database_engine", engine) != engine:
+                reason = mark.args[0] if mark.args else mark.kwargs.get("reason", about)
+                item.add_marker(pytest.mark.skip(reason=f"{engine} only: {reason}"))
+
+
+#: Marks a test about SQLite's own files (on PostgreSQL it is skipped, with this reason).
+def sqlite_only(reason: str) -> pytest.MarkDecorator:
+    return pytest.mark.sqlite_only(reason)
+
+
+#: Marks a test about PostgreSQL's own files or behaviour (on SQLite it is skipped, with this reason).
+def postgresql_only(reason: str) -> pytest.MarkDecorator:
+    return pytest.mark.postgresql_only(reason)
+
+
+def postgresql_server() -> str:
+    url = os.environ.get("NOMINA_TEST_POSTGRESQL", "")
+    if not url:
+        pytest.exit("--engine postgresql needs NOMINA_TEST_POSTGRESQL (`.ci/postgres start DIR` prints one)", 2)
+    return url
+
+
+@pytest.fixture(scope="session", autouse=True)
+def database_engine(request: pytest.FixtureRequest) -> str:
+    """The engine this test runs on ("sqlite" or "postgresql"): one parametrised fixture for the whole suite,
+    which every workspace the tests make (the API's, the command line's, the templates') follows."""
+    _ENGINE[0] = str(request.param)
+    return _ENGINE[0]
+
+
+#: The engine of the tests running now (set by database_engine, which session fixtures run after).
+_ENGINE = ["sqlite"]
+
+
+def database_setting(engine: str) -> str:
+    """The ``database`` setting that makes new workspaces use ``engine``."""
+    return postgresql_server() if engine == "postgresql" else ""
+
+
+def _databases() -> set[str]:
+    url = postgresql_server()
+    with psycopg.connect(pg.with_database(url, "postgres")) as conn:
+        return {r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'nomina%'")}
+
+
+#: Databases of the session's template workspaces (build_once), dropped when the session ends.
+_kept_databases: set[str] = set()
+#: Databases this test process created (nomina.store.server.create_database, which every path calls).
+_created_databases: set[str] = set()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _databases_recorded() -> Iterator[None]:
+    """Every database this process creates on the test server is recorded, so that after each test only
+    the test's own are dropped, never those of another session running on the same server at the time; the
+    session's template databases are dropped when it ends."""
+    create = pg.create_database
+
+    def recorded(url: str, name: str, template: str | None = None) -> None:
+        create(url, name, template)
+        _created_databases.add(name)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pg, "create_database", recorded)
+        yield
+    if _kept_databases:
+        server = postgresql_server()
+        for name in sorted(_kept_databases):
+            pg.drop_database(pg.with_database(server, name))
+        _kept_databases.clear()
+
+
+def _named_databases(folder: Path | None) -> set[str]:
+    """The databases named by the workspaces in ``folder`` (those commands run in subprocesses made)."""
+    if folder is None or not folder.is_dir():
+        return set()
+    return {_database_name(named.parent) for named in folder.rglob(DB_URL_NAME)}
+
 
 REPO = Path(__file__).resolve().parents[1]
 #: Provenance options for `reference add` in command-line tests.
@@ -45,8 +170,8 @@ def model() -> FaceModel:
 
 
 @pytest.fixture()
-def settings(tmp_path: Path) -> Settings:
-    return load_settings(environ={}, home=tmp_path / "ws")
+def settings(tmp_path: Path, database_engine: str) -> Settings:
+    return load_settings(environ={}, home=tmp_path / "ws", database=database_setting(database_engine) or None)
 
 
 #: The user tests act as: the first user of every test workspace (admin and examiner).
@@ -56,9 +181,12 @@ PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture()
-def engine(tmp_path: Path) -> Engine:
+def engine(tmp_path: Path, database_engine: str) -> Engine:
     """A bare workspace database (the schema, nothing else), for tests below the Workspace API."""
-    engine = connect(tmp_path / DB_NAME)
+    if database_engine == "postgresql":
+        engine = connect(pg.prepare(postgresql_server(), tmp_path).url)
+    else:
+        engine = connect(tmp_path / DB_NAME)
     upgrade(engine)
     yield engine
     engine.dispose()
@@ -104,6 +232,11 @@ def snapshot(folder: Path) -> Snapshot:
                 tables[name] = sorted(con.execute(f'SELECT * FROM "{name}"').fetchall(), key=repr)
         finally:
             con.close()
+    elif (folder / DB_URL_NAME).exists():
+        with raw_database(folder) as con:
+            names = [r[0] for r in con.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+            for name in sorted(names):
+                tables[name] = sorted(con.execute(f'SELECT * FROM "{name}"').fetchall(), key=repr)
     files = {
         str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(folder.rglob("*"))
@@ -112,21 +245,168 @@ def snapshot(folder: Path) -> Snapshot:
     return Snapshot(tables, files)
 
 
-def _test_environment(monkeypatch: pytest.MonkeyPatch, cache: Path, state: Path) -> None:
+def database_of(folder: Path) -> Path | str | None:
+    """What :func:`nomina.store.connect` opens for the workspace in ``folder``: its SQLite file, the URL its
+    ``nomina.database`` names, or None when the folder holds neither."""
+    named = folder / DB_URL_NAME
+    if named.is_file():
+        return named.read_text().strip()
+    return folder / DB_NAME if (folder / DB_NAME).is_file() else None
+
+
+#: What a query of :func:`raw_database` raises when the database refuses it (either engine).
+DATABASE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error)
+#: What a query of :func:`raw_database` raises when it breaks a constraint or a trigger refuses it.
+INTEGRITY_ERRORS: tuple[type[Exception], ...] = (sqlite3.IntegrityError, psycopg.IntegrityError)
+
+
+class _Qmark:
+    """A psycopg connection taking SQL as sqlite3 does: ``?`` placeholders, and a failed statement undone on
+    its own (a savepoint each) while the transaction goes on, until ``commit``."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        self.conn.execute("SAVEPOINT raw_statement")
+        try:
+            cursor = self.conn.execute(sql.replace("%", "%%").replace("?", "%s"), params)
+        except psycopg.Error:
+            self.conn.execute("ROLLBACK TO SAVEPOINT raw_statement")
+            raise
+        self.conn.execute("RELEASE SAVEPOINT raw_statement")
+        return cursor
+
+    def executescript(self, sql: str) -> None:
+        self.conn.execute(sql)
+
+    def commit(self) -> None:
+        self.conn.commit()
+
+    def rollback(self) -> None:
+        self.conn.rollback()
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+@contextmanager
+def raw_database(where: Path | Engine, read_only: bool = False) -> Iterator[Any]:
+    """A DB-API connection to a workspace's database (its folder, or an engine), of either engine, as someone
+    who can reach its files or its server would open it (no Nomina in between); committed when the block
+    ends. Its ``execute`` takes SQL with ``?`` placeholders on both engines; a statement that fails raises
+    one of DATABASE_ERRORS (INTEGRITY_ERRORS for a constraint or trigger) and leaves the transaction as it
+    was, on both. ``read_only`` refuses writes."""
+    if isinstance(where, Engine):
+        if where.dialect.name == "sqlite":
+            found: Path | str | None = Path(str(where.url.database))
+        else:
+            found = where.url.render_as_string(hide_password=False).replace("+psycopg", "", 1)
+    else:
+        found = database_of(where)
+        if found is None:
+            raise FileNotFoundError(f"{where}: no workspace database")
+    if isinstance(found, Path):
+        con = sqlite3.connect(f"file:{found}?mode=ro", uri=True) if read_only else sqlite3.connect(found)
+        try:
+            yield con
+            con.commit()
+        finally:
+            con.close()
+        return
+    with psycopg.connect(found) as conn:
+        conn.read_only = read_only
+        yield _Qmark(conn)
+
+
+def database_files(folder: Path) -> dict[str, bytes]:
+    """The raw bytes of every file that holds the workspace's database, as someone with the machine's disks
+    could read them: on SQLite ``nomina.db`` and its ``-wal`` and ``-shm`` in the folder; on PostgreSQL
+    every file of the database's directory on the server (which must be on this machine, reached as a
+    superuser: NOMINA_TEST_POSTGRESQL's role), after a CHECKPOINT has written every changed page to them,
+    each named ``database:`` and its table or index (``_fsm``/``_vm`` for its free-space and visibility
+    maps, ``.N`` for a segment after the first), or its file name when it is no relation's. The server's
+    WAL (pg_wal) is not included: docs/deploy.md says what bounds it."""
+    where = database_of(folder)
+    if not isinstance(where, str):
+        return {p.name: p.read_bytes() for p in sorted(folder.glob(DB_NAME + "*")) if p.is_file()}
+    with psycopg.connect(where, autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
+        data = Path(conn.execute("SHOW data_directory").fetchone()[0])
+        oid = conn.execute("SELECT oid FROM pg_database WHERE datname = current_database()").fetchone()[0]
+        names = {
+            Path(path).name: name
+            for name, path in conn.execute(
+                "SELECT relname, pg_relation_filepath(oid) FROM pg_class WHERE pg_relation_filepath(oid) IS NOT NULL"
+            )
+        }
+    files = {}
+    for p in sorted((data / "base" / str(oid)).iterdir()):
+        node, _, segment = p.name.partition(".")
+        node, _, fork = node.partition("_")
+        label = names.get(node, node) + (f"_{fork}" if fork else "") + (f".{segment}" if segment else "")
+        if p.is_file():
+            files[f"database:{label}"] = p.read_bytes()
+    return files
+
+
+def database_label(table: str) -> str:
+    """The name :func:`database_files` gives the file(s) holding ``table``'s rows on the engine in use."""
+    return "nomina.db" if current_engine() == "sqlite" else f"database:{table}"
+
+
+def take_writer_lock(con: Any) -> None:
+    """Take the workspace's write lock through a :func:`raw_database` connection, as each Nomina writer takes
+    it first (SQLite's BEGIN IMMEDIATE; PostgreSQL's advisory lock), until the connection commits."""
+    if isinstance(con, sqlite3.Connection):
+        con.execute("BEGIN IMMEDIATE")
+    else:
+        con.execute("SELECT pg_advisory_xact_lock(?)", (WRITER_LOCK,))
+
+
+def drop_trigger(con: Any, table: str, name: str) -> None:
+    """Drop trigger ``name`` of ``table`` through a :func:`raw_database` connection, as its owner could."""
+    if isinstance(con, sqlite3.Connection):
+        con.execute(f"DROP TRIGGER IF EXISTS {name}")
+    else:
+        con.execute(f'DROP TRIGGER IF EXISTS {name} ON "{table}"')
+
+
+def _test_environment(monkeypatch: pytest.MonkeyPatch, cache: Path, state: Path, engine: str) -> None:
     for key in list(os.environ):
-        if key.startswith("NOMINA_") and key != "NOMINA_TEST_FACES":
+        if key.startswith("NOMINA_") and key not in ("NOMINA_TEST_FACES", "NOMINA_TEST_POSTGRESQL"):
             monkeypatch.delenv(key)
+    if engine == "postgresql":
+        monkeypatch.setenv("NOMINA_DATABASE", postgresql_server())
     monkeypatch.setenv("NOMINA_CACHE", str(cache))
     monkeypatch.setenv("XDG_STATE_HOME", str(state))  # login sessions (nomina.credentials)
     monkeypatch.setenv(ACT_AS, USER)
 
 
 @pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+def _clean_environment(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory,
+    database_engine: str,
+    request: pytest.FixtureRequest,
+) -> Iterator[None]:
     """Tests see Nomina's defaults, whatever NOMINA_* variables the developer has set, except that the
-    evaluation cache and the login sessions are fresh folders of the test's own (never the user's), and
-    commands run by :func:`run` act as USER, whom `nomina init` makes the workspace's first user."""
-    _test_environment(monkeypatch, tmp_path_factory.mktemp("cache"), tmp_path_factory.mktemp("state"))
+    evaluation cache and the login sessions are fresh folders of the test's own (never the user's),
+    commands run by :func:`run` act as USER, whom `nomina init` makes the workspace's first user, and new
+    workspaces use the test's database engine. On PostgreSQL the databases a test made are dropped after it."""
+    _test_environment(monkeypatch, tmp_path_factory.mktemp("cache"), tmp_path_factory.mktemp("state"), database_engine)
+    if database_engine != "postgresql":
+        yield
+        return
+    folder = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
+    before = _databases()
+    yield
+    new = _databases() - before - _kept_databases
+    ours = new & _created_databases
+    if new - ours:  # made by a subprocess of the test's, or by another session on the same server
+        ours |= new & _named_databases(folder)
+    for name in sorted(ours):
+        pg.drop_database(pg.with_database(postgresql_server(), name))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -150,10 +430,10 @@ NOMINA_HASHER: list[object] = []
 
 # -- workspaces built once per session, copied for each test ---------------------------------------------
 @contextmanager
-def _session_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+def _session_environment(tmp_path_factory: pytest.TempPathFactory, engine: str) -> Iterator[None]:
     """The environment _clean_environment gives a test, for session fixtures (set up before it)."""
     with pytest.MonkeyPatch.context() as mp:
-        _test_environment(mp, tmp_path_factory.mktemp("cache"), tmp_path_factory.mktemp("state"))
+        _test_environment(mp, tmp_path_factory.mktemp("cache"), tmp_path_factory.mktemp("state"), engine)
         yield
 
 
@@ -166,19 +446,40 @@ def build_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Calla
 
     Once per session even when its session fixture is imported into several test modules (pytest then sets
     up one instance of the fixture per module): the folder is kept here by name."""
-    key = (tmp_path_factory.getbasetemp(), name)
+    engine = current_engine()
+    key = (tmp_path_factory.getbasetemp(), f"{name}-{engine}")
     if key not in _built:
-        folder = tmp_path_factory.mktemp(name) / "ws"
-        with _session_environment(tmp_path_factory):
+        folder = tmp_path_factory.mktemp(f"{name}-{engine}") / "ws"
+        with _session_environment(tmp_path_factory, engine):
             build(folder)
+        if (folder / DB_URL_NAME).exists():
+            _kept_databases.add(_database_name(folder))
         _built[key] = folder
     return _built[key]
 
 
+def current_engine() -> str:
+    """The engine the tests running now use (database_engine)."""
+    return _ENGINE[0]
+
+
+def _database_name(folder: Path) -> str:
+    from sqlalchemy.engine import make_url
+
+    return str(make_url(pg.driver_url((folder / DB_URL_NAME).read_text().strip())).database)
+
+
 def copy_workspace(template: Path, tmp_path: Path) -> Path:
-    """The test's own copy (tmp_path / "ws") of a workspace built once: its own SQLite file (nomina.db),
-    photos/ and index, as if the test had built it; the workspace keeps no absolute path of itself."""
-    return Path(shutil.copytree(template, tmp_path / "ws", symlinks=True))
+    """The test's own copy (tmp_path / "ws") of a workspace built once: its own database (the SQLite file
+    nomina.db, or a copy of the PostgreSQL database), photos/ and index, as if the test had built it; the
+    workspace keeps no absolute path of itself."""
+    copy = Path(shutil.copytree(template, tmp_path / "ws", symlinks=True))
+    if (template / DB_URL_NAME).exists():
+        server = postgresql_server()
+        name = f"nomina_copy_{os.urandom(6).hex()}"
+        pg.create_database(server, name, template=_database_name(template))
+        (copy / DB_URL_NAME).write_text(pg.with_database(server, name) + "\n")
+    return copy
 
 
 # -- the command line, as a user runs it ---------------------------------------------------------------
@@ -268,28 +569,25 @@ def token_for(home: Path, user: str) -> str | None:
     library) when the workspace holds none of those made before; None when there is no such active user."""
     from nomina import audit, auth
 
-    path = home / DB_NAME
-    if not path.is_file():
+    where = database_of(home)
+    if where is None:
         return None
     known = _tokens.setdefault(user, [])
     try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
+        with raw_database(home, read_only=True) as con:
             held = {
                 row[0]
                 for row in con.execute(
-                    "SELECT secret_sha256 FROM api_tokens WHERE user = ? AND revoked_at IS NULL", (user,)
-                )
+                    'SELECT secret_sha256 FROM api_tokens WHERE "user" = ? AND revoked_at IS NULL', (user,)
+                ).fetchall()
             }
             active = con.execute("SELECT active FROM users WHERE name = ?", (user,)).fetchone()
-        finally:
-            con.close()
-    except sqlite3.Error:
+    except DATABASE_ERRORS:
         return None
     found = next((secret for secret in known if auth.digest(secret) in held), None)
     if found is not None or not active or not active[0]:
         return found  # a disabled user's token stays theirs, and the command says they are disabled
-    engine = connect(path)
+    engine = connect(where)
     try:
         with Database(engine).write() as s:
             s.info[audit.VIA] = "library"
@@ -350,7 +648,7 @@ def _web_ws_template(tmp_path_factory: pytest.TempPathFactory, faces_dir: Path) 
     from nomina.records import CaseFields, PhotoInput, Provenance, ReferenceFields
 
     def build(folder: Path) -> None:
-        settings = load_settings(environ={}, home=folder)
+        settings = load_settings(environ={}, home=folder, database=database_setting(current_engine()) or None)
         first = Workspace.create(folder, settings, admin="root", admin_password=WEB_PASSWORD)
         with first:
             for name, role in WEB_USERS.items():

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 
 import numpy as np
 import pytest
+from conftest import INTEGRITY_ERRORS, drop_trigger, raw_database
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -43,17 +43,13 @@ def six_events(engine: Engine) -> audit.Head:
 
 
 def tamper(engine: Engine, *statements: str) -> None:
-    """Change the database file behind Nomina's back, as someone holding the file could."""
+    """Change the database behind Nomina's back, as someone holding its file, or its server's superuser, could."""
     engine.dispose()
-    db = sqlite3.connect(engine.url.database)
-    try:
-        db.execute("DROP TRIGGER audit_events_no_update")
-        db.execute("DROP TRIGGER audit_events_no_delete")
+    with raw_database(engine) as db:
+        drop_trigger(db, "audit_events", "audit_events_no_update")
+        drop_trigger(db, "audit_events", "audit_events_no_delete")
         for statement in statements:
             db.execute(statement)
-        db.commit()
-    finally:
-        db.close()
 
 
 # -- an untouched chain --------------------------------------------------------------------------------
@@ -74,12 +70,11 @@ def test_an_empty_trail_verifies(engine):
 
 def test_each_hash_covers_the_previous_hash_and_the_canonical_event(engine):
     six_events(engine)
-    db = sqlite3.connect(engine.url.database)
-    rows = db.execute(
-        "SELECT seq, at, actor, action, case_id, reference_id, search_id, details, prev_hash, hash "
-        "FROM audit_events ORDER BY seq"
-    ).fetchall()
-    db.close()
+    with raw_database(engine) as db:
+        rows = db.execute(
+            "SELECT seq, at, actor, action, case_id, reference_id, search_id, details, prev_hash, hash "
+            "FROM audit_events ORDER BY seq"
+        ).fetchall()
     assert [r[0] for r in rows] == [1, 2, 3, 4, 5, 6]
     assert rows[0][8] == "0" * 64
     for before, row in zip([None, *rows], rows, strict=False):
@@ -180,11 +175,10 @@ def test_swapped_events_are_found_at_the_first_moved_one(engine):
 
 def test_a_rewritten_event_with_a_fresh_hash_breaks_the_next_link(engine):
     six_events(engine)
-    db = sqlite3.connect(engine.url.database)
-    seq, at, actor, action, details, prev = db.execute(
-        "SELECT seq, at, actor, action, details, prev_hash FROM audit_events WHERE seq = 2"
-    ).fetchone()
-    db.close()
+    with raw_database(engine) as db:
+        seq, at, actor, action, details, prev = db.execute(
+            "SELECT seq, at, actor, action, details, prev_hash FROM audit_events WHERE seq = 2"
+        ).fetchone()
     forged = audit.link_hash(
         prev, audit.canonical(seq, at, "mallory", action, {"case_id": "UP-17"}, json.loads(details))
     )
@@ -196,11 +190,10 @@ def test_a_rewritten_event_with_a_fresh_hash_breaks_the_next_link(engine):
 
 def test_a_rewritten_newest_event_is_found_through_the_head(engine):
     six_events(engine)
-    db = sqlite3.connect(engine.url.database)
-    seq, at, actor, action, case_id, details, prev = db.execute(
-        "SELECT seq, at, actor, action, case_id, details, prev_hash FROM audit_events WHERE seq = 6"
-    ).fetchone()
-    db.close()
+    with raw_database(engine) as db:
+        seq, at, actor, action, case_id, details, prev = db.execute(
+            "SELECT seq, at, actor, action, case_id, details, prev_hash FROM audit_events WHERE seq = 6"
+        ).fetchone()
     forged = audit.link_hash(
         prev, audit.canonical(seq, at, "mallory", action, {"case_id": case_id}, json.loads(details))
     )
@@ -221,25 +214,26 @@ def test_nothing_is_appended_after_the_newest_events_were_deleted(engine):
 def test_the_database_refuses_updates_and_deletes_of_events(engine):
     six_events(engine)
     engine.dispose()
-    db = sqlite3.connect(engine.url.database)
-    for statement in ("UPDATE audit_events SET actor = 'x' WHERE seq = 1", "DELETE FROM audit_events WHERE seq = 6"):
-        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-            db.execute(statement)
-    db.close()
+    with raw_database(engine) as db:
+        for statement in (
+            "UPDATE audit_events SET actor = 'x' WHERE seq = 1",
+            "DELETE FROM audit_events WHERE seq = 6",
+        ):
+            with pytest.raises(INTEGRITY_ERRORS, match="audit_events is append-only"):
+                db.execute(statement)
     assert check(engine).ok
 
 
 def test_the_chain_cannot_fork(engine):
     six_events(engine)
     engine.dispose()
-    db = sqlite3.connect(engine.url.database)
-    prev = db.execute("SELECT prev_hash FROM audit_events WHERE seq = 6").fetchone()[0]
-    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
-        db.execute(
-            "INSERT INTO audit_events (seq, at, actor, action, details, prev_hash, hash) "
-            f"VALUES (7, '2026-01-01T00:00:00.000000', 'x', 'case.view', '{{}}', '{prev}', '{'1' * 64}')"
-        )
-    db.close()
+    with raw_database(engine) as db:
+        prev = db.execute("SELECT prev_hash FROM audit_events WHERE seq = 6").fetchone()[0]
+        with pytest.raises(INTEGRITY_ERRORS, match="(?i)unique"):
+            db.execute(
+                "INSERT INTO audit_events (seq, at, actor, action, details, prev_hash, hash) "
+                f"VALUES (7, '2026-01-01T00:00:00.000000', 'x', 'case.view', '{{}}', '{prev}', '{'1' * 64}')"
+            )
 
 
 # -- what may be recorded ------------------------------------------------------------------------------
@@ -370,9 +364,8 @@ def test_events_are_filtered_by_object_and_limited_to_the_newest(engine):
 
 def test_a_head_moved_back_is_found_and_nothing_overwrites_the_newer_event(engine):
     six_events(engine)
-    db = sqlite3.connect(engine.url.database)
-    fifth = db.execute("SELECT hash FROM audit_events WHERE seq = 5").fetchone()[0]
-    db.close()
+    with raw_database(engine) as db:
+        fifth = db.execute("SELECT hash FROM audit_events WHERE seq = 5").fetchone()[0]
     tamper(engine, f"""UPDATE workspace_info SET value = '{{"hash":"{fifth}","seq":5}}' WHERE key = 'audit_head'""")
     result = check(engine)
     assert (result.ok, result.broken_seq) == (False, 6)

@@ -7,7 +7,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from conftest import PROV, assert_one_error_line, london, run, snapshot
+from conftest import PROV, assert_one_error_line, london, raw_database, run, snapshot
 from PIL import Image
 
 
@@ -194,18 +194,14 @@ def test_folder_that_is_not_a_workspace(tmp_path, capsys):
 
 
 def test_workspace_made_with_another_model(cli_ws, faces_dir, capsys):
-    import sqlite3
-
-    con = sqlite3.connect(cli_ws / "nomina.db")
-    con.execute(
-        "UPDATE workspace_info SET value = ? WHERE key = 'model'",
-        (
-            '{"files": {"w600k_mbf.onnx": "9cc6e4a75f0e2bf0b1aed94578f144d15175f357bdc05e815e5c4a02b319eb4f"}, '
-            '"name": "other"}',
-        ),
-    )
-    con.commit()
-    con.close()
+    with raw_database(cli_ws) as con:
+        con.execute(
+            "UPDATE workspace_info SET value = ? WHERE key = 'model'",
+            (
+                '{"files": {"w600k_mbf.onnx": "9cc6e4a75f0e2bf0b1aed94578f144d15175f357bdc05e815e5c4a02b319eb4f"}, '
+                '"name": "other"}',
+            ),
+        )
     before = snapshot(cli_ws)
     code, _, err = run(capsys, "case", "add", "C2", london(faces_dir, "003"), "-w", cli_ws)
     assert code == 1

@@ -395,22 +395,24 @@ def test_a_hyphen_lookalike_finds_the_existing_id(cli_ws, faces_dir, capsys):
     assert snapshot(cli_ws) == before
 
 
-def test_a_read_only_workspace_says_so(cli_ws, capsys, monkeypatch):
+def test_a_read_only_workspace_says_so(cli_ws, capsys, monkeypatch, database_engine):
     before = snapshot(cli_ws)
+    # the database file on SQLite; on PostgreSQL the folder keeps the photo store
+    target = cli_ws / ("nomina.db" if database_engine == "sqlite" else "photos")
     if os.geteuid() == 0:  # root writes anywhere: make the check see what another user would
         real = os.access
         monkeypatch.setattr(
             os,
             "access",
-            lambda p, mode, **kw: False if mode & os.W_OK and Path(p) == cli_ws / "nomina.db" else real(p, mode, **kw),
+            lambda p, mode, **kw: False if mode & os.W_OK and Path(p) == target else real(p, mode, **kw),
         )
     else:
-        (cli_ws / "nomina.db").chmod(0o400)
+        target.chmod(0o500 if target.is_dir() else 0o400)
     code, _, err = run(capsys, "case", "list", "-w", cli_ws)
+    if target.is_dir() and os.geteuid() != 0:
+        target.chmod(0o700)
     assert code == 1
-    assert error_lines(err) == [
-        f"error: {cli_ws / 'nomina.db'}: read-only; Nomina must be able to write to its workspace"
-    ]
+    assert error_lines(err) == [f"error: {target}: read-only; Nomina must be able to write to its workspace"]
     assert snapshot(cli_ws) == before
 
 

@@ -8,13 +8,24 @@ import csv
 import hashlib
 import json
 import re
-import sqlite3
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from conftest import ACT_AS, PROV, USER, assert_one_error_line, build_once, copy_workspace, london, run, snapshot
+from conftest import (
+    ACT_AS,
+    PROV,
+    USER,
+    assert_one_error_line,
+    build_once,
+    copy_workspace,
+    drop_trigger,
+    london,
+    raw_database,
+    run,
+    snapshot,
+)
 from test_workflow import as_json, casework, casework_template, cli, propose  # noqa: F401 (fixtures)
 
 from nomina import Workspace
@@ -224,12 +235,10 @@ def test_every_action_is_in_the_trail_in_order(cli_ws, faces_dir, capsys):
 )
 def test_audit_verify_names_the_first_broken_link_and_exits_1(cli_ws, capsys, tamper, broken):
     assert run(capsys, "search", "C1", "-w", cli_ws)[0] == 0
-    db = sqlite3.connect(cli_ws / "nomina.db")
-    db.execute("DROP TRIGGER audit_events_no_update")  # as someone holding the file could
-    db.execute("DROP TRIGGER audit_events_no_delete")
-    db.execute(tamper)
-    db.commit()
-    db.close()
+    with raw_database(cli_ws) as db:  # as someone holding the file, or the server's superuser, could
+        drop_trigger(db, "audit_events", "audit_events_no_update")
+        drop_trigger(db, "audit_events", "audit_events_no_delete")
+        db.execute(tamper)
     code, out, _ = run(capsys, "audit", "verify", "-w", cli_ws)
     assert code == 1
     assert re.search(broken, out), out

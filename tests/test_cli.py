@@ -10,6 +10,8 @@ import cv2
 import pytest
 from conftest import PROV, assert_one_error_line, build_once, copy_workspace, london, run
 
+from nomina.store import is_workspace
+
 
 @pytest.fixture(scope="session")
 def populated_template(tmp_path_factory, faces_dir: Path) -> Path:
@@ -117,7 +119,7 @@ def test_lists_show_update_delete(populated, capsys):
 def test_workspace_setting_from_environment(tmp_path, faces_dir, capsys, monkeypatch):
     monkeypatch.setenv("NOMINA_HOME", str(tmp_path / "from-env"))
     assert run(capsys, "init")[0] == 0
-    assert (tmp_path / "from-env" / "nomina.db").is_file()
+    assert is_workspace(tmp_path / "from-env")
     code, out, _ = run(capsys, "info", "--json")
     assert json.loads(out)["path"] == str(tmp_path / "from-env")
 
@@ -163,7 +165,7 @@ def test_demo_on_a_small_sample_folder(tmp_path, faces_dir, capsys):
     assert code == 0
     match = re.search(r"(\d+) cases searched against (\d+) references; true person ranked first in (\d+)", out)
     assert match and match.group(1, 2, 3) == ("3", "4", "3")
-    assert (tmp_path / "demo-ws" / "nomina.db").is_file()
+    assert is_workspace(tmp_path / "demo-ws")
 
 
 def test_demo_without_samples(tmp_path, capsys):

@@ -9,14 +9,13 @@ listings while others write.
 from __future__ import annotations
 
 import os
-import sqlite3
 import threading
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import USER, london, token_for
+from conftest import INTEGRITY_ERRORS, USER, london, raw_database, token_for
 
 from nomina import CaseFields, PhotoInput, Provenance, ReferenceFields, Workspace
 from nomina.errors import Conflict, NominaError, NotFound, PermissionDenied
@@ -129,11 +128,8 @@ def test_sixteen_threads_as_different_users_keep_every_rule(team: Workspace, fac
     # the trail is whole: one unbroken chain, every event of the run in it
     verified = ws.audit_verify()
     assert verified.ok, verified.reason
-    con = sqlite3.connect(ws.path / "nomina.db")
-    try:
-        seqs = [r[0] for r in con.execute("SELECT seq FROM audit_events ORDER BY seq")]
-    finally:
-        con.close()
+    with raw_database(ws.path) as con:
+        seqs = [r[0] for r in con.execute("SELECT seq FROM audit_events ORDER BY seq").fetchall()]
     assert seqs == list(range(1, len(seqs) + 1))
 
 
@@ -221,15 +217,14 @@ def test_command_lines_run_at_once_on_one_workspace_all_succeed(team: Workspace)
 
 def test_the_database_itself_refuses_a_second_open_identification_of_a_case(team: Workspace) -> None:
     """Whatever writes to the database (another program, a hand edit), a case has one open identification."""
-    con = sqlite3.connect(team.path / "nomina.db")
-    try:
+    with raw_database(team.path) as con:
         row = "INSERT INTO identifications (case_id, reference_id, proposed_by, proposed_at, reasons, status) VALUES "
-        with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
-            con.execute(row + "('UP-002', 'MP-001', 'ex2', '2026-01-01 00:00:00', 'x', 'proposed')")
-        con.execute(row + "('UP-002', 'MP-001', 'ex2', '2026-01-01 00:00:00', 'x', 'withdrawn')")  # closed: allowed
-    finally:
-        con.rollback()
-        con.close()
+        try:
+            with pytest.raises(INTEGRITY_ERRORS, match="(?i)unique"):
+                con.execute(row + "('UP-002', 'MP-001', 'ex2', '2026-01-01 00:00:00', 'x', 'proposed')")
+            con.execute(row + "('UP-002', 'MP-001', 'ex2', '2026-01-01 00:00:00', 'x', 'withdrawn')")  # allowed
+        finally:
+            con.rollback()
 
 
 def test_a_failed_enrolment_never_removes_a_photo_another_record_committed_meanwhile(team: Workspace) -> None:

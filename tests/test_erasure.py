@@ -4,13 +4,21 @@ same way. The scan reads the raw bytes of every file, so it would find the data 
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import PROV, assert_one_error_line, london, run, snapshot
+from conftest import (
+    PROV,
+    assert_one_error_line,
+    database_files,
+    database_label,
+    london,
+    raw_database,
+    run,
+    snapshot,
+)
 
 from nomina import CaseFields, PhotoInput, Provenance, ReferenceFields, Workspace, erasure
 from nomina.errors import Conflict, InvalidField, PermissionDenied
@@ -47,8 +55,11 @@ def text_needle(label: str, text: str) -> Needle:
 
 
 def workspace_files(folder: Path) -> dict[str, bytes]:
-    """The raw bytes of every file under the workspace folder, database, WAL and shared memory included."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    """The raw bytes of every file under the workspace folder and of every file holding its database: on
+    SQLite the database, its WAL and shared memory are in the folder; on PostgreSQL the database's files on
+    the server (conftest.database_files)."""
+    found = {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return found if "nomina.db" in found else {**found, **database_files(folder)}
 
 
 def where(needle: Needle, files: dict[str, bytes]) -> list[str]:
@@ -56,23 +67,21 @@ def where(needle: Needle, files: dict[str, bytes]) -> list[str]:
     return [name for name, data in files.items() if any(piece in data for piece in needle.pieces)]
 
 
-def faces_of(db: Path, owner: str, record_id: str) -> list[tuple[bytes, str]]:
+def faces_of(folder: Path, owner: str, record_id: str) -> list[tuple[bytes, str]]:
     """(embedding bytes, landmarks as stored) of every face of a reference or case, read from the database."""
     link = "reference_photos" if owner == "reference" else "case_photos"
-    con = sqlite3.connect(db)
-    try:
-        return con.execute(
-            f"SELECT f.embedding, f.landmarks FROM faces f JOIN {link} l ON f.{owner}_photo_id = l.id "
+    with raw_database(folder) as con:
+        rows = con.execute(
+            f"SELECT f.embedding, CAST(f.landmarks AS TEXT) FROM faces f JOIN {link} l ON f.{owner}_photo_id = l.id "
             f"WHERE l.{owner}_id = ? ORDER BY f.id",
             (record_id,),
         ).fetchall()
-    finally:
-        con.close()
+    return [(bytes(embedding), landmarks) for embedding, landmarks in rows]
 
 
 def needles_of(ws: Workspace, owner: str, record_id: str, photos: list[Path]) -> list[Needle]:
     found = [photo_needle(f"{owner} {record_id} photo {p.name}", p.read_bytes()) for p in photos]
-    for n, (embedding, landmarks) in enumerate(faces_of(ws.path / "nomina.db", owner, record_id), 1):
+    for n, (embedding, landmarks) in enumerate(faces_of(ws.path, owner, record_id), 1):
         found.append(embedding_needle(f"{owner} {record_id} face {n} embedding", embedding))
         found.append(text_needle(f"{owner} {record_id} face {n} landmarks", landmarks))
     return found
@@ -93,7 +102,7 @@ def runs(ws: Workspace, action: str) -> list[dict]:
 
 
 # -- the scan ---------------------------------------------------------------------------------------------
-def test_erasure_leaves_no_photo_byte_or_embedding_in_any_file_of_the_workspace(ws, faces_dir):
+def test_erasure_leaves_no_photo_byte_or_embedding_in_any_file_of_the_workspace(ws, faces_dir, database_engine):
     kept_refs = {"MP-001": "001", "MP-003": "003", "MP-004": "004"}
     for ref_id, ident in kept_refs.items():
         add_ref(ws, faces_dir, ident, ref_id)
@@ -106,6 +115,7 @@ def test_erasure_leaves_no_photo_byte_or_embedding_in_any_file_of_the_workspace(
     before_search = ws.search("UP-1")
     assert "MP-002" in [c.reference_id for c in before_search.candidates]
     ws.search("UP-2")
+    ws.save_gallery()  # the index snapshot on disk holds every reference vector
 
     gone = needles_of(ws, "reference", "MP-002", [london(faces_dir, "002")])
     gone += needles_of(ws, "case", "UP-2", [london(faces_dir, "005", "smiling")])
@@ -124,7 +134,7 @@ def test_erasure_leaves_no_photo_byte_or_embedding_in_any_file_of_the_workspace(
     # Before erasure the scan finds every piece of data, the erased ones included: it can see them.
     files = workspace_files(ws.path)
     assert [n.label for n in gone + kept if not where(n, files)] == []
-    assert where(gone[1], files) and "index/exact/vectors.npy" in where(gone[1], files)
+    assert where(gone[1], files) and "index/gallery/vectors.npy" in where(gone[1], files)
 
     case_gone = ws.delete_case("UP-2", "entered twice")
     assert case_gone.to_dict() == {
@@ -134,15 +144,20 @@ def test_erasure_leaves_no_photo_byte_or_embedding_in_any_file_of_the_workspace(
         "searches_removed": 1,
         "warnings": [],
     }
-    assert (ws.path / "index" / "exact").is_dir()  # a case's faces are not in the index: it stays
+    assert (ws.path / "index" / "gallery").is_dir()  # a case's faces are not in the index: it stays
     ref_gone = ws.delete_reference("MP-002", "the family withdrew consent")
     assert ref_gone.to_dict() == {"reference_id": "MP-002", "faces_removed": 1, "photos_removed": 1, "warnings": []}
-    assert not (ws.path / "index").exists()  # removed at once, not at the next search
-    assert (ws.path / "nomina.db-wal").stat().st_size == 0  # checkpointed and truncated
+    assert (ws.path / "index" / "gallery" / "vectors.npy").is_file()  # scrubbed in place at once (the scan below)
+    if database_engine == "sqlite":
+        assert (ws.path / "nomina.db-wal").stat().st_size == 0  # checkpointed and truncated
 
-    # Erasure alone leaves nothing: not in the database, its WAL, the index or the photo store.
+    # Erasure alone leaves nothing: not in the database (its WAL on SQLite, its tables' files on PostgreSQL),
+    # the index or the photo store.
     files = workspace_files(ws.path)
-    assert {"nomina.db", "nomina.db-wal", "nomina.db-shm"} <= set(files)
+    if database_engine == "sqlite":
+        assert {"nomina.db", "nomina.db-wal", "nomina.db-shm"} <= set(files)
+    else:
+        assert {"database:faces", "database:references", "database:cases"} <= set(files)
     assert {n.label: where(n, files) for n in gone if where(n, files)} == {}
     assert [n.label for n in kept if not where(n, files)] == []
 
@@ -150,13 +165,13 @@ def test_erasure_leaves_no_photo_byte_or_embedding_in_any_file_of_the_workspace(
     done = ws.maintain()
     assert (done.photo_files_removed, done.index_faces, done.warnings) == (0, 3, [])
     files = workspace_files(ws.path)
-    assert {"nomina.db", "index/exact/vectors.npy"} <= set(files)
+    assert {database_label("faces"), "index/gallery/vectors.npy"} <= set(files)
     assert sum(name.startswith("photos/") for name in files) == 4
     assert {n.label: where(n, files) for n in gone if where(n, files)} == {}
     assert [n.label for n in kept if not where(n, files)] == []
     for n in kept:
         if n.label.startswith("reference") and "embedding" in n.label:
-            assert set(where(n, files)) == {"nomina.db", "index/exact/vectors.npy"}, n.label
+            assert set(where(n, files)) == {database_label("faces"), "index/gallery/vectors.npy"}, n.label
 
     # The audit trail keeps the tombstones, with the reasons and counts, and nothing else of the records.
     assert trail(ws, reference_id="MP-002")[-1] == (
@@ -167,16 +182,15 @@ def test_erasure_leaves_no_photo_byte_or_embedding_in_any_file_of_the_workspace(
         "case.delete",
         {"photos": 1, "faces": 1, "searches": 1, "reason": "entered twice"},
     )
-    con = sqlite3.connect(ws.path / "nomina.db")
-    details = [r[0] for r in con.execute("SELECT details FROM audit_events")]
-    assert not any("Zofia" in d or "landmarks" in d or "embedding" in d for d in details)
-    # What stays, on purpose: the earlier search of a kept case still names the erased reference, with
-    # its score and the SHA-256 of the photo that gave it (docs/erasure.md says why).
-    kept_row = con.execute(
-        "SELECT rank, score, photo_sha256 FROM candidates WHERE search_id = ? AND reference_id = 'MP-002'",
-        (before_search.search_id,),
-    ).fetchone()
-    con.close()
+    with raw_database(ws.path) as con:
+        details = [r[0] for r in con.execute("SELECT details FROM audit_events").fetchall()]
+        assert not any("Zofia" in d or "landmarks" in d or "embedding" in d for d in details)
+        # What stays, on purpose: the earlier search of a kept case still names the erased reference, with
+        # its score and the SHA-256 of the photo that gave it (docs/erasure.md says why).
+        kept_row = con.execute(
+            "SELECT rank, score, photo_sha256 FROM candidates WHERE search_id = ? AND reference_id = 'MP-002'",
+            (before_search.search_id,),
+        ).fetchone()
     erased = next(c for c in before_search.candidates if c.reference_id == "MP-002")
     assert kept_row == (erased.rank, pytest.approx(erased.score, abs=1e-5), erased.photo_sha256)
     assert next(c for c in ws.get_search(before_search.search_id).candidates if c.reference_id == "MP-002").name is None
@@ -197,12 +211,13 @@ def test_maintenance_completes_an_erasure_interrupted_after_its_commit(ws, faces
     add_ref(ws, faces_dir, "012", "MP-012")
     ws.add_case(CaseFields("UP-1"), [PhotoInput(london(faces_dir, "011", "smiling"))])
     ws.search("UP-1")
+    ws.save_gallery()
     gone = needles_of(ws, "reference", "MP-012", [london(faces_dir, "012")])
     monkeypatch.setattr(erasure, "finish", lambda *args: (0, []))  # the file steps never run
     ws.delete_reference("MP-012", "entered twice")
     monkeypatch.undo()
     files = workspace_files(ws.path)
-    assert where(gone[0], files) and "index/exact/vectors.npy" in where(gone[1], files)
+    assert where(gone[0], files) and "index/gallery/vectors.npy" in where(gone[1], files)
 
     done = ws.maintain()
     assert (done.photo_files_removed, done.index_faces, done.warnings) == (1, 1, [])
@@ -221,16 +236,16 @@ def test_maintenance_leaves_foreign_files_and_clears_photo_and_index_leftovers(w
     incoming.write_bytes(b"half a photo")
     foreign = photos / "ab" / "notes.txt"  # not a name the store uses
     foreign.write_bytes(b"someone's notes")
-    (ws.path / "index" / "exact.old").mkdir(parents=True)
-    (ws.path / "index" / "exact.old" / "vectors.npy").write_bytes(b"old vectors")
-    (ws.path / "index" / ".index-abc").mkdir()
+    (ws.path / "index" / "exact").mkdir(parents=True)  # an older Nomina's index
+    (ws.path / "index" / "exact" / "vectors.npy").write_bytes(b"old vectors")
+    (ws.path / "index" / ".gallery-abc").mkdir()  # an interrupted snapshot write
 
     done = ws.maintain()
     assert done.photo_files_removed == 2 and done.warnings == []
     assert foreign.exists() and not recent.exists() and not incoming.exists()
-    assert sorted(p.name for p in (ws.path / "index").iterdir()) == ["exact"]
+    assert sorted(p.name for p in (ws.path / "index").iterdir() if not p.name.endswith(".lock")) == ["gallery"]
     assert done.database_bytes_after <= done.database_bytes_before
-    assert not (ws.path / "nomina.db-wal").exists() or (ws.path / "nomina.db-wal").stat().st_size == 0
+    assert not (ws.path / "nomina.db-wal").exists() or (ws.path / "nomina.db-wal").stat().st_size == 0  # SQLite
 
 
 def test_shared_photo_bytes_stay_with_the_record_that_still_uses_them(ws, faces_dir):
@@ -358,10 +373,8 @@ def test_a_retention_date_in_the_past_is_refused(dated, faces_dir):
 # -- the command line -------------------------------------------------------------------------------------
 def expire(ws: Path, reference_id: str, on: str) -> None:
     """Move a reference's retention date into the past, as the passing of time does."""
-    con = sqlite3.connect(ws / "nomina.db")
-    con.execute('UPDATE "references" SET retain_until = ? WHERE id = ?', (on, reference_id))
-    con.commit()
-    con.close()
+    with raw_database(ws) as con:
+        con.execute('UPDATE "references" SET retain_until = ? WHERE id = ?', (on, reference_id))
 
 
 def test_retention_and_maintain_commands(cli_ws, faces_dir, capsys):
@@ -448,7 +461,9 @@ def test_an_erased_face_id_is_never_given_to_another_face(ws, faces_dir):
     assert case.photos[0].faces[0].face_id > new.photos[0].faces[0].face_id
 
 
-def test_the_upgrade_to_schema_0005_keeps_every_face_and_starts_above_erased_ids(ws, faces_dir, settings, model):
+def test_the_upgrade_to_schema_0005_keeps_every_face_and_starts_above_erased_ids(
+    ws, faces_dir, settings, model, database_engine
+):
     from alembic import command
 
     from nomina.store.database import _alembic_config
@@ -459,24 +474,29 @@ def test_the_upgrade_to_schema_0005_keeps_every_face_and_starts_above_erased_ids
     search = ws.search("UP-1")
     erased_face = max(c.reference_face_id for c in search.candidates)
     command.downgrade(_alembic_config(ws._shared.db.engine), "0004")
-    con = sqlite3.connect(ws.path / "nomina.db")
-    assert "AUTOINCREMENT" not in con.execute("SELECT sql FROM sqlite_master WHERE name = 'faces'").fetchone()[0]
-    # An erasure under schema 0004: the face with the largest id goes, its id stays in the search.
-    con.execute("PRAGMA foreign_keys = ON")
-    con.execute("DELETE FROM faces WHERE id = ?", (erased_face,))
-    con.commit()
-    before = con.execute("SELECT * FROM faces ORDER BY id").fetchall()
-    con.close()
     ws.close()
+    with raw_database(ws.path) as con:
+        if database_engine == "sqlite":  # on PostgreSQL, ids come from a sequence, which never goes back
+            assert "AUTOINCREMENT" not in faces_table_sql(con)
+            con.execute("PRAGMA foreign_keys = ON")
+        # An erasure under schema 0004: the face with the largest id goes, its id stays in the search.
+        con.execute("DELETE FROM faces WHERE id = ?", (erased_face,))
+        con.commit()
+        before = con.execute("SELECT * FROM faces ORDER BY id").fetchall()
 
     upgraded = Workspace.open(settings.home, settings, model=model, user="ana")
-    con = sqlite3.connect(upgraded.path / "nomina.db")
-    assert con.execute("SELECT * FROM faces ORDER BY id").fetchall() == before
-    assert "AUTOINCREMENT" in con.execute("SELECT sql FROM sqlite_master WHERE name = 'faces'").fetchone()[0]
-    con.close()
+    with raw_database(upgraded.path) as con:
+        assert con.execute("SELECT * FROM faces ORDER BY id").fetchall() == before
+        if database_engine == "sqlite":
+            assert "AUTOINCREMENT" in faces_table_sql(con)
     new = add_ref(upgraded, faces_dir, "033", "MP-033")
     assert new.photos[0].faces[0].face_id == erased_face + 1
     upgraded.close()
+
+
+def faces_table_sql(con: object) -> str:
+    """The statement that created the faces table (SQLite)."""
+    return con.execute("SELECT sql FROM sqlite_master WHERE name = 'faces'").fetchone()[0]  # type: ignore[attr-defined]
 
 
 def test_an_erased_reference_id_is_not_given_to_a_new_reference(ws, faces_dir, tmp_path):

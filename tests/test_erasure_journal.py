@@ -16,12 +16,22 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import USER, london, run
+from conftest import (
+    USER,
+    database_label,
+    london,
+    postgresql_only,
+    raw_database,
+    run,
+    sqlite_only,
+    take_writer_lock,
+)
 from test_erasure import Needle, add_ref, needles_of, photo_needle, where, workspace_files
 
 from nomina import CaseFields, PhotoInput, Provenance, ReferenceFields, Workspace, erasure
 from nomina.erasure import MaintenanceResult
-from nomina.store import database
+from nomina.store import DB_URL_NAME, database
+from nomina.store.server import shown
 
 FAMILY = Provenance("family", "a sister", "family request under national missing-persons law")
 
@@ -61,12 +71,16 @@ def test_every_file_and_folder_nomina_writes_is_its_owners_alone(tmp_path, setti
             ws.report("UP-1", out / "UP-1.html")
             ws.export_identifications(out / "identifications.json")
             files = {p.name for p in ws.path.rglob("*") if p.is_file()}
-            assert {"nomina.db", "nomina.db-wal", "nomina.db-shm", "vectors.npy", "meta.json"} <= files
+            database = (
+                {"nomina.db", "nomina.db-wal", "nomina.db-shm"} if (ws.path / "nomina.db").exists() else {DB_URL_NAME}
+            )
+            assert {*database, "vectors.npy", "meta.json"} <= files
             assert readable_by_others(ws.path, out / "UP-1.html", out / "identifications.json") == {}
         finally:
             ws.close()
 
 
+@sqlite_only("the modes of nomina.db, its -wal and its -shm")
 def test_opening_a_workspace_takes_group_and_other_permissions_off_its_folder_and_database(ws):
     """A workspace made by an earlier version, or opened by another program that left its -wal and -shm."""
     ws.close()
@@ -82,6 +96,17 @@ def test_opening_a_workspace_takes_group_and_other_permissions_off_its_folder_an
             assert modes == {"nomina.db": 0o600, "nomina.db-wal": 0o600, "nomina.db-shm": 0o600}
     finally:
         other.close()
+
+
+@postgresql_only("the mode of nomina.database, the file naming the database (it may hold a password)")
+def test_opening_a_workspace_takes_group_and_other_permissions_off_its_folder_and_database_file(ws):
+    ws.close()
+    for name, mode in [(".", 0o755), (DB_URL_NAME, 0o644)]:
+        os.chmod(ws.path / name, mode)
+    with Workspace.open(ws.path, ws.settings, user=USER) as again:
+        again.info()
+    assert stat.S_IMODE(ws.path.stat().st_mode) == 0o700
+    assert stat.S_IMODE((ws.path / DB_URL_NAME).stat().st_mode) == 0o600
 
 
 # -- an erasure interrupted after its commit -------------------------------------------------------------------
@@ -106,11 +131,8 @@ def run_and_kill(script: str, *args: object) -> None:
 
 
 def journal(folder: Path) -> list[tuple[str, str | None]]:
-    con = sqlite3.connect(folder / "nomina.db")
-    try:
-        return con.execute("SELECT step, photo_sha256 FROM pending_erasures ORDER BY id").fetchall()
-    finally:
-        con.close()
+    with raw_database(folder) as con:
+        return [tuple(r) for r in con.execute("SELECT step, photo_sha256 FROM pending_erasures ORDER BY id").fetchall()]
 
 
 @pytest.fixture()
@@ -121,13 +143,14 @@ def interrupted(ws, faces_dir) -> tuple[Workspace, list[Needle], list[Needle]]:
     add_ref(ws, faces_dir, "022", "MP-2")
     ws.add_case(CaseFields("UP-1"), [PhotoInput(london(faces_dir, "021", "smiling"))])
     ws.search("UP-1")
+    ws.save_gallery()
     gone = needles_of(ws, "reference", "MP-2", [london(faces_dir, "022")])
     kept = needles_of(ws, "reference", "MP-1", [london(faces_dir, "021")])
     kept += needles_of(ws, "case", "UP-1", [london(faces_dir, "021", "smiling")])
     run_and_kill(ERASE_AND_DIE, ws.path, USER, "MP-2")
     # What the killed process left: the photo file and the index that holds the vector, both journalled.
     files = workspace_files(ws.path)
-    assert where(gone[0], files) and "index/exact/vectors.npy" in where(gone[1], files)
+    assert where(gone[0], files) and "index/gallery/vectors.npy" in where(gone[1], files)
     sha = hashlib.sha256(london(faces_dir, "022").read_bytes()).hexdigest()
     assert journal(ws.path) == [("photo", sha), ("index", None), ("settle", None)]
     return ws, gone, kept
@@ -212,9 +235,8 @@ def test_maintenance_removes_what_a_killed_enrolment_left_at_once(ws, faces_dir)
 def test_maintenance_waits_for_an_enrolment_writing_its_photos_and_leaves_them(ws, faces_dir):
     """Another process enrols a photo: it holds the write lock while writing the file, before its commit."""
     data = london(faces_dir, "033").read_bytes()
-    other = sqlite3.connect(ws.path / "nomina.db", isolation_level=None, timeout=30)
-    try:
-        other.execute("BEGIN IMMEDIATE")
+    with raw_database(ws.path) as other:
+        take_writer_lock(other)
         sha, written = ws.photos.put(data)
         assert written
         finished: list[MaintenanceResult] = []
@@ -227,10 +249,8 @@ def test_maintenance_waits_for_an_enrolment_writing_its_photos_and_leaves_them(w
             "VALUES (?, 'JPEG', 640, 480, ?, '2026-12-02 10:00:00.000000')",
             (sha, len(data)),
         )
-        other.execute("COMMIT")
+        other.commit()
         maintaining.join(60)
-    finally:
-        other.close()
     assert finished[0].photo_files_removed == 0 and ws.photos.read(sha) == data
 
 
@@ -252,24 +272,39 @@ def three_refs(ws, faces_dir, settings, model, monkeypatch) -> Workspace:
 
 
 @contextmanager
-def reading(db: Path) -> Iterator[sqlite3.Connection]:
-    """Another connection in the middle of a read: it holds the state of the database it began with."""
-    con = sqlite3.connect(db, isolation_level=None)
-    try:
-        con.execute("BEGIN")
+def reading(folder: Path) -> Iterator[object]:
+    """Another connection in the middle of a read: it holds the state of the database it began with (on
+    SQLite), and the tables it read (on PostgreSQL, until it ends)."""
+    if not (folder / DB_URL_NAME).exists():
+        con = sqlite3.connect(folder / "nomina.db", isolation_level=None)
+        try:
+            con.execute("BEGIN")
+            con.execute("SELECT count(*) FROM faces").fetchone()
+            yield con
+        finally:
+            con.close()
+        return
+    with raw_database(folder) as con:
         con.execute("SELECT count(*) FROM faces").fetchone()
         yield con
-    finally:
-        con.close()
 
 
+def unsettled(folder: Path) -> str:
+    """The start of the warning of an erasure whose database could not be settled, naming where the erased
+    rows may still be (on SQLite, the database file and its WAL: see the tests below)."""
+    if (folder / DB_URL_NAME).exists():
+        return f"{shown((folder / DB_URL_NAME).read_text().strip())}: the files of its tables may still hold "
+    return f"{folder / 'nomina.db'} and {folder / 'nomina.db'}-wal may still hold "
+
+
+@sqlite_only("the two ways a SQLite checkpoint stops short (database file, WAL)")
 def test_a_blocked_checkpoint_names_the_files_that_may_still_hold_the_erased_rows(three_refs, faces_dir, monkeypatch):
     ws = three_refs
     db = ws.path / "nomina.db"
     gone = [n for r in ("1", "2") for n in needles_of(ws, "reference", f"MP-{r}", [london(faces_dir, f"04{r}")])]
 
     # A reader of the state before the erasure: the zeroed pages cannot be copied into nomina.db.
-    with reading(db):
+    with reading(ws.path):
         erased = ws.delete_reference("MP-1", "entered twice")
     assert erased.warnings == [
         f"{db} and {db}-wal may still hold the erased rows: another connection was reading an earlier state of "
@@ -280,7 +315,7 @@ def test_a_blocked_checkpoint_names_the_files_that_may_still_hold_the_erased_row
 
     # A reader of the newest state: nomina.db gets the zeroed pages, but the WAL cannot be emptied.
     settle = erasure.settle
-    with reading(db) as reader:
+    with reading(ws.path) as reader:
 
         def settle_while_reading(engine):
             reader.execute("COMMIT")
@@ -305,11 +340,28 @@ def test_a_blocked_checkpoint_names_the_files_that_may_still_hold_the_erased_row
     assert journal(ws.path) == []
 
 
+@postgresql_only("a table rewrite held up by another connection")
+def test_a_blocked_rewrite_names_the_database_whose_files_may_still_hold_the_erased_rows(three_refs, faces_dir):
+    ws = three_refs
+    gone = needles_of(ws, "reference", "MP-1", [london(faces_dir, "041")])
+    with reading(ws.path):  # a transaction that read the faces table: it cannot be rewritten until it ends
+        erased = ws.delete_reference("MP-1", "entered twice")
+    assert erased.warnings == [
+        f"{unsettled(ws.path)}the erased rows: another connection was using those tables, so they could not be "
+        f"rewritten; {MAINTAIN}"
+    ]
+    assert database_label("faces") in where(gone[1], workspace_files(ws.path))  # MP-1's embedding: so it does
+    assert journal(ws.path) == [("settle", None)]  # the rewrite stays to do, whatever happens to this process
+    assert ws.maintain().warnings == []
+    files = workspace_files(ws.path)
+    assert {n.label: where(n, files) for n in gone if where(n, files)} == {}
+    assert journal(ws.path) == []
+
+
 def test_a_checkpoint_an_erasure_could_not_make_is_made_by_the_next_opening(three_refs, faces_dir, settings, model):
     ws = three_refs
-    db = ws.path / "nomina.db"
     gone = needles_of(ws, "reference", "MP-1", [london(faces_dir, "041")])
-    with reading(db):
+    with reading(ws.path):
         assert ws.delete_reference("MP-1", "entered twice").warnings  # the process then stops
     ws.close()
     assert journal(ws.path) == [("settle", None)]
@@ -323,8 +375,8 @@ def test_a_checkpoint_an_erasure_could_not_make_is_made_by_the_next_opening(thre
 def test_the_command_line_says_which_command_finishes_the_erasure(three_refs, capsys):
     ws = three_refs
     ws.close()
-    with reading(ws.path / "nomina.db"):
+    with reading(ws.path):
         code, out, err = run(capsys, "reference", "delete", "MP-3", "--reason", "entered twice", "-w", ws.path)
     assert code == 0 and out.startswith("Deleted reference MP-3")
-    assert err.startswith(f"warning: {ws.path / 'nomina.db'} and ") and err.count("\n") == 1
+    assert err.startswith(f"warning: {unsettled(ws.path)}") and err.count("\n") == 1
     assert err.rstrip().endswith("run `nomina maintain` when no one else is using the workspace")

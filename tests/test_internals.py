@@ -40,21 +40,42 @@ def test_settings_precedence_and_bad_values():
         load_settings({"NOMINA_ORIENTATION_SEARCH": "sometimes"})
 
 
-def test_migrations_build_exactly_the_declared_schema(tmp_path):
+def test_migrations_build_exactly_the_declared_schema(engine):
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    from nomina.store import connect, upgrade
     from nomina.store.schema import Base
 
-    engine = connect(tmp_path / "m.db")
-    upgrade(engine)
-    with engine.connect() as conn:
+    with engine.connect() as conn:  # the engine fixture's database, made by the migrations
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
-        mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
+        if engine.dialect.name == "sqlite":
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     assert diff == []
-    assert mode == "wal"
-    engine.dispose()
+
+
+def test_a_constraint_the_checks_missed_is_a_conflict_named_alike_on_both_engines(engine):
+    """A write that breaks a constraint (two processes racing past the same check) is Conflict, and the
+    constraint is named in the same words whichever engine refused it, without the values."""
+    from datetime import datetime
+
+    from nomina.errors import Conflict
+    from nomina.store import Database
+    from nomina.store import schema as db
+
+    database, now = Database(engine), datetime(2026, 12, 1, 10, 0)
+    with database.write() as s:
+        s.add(db.Case(id="UP-1", kind="deceased", created_at=now))
+    rows = {
+        "UNIQUE constraint failed: cases.id": db.Case(id="UP-1", kind="deceased", created_at=now),
+        "NOT NULL constraint failed: cases.created_at": db.Case(id="UP-2", kind="deceased", created_at=None),
+        "FOREIGN KEY constraint failed": db.CasePhoto(
+            case_id="UP-3", photo_sha256="0" * 64, file_name="a.jpg", added_at=now, added_by="ana"
+        ),
+    }
+    for named, row in rows.items():
+        with pytest.raises(Conflict) as refused, database.write() as s:
+            s.add(row)
+        assert str(refused.value) == f"not saved: it conflicts with a record saved at the same time ({named})"
 
 
 @pytest.mark.parametrize("top", [10, 60])  # 10: via the best faces; 60: via every reference's best

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import stat
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import ACT_AS, NOMINA_HASHER, PASSWORD, USER, _exit_code, assert_one_error_line, run, snapshot
+from conftest import (
+    ACT_AS,
+    NOMINA_HASHER,
+    PASSWORD,
+    USER,
+    _exit_code,
+    assert_one_error_line,
+    database_files,
+    raw_database,
+    run,
+    snapshot,
+)
 
 from nomina import Workspace, auth, credentials
 from nomina.cli import main
@@ -28,11 +38,8 @@ def team(ws: Workspace) -> Workspace:
 
 
 def _trail(ws: Workspace) -> list[dict]:
-    con = sqlite3.connect(ws.path / "nomina.db")
-    try:
+    with raw_database(ws.path) as con:
         rows = con.execute("SELECT actor, action, details FROM audit_events ORDER BY seq").fetchall()
-    finally:
-        con.close()
     return [{"actor": a, "action": b, "details": json.loads(c)} for a, b, c in rows]
 
 
@@ -59,7 +66,7 @@ def test_the_database_holds_no_secret_and_no_password(team: Workspace):
     result, ben = team.login("ben", BEN_PASSWORD)
     token = ben.create_token("script")
     team.close()
-    data = b"".join(p.read_bytes() for p in team.path.glob("nomina.db*"))
+    data = b"".join(database_files(team.path).values())
     for secret in (result.secret, token.secret, BEN_PASSWORD, PASSWORD):
         assert secret.encode() not in data
     assert auth.digest(token.secret).encode() in data  # only the hash, by which it is found
@@ -75,9 +82,8 @@ def test_passwords_are_hashed_with_argon2id_at_the_rfc_9106_low_memory_cost(team
         65536,
         4,
     )
-    con = sqlite3.connect(team.path / "nomina.db")
-    stored = con.execute("SELECT password_hash FROM users WHERE name = 'ben'").fetchone()[0]
-    con.close()
+    with raw_database(team.path) as con:
+        stored = con.execute("SELECT password_hash FROM users WHERE name = 'ben'").fetchone()[0]
     assert stored.startswith("$argon2id$v=19$") and BEN_PASSWORD not in stored
 
 
@@ -97,7 +103,7 @@ def test_nothing_typed_as_an_unknown_user_name_is_kept(team: Workspace):
     refused = _trail(team)[-1]
     assert refused["action"] == "login.fail" and refused["actor"] == "(anonymous)"
     assert refused["details"]["why"] == "no such user" and refused["details"].get("user") is None
-    raw = b"".join(p.read_bytes() for p in team.path.glob("nomina.db*"))
+    raw = b"".join(database_files(team.path).values())
     assert typed.encode() not in raw
 
 
@@ -271,9 +277,9 @@ def test_bad_token_requests_are_refused(team: Workspace, label: str, days: int |
 @pytest.mark.parametrize(
     "edit",
     [
-        "INSERT INTO login_sessions (user, secret_sha256, kind, created_at, expires_at, idle_minutes) "
+        'INSERT INTO login_sessions ("user", secret_sha256, kind, created_at, expires_at, idle_minutes) '
         "VALUES ('ben', '{sha}', 'cli', '2026-01-01 00:00:00', '2099-01-01 00:00:00', 30)",
-        "INSERT INTO api_tokens (user, secret_sha256, label, created_at) "
+        'INSERT INTO api_tokens ("user", secret_sha256, label, created_at) '
         "VALUES ('ben', '{sha}', 'x', '2026-01-01 00:00:00')",
         "UPDATE users SET password_hash = '{sha}' WHERE name = 'ben'",
         "UPDATE users SET locked_until = NULL, failed_logins = NULL WHERE name = 'ben'",
@@ -285,10 +291,8 @@ def test_credentials_written_behind_ninas_back_show_in_audit_verify(team: Worksp
         with pytest.raises(LoginFailed):
             team.login("ben", "guessing his password")
     secret = "nms_" + "k" * 43
-    con = sqlite3.connect(team.path / "nomina.db")
-    con.execute(edit.format(sha=auth.digest(secret)))
-    con.commit()
-    con.close()
+    with raw_database(team.path) as con:
+        con.execute(edit.format(sha=auth.digest(secret)))
     verified = team.audit_verify()
     assert not verified.ok and any("user 'ben'" in line for line in verified.records), verified
 
@@ -447,10 +451,8 @@ def test_failed_logins_at_once_lock_out_exactly_once(team: Workspace):
 
 
 def test_a_workspace_from_a_newer_version_is_refused_in_one_line(cli_ws: Path, capsys):
-    con = sqlite3.connect(cli_ws / "nomina.db")
-    con.execute("UPDATE alembic_version SET version_num = '9999'")
-    con.commit()
-    con.close()
+    with raw_database(cli_ws) as con:
+        con.execute("UPDATE alembic_version SET version_num = '9999'")
     code, _, err = run(capsys, "case", "list", "-w", cli_ws)
     assert code == 1
     assert_one_error_line(err, r"made by a newer version of Nomina \(schema 9999\); upgrade Nomina to open it")
@@ -472,9 +474,8 @@ def test_a_session_file_that_cannot_be_written_is_one_line_and_the_session_is_en
     code, _, err = run(capsys, "login", "-u", USER, "--password-stdin", "-w", logged_out, stdin=PASSWORD + "\n")
     assert code == 1
     assert_one_error_line(err, r"session file .*: cannot be written")
-    con = sqlite3.connect(logged_out / "nomina.db")
-    open_sessions = con.execute("SELECT count(*) FROM login_sessions WHERE ended_at IS NULL").fetchone()[0]
-    con.close()
+    with raw_database(logged_out) as con:
+        open_sessions = con.execute("SELECT count(*) FROM login_sessions WHERE ended_at IS NULL").fetchone()[0]
     assert open_sessions == 0
 
 

@@ -7,28 +7,24 @@ from __future__ import annotations
 import getpass
 import json
 import socket
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import USER, assert_one_error_line, run
+from conftest import USER, assert_one_error_line, database_of, drop_trigger, raw_database, run
 from test_casefile import identified, identified_template  # noqa: F401 (fixtures)
 from test_workflow import as_json, casework, casework_template, cli, propose  # noqa: F401 (fixtures)
 
 from nomina import audit
+from nomina.models import MODELS
 
 
-def tamper(ws: Path, *statements: str) -> None:
-    """Change the database file behind Nomina's back."""
-    db = sqlite3.connect(ws / "nomina.db")
-    try:
+def tamper(ws: Path, *statements: str | tuple[str, tuple[Any, ...]]) -> None:
+    """Change the database behind Nomina's back (a statement, or one with its parameters)."""
+    with raw_database(ws) as db:
         for statement in statements:
-            db.execute(statement)
-        db.commit()
-    finally:
-        db.close()
+            db.execute(*((statement,) if isinstance(statement, str) else statement))
 
 
 def verify(capsys, ws: Path) -> tuple[int, str]:
@@ -46,13 +42,13 @@ def verify_json(capsys, ws: Path) -> dict[str, Any]:
 def rewrite_chain(ws: Path, edit: Callable[[dict[str, Any]], None] = lambda e: None) -> None:
     """Rewrite the whole trail as an attacker with the file could: ``edit`` each event (a dict of its
     columns, ``details`` parsed), then recompute every hash and the head, so that the chain checks out."""
-    db = sqlite3.connect(ws / "nomina.db")
-    try:
-        db.execute("DROP TRIGGER IF EXISTS audit_events_no_update")
-        db.execute("DROP TRIGGER IF EXISTS audit_events_no_delete")
+    with raw_database(ws) as db:
+        drop_trigger(db, "audit_events", "audit_events_no_update")
+        drop_trigger(db, "audit_events", "audit_events_no_delete")
         columns = ("seq", "at", "actor", "action", "case_id", "reference_id", "search_id", "details")
         rows = [
-            dict(zip(columns, r, strict=True)) for r in db.execute(f"SELECT {', '.join(columns)} FROM audit_events")
+            dict(zip(columns, r, strict=True))
+            for r in db.execute(f"SELECT {', '.join(columns)} FROM audit_events").fetchall()
         ]
         rows.sort(key=lambda r: r["seq"])
         db.execute("DELETE FROM audit_events")
@@ -74,9 +70,6 @@ def rewrite_chain(ws: Path, edit: Callable[[dict[str, Any]], None] = lambda e: N
             "UPDATE workspace_info SET value = ? WHERE key = 'audit_head'",
             (json.dumps({"hash": prev, "seq": rows[-1]["seq"]}),),
         )
-        db.commit()
-    finally:
-        db.close()
 
 
 # -- an untouched workspace ----------------------------------------------------------------------------
@@ -119,7 +112,7 @@ EDITS = {
     "an inserted admin": (
         [
             "INSERT INTO users (name, roles, active, created_at, created_by) "
-            """VALUES ('mallory', '["admin"]', 1, '2026-12-01 00:00:00', 'ana')"""
+            """VALUES ('mallory', '["admin"]', TRUE, '2026-12-01 00:00:00', 'ana')"""
         ],
         "user 'mallory': no event records it: added behind Nomina's back",
     ),
@@ -129,8 +122,11 @@ EDITS = {
     ),
     "a zeroed embedding": (
         [
-            "UPDATE faces SET embedding = zeroblob(length(embedding)) WHERE reference_photo_id IN "
-            "(SELECT id FROM reference_photos WHERE reference_id = 'MP-013')"
+            (
+                "UPDATE faces SET embedding = ? WHERE reference_photo_id IN "
+                "(SELECT id FROM reference_photos WHERE reference_id = 'MP-013')",
+                (bytes(4 * MODELS["sface"].embedding_dim),),
+            )
         ],
         "reference MP-013: changed behind Nomina's back since seq",
     ),
@@ -264,9 +260,8 @@ def test_every_event_names_the_os_user_and_the_host_under_the_hash(identified, c
     trail = as_json(capsys, identified, USER, "audit", "log")
     assert trail and all((e["os_user"], e["host"]) == (getpass.getuser(), socket.gethostname()) for e in trail)
     assert {e["actor"] for e in trail} >= {USER, "ben"}  # the Nomina user, as before
-    db = sqlite3.connect(identified / "nomina.db")
-    details = [json.loads(r[0]) for r in db.execute("SELECT details FROM audit_events")]
-    db.close()
+    with raw_database(identified) as db:
+        details = [json.loads(r[0]) for r in db.execute("SELECT details FROM audit_events").fetchall()]
     assert all(d["context"]["os_user"] == getpass.getuser() for d in details)  # hashed with the event
     assert all("context" not in e["details"] for e in trail)  # shown apart from the event's own details
     code, out, _ = cli(capsys, identified, USER, "audit", "log", "--limit", "1")
@@ -339,19 +334,18 @@ def test_a_whole_chain_rewrite_passes_the_bare_check_but_not_the_checkpoint(iden
     # The attacker changes a score, then rewrites the record's digest in its newest event and every hash
     # after it, head included: everything the database itself holds agrees again.
     tamper(identified, "UPDATE candidates SET score = 0.999 WHERE search_id = 1 AND rank = 3")
-    engine = connect(identified / "nomina.db")
+    engine = connect(database_of(identified))
     with Session(engine) as s:
         secret = digests.key(s)
         assert secret is not None
         forged = digests.digests(s, secret, ["search 1"])["search 1"]
     engine.dispose()
-    db = sqlite3.connect(identified / "nomina.db")
-    newest = max(
-        seq
-        for seq, details in db.execute("SELECT seq, details FROM audit_events")
-        if "search 1" in json.loads(details).get("context", {}).get("records", {})
-    )
-    db.close()
+    with raw_database(identified) as db:
+        newest = max(
+            seq
+            for seq, details in db.execute("SELECT seq, details FROM audit_events").fetchall()
+            if "search 1" in json.loads(details).get("context", {}).get("records", {})
+        )
 
     def forge(event: dict[str, Any]) -> None:
         if event["seq"] == newest:

@@ -13,7 +13,7 @@ from typing import Any
 
 import cv2
 import pytest
-from conftest import _session_environment, copy_workspace, web_login
+from conftest import _session_environment, copy_workspace, current_engine, web_login
 from fastapi.testclient import TestClient
 
 from nomina.workspace import Workspace
@@ -28,7 +28,7 @@ def site(_web_ws_template: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     logged-in client (with its CSRF token) per user."""
     from nomina.web import create_app
 
-    with _session_environment(tmp_path_factory):
+    with _session_environment(tmp_path_factory, current_engine()):
         folder = copy_workspace(_web_ws_template, tmp_path_factory.mktemp("web_cases"))
         with Workspace.open(folder) as ws:
             ws.as_user("eve").update_reference("R1", sex="female", birth_year=1980)

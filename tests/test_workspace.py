@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import csv
-import sqlite3
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import USER, london, snapshot
+from conftest import USER, london, postgresql_only, raw_database, snapshot
 
 from nomina import CaseFields, PhotoInput, Provenance, ReferenceFields, Workspace
 from nomina.errors import (
@@ -229,10 +228,9 @@ def test_update_and_delete_reference(ws, faces_dir):
     gone = ws.delete_reference("R1", "entered twice")
     assert gone.to_dict() == {"reference_id": "R1", "faces_removed": 1, "photos_removed": 1, "warnings": []}
     assert not ws.photos.has(sha)
-    con = sqlite3.connect(ws.path / "nomina.db")
-    assert con.execute("SELECT count(*) FROM faces").fetchone() == (0,)
-    assert con.execute("SELECT count(*) FROM photos").fetchone() == (0,)
-    con.close()
+    with raw_database(ws.path) as con:
+        assert con.execute("SELECT count(*) FROM faces").fetchone() == (0,)
+        assert con.execute("SELECT count(*) FROM photos").fetchone() == (0,)
 
 
 def test_deleted_reference_leaves_the_gallery(ws, faces_dir):
@@ -275,13 +273,11 @@ def test_not_a_workspace(tmp_path):
 def test_workspace_built_with_another_model_is_refused(ws, faces_dir, settings, model):
     add_ref(ws, faces_dir, "061")
     ws.close()
-    con = sqlite3.connect(settings.home / "nomina.db")
-    con.execute(
-        "UPDATE workspace_info SET value = ? WHERE key = 'model'",
-        ('{"files": {"face_recognition_sface_2021dec.onnx": "0f7a1b"}, "name": "sface"}',),
-    )
-    con.commit()
-    con.close()
+    with raw_database(settings.home) as con:
+        con.execute(
+            "UPDATE workspace_info SET value = ? WHERE key = 'model'",
+            ('{"files": {"face_recognition_sface_2021dec.onnx": "0f7a1b"}, "name": "sface"}',),
+        )
     other = Workspace.open(settings.home, settings, model=model, user=USER)
     before = snapshot(settings.home)
     with pytest.raises(ModelMismatch, match="workspace built with model sface .*embeddings of different models"):
@@ -293,6 +289,29 @@ def test_workspace_built_with_another_model_is_refused(ws, faces_dir, settings, 
 def test_existing_workspace_is_not_recreated(ws, settings, model):
     with pytest.raises(Conflict, match="already a Nomina workspace"):
         Workspace.create(settings.home, settings, model=model)
+
+
+@postgresql_only("the collation of a database given by name")
+def test_a_database_that_sorts_text_by_a_language_is_refused(tmp_path, settings, model):
+    """Listings (references, cases, users) are ordered by the database: on a database whose collation follows a
+    language's rules ('mp-1' before 'MP-9') they would come in another order than on SQLite."""
+    import secrets
+
+    import psycopg
+
+    from nomina.errors import WorkspaceError
+    from nomina.store import server
+
+    name = f"nomina_icu_{secrets.token_hex(4)}"
+    with psycopg.connect(server.with_database(settings.database, "postgres"), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name} LOCALE_PROVIDER icu ICU_LOCALE 'en' TEMPLATE template0")
+    url = server.with_database(settings.database, name)
+    try:
+        with pytest.raises(WorkspaceError, match="sorts text by a language's rules, not by code point"):
+            Workspace.create(tmp_path / "icu", settings, model=model, database=url)
+        assert not (tmp_path / "icu").exists()
+    finally:
+        server.drop_database(url)
 
 
 def test_case_photo_of_a_face_lying_sideways_is_searched_upright(ws, faces_dir, tmp_path):

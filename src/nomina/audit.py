@@ -1005,28 +1005,30 @@ def verify(s: Session) -> Verification:
     def broken(seq: int, reason: str) -> Verification:
         return Verification(False, count, last_hash, seq, reason)
 
-    for seq, at, actor, action, case_id, reference_id, search_id, details, prev_hash, digest in s.execute(stmt):
-        if seq > last_seq + 1:
-            gap = f"seq {last_seq + 1}" if seq == last_seq + 2 else f"seq {last_seq + 1} to {seq - 1}"
-            return broken(last_seq + 1, f"{gap} missing: events deleted or renumbered")
-        if seq != last_seq + 1:
-            return broken(seq, f"seq {seq} is not a position in the chain: event added outside Nomina")
-        if prev_hash != last_hash:
-            before = f"seq {last_seq}'s hash" if last_seq else "the genesis value"
-            return broken(seq, f"prev_hash does not match {before}: events deleted, reordered or rewritten")
-        try:
-            parsed = json.loads(details)
-        except (TypeError, ValueError):
-            return broken(seq, "details are not valid JSON: event edited")
-        ids = {"case_id": case_id, "reference_id": reference_id, "search_id": search_id}
-        try:
-            expected = link_hash(prev_hash, canonical(seq, at, actor, action, ids, parsed))
-        except (TypeError, ValueError):
-            return broken(seq, "contents cannot be read as an event: event edited")
-        if expected != digest:
-            return broken(seq, "contents do not match the event's hash: event edited")
-        found.add(seq, action, case_id, parsed)
-        count, last_seq, last_hash = count + 1, seq, digest
+    # Closed on every way out of the loop: on PostgreSQL the rows come through a server-side cursor.
+    with s.execute(stmt) as rows:
+        for seq, at, actor, action, case_id, reference_id, search_id, details, prev_hash, digest in rows:
+            if seq > last_seq + 1:
+                gap = f"seq {last_seq + 1}" if seq == last_seq + 2 else f"seq {last_seq + 1} to {seq - 1}"
+                return broken(last_seq + 1, f"{gap} missing: events deleted or renumbered")
+            if seq != last_seq + 1:
+                return broken(seq, f"seq {seq} is not a position in the chain: event added outside Nomina")
+            if prev_hash != last_hash:
+                before = f"seq {last_seq}'s hash" if last_seq else "the genesis value"
+                return broken(seq, f"prev_hash does not match {before}: events deleted, reordered or rewritten")
+            try:
+                parsed = json.loads(details)
+            except (TypeError, ValueError):
+                return broken(seq, "details are not valid JSON: event edited")
+            ids = {"case_id": case_id, "reference_id": reference_id, "search_id": search_id}
+            try:
+                expected = link_hash(prev_hash, canonical(seq, at, actor, action, ids, parsed))
+            except (TypeError, ValueError):
+                return broken(seq, "contents cannot be read as an event: event edited")
+            if expected != digest:
+                return broken(seq, "contents do not match the event's hash: event edited")
+            found.add(seq, action, case_id, parsed)
+            count, last_seq, last_hash = count + 1, seq, digest
 
     info, stored = _stored_head(s)
     if stored is None:

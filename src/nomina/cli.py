@@ -19,7 +19,7 @@ from typer.core import TyperGroup
 from ._version import __version__
 from .errors import InvalidField, NominaError, PermissionDenied
 from .settings import SETTINGS, Settings, load_settings
-from .store import DB_NAME
+from .store import DB_NAME, is_workspace
 
 if TYPE_CHECKING:
     # The library proper (numpy, OpenCV, SQLAlchemy) and rich's tables load inside the commands that use
@@ -268,24 +268,52 @@ def init(
     admin: Annotated[
         str | None, typer.Option(help="Name of the first user (admin, examiner) [default: your login name].")
     ] = None,
+    database: Annotated[
+        str | None,
+        typer.Option(
+            help="postgresql:// URL of the workspace's database (created when absent; a server URL without a "
+            "database name gets a new one) [default: NOMINA_DATABASE, else SQLite in the folder]."
+        ),
+    ] = None,
+    attach: Annotated[
+        bool,
+        typer.Option(
+            "--attach",
+            help="Use the existing workspace in --database's PostgreSQL database from this folder (another "
+            "server of the same team; its photos/ must be the same shared folder).",
+        ),
+    ] = False,
     password_stdin: PasswordStdinOpt = False,
 ) -> None:
     """Create a workspace: database, photo store, the face model it will always use, and its first user, an
-    admin, whose password is asked for."""
+    admin, whose password is asked for. With --attach, make a folder for a workspace that already exists
+    in a PostgreSQL database instead (nothing is asked)."""
     from .auth import check_password
     from .models import MODELS
     from .settings import os_user
+    from .store.server import shown as shown_url
     from .workspace import Workspace
 
     settings = _settings(workspace, model=model)
     config = {} if quality_gate is None else {"quality_gate": quality_gate}
     manifest = MODELS.get(settings.model)
     name = admin if admin is not None else os_user()
-    if (settings.home / DB_NAME).exists():  # before asking for a password
+    if is_workspace(settings.home):  # before asking for a password
         raise InvalidField(f"{settings.home}: already a Nomina workspace", field="")
+    if attach:
+        url = database or settings.database
+        if not url:
+            raise InvalidField("database: --attach needs --database postgresql://... (or NOMINA_DATABASE)", field="")
+        with Workspace.attach(settings.home, url, settings) as ws:
+            out.print(
+                f"Attached {settings.home} to the workspace in {shown_url(url)} (model {ws.model_identity['name']})."
+            )
+        return
     password = _required_password(password_stdin, f"Password for {name}: ")
     check_password(name, password)
-    ws = Workspace.create(settings.home, settings, config=config, admin=name, admin_password=password)
+    ws = Workspace.create(
+        settings.home, settings, config=config, admin=name, admin_password=password, database=database
+    )
     m = ws.model_identity
     out.print(f"Created workspace {settings.home} with model {m['name']}; quality gate {ws.config()['quality_gate']}.")
     out.print(f"First user: {ws.user} (admin, examiner). Log in with `nomina login --user {ws.user}`.")
@@ -413,6 +441,7 @@ def reference_add_photos(
             )
         )
     out.print(f"Reference {reference_id} now has {len(ref['photos'])} photo(s).")
+    _warn(ref.get("warnings", []))
 
 
 @reference_app.command("import")
@@ -446,6 +475,33 @@ def reference_import(
             raise typer.Exit(1) from None
         err.print(_printable(f"{len(report.failures)} row(s) failed; written to {target}"), markup=False)
         raise typer.Exit(1)
+
+
+@reference_app.command("duplicates")
+def reference_duplicates(
+    min_score: Annotated[
+        float | None, typer.Option(help="Lowest score of a pair shown [default: the workspace's duplicate_score].")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Most pairs shown.")] = 100,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List likely duplicate references (the same person reported twice under two ids): pairs whose faces
+    match strongly, best first, across the whole gallery. Nothing is merged: compare each pair yourself."""
+    from rich.table import Table
+
+    with _open(workspace) as ws:
+        pairs = [vars(p) for p in ws.duplicates(min_score, limit)]
+    if as_json:
+        _print_json(pairs)
+        return
+    if not pairs:
+        out.print("No likely duplicate references.")
+        return
+    table = Table("reference", "face", "reference", "face", "score")
+    for p in pairs:
+        table.add_row(p["reference_a"], str(p["face_a"]), p["reference_b"], str(p["face_b"]), f"{p['score']:.3f}")
+    out.print(table)
 
 
 @reference_app.command("list")
@@ -1334,7 +1390,7 @@ def compare(
 
     settings = _settings(workspace)
     calibration = None
-    if workspace is not None or (settings.home / DB_NAME).is_file():
+    if workspace is not None or is_workspace(settings.home):
         with Workspace.open(settings.home, settings) as ws:
             analyzer = ws.analyzer()
             calibration = ws.calibration()

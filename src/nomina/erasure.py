@@ -11,10 +11,13 @@ happens in two steps:
    The same transaction journals the file steps (table ``pending_erasures``): each photo file to remove,
    by its SHA-256, and after a reference the index files.
 2. After the commit (:func:`finish`, in a write transaction of its own): the journalled photo files are
-   overwritten and removed; after a reference, every derived index file is removed (they hold every
-   reference vector; the next search rebuilds them); the journal rows go with the files. Then the
-   database is checkpointed (:func:`settle`), which copies the zeroed pages into ``nomina.db`` and
-   truncates ``nomina.db-wal``, the file that still held earlier images of those pages.
+   overwritten and removed; after a reference, the erased faces' vectors and codes are zeroed in this
+   process's gallery index and overwritten in place in its snapshot on disk (:mod:`nomina.indexing`;
+   every other process zeroes them when it next applies the gallery log, before its next search, and
+   ``nomina serve`` within a second); the journal rows go with the files. Then the database is
+   checkpointed (:func:`settle`), which copies the zeroed pages into ``nomina.db`` and truncates
+   ``nomina.db-wal``, the file that still held earlier images of those pages (on PostgreSQL: VACUUM FULL of
+   the tables erased from, which rewrites them from their live rows).
 
 Step 2 cannot be part of the transaction (files are not transactional), but the journal makes it certain:
 a process stopped between the commit and the files leaves the rows, and the next opening of the workspace
@@ -30,17 +33,17 @@ carry no retention date: an unidentified person's record is kept until they are 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date
-from pathlib import Path
 
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session
 
-from . import audit, index
+from . import audit
 from .errors import Conflict
 from .records import Record
-from .store import PhotoStore
+from .store import PhotoStore, server
 from .store import schema as db
 from .store.database import Checkpoint, checkpoint, vacuum
 
@@ -250,15 +253,16 @@ def pending(s: Session) -> int:
     return int(s.scalar(select(func.count()).select_from(db.PendingErasure)) or 0)
 
 
-def finish(s: Session, store: PhotoStore, index_root: Path) -> tuple[int, list[str]]:
+def finish(s: Session, store: PhotoStore, scrub_index: Callable[[], None]) -> tuple[int, list[str]]:
     """Do the file steps of every committed erasure not finished yet, in the caller's write transaction.
 
     The steps are those the erasing transactions journalled (:func:`erase_reference`, :func:`erase_case`),
     whichever process committed them and whenever: each photo file is overwritten and removed, unless its
-    photo was enrolled again since (its bytes are then a record's again); after a reference, every index
-    file under ``index_root`` is removed. A step's journal row is deleted once it is done, so that a step
-    not done stays journalled and the next opening or maintenance does it. Returns how many photo files
-    were removed, and one line for each step that could not be done.
+    photo was enrolled again since (its bytes are then a record's again); after a reference,
+    ``scrub_index`` removes the erased faces from the process's gallery index and overwrites them in its
+    snapshot on disk (:meth:`nomina.indexing.GalleryKeeper.scrub`). A step's journal row is deleted once
+    it is done, so that a step not done stays journalled and the next opening or maintenance does it.
+    Returns how many photo files were removed, and one line for each step that could not be done.
     """
     removed, warnings = 0, []
     for row in s.scalars(select(db.PendingErasure).order_by(db.PendingErasure.id)).all():
@@ -266,13 +270,13 @@ def finish(s: Session, store: PhotoStore, index_root: Path) -> tuple[int, list[s
             continue  # done by settle once this transaction is committed, then forgotten by settled
         try:
             if row.step == "index":
-                index.remove_files(index_root)
+                scrub_index()
             elif row.photo_sha256 is not None and s.get(db.Photo, row.photo_sha256) is None:
                 if store.has(row.photo_sha256):
                     store.remove(row.photo_sha256)
                     removed += 1
         except OSError as exc:
-            where = index_root if row.step == "index" else store.path(row.photo_sha256 or "")
+            where = "index" if row.step == "index" else store.path(row.photo_sha256 or "")
             warnings.append(f"{where}: {row.step} file not removed ({exc.strerror}); {_MAINTAIN}")
             continue
         s.delete(row)
@@ -296,6 +300,12 @@ def _unsettled(engine: Engine, done: Checkpoint, what: str) -> list[str]:
     """The line saying exactly which database files may still hold ``what`` after a checkpoint."""
     if done.truncated:
         return []
+    if engine.dialect.name == "postgresql":
+        url = engine.url.render_as_string(hide_password=False).replace("+psycopg", "", 1)
+        return [
+            f"{server.shown(url)}: the files of its tables may still hold {what}: another connection was using "
+            f"those tables, so they could not be rewritten; {_MAINTAIN}"
+        ]
     db_file = engine.url.database or "the database"
     if done.copied:
         return [

@@ -37,6 +37,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("home", Path, Path("nomina-data"), "Workspace folder: database, photo store and index files."),
     Setting("model", str, "sface", "Face model for new workspaces (see `nomina models`)."),
     Setting(
+        "database",
+        str,
+        "",
+        "Database of new workspaces (`nomina init`): empty for SQLite, a file in the workspace folder; a "
+        "postgresql:// URL for a PostgreSQL database (created when absent, empty otherwise), or for a server "
+        "only (no database name), on which each new workspace gets a new database.",
+    ),
+    Setting(
         "model_dir",
         str,
         "",
@@ -108,6 +116,23 @@ WORKSPACE_SETTINGS: tuple[Setting, ...] = (
         "retention date is given; 0 gives new references no retention date; at most 150.",
         maximum=150,
     ),
+    Setting(
+        "index",
+        str,
+        "auto",
+        "Gallery index: exact (every face scored), approximate (compact codes, the best candidates scored "
+        "exactly) or auto (exact below 100,000 reference faces, approximate from there).",
+        choices=("auto", "exact", "approximate"),
+    ),
+    Setting(
+        "duplicate_score",
+        float,
+        0.5,
+        "Score (0-1) from which a reference's face matching another reference's face is reported as a likely "
+        "duplicate: a warning when a reference is enrolled, and `nomina reference duplicates`. The default "
+        "suits the default model, sface (its own same-person threshold is 0.363).",
+        maximum=1,
+    ),
 )
 _WORKSPACE_BY_NAME = {s.name: s for s in WORKSPACE_SETTINGS}
 
@@ -120,7 +145,7 @@ def workspace_setting(name: str, raw: Any) -> Any:
     if isinstance(raw, str) and len(raw) > _LONGEST_VALUE:
         raise InvalidField(f"{name}: {raw[:_LONGEST_VALUE]!r}... is not a valid {setting.type.__name__}")
     value = _convert(setting, raw, name)
-    if isinstance(value, int) and value < 0:
+    if isinstance(value, int | float) and not value >= 0:  # NaN too
         raise InvalidField(f"{name}: {raw!r} must not be negative")
     if setting.maximum is not None and value > setting.maximum:
         raise InvalidField(f"{name}: {raw!r} is more than the largest value accepted, {setting.maximum}")
@@ -135,6 +160,7 @@ _LONGEST_VALUE = 80
 class Settings:
     home: Path = Path("nomina-data")
     model: str = "sface"
+    database: str = ""
     model_dir: str = ""
     samples: Path = Path("../shared/faces")
     max_pixels: int = 50_000_000
@@ -153,7 +179,13 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
     def as_dict(self) -> dict[str, Any]:
-        return {s.name: _plain(getattr(self, s.name)) for s in SETTINGS}
+        """Every setting, as shown (``nomina settings``): a database URL without its password."""
+        shown = {s.name: _plain(getattr(self, s.name)) for s in SETTINGS}
+        if self.database:
+            from .store.server import shown as without_password
+
+            shown["database"] = without_password(self.database)
+        return shown
 
 
 def _plain(value: Any) -> Any:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -32,9 +33,24 @@ from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from . import audit, auth, casefile, cases, checkpoints, enrolment, erasure, references, roles, search, users, workflow
+from . import (
+    audit,
+    auth,
+    casefile,
+    cases,
+    checkpoints,
+    enrolment,
+    erasure,
+    indexing,
+    references,
+    roles,
+    search,
+    users,
+    workflow,
+)
 from ._version import __version__
 from .calibration import Calibration
 from .casefile import ExportWritten, ReportWritten
@@ -59,19 +75,23 @@ from .faces import FaceAnalyzer
 from .files import private_folder, restrict
 from .imaging import decode_image, read_photo, sha256_hex
 from .importing import ImportReport, RowFailure, read_manifest, row_inputs
-from .index import ExactIndex
+from .index import Gallery
+from .index import Pair as DuplicatePair
 from .index import remove_files as remove_index_files
+from .indexing import GalleryKeeper
 from .models import MODELS, FaceModel, load_model
 from .parallel import AnalyzerPool, ordered_map
 from .quality import gate, stored
 from .records import CaseFields, PhotoInput, Provenance, Record, ReferenceFields, now, parse_date, validate_update
+from .records import shown as shown_id
 from .references import ReferenceRecord, ReferenceSummary
 from .report import write_report
 from .search import CaseFacts, Ranked, RefFacts, SearchResult, SearchSummary, calibration_summary, rank
 from .settings import WORKSPACE_SETTINGS, Settings, load_settings, os_user, workspace_setting
-from .store import DB_NAME, Database, PhotoStore, connect, upgrade
+from .store import DB_NAME, DB_URL_NAME, Database, PhotoStore, connect, is_workspace, server, upgrade
 from .store import schema as db
 from .store.database import current_revision, head_revision, known_revision
+from .store.database import size as database_size
 
 __all__ = ["EXPORT_NOTICE", "CalibrationRecord", "StoredCalibration", "Workspace", "WorkspaceSummary"]
 
@@ -87,6 +107,9 @@ Progress = Callable[[int, int], None]
 # enrolled) is refused before anything of it is written, so it costs only itself.
 T = TypeVar("T")
 _IMPORT_BATCH = 32
+
+#: Other references a new reference's faces are compared with for the duplicate warning.
+_DUPLICATES_SHOWN = 5
 # What a blind viewer sees in place of conclusions while an identification awaits verification.
 _BLIND = "until the proposed identification is verified"
 # Workspace settings are kept in workspace_info under this prefix, as JSON.
@@ -135,7 +158,7 @@ class _Shared:
         self.photos = PhotoStore(path / "photos")
         self.model = model
         self.analyzers: AnalyzerPool | None = None
-        self.index: tuple[str, ExactIndex] | None = None
+        self.keeper: GalleryKeeper | None = None
         self.identity: dict[str, Any] | None = None
         self.model_lock = threading.Lock()
         self.index_lock = threading.Lock()
@@ -166,8 +189,13 @@ class Workspace:
         config: dict[str, Any] | None = None,
         admin: str | None = None,
         admin_password: str | None = None,
+        database: str | None = None,
     ) -> Workspace:
         """Make a new workspace in ``path`` (created if needed) for the settings' model.
+
+        ``database`` (default: the ``database`` setting) is empty for SQLite, a file in the folder, or a
+        ``postgresql://`` URL (see :mod:`nomina.store.server`): the folder then keeps the photo store, the
+        index files and the file naming the database.
 
         ``config`` gives workspace settings (``nomina config``) other than their defaults. ``admin``
         names the first user, with the admin and examiner roles and ``admin_password`` (needed to log in);
@@ -178,18 +206,25 @@ class Workspace:
         chosen = {s.name: s.default for s in WORKSPACE_SETTINGS}
         chosen.update({k: workspace_setting(k, v) for k, v in (config or {}).items()})
         path = Path(path)
-        if (path / DB_NAME).exists():
+        url = settings.database if database is None else database
+        if is_workspace(path):
             raise Conflict(f"{path}: already a Nomina workspace", record=str(path))
         if path.exists() and not path.is_dir():
             raise WorkspaceError(f"{path}: exists and is not a folder")
         model = model or load_model(settings.model, settings.model_dir)
         created_dir = not path.exists()
         private_folder(path)  # the folder and all in it are the owner's alone, whatever the umask
+        prepared: server.Prepared | None = None
         try:
-            engine = connect(path / DB_NAME)
+            if url:
+                prepared = server.prepare(url, path)
+                engine = connect(prepared.url)
+                _write_private(path / DB_URL_NAME, prepared.url + "\n")
+            else:
+                engine = connect(path / DB_NAME)
             upgrade(engine)
-            database = Database(engine)
-            with database.write() as s:
+            opened = Database(engine)
+            with opened.write() as s:
                 for key, value in {
                     "model": json.dumps(model.identity, sort_keys=True),
                     "created_at": now().isoformat(),
@@ -203,12 +238,39 @@ class Workspace:
                     users.add_user(s, admin, ("admin", "examiner"), None, admin_password)
             private_folder(path / "photos")
         except BaseException:
-            for leftover in (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm"):
+            if url:
+                engine_of = locals().get("engine")
+                if engine_of is not None:
+                    engine_of.dispose()
+                if prepared is not None and prepared.created:
+                    server.drop_database(prepared.url)
+            for leftover in (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm", DB_URL_NAME):
                 (path / leftover).unlink(missing_ok=True)
             if created_dir:
-                path.rmdir()
+                shutil.rmtree(path, ignore_errors=True)
             raise
-        return cls(_Shared(path, database, settings, model), admin)
+        return cls(_Shared(path, opened, settings, model), admin)
+
+    @classmethod
+    def attach(cls, path: Path | str, database: str, settings: Settings | None = None) -> Workspace:
+        """Make ``path`` (created if needed) a folder of the workspace that already lives in the PostgreSQL
+        database ``database`` (another server of a team), and open it. Its ``photos`` must be the same
+        shared folder as the other servers' (a mount or a link; docs/deploy.md); its index is its own."""
+        path = Path(path)
+        if is_workspace(path):
+            raise Conflict(f"{path}: already a Nomina workspace", record=str(path))
+        if not server.is_server_url(database):
+            raise InvalidField(f"database: {server.shown(database)} is not a postgresql:// URL", field="database")
+        created_dir = not path.exists()
+        private_folder(path)
+        _write_private(path / DB_URL_NAME, database + "\n")
+        try:
+            return cls.open(path, settings)
+        except BaseException:
+            (path / DB_URL_NAME).unlink(missing_ok=True)
+            if created_dir:
+                shutil.rmtree(path, ignore_errors=True)
+            raise
 
     @classmethod
     def open(
@@ -224,7 +286,8 @@ class Workspace:
         path = Path(path)
         if not path.is_dir():
             raise NotAWorkspace(f"{path}: no such workspace folder", record=str(path))
-        if not (path / DB_NAME).is_file():
+        url = _database_url(path)
+        if url is None and not (path / DB_NAME).is_file():
             raise NotAWorkspace(f"{path}: not a Nomina workspace (no {DB_NAME})", record=str(path))
         parts = (path, path / DB_NAME, path / (DB_NAME + "-wal"), path / (DB_NAME + "-shm"), path / "photos")
         read_only = next((p for p in parts if p.exists() and not os.access(p, os.W_OK)), None)
@@ -233,17 +296,26 @@ class Workspace:
                 f"{read_only}: read-only; Nomina must be able to write to its workspace", record=str(path)
             )
         restrict(path)  # a folder made by an older version or under a lax umask becomes the owner's alone
-        engine = connect(path / DB_NAME)  # and so do the database files
+        restrict(path / DB_URL_NAME)  # it may hold a password
+        engine = connect(path / DB_NAME if url is None else url)  # and so do the database files
+        named = str(path / DB_NAME) if url is None else server.shown(url)
         try:
             rev = current_revision(engine)
+        except OperationalError as exc:
+            engine.dispose()
+            if url is not None:  # the server refused or could not be reached: say so, not "not a database"
+                raise server.unreachable(url, exc) from None
+            raise NotAWorkspace(f"{named}: not a Nomina database") from None
         except Exception:  # noqa: BLE001 - any failure here means the file is not our database
-            raise NotAWorkspace(f"{path / DB_NAME}: not a Nomina database") from None
+            engine.dispose()
+            raise NotAWorkspace(f"{named}: not a Nomina database") from None
         if rev is None:
-            raise NotAWorkspace(f"{path / DB_NAME}: not a Nomina database (no schema version)")
+            engine.dispose()
+            raise NotAWorkspace(f"{named}: not a Nomina database (no schema version)")
         if not known_revision(rev):
             engine.dispose()
             raise NotAWorkspace(
-                f"{path / DB_NAME}: made by a newer version of Nomina (schema {rev}); upgrade Nomina to open it",
+                f"{named}: made by a newer version of Nomina (schema {rev}); upgrade Nomina to open it",
                 record=str(path),
             )
         if rev != head_revision():
@@ -367,6 +439,9 @@ class Workspace:
 
     def close(self) -> None:
         """Close the open workspace, for every view of it."""
+        keeper = self._shared.keeper
+        if keeper is not None:
+            keeper.close()
         self._shared.db.engine.dispose()
 
     def __enter__(self) -> Workspace:
@@ -623,7 +698,9 @@ class Workspace:
         prepared = self._prepare_all(photos, reference=True)
         retain = self._default_retain_until()
         with self._enrolling("reference.write") as (s, actor, sink):
-            return references.create(s, actor, sink, fields, prepared, provenance, retain)
+            added = references.create(s, actor, sink, fields, prepared, provenance, retain)
+        added.warnings.extend(self._duplicate_warnings([fields.id]).get(fields.id, []))
+        return added
 
     def add_reference_photos(
         self, reference_id: str, photos: list[PhotoInput], provenance: Provenance
@@ -634,7 +711,9 @@ class Workspace:
             references.get(s, reference_id)
         prepared = self._prepare_all(photos, reference=True)
         with self._enrolling("reference.write") as (s, actor, sink):
-            return references.add_photos(s, actor, sink, reference_id, prepared, provenance)
+            record = references.add_photos(s, actor, sink, reference_id, prepared, provenance)
+        found = self._duplicate_warnings([reference_id]).get(reference_id, [])
+        return references.ReferenceAdded(**vars(record), warnings=found) if found else record
 
     def import_references(self, manifest: Path | str, progress: Progress | None = None) -> ImportReport:
         """Enrol references from a CSV manifest, one row per photo.
@@ -686,9 +765,15 @@ class Workspace:
     ) -> None:
         """Write analysed manifest rows in one transaction; refused rows are reported, the others kept."""
         added = report.added
+        first_line: dict[str, int] = {}
         with self._enrolling("reference.write") as (s, actor, sink):
             in_use = references.lookalikes(s)
+            present = references.enrolled_photos(s, {fields.id for _, _, fields, _, _ in batch})
             for line, row, fields, prov, p in batch:
+                if (fields.id, p.sha256) in present:  # enrolled meanwhile (another process on the same manifest)
+                    report.already_present += 1
+                    continue
+                present.add((fields.id, p.sha256))
                 try:  # import_row refuses a row before it writes anything for it
                     created = references.import_row(s, actor, sink, fields, prov, p, retain)
                 except NominaError as exc:
@@ -696,10 +781,58 @@ class Workspace:
                     continue
                 report.added += 1
                 report.references_created += int(created)
+                first_line.setdefault(fields.id, line)
                 if created:
                     report.warnings += [f"line {line}: {w}" for w in in_use.add(fields.id)]
             if report.added > added:
                 enrolment.bump_gallery(s)
+        for ref, found in self._duplicate_warnings(list(first_line)).items():
+            report.warnings += [f"line {first_line[ref]}: {w}" for w in found]
+
+    def _duplicate_warnings(self, reference_ids: list[str]) -> dict[str, list[str]]:
+        """For each reference just enrolled, a warning naming each other reference one of its faces matches
+        from the workspace's ``duplicate_score``: the same person may have been reported twice (by two
+        relatives, two agencies) under two ids. Never a refusal."""
+        if not reference_ids:
+            return {}
+        with self._reading() as s:
+            threshold = float(_config(s)["duplicate_score"])
+            rows = s.execute(
+                select(db.ReferencePhoto.reference_id, db.Face.embedding)
+                .join(db.Face, db.Face.reference_photo_id == db.ReferencePhoto.id)
+                .where(db.ReferencePhoto.reference_id.in_(reference_ids))
+            ).all()
+        vectors: dict[str, list[np.ndarray]] = {}
+        for ref, embedding in rows:
+            vectors.setdefault(ref, []).append(np.frombuffer(bytes(embedding), dtype=np.float32))
+        gallery = self.gallery_index()
+        warnings: dict[str, list[str]] = {}
+        for ref, own in vectors.items():
+            for hit in gallery.search(np.stack(own), _DUPLICATES_SHOWN + 1):
+                if hit.reference_id != ref and hit.score >= threshold:
+                    warnings.setdefault(ref, []).append(
+                        f"reference {shown_id(ref)} matches reference {shown_id(hit.reference_id)} strongly (score "
+                        f"{hit.score:.3f}): check it is not the same person reported twice "
+                        "(`nomina reference duplicates` lists such pairs)"
+                    )
+        return warnings
+
+    def duplicates(self, min_score: float | None = None, limit: int = 100) -> list[DuplicatePair]:
+        """Likely duplicate references across the whole gallery: pairs of references whose faces match from
+        ``min_score`` (default: the workspace's ``duplicate_score``), best first, at most ``limit``; found
+        with the gallery index (each face's nearest neighbours), so it stays fast on large galleries. The
+        listing is recorded. Nomina never merges references: people decide."""
+        if limit < 1:
+            raise InvalidField(f"limit: {limit} must be at least 1", field="limit")
+        if min_score is not None and not 0 <= min_score <= 1:
+            raise InvalidField(f"min_score: {min_score} must be between 0 and 1", field="min_score")
+        with self._reading() as s:
+            self._actor(s, "reference.read")
+            threshold = float(_config(s)["duplicate_score"]) if min_score is None else min_score
+        pairs = self.gallery_index().duplicates(threshold, limit)
+        with self._acting("reference.read") as (s, actor):
+            audit.record(s, actor, audit.ReferencesListed(count=len(pairs)))
+        return pairs
 
     def references(self) -> list[ReferenceSummary]:
         """Every reference, by id; the listing is recorded."""
@@ -736,11 +869,12 @@ class Workspace:
 
     def _finish_erasure(self) -> list[str]:
         """Do the file steps of every erasure committed and not finished (:func:`nomina.erasure.finish`: the
-        journalled photo and index files), then checkpoint the database; a line for each step not done."""
+        journalled photo files, and the erased faces' bytes in this process's gallery index and its snapshot
+        on disk), then checkpoint the database; a line for each step not done."""
         shared = self._shared
-        with shared.db.write() as s, shared.index_lock:
-            shared.index = None  # let go of the mapped index file, which holds the erased vectors
-            _, warnings = erasure.finish(s, self.photos, self.path / "index")
+        keeper = self._keeper()
+        with shared.db.write() as s:
+            _, warnings = erasure.finish(s, self.photos, lambda: keeper.scrub(s))
         with shared.db.exclusive():
             unsettled = erasure.settle(shared.db.engine)
         return warnings + self._forget_settled(unsettled)
@@ -753,8 +887,9 @@ class Workspace:
         shared = self._shared
         with shared.db.write() as s:
             erasure.settled(s)
-        with shared.db.exclusive():
-            erasure.settle(shared.db.engine)
+        if not shared.db.server:  # SQLite's WAL holds that deletion's pages; PostgreSQL has nothing to redo
+            with shared.db.exclusive():
+                erasure.settle(shared.db.engine)
         return []
 
     # -- cases ----------------------------------------------------------------------------------------
@@ -813,32 +948,35 @@ class Workspace:
         return erasure.case_erased(gone, self._finish_erasure())
 
     # -- search ---------------------------------------------------------------------------------------
-    def gallery_index(self) -> ExactIndex:
-        """The exact index of every reference face, rebuilt only when the gallery has changed."""
-        return self._gallery()[1]
+    def gallery_index(self) -> Gallery:
+        """This process's index of every reference face, as of the newest committed state of the database
+        (see :mod:`nomina.indexing`); exact or approximate as the workspace's ``index`` setting says."""
+        return self._keeper().current(self._shared.db, _index_mode)
 
-    def _gallery(self) -> tuple[str, ExactIndex]:
-        """The gallery's generation and its index, read from one snapshot (one build at a time)."""
+    def refresh_gallery(self) -> None:
+        """Apply the gallery's committed changes to this process's index if it is loaded (``nomina serve``
+        does every second, so that an erased face leaves every server's memory without waiting for a
+        search)."""
+        self._keeper().refresh(self._shared.db)
+
+    def save_gallery(self) -> None:
+        """Write this process's gallery index to its snapshot in ``index/gallery/`` now, so that the next
+        process starts from it (a snapshot is otherwise written after a build and once 5% of the gallery
+        has changed since the last one)."""
+        self._keeper().save(self._shared.db, _index_mode)
+
+    def follow_gallery(self, interval: float = 1.0) -> None:
+        """Apply the gallery's committed changes to this process's index every ``interval`` seconds, in a
+        background thread, for as long as the workspace is open (for servers; see :meth:`refresh_gallery`)."""
+        self._keeper().follow(self._shared.db, interval)
+
+    def _keeper(self) -> GalleryKeeper:
         shared = self._shared
-        with shared.index_lock, shared.db.read() as s:
-            generation = _info(s, "gallery_generation")
-            if shared.index is not None and shared.index[0] == generation:
-                return shared.index
-            folder = self.path / "index" / "exact"
-            index = ExactIndex.load(folder, generation)
-            if index is None:
-                rows = s.execute(
-                    select(db.ReferencePhoto.reference_id, db.Face.id, db.Face.embedding)
-                    .join(db.Face, db.Face.reference_photo_id == db.ReferencePhoto.id)
-                    .order_by(db.ReferencePhoto.reference_id, db.Face.id)
-                ).all()
+        with shared.index_lock:
+            if shared.keeper is None:
                 dim = MODELS[str(self.model_identity["name"])].embedding_dim
-                vectors = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(len(rows), dim)
-                face_ids = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
-                index = ExactIndex.from_sorted([r[0] for r in rows], face_ids, vectors)
-                index.save(folder, generation)
-            shared.index = (generation, index)
-            return shared.index
+                shared.keeper = GalleryKeeper(self.path / "index", dim)
+            return shared.keeper
 
     def search(self, case_id: str, face: int | None = None, top: int | None = None) -> SearchResult:
         """Rank every reference against the case's face(s) and record the search.
@@ -879,21 +1017,22 @@ class Workspace:
         settings = {"top": top, "face": face, "quality_gate": mode}
         calibration_id = None if current is None else current[0]
 
-        def ranked(gallery: ExactIndex) -> Ranked:
+        def ranked(gallery: Gallery) -> Ranked:
             if gallery.size == 0:
                 raise NotFound("gallery: no reference faces to search; add references first", record="gallery")
             ranking = rank(gallery, probes, refs, top)
             chosen = {**settings, "index": gallery.kind}
             return Ranked(case_id, refs, ranking, chosen, gallery, calibration_id, warnings)
 
-        generation, index = self._gallery()
-        found = ranked(index)  # outside the write lock: writers are not held up by the ranking
+        gallery = self.gallery_index()
+        seen = gallery.seq
+        found = ranked(gallery)  # outside the write lock: writers are not held up by the ranking
         with self._acting("search.run") as (s, actor):
             cases.get(s, case_id)  # the case may have been erased meanwhile
-            if _info(s, "gallery_generation") != generation:
+            if indexing.head(s) != seen:
                 # a reference was added or erased while ranking: rank again, holding the lock this time,
                 # so that the candidates recorded are those of the gallery as it is when recorded
-                found = ranked(self._gallery()[1])
+                found = ranked(self.gallery_index())
             search_id = search.record(s, actor, found, self.model_identity)
             return search.load(s, search_id, actor, self.settings.age_gap_years)
 
@@ -1119,12 +1258,13 @@ class Workspace:
         their age, and removes the index files. Then rebuilds the index from the database, rebuilds the
         database file from its live rows (VACUUM) and truncates its WAL."""
         shared = self._shared
-        before = _db_bytes(self.path)
-        with self._acting("workspace.manage") as (s, _), shared.index_lock:
-            shared.index = None
-            removed, warnings = erasure.finish(s, self.photos, self.path / "index")
+        before = database_size(shared.db.engine)
+        keeper = self._keeper()
+        with self._acting("workspace.manage") as (s, _):
+            removed, warnings = erasure.finish(s, self.photos, lambda: keeper.scrub(s))
             swept, more = erasure.sweep(self.photos, set(s.scalars(select(db.Photo.sha256))))
             removed, warnings = removed + swept, warnings + more
+            keeper.forget()
             remove_index_files(self.path / "index")
         faces = self.gallery_index().size
         with self._acting("workspace.manage") as (s, actor):
@@ -1136,7 +1276,7 @@ class Workspace:
             photo_files_removed=removed,
             index_faces=faces,
             database_bytes_before=before,
-            database_bytes_after=_db_bytes(self.path),
+            database_bytes_after=database_size(shared.db.engine),
             warnings=warnings,
         )
 
@@ -1161,6 +1301,28 @@ class Workspace:
 
 
 # -- helpers ------------------------------------------------------------------------------------------
+def _index_mode(s: Session) -> str:
+    return str(_config(s)["index"])
+
+
+def _database_url(path: Path) -> str | None:
+    """The PostgreSQL URL a workspace folder's :data:`DB_URL_NAME` file names; None for a SQLite workspace."""
+    named = path / DB_URL_NAME
+    if not named.is_file():
+        return None
+    lines = named.read_text("utf-8").split("\n")
+    url = lines[0].strip()
+    if not server.is_server_url(url):
+        raise NotAWorkspace(f"{named}: does not name a postgresql:// database", record=str(path))
+    return url
+
+
+def _write_private(target: Path, content: str) -> None:
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(content)
+
+
 def _info(s: Session, key: str) -> str:
     row = s.get(db.WorkspaceInfo, key)
     if row is None:
@@ -1192,11 +1354,6 @@ def _hidden(e: audit.Entry) -> audit.Entry:
 def _describe_identity(identity: dict[str, Any]) -> str:
     files = ", ".join(f"{name} {sha[:12]}" for name, sha in dict(identity.get("files", {})).items())
     return f"{identity.get('name')} ({files})"
-
-
-def _db_bytes(path: Path) -> int:
-    """Size of the database with its WAL."""
-    return sum(f.stat().st_size for f in (path / DB_NAME, path / (DB_NAME + "-wal")) if f.is_file())
 
 
 def _reason(text: str | None) -> str:

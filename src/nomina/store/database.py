@@ -1,4 +1,10 @@
-"""Opening the workspace database: SQLite in WAL mode, schema managed by Alembic; its transactions; its upkeep.
+"""Opening the workspace database (SQLite in WAL mode, or PostgreSQL), schema managed by Alembic; its
+transactions; its upkeep.
+
+Engines
+    SQLite (the file ``nomina.db`` in the workspace folder) is the embedded default for one machine.
+    PostgreSQL (the workspace folder's ``nomina.database`` names it) serves a team or several servers. The
+    same migrations create both; the rules below hold on both.
 
 Transactions (:class:`Database`)
     Reads run in a snapshot (``BEGIN``, deferred): a reader sees one consistent state and never waits for a
@@ -6,20 +12,30 @@ Transactions (:class:`Database`)
     and across processes by ``BEGIN IMMEDIATE``, which takes SQLite's write lock before the transaction's
     first read. So an operation's checks and its writes see the same state: two requests adding the same id,
     or proposing two identifications for one case, cannot both pass their checks; the second sees the first
-    and is refused with :class:`~nomina.errors.Conflict`. A constraint the checks did not foresee also
-    becomes Conflict, never a raw database error, and a write lock held by another process for longer than
-    :data:`BUSY_TIMEOUT_S` becomes :class:`~nomina.errors.Busy`, never "database is locked".
+    and is refused with :class:`~nomina.errors.Conflict`. On PostgreSQL, reads run at REPEATABLE READ, READ
+    ONLY (one snapshot), and every write transaction first takes one transaction-level advisory lock
+    (:data:`WRITER_LOCK`) that all Nomina processes on the database share, then reads at READ COMMITTED: it
+    sees every write committed before it got the lock, so the same check-then-write rule holds across
+    processes and machines, and the audit chain's appends stay strictly serial. A constraint the checks did
+    not foresee also becomes Conflict, never a raw database error, and a write lock held by another process
+    for longer than :data:`BUSY_TIMEOUT_S` becomes :class:`~nomina.errors.Busy`, never "database is locked".
 
 Deleted rows are overwritten with zeros in the database file (``secure_delete``), but in WAL mode a
 change is first written to ``nomina.db-wal``, which keeps earlier images of the changed pages until a
 checkpoint copies the newest ones into the database file. :func:`checkpoint` does that and truncates
 the WAL to zero bytes, so that after an erasure no earlier page image of the erased rows is left in it;
-:func:`vacuum` rebuilds the whole file from its live rows (see docs/erasure.md).
+:func:`vacuum` rebuilds the whole file from its live rows (see docs/erasure.md). PostgreSQL never overwrites
+a deleted row: its bytes stay in the table's pages, and a plain ``VACUUM`` only marks their space free
+(it keeps the bytes of a page's last rows until new rows happen to be written there). So on PostgreSQL
+both :func:`checkpoint` and :func:`vacuum` rewrite the tables an erasure deletes from (``VACUUM FULL``:
+each is copied from its live rows into a new file, and the old file is emptied); what the server's WAL,
+replicas and backups keep is the deployment's to bound (docs/deploy.md).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import BigInteger, Engine, Integer, create_engine, event
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -37,6 +53,7 @@ from .layout import DB_NAME
 
 __all__ = [
     "BUSY_TIMEOUT_S",
+    "WRITER_LOCK",
     "DB_NAME",
     "Checkpoint",
     "Database",
@@ -44,12 +61,33 @@ __all__ = [
     "connect",
     "head_revision",
     "make_private",
+    "rewrite",
+    "size",
     "upgrade",
     "vacuum",
 ]
 
 #: Longest wait for another writer (thread or process) before an operation gives up with Busy.
 BUSY_TIMEOUT_S = 30
+
+#: The PostgreSQL advisory lock key every Nomina write transaction takes first ("nomina" in ASCII).
+WRITER_LOCK = 0x6E6F6D696E61
+
+#: The tables an erasure deletes rows from (a record, its photos and faces, a case's searches and what they
+#: led to), rewritten after an erasure on PostgreSQL.
+_ERASED_TABLES = (
+    "faces",
+    "reference_photos",
+    "case_photos",
+    "photos",
+    "references",
+    "cases",
+    "searches",
+    "candidates",
+    "conclusions",
+    "identifications",
+    "verifications",
+)
 
 
 def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -62,14 +100,62 @@ def _on_connect(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def connect(db_path: Path) -> Engine:
-    """An engine for the database file ``db_path``, which is made its owner's alone (:func:`make_private`)."""
+def connect(where: Path | str) -> Engine:
+    """An engine for the SQLite database file ``where`` (a path, made its owner's alone by
+    :func:`make_private`) or for the PostgreSQL database a ``postgresql://`` URL names."""
+    if isinstance(where, str) and is_server_url(where):
+        # psycopg 3 (SQLAlchemy would pick psycopg2 for a bare postgresql:// URL). Connections are
+        # checked before use, so a server restarted under a long-running `nomina serve` is reconnected.
+        server = create_engine(driver_url(where), pool_size=8, max_overflow=-1, pool_pre_ping=True)
+        _integers_of_64_bits(server)
+        return server
+    db_path = Path(where)
     make_private(db_path)
     # One connection per concurrent user of the workspace; SQLite connections are cheap, and a bounded
     # pool would make a busy server's threads wait on the pool instead of on the writer lock.
     engine = create_engine(f"sqlite:///{db_path}", pool_size=8, max_overflow=-1)
     event.listen(engine, "connect", _on_connect)
     return engine
+
+
+def _integers_of_64_bits(engine: Engine) -> None:
+    """Make the schema's integers 64-bit on this PostgreSQL engine (BIGINT, and BIGSERIAL for generated ids),
+    as SQLite's are, so that a record number, rank, count or limit the library accepts is stored and looked
+    up the same way on both engines: PostgreSQL's INTEGER stops at 2**31 - 1, and a larger number in a query
+    is an error there, not "no such record".
+
+    The tables get BIGINT columns (the type compiler renders the schema's Integer as BIGINT, for the
+    migrations, which create the tables through this engine, and for Alembic's comparison of the tables with
+    the schema), and an integer parameter is sent as psycopg types it by its value (smallint to bigint)
+    rather than cast to INTEGER. Only this engine's dialect changes, so other SQLAlchemy users in the process
+    are left as they are."""
+    dialect = engine.dialect
+
+    class TypeCompiler(type(dialect.type_compiler_instance)):  # type: ignore[misc]
+        def visit_integer(self, type_: Any, **kw: Any) -> str:
+            return "BIGINT"
+
+    class Int64(dialect.colspecs[BigInteger]):  # type: ignore[misc,name-defined]
+        render_bind_cast = False
+
+    dialect.type_compiler_instance = dialect.type_compiler = TypeCompiler(dialect)
+    dialect.colspecs = {**dialect.colspecs, Integer: Int64}
+
+
+def is_server_url(value: str) -> bool:
+    """Whether ``value`` names a PostgreSQL database (``postgresql://`` or ``postgres://``)."""
+    scheme = value.split("://", 1)[0].lower() if "://" in value else ""
+    return scheme in ("postgresql", "postgres", "postgresql+psycopg")
+
+
+def driver_url(url: str) -> str:
+    """``url`` with the driver SQLAlchemy is to use for it (psycopg 3)."""
+    rest = url.split("://", 1)[1]
+    return f"postgresql+psycopg://{rest}"
+
+
+def is_postgresql(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"
 
 
 def make_private(db_path: Path) -> None:
@@ -91,6 +177,8 @@ def make_private(db_path: Path) -> None:
 
 def _locked(exc: OperationalError) -> bool:
     text = str(exc.orig).lower()
+    if getattr(exc.orig, "sqlstate", None) == "55P03":  # PostgreSQL: lock_timeout reached
+        return True
     return "database is locked" in text or "database table is locked" in text or "busy" in text
 
 
@@ -102,16 +190,25 @@ class Database:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.server = is_postgresql(engine)
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._writer = threading.Lock()
 
     @contextmanager
-    def _session(self, begin: str) -> Iterator[Session]:
-        """A session whose transaction starts with ``begin``; rolled back and closed when the block ends
-        (a write commits inside it). A lock held too long by another process becomes Busy."""
+    def _session(self, write: bool) -> Iterator[Session]:
+        """A session in a read snapshot or a serialised write transaction; rolled back and closed when the
+        block ends (a write commits inside it). A lock held too long by another process becomes Busy."""
         s = self._sessions()
         try:
-            s.connection().exec_driver_sql(begin)
+            if not self.server:
+                s.connection().exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+            elif write:
+                conn = s.connection(execution_options={"isolation_level": "READ COMMITTED"})
+                conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{BUSY_TIMEOUT_S}s'")
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITER_LOCK})")
+            else:
+                conn = s.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+                conn.exec_driver_sql("SET TRANSACTION READ ONLY")
             yield s
         except OperationalError as exc:
             if _locked(exc):
@@ -124,7 +221,7 @@ class Database:
     @contextmanager
     def read(self) -> Iterator[Session]:
         """A session reading one snapshot of the database; it writes nothing."""
-        with self._session("BEGIN") as s:
+        with self._session(write=False) as s:
             yield s
 
     @contextmanager
@@ -147,7 +244,7 @@ class Database:
         its writes change. IntegrityError (a duplicate, a lost race) becomes Conflict; a lock held too
         long by another process becomes Busy.
         """
-        with self.exclusive(), self._session("BEGIN IMMEDIATE") as s:
+        with self.exclusive(), self._session(write=True) as s:
             try:
                 yield s
                 if commit:
@@ -159,8 +256,24 @@ class Database:
 
 
 def _constraint(exc: IntegrityError) -> str:
-    """The constraint an IntegrityError names, without the statement or its values."""
-    return str(exc.orig).splitlines()[0][:200]
+    """The constraint an IntegrityError names, without the statement or its values, in SQLite's words on both
+    engines (``UNIQUE constraint failed: references.id``): PostgreSQL's name the constraint's index, and
+    its details quote the values."""
+    orig = exc.orig
+    diag = getattr(orig, "diag", None)
+    kind = _CONSTRAINT_KINDS.get(str(getattr(orig, "sqlstate", "")))
+    if kind == "FOREIGN KEY":
+        return "FOREIGN KEY constraint failed"
+    if diag is not None and kind is not None and diag.table_name:
+        key = re.match(r"Key \((.+?)\)=", diag.message_detail or "")
+        columns = [diag.column_name] if diag.column_name else key.group(1).split(", ") if key else []
+        named = ", ".join(f"{diag.table_name}.{c}" for c in columns) or f"{diag.table_name} ({diag.constraint_name})"
+        return f"{kind} constraint failed: {named}"[:200]
+    return str(orig).splitlines()[0][:200]
+
+
+#: PostgreSQL's integrity errors by SQLSTATE, as SQLite names them.
+_CONSTRAINT_KINDS = {"23505": "UNIQUE", "23503": "FOREIGN KEY", "23502": "NOT NULL", "23514": "CHECK"}
 
 
 def _alembic_config(engine: Engine) -> Any:
@@ -222,7 +335,12 @@ def checkpoint(engine: Engine) -> Checkpoint:
     older state of the database keeps the changes made since from being copied (the database file keeps
     the older pages); one reading the newest state lets them be copied but keeps the WAL from being
     truncated. The WAL then keeps its frames until a later checkpoint completes.
+
+    On PostgreSQL: :func:`rewrite` of the tables an erasure deletes from, the only way their files lose the
+    erased rows' bytes; the server's own WAL is its checkpointer's (docs/deploy.md).
     """
+    if is_postgresql(engine):
+        return rewrite(engine)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         busy, log, copied = (int(v) for v in conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one())
     # log and copied count WAL frames; -1 when the checkpoint could not run at all
@@ -231,7 +349,46 @@ def checkpoint(engine: Engine) -> Checkpoint:
 
 def vacuum(engine: Engine) -> Checkpoint:
     """Rebuild the database file from its live rows (no free pages, no leftover bytes in pages), then
-    :func:`checkpoint`."""
+    :func:`checkpoint`. On PostgreSQL, :func:`rewrite`, then a plain ``VACUUM`` of the whole database (its
+    other tables' dead rows freed for reuse, its statistics brought up to date)."""
+    if is_postgresql(engine):
+        done = rewrite(engine)
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM")
+        return done
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql("VACUUM")
     return checkpoint(engine)
+
+
+def size(engine: Engine) -> int:
+    """The bytes the database takes: on SQLite its file and WAL; on PostgreSQL, the server's count for the
+    database (``pg_database_size``: its tables, indexes and their free space)."""
+    if is_postgresql(engine):
+        with engine.connect() as conn:
+            return int(conn.exec_driver_sql("SELECT pg_database_size(current_database())").scalar_one())
+    path = Path(str(engine.url.database))
+    return sum(f.stat().st_size for f in (path, path.with_name(path.name + "-wal")) if f.is_file())
+
+
+def rewrite(engine: Engine) -> Checkpoint:
+    """PostgreSQL: rewrite each table an erasure deletes from (``VACUUM FULL``) into a new file holding only
+    its live rows; the old file is emptied at once and removed at the server's next checkpoint.
+
+    A table is locked for the time its rewrite takes, which grows with its size (its readers wait). A rewrite
+    waits up to the busy timeout for other connections' transactions that use the table (a long read, a
+    program holding it open) to end; when one does not, the tables not rewritten yet keep the erased rows'
+    bytes, and the result says so (neither ``copied`` nor
+    ``truncated``: the journalled erasure stays to be settled by the next opening or maintenance)."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql(f"SET lock_timeout = '{BUSY_TIMEOUT_S}s'")
+        try:
+            for name in _ERASED_TABLES:
+                conn.exec_driver_sql(f'VACUUM FULL "{name}"')
+        except OperationalError as exc:
+            if not _locked(exc):
+                raise
+            return Checkpoint(copied=False, truncated=False)
+        finally:
+            conn.exec_driver_sql("RESET lock_timeout")
+    return Checkpoint(copied=True, truncated=True)

@@ -36,6 +36,7 @@ __all__ = [
     "CasePhoto",
     "Conclusion",
     "Face",
+    "GalleryChange",
     "Identification",
     "PendingErasure",
     "Photo",
@@ -265,6 +266,17 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String)
     failed_logins: Mapped[int | None] = mapped_column(Integer)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class GalleryChange(Base):
+    """A reference face added or removed, logged by a trigger on ``faces`` (since schema 0010): how every
+    process brings its in-memory gallery index up to date. No biometric data: a face id and which way."""
+
+    __tablename__ = "gallery_changes"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    face_id: Mapped[int] = mapped_column(Integer)
+    added: Mapped[bool] = mapped_column(Boolean)
 
 
 class UserPreference(Base):

@@ -85,6 +85,7 @@ def create_app(workspace: Path | str | Workspace, secure_cookies: bool | None = 
         redoc_url=None,
     )
     app.state.workspace = ws
+    ws.follow_gallery()  # an erased face leaves this server's memory within a second, not at its next search
     app.state.secure_cookies = secure_cookies
     app.state.throttle = LoginThrottle()
 

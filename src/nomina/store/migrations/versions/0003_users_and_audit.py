@@ -19,6 +19,8 @@ _APPEND_ONLY = {
     "audit_events_no_update": "UPDATE",
     "audit_events_no_delete": "DELETE",
 }
+#: On PostgreSQL, where TRUNCATE empties a table without firing its row triggers.
+_NO_TRUNCATE = "audit_events_no_truncate"
 
 
 def upgrade() -> None:
@@ -60,12 +62,33 @@ def upgrade() -> None:
                 f"CREATE TRIGGER {name} BEFORE {statement} ON audit_events "
                 "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END"
             )
+    elif op.get_bind().dialect.name == "postgresql":
+        # The same refusal as SQLite's RAISE(ABORT): an integrity error (SQLSTATE 23000), which Nomina's
+        # writes turn into Conflict on both engines. TRUNCATE, which row triggers do not see, is refused too.
+        op.execute(
+            "CREATE FUNCTION audit_events_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'audit_events is append-only' "
+            "USING ERRCODE = 'integrity_constraint_violation'; END $$"
+        )
+        for name, statement in _APPEND_ONLY.items():
+            op.execute(
+                f"CREATE TRIGGER {name} BEFORE {statement} ON audit_events "
+                "FOR EACH ROW EXECUTE FUNCTION audit_events_append_only()"
+            )
+        op.execute(
+            f"CREATE TRIGGER {_NO_TRUNCATE} BEFORE TRUNCATE ON audit_events "
+            "FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only()"
+        )
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
         for name in _APPEND_ONLY:
             op.execute(f"DROP TRIGGER IF EXISTS {name}")
+    elif op.get_bind().dialect.name == "postgresql":
+        for name in (*_APPEND_ONLY, _NO_TRUNCATE):
+            op.execute(f"DROP TRIGGER IF EXISTS {name} ON audit_events")
+        op.execute("DROP FUNCTION IF EXISTS audit_events_append_only()")
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_audit_events_search_id"))
         batch_op.drop_index(batch_op.f("ix_audit_events_reference_id"))

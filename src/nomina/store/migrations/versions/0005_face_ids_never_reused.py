@@ -75,8 +75,12 @@ def _rebuild(autoincrement: bool) -> None:
 
 
 def upgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        return  # a PostgreSQL sequence never gives an id twice: nothing to change
     _rebuild(autoincrement=True)
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        return
     _rebuild(autoincrement=False)

@@ -1,0 +1,231 @@
+"""Each process's gallery index, kept in step with the database.
+
+Every process (a command, each ``nomina serve`` worker, on one machine or several) holds its own in-memory
+:class:`~nomina.index.Gallery`. The database's ``gallery_changes`` log, written by a trigger on ``faces`` in
+the transaction that adds or removes a reference face, says what changed since the position (``seq``) a
+gallery reflects. Before each search a process reads the log's head and applies what it has not seen
+(:meth:`GalleryKeeper.current`): a reference enrolled through one process is found through every other at
+its next search, and an erased one is never returned once its erasure has committed. ``nomina serve`` also
+applies the log every second (:meth:`GalleryKeeper.refresh`), so that an erased face's vector and code do
+not stay in a server's memory until its next search.
+
+On disk, ``index/gallery/`` holds a snapshot of a gallery (see :mod:`nomina.index`), so that a new process
+need not rebuild the index from the database: it loads the snapshot and applies the log from the snapshot's
+position. A snapshot is written under a lock on the folder, right after the writer has brought its gallery
+up to date in a transaction begun under that lock. An erasure, once committed, takes the same lock and
+overwrites the erased faces' rows in the snapshot (:meth:`GalleryKeeper.scrub`): a snapshot written before
+it is scrubbed by it, and one written after it was brought up to date past the erasure, so no snapshot ever
+keeps an erased face.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from .index import Gallery, folder_lock
+from .store import Database
+from .store import schema as db
+
+__all__ = ["SNAPSHOT", "GalleryKeeper", "head"]
+
+#: The snapshot's folder under the workspace's ``index/`` folder.
+SNAPSHOT = "gallery"
+
+#: A snapshot is written again once this share of the gallery has changed since the last one (and at
+#: least _SAVE_AFTER_CHANGES faces): a new process then catches up on at most that much of the log.
+_SAVE_SHARE = 0.05
+_SAVE_AFTER_CHANGES = 1_000
+
+#: Catching up on more log rows than this (and than the gallery holds faces) rebuilds from ``faces`` instead.
+_REBUILD_FROM_LOG = 100_000
+
+#: Face ids per query when reading vectors of added faces.
+_CHUNK = 5_000
+
+
+def head(s: Session) -> int:
+    """The gallery log's last position (0 before any change)."""
+    return int(s.scalar(select(func.max(db.GalleryChange.seq))) or 0)
+
+
+def _face_rows(s: Session, dim: int, ids: list[int] | None = None) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(reference ids, face ids, vectors) of every reference face, or of the faces ``ids`` that still exist."""
+    q = (
+        select(db.ReferencePhoto.reference_id, db.Face.id, db.Face.embedding)
+        .join(db.Face, db.Face.reference_photo_id == db.ReferencePhoto.id)
+        .order_by(db.Face.id)
+    )
+    if ids is None:
+        rows = list(s.execute(q))
+    else:
+        rows = []
+        for i in range(0, len(ids), _CHUNK):
+            rows.extend(s.execute(q.where(db.Face.id.in_(ids[i : i + _CHUNK]))))
+    vectors = np.frombuffer(b"".join(bytes(r[2]) for r in rows), dtype=np.float32).reshape(len(rows), dim)
+    face_ids = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
+    return [r[0] for r in rows], face_ids, vectors
+
+
+class GalleryKeeper:
+    """One process's gallery index of one workspace: loaded or built on first use, then kept in step with
+    the database's log. Thread-safe."""
+
+    def __init__(self, index_root: Path, dim: int) -> None:
+        self.root = index_root
+        self.folder = index_root / SNAPSHOT
+        self.dim = dim
+        self.gallery: Gallery | None = None
+        self._lock = threading.RLock()
+        self._saved_seq = 0
+        self._saved_size = 0
+        self._stop = threading.Event()
+        self._follower: threading.Thread | None = None
+
+    # -- keeping up --------------------------------------------------------------------------------------
+    def current(self, database: Database, mode: Callable[[Session], str]) -> Gallery:
+        """The gallery as of the database's newest committed state (read in one snapshot)."""
+        with self._lock:
+            with database.read() as s:
+                gallery = self._up_to_date(s, mode(s))
+            if self._save_due(gallery):
+                self._save(database, mode)
+            return gallery
+
+    def refresh(self, database: Database) -> None:
+        """Apply the log's new rows to a gallery already loaded (nothing is loaded otherwise)."""
+        with self._lock:
+            if self.gallery is None:
+                return
+            with database.read() as s:
+                self._catch_up(s, self.gallery)
+
+    def _up_to_date(self, s: Session, mode: str) -> Gallery:
+        gallery = self.gallery
+        if gallery is None:
+            gallery = self._start(s, mode)
+        else:
+            self._catch_up(s, gallery)
+        if gallery.mode != mode:
+            gallery.mode = mode
+        self.gallery = gallery
+        return gallery
+
+    def _start(self, s: Session, mode: str) -> Gallery:
+        """The saved snapshot brought up to date, or a gallery built from the database."""
+        with folder_lock(self.folder):
+            saved = Gallery.load(self.folder, self.dim, mode)
+        now = head(s)
+        if saved is not None and saved.seq <= now and now - saved.seq <= max(_REBUILD_FROM_LOG, saved.size):
+            self._saved_seq, self._saved_size = saved.seq, saved.size
+            self._catch_up(s, saved)
+            return saved
+        if saved is not None:
+            saved.close()  # newer than the database (a restored backup) or too far behind: rebuilt
+        refs, ids, vectors = _face_rows(s, self.dim)
+        built = Gallery.build(refs, ids, vectors, now, mode)
+        self._saved_seq, self._saved_size = -1, 0  # never saved: due at once
+        return built
+
+    def _catch_up(self, s: Session, gallery: Gallery) -> None:
+        """Apply the log rows after ``gallery.seq`` that ``s`` sees."""
+        now = head(s)
+        if now <= gallery.seq:
+            return
+        rows = s.execute(
+            select(db.GalleryChange.face_id, db.GalleryChange.added)
+            .where(db.GalleryChange.seq > gallery.seq, db.GalleryChange.seq <= now)
+            .order_by(db.GalleryChange.seq)
+        ).all()
+        removed = np.array(sorted({int(f) for f, added in rows if not added}), dtype=np.int64)
+        added_ids = sorted({int(f) for f, added in rows if added})
+        refs, ids, vectors = _face_rows(s, self.dim, added_ids)  # those still in the gallery now
+        gallery.apply(refs, ids, vectors, removed, now)
+
+    # -- the snapshot on disk ----------------------------------------------------------------------------
+    def _save_due(self, gallery: Gallery) -> bool:
+        changed = abs(gallery.seq - self._saved_seq)
+        return self._saved_seq < 0 or changed >= max(_SAVE_AFTER_CHANGES, _SAVE_SHARE * max(self._saved_size, 1))
+
+    def _save(self, database: Database, mode: Callable[[Session], str]) -> None:
+        """Write the snapshot: under the folder's lock, brought up to date in a transaction begun under it,
+        so that it holds no face whose erasure committed before (see the module's docstring)."""
+        gallery = self.gallery
+        assert gallery is not None
+        with folder_lock(self.folder):
+            with database.read() as s:
+                self._catch_up(s, gallery)
+            gallery.save(self.folder)
+            self._saved_seq, self._saved_size = gallery.seq, gallery.size
+
+    def save(self, database: Database, mode: Callable[[Session], str]) -> None:
+        """Write the snapshot now (maintenance, tests)."""
+        with self._lock:
+            self.current(database, mode)
+            self._save(database, mode)
+
+    def scrub(self, s: Session) -> None:
+        """After an erasure's commit, in a transaction that sees it: apply the log to the loaded gallery (its
+        erased faces' bytes are zeroed in memory), then overwrite every removed face's rows in the snapshot
+        and remove unfinished snapshot writes. Removals are scrubbed whatever their age (scrubbing is
+        idempotent), so a snapshot restored from an older copy is cleaned too."""
+        with self._lock:
+            if self.gallery is not None:
+                self._catch_up(s, self.gallery)
+            removed = np.array(
+                sorted(set(s.scalars(select(db.GalleryChange.face_id).where(db.GalleryChange.added.is_(False))))),
+                dtype=np.int64,
+            )
+            with folder_lock(self.folder):
+                if self.folder.is_dir():
+                    Gallery.scrub(self.folder, removed)
+                for leftover in self.root.iterdir() if self.root.is_dir() else ():
+                    if leftover.name != SNAPSHOT and not leftover.name.endswith(".lock"):
+                        _remove(leftover)  # an interrupted save, or an older Nomina's index files
+
+    def follow(self, database: Database, interval: float) -> None:
+        """Call :meth:`refresh` every ``interval`` seconds in a daemon thread until :meth:`close`."""
+        with self._lock:
+            if self._follower is not None:
+                return
+            self._stop.clear()
+            self._follower = threading.Thread(
+                target=self._follow, args=(database, interval), name="nomina-gallery", daemon=True
+            )
+            self._follower.start()
+
+    def _follow(self, database: Database, interval: float) -> None:
+        while not self._stop.wait(interval):
+            try:
+                self.refresh(database)
+            except Exception:  # noqa: BLE001 - a busy or unreachable database: the next round (or search) retries
+                continue
+
+    def close(self) -> None:
+        """Stop following and let go of the gallery."""
+        self._stop.set()
+        follower, self._follower = self._follower, None
+        if follower is not None:
+            follower.join(timeout=5)
+        self.forget()
+
+    def forget(self) -> None:
+        """Drop the loaded gallery (maintenance rebuilds it from the database)."""
+        with self._lock:
+            if self.gallery is not None:
+                self.gallery.close()
+            self.gallery = None
+            self._saved_seq = -1
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
