@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PASSWORD = "bench password 1234"
+PASSWORD = "a long import password 4321"
 
 
 def manifest_rows(faces: Path) -> list[str]:
@@ -67,7 +67,7 @@ def run(engine: str, manifests: list[Path], workers: int, folder: Path) -> dict[
         env["NOMINA_DATABASE"] = os.environ["NOMINA_TEST_POSTGRESQL"]
     ws = folder / "ws"
     init = subprocess.run(
-        [str(Path(sys.executable).with_name("nomina")), "init", str(ws), "--admin", "bench", "--password-stdin"],
+        [str(Path(sys.executable).with_name("nomina")), "init", str(ws), "--admin", "importer", "--password-stdin"],
         input=PASSWORD,
         env=env,
         capture_output=True,
@@ -76,15 +76,15 @@ def run(engine: str, manifests: list[Path], workers: int, folder: Path) -> dict[
     assert init.returncode == 0, init.stderr
     from nomina import Workspace
 
-    with Workspace.open(ws, user="bench") as opened:
-        env["NOMINA_TOKEN"] = opened.create_token("bench").secret
+    with Workspace.open(ws, user="importer") as opened:
+        env["NOMINA_TOKEN"] = opened.create_token("import benchmark").secret
     start = time.perf_counter()
     procs = [nomina("reference", "import", str(m), "-w", str(ws), env=env) for m in manifests]
     outs = [p.communicate() for p in procs]
     seconds = time.perf_counter() - start
     assert all(p.returncode == 0 for p in procs), outs
     added = sum(int(out.split("rows: ")[1].split(" photo")[0]) for out, _ in outs)
-    with Workspace.open(ws, user="bench") as opened:
+    with Workspace.open(ws, user="importer") as opened:
         refs = opened.references()
         photos = sum(r.photos for r in refs)
         intact = opened.audit_verify().ok
