@@ -161,7 +161,12 @@ def test_an_override_is_enrolled_and_recorded_with_its_reason(cli_ws, tiny_photo
 
 def test_the_gate_is_a_workspace_setting(cli_ws, tiny_photo, capsys):
     code, out, _ = run(capsys, "config", "--json", "-w", cli_ws)
-    assert json.loads(out) == {"quality_gate": "standard", "retention_years": 20}
+    assert json.loads(out) == {
+        "quality_gate": "standard",
+        "retention_years": 20,
+        "index": "auto",
+        "duplicate_score": 0.5,
+    }
     code, _, err = run(capsys, "config", "quality_gate", "lenient", "-w", cli_ws)
     assert code == 1
     assert_one_error_line(err, r"quality_gate: 'lenient' is not one of off, standard, strict")
