@@ -34,6 +34,7 @@ def other_process(ws_path: Path, code: str) -> str:
     return done.stdout
 
 
+@pytest.mark.slow  # other processes, each loading the model
 def test_a_reference_enrolled_or_erased_in_another_process_is_seen_at_once(ws: Workspace, faces_dir: Path) -> None:
     ws.add_reference(ReferenceFields("R1", "Ana"), [PhotoInput(london(faces_dir, "001"))], FAMILY)
     ws.add_case(CaseFields("C2"), [PhotoInput(london(faces_dir, "002", "smiling"))])
@@ -72,6 +73,7 @@ def test_a_reference_enrolled_or_erased_in_another_process_is_seen_at_once(ws: W
     assert gallery.references == 2 and gallery.seq > seq
 
 
+@pytest.mark.slow  # other processes, each loading the model
 def test_the_snapshot_on_disk_is_brought_up_to_date_by_a_new_process(ws: Workspace, faces_dir: Path) -> None:
     for ident in ("001", "002"):
         ws.add_reference(ReferenceFields(f"R{ident}", ident), [PhotoInput(london(faces_dir, ident))], FAMILY)
