@@ -6,6 +6,8 @@ import re
 
 from conftest import REPO, london
 
+from nomina import Workspace
+
 
 def readme_blocks() -> list[str]:
     return re.findall(r"```(?:python)?\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S)
@@ -24,7 +26,12 @@ def test_readme_python_example_runs(tmp_path, faces_dir, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "photo1.jpg").symlink_to(london(faces_dir, "001"))
     (tmp_path / "body_face.jpg").symlink_to(london(faces_dir, "001", "smiling"))
-    exec(compile(example, "README.md", "exec"), {})
+    names: dict[str, object] = {}
+    exec(compile(example, "README.md", "exec"), names)
+    # The example's program ends here, letting go of its workspace (on PostgreSQL, its open connections).
+    for value in names.values():
+        if isinstance(value, Workspace):
+            value.close()
     printed = capsys.readouterr().out.splitlines()
     assert printed[0].split()[:2] == ["1", "MP-0001"]
     assert printed[-1] == "identified"  # verified by ben, through a view of the same open workspace
