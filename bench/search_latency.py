@@ -36,8 +36,11 @@ clean and in the 15 degraded variants of ``bench/degrade.py``: mated ones (londo
 45/60 cm) and non-mated ones (canada, in no gallery), plus ``--nonmated`` synthetic faces of new identities.
 Nothing here chooses an index parameter: ``Gallery`` is measured as shipped.
 
-Run from the repository root (about 45 minutes for the defaults with an empty cache, on 2 cores; the
-measuring process needs about 6 GB at 10M faces and the gallery cache 5.2 GB of disk):
+Run from the repository root. The defaults took 12 minutes on 2 cores with the cache filled (about
+half of it building the 10M-face index) and take about 30 more with an empty cache (8 minutes of face
+analysis for the real embeddings, 1.5 minutes to generate 10M faces, 5-10 minutes for the oracle at
+10M). The measuring process peaks at about 12 GB at 10M faces (its own float array plus the gallery's
+copy while building; 7 GB once built); the cache takes 5.4 GB of disk:
 
     python bench/search_latency.py --out bench/results/search_latency.json
     python bench/search_latency.py --sizes 100000,1000000 --cache /tmp/nomina-bench   # a quicker check

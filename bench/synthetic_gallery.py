@@ -441,7 +441,8 @@ def build_gallery(
     """The n-face gallery for (generator, real references, seed), generated once and cached under ``cache``.
 
     Identities come in chunks of CHUNK_IDENTITIES, chunk c drawn from the random stream (seed, c) alone:
-    the first faces of every gallery size are the same identities, and memory stays at one chunk. Each
+    a smaller gallery's synthetic identities are the first ones of a larger gallery (the real faces sit
+    elsewhere), and memory stays at about one chunk. Each
     identity has 1-5 faces (uniformly); ``duplicate_rate`` of the identities with two or more faces are
     split into two references. The real references (clean reference photos of the sample people, each its
     own reference) are inserted between identities at seeded random places.
