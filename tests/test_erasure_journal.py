@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psycopg
 import pytest
 from conftest import (
     USER,
@@ -347,12 +348,58 @@ def test_a_blocked_rewrite_names_the_database_whose_files_may_still_hold_the_era
     with reading(ws.path):  # a transaction that read the faces table: it cannot be rewritten until it ends
         erased = ws.delete_reference("MP-1", "entered twice")
     assert erased.warnings == [
-        f"{unsettled(ws.path)}the erased rows: another connection was using those tables, so they could not be "
-        f"rewritten; {MAINTAIN}"
+        f"{unsettled(ws.path)}the erased rows: another connection was using those tables or reading an earlier "
+        f"state of the database, so they could not be rewritten; {MAINTAIN}"
     ]
     assert database_label("faces") in where(gone[1], workspace_files(ws.path))  # MP-1's embedding: so it does
     assert journal(ws.path) == [("settle", None)]  # the rewrite stays to do, whatever happens to this process
     assert ws.maintain().warnings == []
+    files = workspace_files(ws.path)
+    assert {n.label: where(n, files) for n in gone if where(n, files)} == {}
+    assert journal(ws.path) == []
+
+
+@contextmanager
+def snapshot_of_another_table(folder: Path) -> Iterator[object]:
+    """Another connection holding a snapshot from before the erasure (as a long report or export holds one)
+    without touching the tables the erasure deletes from: no lock stops a rewrite, but the rewrite would keep
+    every row that snapshot can still see."""
+    with raw_database(folder) as con:
+        con.conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        con.execute("SELECT count(*) FROM users").fetchone()
+        yield con
+
+
+@postgresql_only("a table rewrite keeps the rows an older snapshot can still see")
+def test_a_rewrite_waits_for_older_snapshots_and_says_so_when_one_stays(three_refs, faces_dir):
+    ws = three_refs
+    gone = needles_of(ws, "reference", "MP-1", [london(faces_dir, "041")])
+    with snapshot_of_another_table(ws.path):
+        erased = ws.delete_reference("MP-1", "entered twice")
+    assert erased.warnings == [
+        f"{unsettled(ws.path)}the erased rows: another connection was using those tables or reading an earlier "
+        f"state of the database, so they could not be rewritten; {MAINTAIN}"
+    ]
+    assert database_label("faces") in where(gone[1], workspace_files(ws.path))
+    assert journal(ws.path) == [("settle", None)]
+    assert ws.maintain().warnings == []
+    files = workspace_files(ws.path)
+    assert {n.label: where(n, files) for n in gone if where(n, files)} == {}
+    assert journal(ws.path) == []
+
+
+@postgresql_only("a table rewrite keeps the rows an older snapshot can still see")
+def test_a_rewrite_waits_for_a_short_older_snapshot_to_end(three_refs, faces_dir):
+    ws = three_refs  # a busy timeout of 1 s: the reader below ends well within it
+    gone = needles_of(ws, "reference", "MP-1", [london(faces_dir, "041")])
+    with snapshot_of_another_table(ws.path) as reader:
+        ending = threading.Timer(0.3, reader.commit)
+        ending.start()
+        try:
+            erased = ws.delete_reference("MP-1", "entered twice")
+        finally:
+            ending.join()
+    assert erased.warnings == []
     files = workspace_files(ws.path)
     assert {n.label: where(n, files) for n in gone if where(n, files)} == {}
     assert journal(ws.path) == []

@@ -304,7 +304,7 @@ def _unsettled(engine: Engine, done: Checkpoint, what: str) -> list[str]:
         url = engine.url.render_as_string(hide_password=False).replace("+psycopg", "", 1)
         return [
             f"{server.shown(url)}: the files of its tables may still hold {what}: another connection was using "
-            f"those tables, so they could not be rewritten; {_MAINTAIN}"
+            f"those tables or reading an earlier state of the database, so they could not be rewritten; {_MAINTAIN}"
         ]
     db_file = engine.url.database or "the database"
     if done.copied:

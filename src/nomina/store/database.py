@@ -37,13 +37,14 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, Engine, Integer, create_engine, event
+from sqlalchemy import BigInteger, Connection, Engine, Integer, create_engine, event
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -375,12 +376,19 @@ def rewrite(engine: Engine) -> Checkpoint:
     """PostgreSQL: rewrite each table an erasure deletes from (``VACUUM FULL``) into a new file holding only
     its live rows; the old file is emptied at once and removed at the server's next checkpoint.
 
-    A table is locked for the time its rewrite takes, which grows with its size (its readers wait). A rewrite
-    waits up to the busy timeout for other connections' transactions that use the table (a long read, a
-    program holding it open) to end; when one does not, the tables not rewritten yet keep the erased rows'
-    bytes, and the result says so (neither ``copied`` nor
+    A rewrite keeps a deleted row that some snapshot may still see: one taken by a transaction that began
+    before the erasure committed, or one that began while an older transaction was still running (a
+    snapshot keeps every row deleted by a transaction newer than the oldest one running when it was taken),
+    in this database, by a standby's feedback (a replication slot) or by a prepared transaction. So the
+    rewrite first waits, up to the busy timeout, until every such snapshot has ended; then each table is
+    locked for the time its rewrite takes, which grows with its size (its readers wait), again waiting up to
+    the busy timeout for other connections' transactions that use the table. When either wait runs out, the
+    tables not rewritten keep the erased rows' bytes, and the result says so (neither ``copied`` nor
     ``truncated``: the journalled erasure stays to be settled by the next opening or maintenance)."""
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        horizon = str(conn.exec_driver_sql("SELECT xid(pg_snapshot_xmax(pg_current_snapshot()))::text").scalar())
+        if not _snapshots_end(conn, horizon, BUSY_TIMEOUT_S):
+            return Checkpoint(copied=False, truncated=False)
         conn.exec_driver_sql(f"SET lock_timeout = '{BUSY_TIMEOUT_S}s'")
         try:
             for name in _ERASED_TABLES:
@@ -391,4 +399,32 @@ def rewrite(engine: Engine) -> Checkpoint:
             return Checkpoint(copied=False, truncated=False)
         finally:
             conn.exec_driver_sql("RESET lock_timeout")
+        if not _snapshots_end(conn, horizon, 0):  # none can begin meanwhile: a check, never expected to fail
+            return Checkpoint(copied=False, truncated=False)
     return Checkpoint(copied=True, truncated=True)
+
+
+#: Snapshots, standbys' feedback and prepared transactions of this database that may still see rows deleted
+#: by a transaction older than the xid given (``age`` counts back from the next xid: older is larger).
+_OLDER_SNAPSHOTS = """
+SELECT (SELECT count(*) FROM pg_stat_activity
+         WHERE pid <> pg_backend_pid() AND (datname = current_database() OR datname IS NULL)
+           AND (age(backend_xmin) > age(%(h)s::xid) OR age(backend_xid) > age(%(h)s::xid)))
+     + (SELECT count(*) FROM pg_replication_slots
+         WHERE (database = current_database() OR database IS NULL) AND age(xmin) > age(%(h)s::xid))
+     + (SELECT count(*) FROM pg_prepared_xacts
+         WHERE database = current_database() AND age(transaction) > age(%(h)s::xid))
+"""
+
+
+def _snapshots_end(conn: Connection, horizon: str, wait_s: float) -> bool:
+    """Whether every snapshot that may see rows deleted before xid ``horizon`` has ended, waiting up to
+    ``wait_s`` seconds (Nomina's own reads take milliseconds; a long one is waited for, then reported)."""
+    deadline = time.monotonic() + wait_s
+    delay = 0.01
+    while conn.exec_driver_sql(_OLDER_SNAPSHOTS, {"h": horizon}).scalar():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(delay)
+        delay = min(0.2, delay * 2)
+    return True
