@@ -19,24 +19,41 @@ What the trained index holds: the coarse centroids (each the average of the face
 and the PQ codebooks (averages of sub-vectors of many faces). They hold no single face, but every face
 present at training contributed to them; they are retrained at each rebuild (see :mod:`.gallery`).
 
-Parameters (:class:`Params`), chosen on synthetic galleries only (identities of 1-5 faces around Gaussian
-centres with a decaying spectrum, genuine scores about 0.58 +- 0.07, impostors 0.06 +- 0.11), never on the
-sample photos. Figures: 1M faces, 200 probes (gallery faces moved to score about 0.64 with them), top 50
-references, on the 2-core machine while other jobs kept its load between 2.5 and 4 (so slower than idle):
+Parameters (:class:`Params`), chosen on synthetic galleries only, never on the sample photos nor on the
+queries ``bench/search_latency.py`` reports: ``bench/index_params.py`` sweeps them on a gallery and queries
+of its own (the benchmark's fitted generator with another seed; mated queries are new faces of gallery
+identities degraded by noise, so that their scores with their own reference spread from about 0.4 to 0.95).
+On that tuning set, top 50 references, 2 cores, idle (2026-12-01):
+
+| faces | lists read | p50 / p95 ms | faces above FPIR 0.01 returned | mated returned | recall@50 |
+|---:|---|---:|---:|---:|---:|
+| 1M | 1/5 of 1,984 | 1.98 / 2.46 | 826/828 | 1325/1373 | 0.814 |
+| 1M | 1/8 | 1.70 / 2.03 | 822/828 | 1277/1373 | 0.736 |
+| 10M | 1/5 of 6,336 | 9.22 / 10.66 | 726/727 | 1248/1285 | 0.810 |
+| 10M | 1/6 | 8.01 / 9.05 | 726/727 | 1239/1285 | 0.794 |
+| 10M | 1/8 | 6.58 / 8.64 | 724/727 | 1219/1285 | 0.764 |
+| 10M | 1/10 | 5.85 / 6.78 | 723/727 | 1196/1285 | 0.736 |
+
+(those latencies with faiss's default search implementation, before ``_SEARCH_IMPLEM``; see below).
 
 - ``nlist`` about 2 x sqrt(faces): 1,984 lists at 1M faces, 6,336 at 10M. With ``nprobe`` a fixed share of
   the lists, the codes read per search do not depend on ``nlist``; fewer lists make k-means and assigning
   faces to lists (an exact product with every centroid, the bulk of a build) cheaper. 4 x sqrt(faces)
-  (3,968 lists) gave the same recall at a slower build (53 s vs 37 s at 1M) and search (6.0 vs 4.8 ms).
-  An HNSW graph of the centroids measured slower than the exact product for assigning faces.
-- ``nprobe`` = nlist / 5. Face embeddings are a hard case for an inverted file: a mated face scoring 0.6
-  is far away in 128 dimensions, and k-means cells do not follow identities. Reading 1/5 of the lists
-  returned 250/251 of the references the exact search ranks in its top 50 with a score >= 0.5, 199/200 of
-  the mated ones and 85.7% of the top 50 (p50 4.8 ms, p95 7.6 ms); 1/8 returned 248/251 and 198/200 (p50
-  4.0 ms). A harder probe set (new faces scoring about 0.58 with their mates) needed 1/3 of 3,968 lists to
-  return every mated face. At 3M faces (6,912 lists, 1/5) p50 was 10.5 ms at load 4.
-- ``fetch`` 500 faces proposed per probe (8 x top when more): 1,000 raised recall@50 (0.874 -> 0.912) but
-  not the recall of high-scoring or mated references, at about 1.5 ms more per search.
+  gave the same recall at a slower build (53 s vs 37 s at 1M) and search.
+- ``nprobe`` = nlist / 5. Face embeddings are a hard case for an inverted file: a mated face scoring 0.5
+  is far away in 128 dimensions, and k-means cells do not follow identities. Nearly every mated face
+  missed (47 of 48 at 1M, 1/5) sat in a list that was not read; none was lost by the codes or ``fetch``.
+  Fewer lists are faster but lose weak mated faces first, and those are the hard cases an examiner most
+  needs the list for, so recall was preferred. Storing each face in its two nearest lists (spilling, and
+  SOAR's choice of the second list) was estimated once on the same set, from the lists alone (a
+  computation not kept): 20-30% fewer mated faces missed for the same codes read, not worth twice the
+  codes' memory and a more complex erasure.
+- ``fetch`` 500 faces proposed per probe (8 x top when more): 1,000 raised recall@50 (0.814 -> 0.843 at
+  1M) but not the faces above the threshold nor the mated ones, at 0.2 ms more per search.
+- Search implementation ``_SEARCH_IMPLEM`` (faiss ``implem`` 15): spreads one probe's lists over the
+  cores. At 10M faces, 300 probes, 2 threads: 4.8-5.2 ms against 7.5 ms for the default (which uses one
+  core per probe); the same on one core. It is sensitive to other load on the cores (one repeat measured
+  6.1 ms, another implementation 15 ms while another job ran).
 - 64 sub-quantisers x 4 bits (32 bytes per face); no residual encoding (faiss's fast scan with inner
   product encodes the vectors themselves).
 - ``duplicate_lists`` 8: each face is looked for in the 8 lists nearest its own (51 s at 1M with 16).
@@ -62,6 +79,9 @@ CODE_BYTES = SUB_QUANTIZERS // 2
 MIN_FACES = 4096
 _TRAIN_PER_LIST = 32  # k-means sample: this many faces per list (faiss samples the same by default x 8)
 _LISTS_PER_SQRT = 2.0  # nlist = this x sqrt(faces)
+#: faiss's fast-scan search that spreads ONE probe's lists over the cores (with a reservoir of results);
+#: the default implementation uses one core per probe, and a search here is one probe at a time.
+_SEARCH_IMPLEM = 15
 
 
 @dataclass(frozen=True)
@@ -91,6 +111,7 @@ class Layer:
     """The IVF-PQ codes of the gallery's live rows, with row-aligned list numbers, offsets and codes."""
 
     def __init__(self, index: faiss.IndexIVFPQFastScan, params: Params, trained: np.ndarray, trained_size: int):
+        index.implem = _SEARCH_IMPLEM
         self.index = index
         self.params = params
         self.trained = trained  # the serialised index as trained, before any face was added
