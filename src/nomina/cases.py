@@ -20,7 +20,7 @@ from .enrolment import PhotoSink, Prepared, now
 from .errors import Conflict, InvalidField, NotFound
 from .faces import Face
 from .records import CaseFields, LookalikeIds, Record
-from .references import face_record
+from .references import face_record, lookalikes_in
 from .search import case_faces
 from .store import schema as db
 
@@ -186,8 +186,9 @@ def photo_link(s: Session, case_id: str, photo: int) -> db.CasePhoto:
 
 
 def lookalikes(s: Session) -> LookalikeIds:
-    """Every case id (one query), to warn of a new id that looks like one of them."""
-    return LookalikeIds("case", "case", s.scalars(select(db.Case.id)))
+    """The case ids in use by skeleton (one indexed query per new id), to warn of a new id that looks like
+    one of them."""
+    return lookalikes_in(s, db.Case, "case", "case")
 
 
 # -- changing ---------------------------------------------------------------------------------------

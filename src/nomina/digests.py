@@ -27,8 +27,9 @@ Canonical form
     order; floats as Python's ``repr`` (the shortest text that reads back as the same float); dates and
     times in ISO 8601; bytes (an embedding) as their SHA-256 in hex. A column whose value is NULL is left
     out, so a new nullable column added by a later migration does not change the digests of the records
-    written before it. No column is left out otherwise: a changed score, rank, verifier, conclusion,
-    embedding or role changes the digest.
+    written before it. No column is left out otherwise (but ``id_skeleton``, derived from the id for the
+    lookalike-id warnings and made again when Unicode's confusables data changes): a changed score, rank,
+    verifier, conclusion, embedding or role changes the digest.
 
 Keyed digests
     The digest is HMAC-SHA256 of the canonical form under the workspace's record digest key, 32 random
@@ -67,6 +68,8 @@ KINDS = ("case", "reference", "search", "user")
 _CHUNK = 500
 # Column values the canonical form holds as the database returns them.
 _SIMPLE = (int, float, str)
+# Columns derived from others, not part of any record (since schema 0011, the skeleton of an id).
+_DERIVED = frozenset({"id_skeleton"})
 
 
 # -- keys ------------------------------------------------------------------------------------------------
@@ -184,7 +187,11 @@ def _rows(
         names = list(result.keys())
         for row in result:
             pairs = zip(names, row, strict=True)
-            yield {name: v if type(v) in _SIMPLE else _plain(v) for name, v in pairs if v is not None}
+            yield {
+                name: v if type(v) in _SIMPLE else _plain(v)
+                for name, v in pairs
+                if v is not None and name not in _DERIVED
+            }
 
 
 def _grouped(rows: Iterable[dict[str, Any]], by: str) -> dict[Any, list[dict[str, Any]]]:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
+import json
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -25,6 +27,7 @@ from .errors import InvalidField
 
 __all__ = [
     "CASE_KINDS",
+    "SKELETONS_INFO",
     "Record",
     "now",
     "plain",
@@ -35,6 +38,7 @@ __all__ = [
     "PhotoInput",
     "Provenance",
     "ReferenceFields",
+    "id_skeleton",
     "parse_date",
     "parse_past_date",
     "parse_retention",
@@ -42,6 +46,8 @@ __all__ = [
     "record_number",
     "shown",
     "skeleton",
+    "skeleton_data",
+    "skeletons_outdated",
 ]
 
 SOURCES = ("family", "official-record", "other")
@@ -259,6 +265,67 @@ def _prototypes() -> dict[int, str]:
     return table
 
 
+#: The longest skeleton (in UTF-8 bytes) the database keeps as it is in ``id_skeleton``; a longer one is kept
+#: as its SHA-256, so that every value fits in a PostgreSQL index entry (about 2,700 bytes at most): an id of
+#: 200 Hangul syllables has a skeleton of over 4,000 bytes.
+SKELETON_STORED_MAX = 1000
+
+
+def id_skeleton(record_id: str) -> str:
+    """What a reference's or case's ``id_skeleton`` column holds, and what a new id is looked up by: the id's
+    :func:`skeleton`, or ``sha256:`` and the skeleton's SHA-256 in hex when it is longer than
+    :data:`SKELETON_STORED_MAX` bytes. Two ids have the same one exactly when they have the same skeleton."""
+    key = skeleton(record_id)
+    data = key.encode("utf-8")
+    return key if len(data) <= SKELETON_STORED_MAX else "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+#: The ``workspace_info`` key naming the data the stored ``id_skeleton`` values were made with
+#: (:func:`skeleton_data`).
+SKELETONS_INFO = "id_skeletons"
+#: How :func:`skeleton` and :func:`_prototypes` read the confusables data: raised when that changes, so that
+#: stored skeletons are made again.
+_SKELETON_RULE = 1
+
+
+@functools.cache
+def skeleton_data() -> str:
+    """Which skeletons :func:`id_skeleton` makes, as ``workspace_info`` keeps it (:data:`SKELETONS_INFO`):
+    JSON naming the rule, the confusable-homoglyphs version and a SHA-256 of the prototype table. A new
+    version of that data may map some characters otherwise; skeletons stored with other data are then made
+    again (:func:`skeletons_outdated`)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        release = version("confusable-homoglyphs")
+    except PackageNotFoundError:  # not installed as a distribution: the table's hash still tells
+        release = "0"
+    table = json.dumps(sorted(_prototypes().items()), ensure_ascii=False).encode("utf-8")
+    return json.dumps(
+        {"rule": _SKELETON_RULE, "confusables": release, "table": hashlib.sha256(table).hexdigest()[:16]},
+        sort_keys=True,
+    )
+
+
+def skeletons_outdated(stored: str | None) -> bool:
+    """Whether skeletons made with ``stored`` data (:func:`skeleton_data` of whoever made them; None when
+    unrecorded) are to be made again with this process's: when it is unrecorded, unreadable or other data,
+    but not newer (a higher rule or confusable-homoglyphs version: another server of the workspace has been
+    upgraded already; making them back would have the two make each other's in turn)."""
+    if stored == skeleton_data():
+        return False
+    try:
+        theirs = json.loads(stored or "")
+        newer = _data_order(theirs) > _data_order(json.loads(skeleton_data()))
+    except (TypeError, ValueError, KeyError):
+        return True
+    return not newer
+
+
+def _data_order(data: dict[str, Any]) -> tuple[int, tuple[int, ...]]:
+    return int(data["rule"]), tuple(int(n) for n in re.findall(r"[0-9]+", str(data["confusables"])))
+
+
 class LookalikeIds:
     """The ids of one kind of record (references, cases) by :func:`skeleton`, to warn when a new id looks
     like one in use but is made of other characters (Cyrillic 'Р1' for Latin 'P1'): most likely the same
@@ -267,27 +334,39 @@ class LookalikeIds:
     told apart on screen and tell many genuine ids apart; the warning is about letters of other scripts,
     which look the same in every font.
 
-    Built from one query of every id. Skeletons of ASCII ids are made only when a new id is not ASCII, so
-    that the usual case costs a pass over the ids, not a skeleton of each.
+    The ids in use come from ``lookup``, which gives the ids whose :func:`id_skeleton` is the one asked for
+    (the workspace asks its database: one indexed query per new id, whatever the gallery's size), and from
+    ``ids`` (in memory: skeletons of ASCII ids are made only when a new id is not ASCII). Ids added are
+    remembered too, so an id added earlier in a batch counts even before it is written.
     """
 
-    def __init__(self, kind: str, same: str, ids: Iterable[str]) -> None:
+    def __init__(
+        self,
+        kind: str,
+        same: str,
+        ids: Iterable[str] = (),
+        lookup: Callable[[str], Iterable[str]] | None = None,
+    ) -> None:
         """``kind`` names the records (``reference``), ``same`` what two lookalikes may be (``person``)."""
         self._kind = kind
         self._same = same
+        self._lookup = lookup
         self._ids = list(ids)
         self._not_ascii = _by_skeleton(i for i in self._ids if not i.isascii())
         self._all: dict[str, list[str]] | None = None
 
     def add(self, new_id: str) -> list[str]:
         """Warnings naming each id in use that ``new_id`` looks like; from now on ``new_id`` is in use too."""
-        key = skeleton(new_id)
+        key = id_skeleton(new_id)
         if new_id.isascii():
-            found = self._not_ascii.get(key, [])
+            found = set(self._not_ascii.get(key, []))
         else:
             if self._all is None:
                 self._all = _by_skeleton(self._ids)
-            found = self._all.get(key, [])
+            found = set(self._all.get(key, []))
+        if self._lookup is not None:
+            found.update(i for i in self._lookup(key) if not (new_id.isascii() and i.isascii()))
+        found.discard(new_id)  # already written, in a batch that writes each row before it is checked
         warnings = [
             f"{self._kind} {shown(new_id)} looks like existing {self._kind} {shown(known)} (different characters); "
             f"check it is not the same {self._same} entered twice"
@@ -304,7 +383,7 @@ class LookalikeIds:
 def _by_skeleton(ids: Iterable[str]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for i in ids:
-        out.setdefault(skeleton(i), []).append(i)
+        out.setdefault(id_skeleton(i), []).append(i)
     return out
 
 

@@ -13,13 +13,23 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy import update as update_rows
 from sqlalchemy.orm import Session
 
 from . import audit, erasure
 from .enrolment import PhotoSink, Prepared, bump_gallery, now
 from .errors import Conflict, NoFaceFound, NotFound
 from .quality import stored
-from .records import LookalikeIds, Provenance, Record, ReferenceFields
+from .records import (
+    SKELETONS_INFO,
+    LookalikeIds,
+    Provenance,
+    Record,
+    ReferenceFields,
+    id_skeleton,
+    skeleton_data,
+    skeletons_outdated,
+)
 from .store import schema as db
 
 __all__ = [
@@ -38,7 +48,9 @@ __all__ = [
     "get",
     "import_row",
     "lookalikes",
+    "lookalikes_in",
     "record",
+    "refresh_skeletons",
     "summaries",
     "update",
 ]
@@ -198,8 +210,67 @@ def enrolled_photos(s: Session, reference_ids: set[str]) -> set[tuple[str, str]]
 
 
 def lookalikes(s: Session) -> LookalikeIds:
-    """Every reference id (one query), to warn of a new id that looks like one of them."""
-    return LookalikeIds("reference", "person", s.scalars(select(db.Reference.id)))
+    """The reference ids in use by skeleton, to warn of a new id that looks like one of them."""
+    return lookalikes_in(s, db.Reference, "reference", "person")
+
+
+# -- id skeletons (lookalike ids) ---------------------------------------------------------------------
+#: Rows whose skeletons are made again per query and update, when the confusables data changes.
+_SKELETON_BATCH = 1000
+
+
+def lookalikes_in(s: Session, model: type[db.Reference] | type[db.Case], kind: str, same: str) -> LookalikeIds:
+    """The ids of ``model``'s records (references or cases) that a new id may look like, found by their stored
+    skeleton (the indexed ``id_skeleton`` column): one query per new id, whatever the number of records. The
+    session autoflushes, so rows added earlier in the same transaction are found too.
+
+    In a write transaction, before the first check: the stored skeletons are brought up to date
+    (:func:`refresh_skeletons`)."""
+    refresh_skeletons(s, model)
+
+    def lookup(key: str) -> list[str]:
+        return list(s.scalars(select(model.id).where(model.id_skeleton == key)))
+
+    return LookalikeIds(kind, same, lookup=lookup)
+
+
+def refresh_skeletons(s: Session, model: type[db.Reference] | type[db.Case]) -> None:
+    """Make the stored skeletons those this process would make, in the caller's write transaction.
+
+    When ``workspace_info`` says they were made with other confusables data (a new confusable-homoglyphs
+    release, :func:`nomina.records.skeletons_outdated`), or does not say, every reference's and case's is made
+    again, in batches, writing only those that change, and the data is recorded: the first enrolment after
+    such an upgrade pays it (about 3 s per million records). Otherwise only the rows of ``model`` without
+    one (inserted behind SQLAlchemy's back) get theirs: one indexed query finds none in the usual case.
+    Skeletons are derived from the ids and outside the record digests: no audit event records this."""
+    info = s.get(db.WorkspaceInfo, SKELETONS_INFO)
+    if info is not None and not skeletons_outdated(info.value):
+        missing = list(s.scalars(select(model.id).where(model.id_skeleton.is_(None))))
+        for i in range(0, len(missing), _SKELETON_BATCH):
+            rows = [{"id": ident, "id_skeleton": id_skeleton(ident)} for ident in missing[i : i + _SKELETON_BATCH]]
+            s.execute(update_rows(model), rows)
+        return
+    for table in (db.Reference, db.Case):
+        _remake_skeletons(s, table)
+    if info is None:
+        s.add(db.WorkspaceInfo(key=SKELETONS_INFO, value=skeleton_data()))
+    else:
+        info.value = skeleton_data()
+    s.flush()
+
+
+def _remake_skeletons(s: Session, model: type[db.Reference] | type[db.Case]) -> None:
+    """Every row's skeleton made again, in batches in id order; only those that differ are written."""
+    last: str | None = None
+    while True:
+        query = select(model.id, model.id_skeleton).order_by(model.id).limit(_SKELETON_BATCH)
+        batch = s.execute(query if last is None else query.where(model.id > last)).all()
+        if not batch:
+            return
+        changed = [{"id": i, "id_skeleton": k} for i, old in batch if (k := id_skeleton(i)) != old]
+        if changed:
+            s.execute(update_rows(model), changed)
+        last = batch[-1][0]
 
 
 # -- changing ---------------------------------------------------------------------------------------

@@ -53,6 +53,14 @@ class Base(DeclarativeBase):
     pass
 
 
+def _id_skeleton(context: Any) -> str:
+    """The ``id_skeleton`` of a reference or case row being inserted, made from its id; so every insert through
+    SQLAlchemy (ORM objects, bulk and Core inserts) fills it. Ids never change (``update`` cannot set one)."""
+    from ..records import id_skeleton
+
+    return id_skeleton(context.get_current_parameters()["id"])
+
+
 class WorkspaceInfo(Base):
     """Key/value facts about the workspace: model identity, creation time, index generation."""
 
@@ -88,6 +96,10 @@ class Reference(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime)
     # Since schema 0004: the date after which `nomina retention apply` erases the record.
     retain_until: Mapped[date | None] = mapped_column(Date)
+    # Since schema 0011: the id's skeleton (nomina.records.id_skeleton), to find ids that look like a new one
+    # with one indexed query. Derived from the id: not part of the record's digest. NULL on a row inserted
+    # by other means than SQLAlchemy until the next enrolment fills it (nomina.references.refresh_skeletons).
+    id_skeleton: Mapped[str | None] = mapped_column(String, index=True, default=_id_skeleton)
     photos: Mapped[list[ReferencePhoto]] = relationship(
         back_populates="reference", cascade="all, delete-orphan", order_by="ReferencePhoto.id"
     )
@@ -128,6 +140,8 @@ class Case(Base):
     found_at: Mapped[str | None] = mapped_column(String)
     notes: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    # Since schema 0011: the id's skeleton, as for references.
+    id_skeleton: Mapped[str | None] = mapped_column(String, index=True, default=_id_skeleton)
     photos: Mapped[list[CasePhoto]] = relationship(
         back_populates="case", cascade="all, delete-orphan", order_by="CasePhoto.id"
     )
