@@ -2,7 +2,7 @@
 
 Revision ID: 0011
 Revises: 0010
-Create Date: 2026-12-02 09:00:00
+Create Date: 2026-12-01 09:40:00
 
 A new reference or case id is compared with the ids in use by Unicode's skeleton (nomina.records.skeleton), to
 warn of a lookalike made of other characters. Until now every id was read for each enrolment and for each batch
