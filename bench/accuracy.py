@@ -47,6 +47,15 @@ A harder set, not in the issue, because the issue's variants are nearly all matc
 * ``hard_combined``: turned 15 degrees, brightness times 0.5, scaled to an IOD of 24 px, Gaussian blur
   sigma 1 (on the small photo), then JPEG quality 20.
 
+Post-mortem-like variants (``bench/postmortem.py``, where each is described): ``closed_eyes``,
+``swelling`` (a local geometric bulge of cheeks and lower face), ``pallor`` (desaturated, grey-green, with
+blue-purple blotches), ``flash`` (a harsh on-camera flash: blown highlights, deep shadows at the sides and
+under the jaw), ``from_above`` (a face lying down, photographed from above: a 30-40 degree perspective tilt,
+turned 90, 180 or 270 degrees), ``cloth`` and ``hand`` (partial occlusion of the lower face or one side),
+``pm_combined`` (closed eyes, swelling and pallor, JPEG quality 40) and ``pm_hard`` (closed eyes, cloth,
+flash, from above, an IOD of 30 px, JPEG quality 30). Imitations of what photos of the dead look like, made
+from photos of living people: they say nothing direct about real post-mortem photos.
+
 Profile views cannot be made from 2D frontal photos and are not tried. Lossless variants are saved as
 PNG. Noise uses a fixed seed, so every run sees the same photos. Degraded photos are written to a
 temporary folder (never into the repository) and removed at the end, as is the temporary workspace.
@@ -81,7 +90,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
-from degrade import GROUPS, SEED, clean_landmarks, iod, make_variant
+from degrade import SEED, clean_landmarks, iod, make_variant
+from postmortem import GROUPS
 
 import nomina
 from nomina import CaseFields, PhotoInput, Workspace

@@ -5,7 +5,8 @@ What it runs
 For each variant a dataset folder is made in a temporary folder, in the layout `nomina evaluate` reads
 (one folder per identity): each London identity's neutral photo as it is (the first photo, so the
 gallery photo of identification) and its smiling photo degraded by the variant (``clean``: as it is).
-The variants are those of ``bench/degrade.py`` (described in ``bench/accuracy.py``). Each dataset is
+The variants are those of ``bench/degrade.py`` and ``bench/postmortem.py`` (described in
+``bench/accuracy.py``). Each dataset is
 evaluated with ``nomina.evaluation.run_evaluation`` exactly as the command does, with
 ``../shared/faces/labels.csv`` for the groups; impostor pairs: all of them (20,604).
 
@@ -39,7 +40,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from degrade import GROUPS, clean_landmarks, make_variant
+from degrade import clean_landmarks, make_variant
+from postmortem import GROUPS
 
 import nomina
 from nomina.evaluation.runner import EvaluateOptions, run_evaluation

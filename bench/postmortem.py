@@ -43,6 +43,7 @@ result. Report any figure from them as coming from derived (post-mortem-like) sa
 from __future__ import annotations
 
 import cv2
+import degrade
 import numpy as np
 from degrade import Image, Marks, Variant, iod, jpeg, png, scaled
 
@@ -281,3 +282,7 @@ POSTMORTEM_VARIANTS: dict[str, Variant] = {
     "pm_combined": lambda img, lm, rng: (pm_combined(img, lm, rng), "jpg"),
     "pm_hard": lambda img, lm, rng: (pm_hard(img, lm, rng), "jpg"),
 }
+
+#: Every group of derived photos the accuracy benchmarks run: bench/degrade.py's and this one. (The search
+#: benchmark's queries stay degrade.GROUPS.)
+GROUPS = {**degrade.GROUPS, "postmortem": POSTMORTEM_VARIANTS}

@@ -3,10 +3,11 @@
 What it runs
 ------------
 One dataset in the layout `nomina evaluate` reads: for each London identity, its clean neutral photo and
-its smiling photo clean and degraded by every variant of ``bench/degrade.py`` (16 photos per person).
-The dataset is measured with ``nomina.evaluation.run_evaluation`` exactly as `nomina evaluate` does; its
-``quality`` block gives, per band of the lower quality score of a pair's two photos, the false non-match
-rate (FNMR) and the false match rate at one threshold, the one holding FAR to 0.001 over all pairs.
+its smiling photo clean and degraded by every variant of ``bench/degrade.py`` and ``bench/postmortem.py``
+(25 photos per person). The dataset is measured with ``nomina.evaluation.run_evaluation`` exactly as
+`nomina evaluate` does; its ``quality`` block gives, per band of the lower quality score of a pair's two
+photos, the false non-match rate (FNMR) and the false match rate at one threshold, the one holding FAR to
+0.001 over all pairs.
 
 If the score means something, FNMR falls as the band rises. The photos are derived (degraded copies of
 clean studio portraits): the figures show the score's direction, not the error rates of real case photos.
@@ -33,7 +34,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from degrade import GROUPS, clean_landmarks, make_variant
+from degrade import clean_landmarks, make_variant
+from postmortem import GROUPS
 
 import nomina
 from nomina.evaluation.runner import EvaluateOptions, run_evaluation
