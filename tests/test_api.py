@@ -197,6 +197,13 @@ def test_the_whole_workflow_through_the_api(
     verify = client.get(f"{API}/audit/verify", headers=tokens["aud"]).json()
     assert verify["ok"] is True and len(verify["head"]) == 64
 
+    # an exhaustive search is recorded as one; the flag is a JSON boolean
+    thorough = client.post(f"{API}/cases/C3/searches", headers=eve, json={"top": 10, "exhaustive": True})
+    assert thorough.status_code == 201, thorough.text
+    assert thorough.json()["settings"]["exhaustive"] is True and "exhaustive" not in result["settings"]
+    bad = client.post(f"{API}/cases/C3/searches", headers=eve, json={"exhaustive": "yes"})
+    assert bad.status_code == 422 and "exhaustive" in bad.text
+
 
 def test_the_error_shape(
     client: TestClient, tokens: dict[str, dict[str, str]], monkeypatch: pytest.MonkeyPatch

@@ -59,6 +59,22 @@ def test_search_table_says_candidates_not_identification(populated, capsys):
     assert "MP-003" in first and "Person 003" in first
 
 
+def test_an_exhaustive_search_says_so_in_its_record(populated, capsys):
+    code, out, err = run(capsys, "search", "UP-1", "--json", "-w", populated)
+    assert code == 0, err
+    plain = json.loads(out)
+    code, out, err = run(capsys, "search", "UP-1", "--exhaustive", "--json", "-w", populated)
+    assert code == 0, err
+    thorough = json.loads(out)
+    assert "exhaustive" not in plain["settings"]
+    assert thorough["settings"]["exhaustive"] is True and thorough["settings"]["index"] == "exact"
+    assert [(c["reference_id"], c["score"]) for c in thorough["candidates"]] == [
+        (c["reference_id"], c["score"]) for c in plain["candidates"]
+    ]  # four references: the gallery searches exactly anyway
+    code, out, _ = run(capsys, "search", "show", str(thorough["search_id"]), "--json", "-w", populated)
+    assert json.loads(out)["settings"]["exhaustive"] is True
+
+
 def test_search_json_shape_and_show_again(populated, capsys):
     code, out, _ = run(capsys, "search", "UP-1", "--json", "-w", populated)
     assert code == 0

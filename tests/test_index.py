@@ -200,6 +200,24 @@ def test_approximate_recall_against_exact(large):
     assert recall >= 0.8
 
 
+def test_an_exhaustive_search_of_the_approximate_gallery_is_the_exact_search(large):
+    """With ``exhaustive``, the approximate gallery compares every face: the same hits as the exact gallery,
+    where its own search returns other ones (weak probes: faces far from their identity)."""
+    refs, face_ids, vectors, identity, approx, exact = large
+    probes, _ = mated_probes(vectors, identity, 20, seed=11)
+    rng = np.random.default_rng(12)
+    weak = probes + 1.5 * rng.normal(size=probes.shape).astype(np.float32) / np.sqrt(DIM)
+    weak /= np.linalg.norm(weak, axis=1, keepdims=True)
+    differ = 0
+    for probe in weak:
+        want = as_tuples(exact.search(probe, 50))
+        assert as_tuples(approx.search(probe, 50, exhaustive=True)) == want
+        differ += as_tuples(approx.search(probe, 50)) != want
+    assert approx.kind == "approximate" and differ >= 5
+    both = weak[:3]  # several probes at once too
+    assert as_tuples(approx.search(both, 20, exhaustive=True)) == as_tuples(exact.search(both, 20))
+
+
 def test_incremental_add_is_found_and_removal_never_returned(saved):
     refs, face_ids, vectors, _ = saved
     gallery = fresh(saved)

@@ -706,12 +706,20 @@ def search_run(
     case_id: Annotated[str, typer.Argument(help="Case to search.")],
     face: Annotated[int | None, typer.Option(help="Case face number (see `case show`); default: all.")] = None,
     top: Annotated[int | None, typer.Option(help="Candidates to keep [setting NOMINA_TOP, default 50].")] = None,
+    exhaustive: Annotated[
+        bool,
+        typer.Option(
+            "--exhaustive",
+            help="Compare every reference face even on a gallery using its approximate index (slower; finds "
+            "weak matches of hard photos that index can miss).",
+        ),
+    ] = False,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Rank every reference against the case's face(s); the search is recorded."""
     with _open(workspace) as ws:
-        result = ws.search(case_id, face=face, top=top)
+        result = ws.search(case_id, face=face, top=top, exhaustive=exhaustive)
     _show_search(result, as_json)
 
 

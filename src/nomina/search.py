@@ -111,10 +111,10 @@ class SearchSummary(Record):
 
 
 def rank(
-    index: GalleryIndex, probes: np.ndarray, case_faces: list[CaseFaceRef], top: int
+    index: GalleryIndex, probes: np.ndarray, case_faces: list[CaseFaceRef], top: int, exhaustive: bool = False
 ) -> list[tuple[int, str, float, int, int]]:
     """(rank, reference id, score, reference face id, case face id) for the best ``top``."""
-    hits = index.search(probes, top)
+    hits = index.search(probes, top, exhaustive=exhaustive)
     return [(i + 1, h.reference_id, h.score, h.face_id, case_faces[h.probe].face_id) for i, h in enumerate(hits)]
 
 

@@ -978,13 +978,16 @@ class Workspace:
                 shared.keeper = GalleryKeeper(self.path / "index", dim)
             return shared.keeper
 
-    def search(self, case_id: str, face: int | None = None, top: int | None = None) -> SearchResult:
+    def search(
+        self, case_id: str, face: int | None = None, top: int | None = None, exhaustive: bool = False
+    ) -> SearchResult:
         """Rank every reference against the case's face(s) and record the search.
 
         Without ``face``, all the case's faces are used and each reference keeps its best score over
-        them; ``face`` (1-based, as ``case show`` numbers them) restricts the search to one. The ranking
-        runs outside the write lock; if the gallery changed before the search is recorded, it ranks again
-        inside it.
+        them; ``face`` (1-based, as ``case show`` numbers them) restricts the search to one. ``exhaustive``
+        compares every reference face even when the gallery uses its approximate index (which may miss a
+        weak match of a hard photo); the search records it. The ranking runs outside the write lock; if the
+        gallery changed before the search is recorded, it ranks again inside it.
         """
         top = self.settings.top if top is None else top
         if top < 1:
@@ -1020,8 +1023,10 @@ class Workspace:
         def ranked(gallery: Gallery) -> Ranked:
             if gallery.size == 0:
                 raise NotFound("gallery: no reference faces to search; add references first", record="gallery")
-            ranking = rank(gallery, probes, refs, top)
-            chosen = {**settings, "index": gallery.kind}
+            ranking = rank(gallery, probes, refs, top, exhaustive)
+            chosen = {**settings, "index": "exact" if exhaustive else gallery.kind}
+            if exhaustive:
+                chosen["exhaustive"] = True
             return Ranked(case_id, refs, ranking, chosen, gallery, calibration_id, warnings)
 
         gallery = self.gallery_index()

@@ -54,8 +54,9 @@ class GalleryIndex(Protocol):
         """References in the index."""
         ...
 
-    def search(self, probes: np.ndarray, top: int) -> list[Hit]:
-        """The ``top`` references by best score over all probes and all their faces."""
+    def search(self, probes: np.ndarray, top: int, exhaustive: bool = False) -> list[Hit]:
+        """The ``top`` references by best score over all probes and all their faces; ``exhaustive``: every
+        face compared, whatever the index (an approximate index may miss a weak match)."""
         ...
 
 
@@ -100,7 +101,8 @@ class ExactIndex:
     def references(self) -> int:
         return len(self.ref_ids)
 
-    def search(self, probes: np.ndarray, top: int) -> list[Hit]:
+    def search(self, probes: np.ndarray, top: int, exhaustive: bool = False) -> list[Hit]:
+        """Always exhaustive (every face compared)."""
         if self.size == 0 or top <= 0:
             return []
         probes = np.atleast_2d(np.asarray(probes, dtype=np.float32))

@@ -322,6 +322,11 @@ class TokenRequest(_Body):
 class SearchRequest(_Body):
     face: int | None = Field(None, ge=1, le=10_000, description="Search with this case face only (default: all).")
     top: int | None = Field(None, ge=1, le=100_000, description="Candidates to keep (default: the workspace's).")
+    exhaustive: bool = Field(
+        False,
+        description="Compare every reference face even when the gallery uses its approximate index (slower; "
+        "finds weak matches of hard photos that index can miss). Recorded with the search.",
+    )
 
 
 class ConclusionRequest(_Body):
@@ -649,7 +654,7 @@ async def run_search(case_id: str, request: Request, viewer: Viewer = api("searc
     """Rank every reference against the case's faces and record the search: candidates for review by a
     trained examiner, never an identification."""
     body = await _json(request, SearchRequest)
-    return (await _call(viewer.ws.search, case_id, face=body.face, top=body.top)).to_dict()
+    return (await _call(viewer.ws.search, case_id, face=body.face, top=body.top, exhaustive=body.exhaustive)).to_dict()
 
 
 @router.get("/searches", summary="List searches", tags=["searches"])
