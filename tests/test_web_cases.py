@@ -6,6 +6,7 @@ taking the workspace on from where the one before left it (C1 searched again, co
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 
 import cv2
 import pytest
-from conftest import _session_environment, copy_workspace, current_engine, web_login
+from conftest import _session_environment, copy_workspace, current_engine, raw_database, web_login
 from fastapi.testclient import TestClient
 
 from nomina.workspace import Workspace
@@ -133,6 +134,15 @@ def test_search_from_the_case_page_and_filters(site: dict[str, Any]) -> None:
     assert ranks[0] == ("1", "R1") and {r for _, r in ranks} == {"R1", "R2"}
     assert "/crops/reference/R1/" in page and "/crops/case/C1/1" in page
     assert f"{url}/candidates/1/compare" in page and "female" in page
+    thorough = eve.post("/cases/C1/search", data={"csrf": csrf, "exhaustive": "on"}, follow_redirects=False)
+    assert thorough.status_code == 303
+    search_id = int(thorough.headers["location"].rsplit("/", 1)[1])
+    with raw_database(site["folder"]) as con:
+        rows = con.execute(
+            "SELECT id, settings FROM searches WHERE id IN (?, ?)", (search_id, int(url[10:]))
+        ).fetchall()
+    settings = {row[0]: row[1] if isinstance(row[1], dict) else json.loads(row[1]) for row in rows}
+    assert settings[search_id]["exhaustive"] is True and "exhaustive" not in settings[int(url[10:])]
     men = eve.get(url, params={"sex": "male"}).text
     assert 'data-reference="R1"' not in men and 'data-reference="R2"' in men
     older = eve.get(url, params={"born_to": "1985"}).text

@@ -384,9 +384,11 @@ def mark_eyes(
 
 # -- searches ------------------------------------------------------------------------------------------
 @router.post("/cases/{case_id}/search", response_class=HTMLResponse)
-def run_search(request: Request, case_id: str, viewer: Viewer = page("search.run")) -> Response:
+def run_search(
+    request: Request, case_id: str, exhaustive: str = Form(""), viewer: Viewer = page("search.run")
+) -> Response:
     try:
-        result = viewer.ws.search(case_id)
+        result = viewer.ws.search(case_id, exhaustive=exhaustive == "on")
     except NominaError as exc:
         return _case_page(request, viewer, case_id, exc.http_status, errors={"search": exc.message})
     return RedirectResponse(f"/searches/{result.search_id}", status_code=303)
