@@ -1,0 +1,546 @@
+"""Does the quality score predict errors? Error-versus-reject curves (ISO/IEC 29794-1) on degraded sample photos.
+
+What it runs
+------------
+For each London identity: its clean neutral photo is the reference; its probes are its smiling photo as it
+is (``clean``) and degraded by every variant of ``postmortem.GROUPS`` (``bench/degrade.py``'s ``issue`` and
+``harder`` groups and ``bench/postmortem.py``'s ``postmortem`` group; described in ``bench/accuracy.py``).
+Every photo goes through ``nomina.FaceAnalyzer.central_face`` as ``nomina evaluate`` analyses a photo
+(detection in four orientations with the default ``orientation_search``, levelling, alignment, quality,
+embedding), with the default model ``sface``. Per probe photo it records three measures:
+
+* ``nomina``: Nomina's quality score, ``face.quality.as_dict()["score"]``, the number `nomina evaluate`
+  and ``bench/quality.py`` use.
+* ``norm``: the length of SFace's output before L2 normalisation. Nomina's ``SFaceEmbedder.embed``
+  normalises inside, so the script loads the same verified file (``model.paths["embedder"]``) with
+  ``cv2.dnn.readNetFromONNX`` and feeds it exactly what ``nomina.faces`` embeds: the face's aligned crop,
+  contrast-stretched with ``nomina.faces``' own helpers when it is low in contrast, as an RGB blob to input
+  ``data``. The normalised output is checked against the face's stored embedding (cosine above 0.9999),
+  so a drift between this and the library stops the run.
+* ``mirror``: the cosine between the face's embedding and that of its crop mirrored left-right (the crop
+  is aligned to a nearly symmetric template, so a face the model sees consistently scores near 1).
+
+Comparisons: genuine, each reference against each probe of the same identity; impostor, each reference
+against every probe of the other identities. One threshold, the one holding FMR to 0.001 over all impostor
+comparisons (``nomina.evaluation.metrics.tar_at_far``). A photo without a face scores -1 in every
+comparison, as in `nomina evaluate`.
+
+What is derived
+---------------
+Error-versus-reject curves (ISO/IEC 29794-1; the 2024 edition calls them error-versus-discard): for
+r = 0, 1, ..., 50% of the genuine comparisons whose probe has the lowest value of a measure discarded,
+the FNMR of the rest at the fixed threshold. A comparison's quality is its probe's (the reference is
+clean). Ties are split as a random order would split them on average (the expected FNMR), so a measure
+that gives many photos the same value gains nothing from the order they happen to be in. Probes without a
+face have no measure and are left out of the curves; they are counted apart. Also drawn: the ideal curve
+(the errors discarded first) and random discarding (a flat line). Per measure, the area between its curve
+and the ideal one over 0-50% (smaller is better) and that area relative to random discarding's (0: ideal,
+1: no better than discarding at random). Per band of Nomina's score (0-20 ... 80-100), FNMR with its
+errors and Wilson 95% interval, and the impostor comparisons' FMR. Everything overall and per group.
+
+Nothing is fitted on the photos reported. The score's bounds were set before (``src/nomina/quality.py``);
+the norm and the mirror consistency have no parameter (a curve depends only on the order a measure
+puts photos in). One combination was fixed in form before any result was seen,
+``combo = max(nomina, 1) / 100 * max(rise(mirror, lo, hi), 0.01)`` (``rise``: 0 at ``lo``, 1 from ``hi``,
+linear between; the floors keep either factor from erasing the other's order); ``lo`` and ``hi`` are
+chosen on a grid to minimise the area on the genuine comparisons of half of the identities (the ``fit``
+half: the first half of a permutation of the sorted identity names seeded with ``SPLIT_SEED``), and every
+measure is reported on the other (``report``) half.
+
+Every figure comes from derived (degraded) copies of clean studio portraits of 102 people: it shows
+whether a measure orders errors, not the error rates of real case photos.
+
+Run
+---
+From the repository root::
+
+    .venv/bin/python bench/quality_erc.py [--faces DIR] [--variants blur,mask] [--people N]
+        [--figure docs/img/quality-erc.png] [--out FILE.json]
+
+``--variants`` and ``--people`` make small trial runs (``clean`` is always a probe). A full run analyses
+2,652 photos: about 7 minutes on 2 cores shared with other work (``nice -n 19``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from degrade import clean_landmarks, make_variant
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from postmortem import GROUPS
+
+import nomina
+from nomina import faces as nomina_faces
+from nomina.evaluation import metrics
+from nomina.imaging import decode_image, read_photo
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL = "sface"
+FMR_TARGET = 0.001
+WORST = -1.0  # a failure's score, as nomina.evaluation.protocols.WORST
+DISCARD = np.linspace(0.0, 0.5, 51)  # fractions of genuine comparisons discarded: 0, 1, ..., 50%
+BANDS = ((0, 20), (20, 40), (40, 60), (60, 80), (80, 100))
+MEASURES = ("nomina", "norm", "mirror")
+LABELS = {
+    "nomina": "Nomina's quality score",
+    "norm": "embedding norm (before L2)",
+    "mirror": "mirror consistency",
+    "combo": "score x mirror (fitted on the other half)",
+}
+SPLIT_SEED = 29794
+GRID = np.round(np.arange(0.0, 1.0001, 0.05), 2)  # candidate lo and hi of the combination's mirror factor
+MATCH = 0.9999  # least cosine between the re-computed and the library's embedding
+
+
+@dataclass
+class Photo:
+    person: str
+    variant: str  # "reference", "clean" or a variant name
+    group: str  # "reference", "clean", "issue", "harder" or "postmortem"
+    path: Path
+    found: bool = False
+    embedding: np.ndarray | None = None
+    nomina: float = math.nan
+    norm: float = math.nan
+    mirror: float = math.nan
+
+
+# -- measuring --------------------------------------------------------------------------------------------
+class RawSFace:
+    """SFace run as ``nomina.models.sface.SFaceEmbedder`` runs it, but returning the raw output."""
+
+    def __init__(self, path: str) -> None:
+        self.net = cv2.dnn.readNetFromONNX(path)
+
+    def __call__(self, crop: np.ndarray) -> np.ndarray:
+        blob = cv2.dnn.blobFromImage(crop, 1.0, (112, 112), (0, 0, 0), swapRB=True)
+        self.net.setInput(blob, "data")
+        return np.asarray(self.net.forward(), dtype=np.float64).reshape(-1)
+
+
+def embedded_crop(aligned: np.ndarray) -> np.ndarray:
+    """The crop ``nomina.faces`` feeds the embedder: contrast-stretched when it is dark or washed out."""
+    if nomina_faces._low_contrast(aligned):
+        return nomina_faces._stretch_contrast(aligned, nomina_faces._EMBED_SMOOTHING)
+    return aligned
+
+
+def analyse(analyzer: nomina.FaceAnalyzer, raw: RawSFace, photo: Photo, max_pixels: int) -> None:
+    image = decode_image(read_photo(photo.path), str(photo.path), max_pixels)
+    face, _ = analyzer.central_face(image, any_orientation=analyzer.turns(reference_photo=False))
+    if face is None:
+        return
+    crop = embedded_crop(face.aligned)
+    out = raw(crop)
+    norm = float(np.linalg.norm(out))
+    if float(out @ face.embedding) / norm < MATCH:
+        sys.exit(f"{photo.path}: the re-computed SFace output does not match Nomina's embedding")
+    mirrored = raw(np.ascontiguousarray(crop[:, ::-1]))
+    photo.found = True
+    photo.embedding = face.embedding.astype(np.float64)
+    photo.nomina = float(face.quality.as_dict()["score"])
+    photo.norm = norm
+    photo.mirror = float(out @ mirrored / (norm * np.linalg.norm(mirrored)))
+
+
+# -- curves -----------------------------------------------------------------------------------------------
+def erc(quality: np.ndarray, errors: np.ndarray) -> dict[str, np.ndarray]:
+    """FNMR after discarding each fraction of DISCARD, lowest quality first (ties split on average)."""
+    n, total = len(errors), int(errors.sum())
+    d = DISCARD * n
+    values, inverse = np.unique(quality, return_inverse=True)
+    count = np.bincount(inverse, minlength=len(values))
+    wrong = np.bincount(inverse, weights=errors.astype(np.float64), minlength=len(values))
+    removed = np.interp(d, np.concatenate([[0], count.cumsum()]), np.concatenate([[0.0], wrong.cumsum()]))
+    left = total - removed
+    return {"fnmr": left / (n - d), "errors_left": left, "kept": n - d}
+
+
+def ideal(errors: np.ndarray) -> np.ndarray:
+    n, total = len(errors), int(errors.sum())
+    d = DISCARD * n
+    return np.maximum(total - d, 0.0) / (n - d)
+
+
+def area(curve: np.ndarray, best: np.ndarray) -> float:
+    gap = curve - best
+    return float(np.sum((gap[1:] + gap[:-1]) / 2 * np.diff(DISCARD)))
+
+
+def rise(x: np.ndarray, low: float, high: float) -> np.ndarray:
+    return np.clip((x - low) / (high - low), 0.0, 1.0)
+
+
+def combo(nomina_score: np.ndarray, mirror: np.ndarray, low: float, high: float) -> np.ndarray:
+    """The combination whose form was fixed before any result was seen (see the module docstring)."""
+    return np.maximum(nomina_score, 1.0) / 100 * np.maximum(rise(mirror, low, high), 0.01)
+
+
+def fit_combo(nomina_score: np.ndarray, mirror: np.ndarray, errors: np.ndarray) -> tuple[float, float, float]:
+    """(lo, hi, area) of the grid's combination with the smallest area vs the ideal curve."""
+    best_curve = ideal(errors)
+    best = (math.nan, math.nan, math.inf)
+    for low in GRID:
+        for high in GRID[GRID > low]:
+            a = area(erc(combo(nomina_score, mirror, low, high), errors)["fnmr"], best_curve)
+            if a < best[2] - 1e-12:
+                best = (float(low), float(high), a)
+    return best
+
+
+def rate(errors: float, n: float) -> dict[str, Any]:
+    return {
+        "fnmr": None if n == 0 else round(errors / n, 6),
+        "errors": round(float(errors), 2),
+        "comparisons": round(float(n), 2),
+    }
+
+
+def curves_block(measures: dict[str, np.ndarray], errors: np.ndarray) -> dict[str, Any]:
+    """Curves, areas and FNMR at a few discard fractions for one set of genuine comparisons."""
+    total, n = int(errors.sum()), len(errors)
+    best = ideal(errors)
+    random_area = area(np.full(len(DISCARD), total / n if n else 0.0), best)
+    out: dict[str, Any] = {
+        "comparisons": n,
+        "errors": total,
+        "fnmr": None if n == 0 else round(total / n, 6),
+        "ideal": np.round(best, 6).tolist(),
+        "random_area": round(random_area, 6),
+        "measures": {},
+    }
+    for name, values in measures.items():
+        c = erc(values, errors)
+        a = area(c["fnmr"], best)
+        out["measures"][name] = {
+            "fnmr": np.round(c["fnmr"], 6).tolist(),
+            "area_vs_ideal": round(a, 6),
+            "relative_to_random": None if random_area <= 0 else round(a / random_area, 3),
+            "at": {
+                f"{int(round(100 * DISCARD[k]))}%": rate(c["errors_left"][k], c["kept"][k])
+                for k in (0, 5, 10, 20, 30, 50)
+            },
+        }
+    return out
+
+
+def bands_block(score: np.ndarray, gen_errors: np.ndarray, imp_score: np.ndarray, imp_false: np.ndarray) -> list:
+    rows = []
+    for low, high in BANDS:
+        top = high if high < 100 else np.inf
+        g = (score >= low) & (score < top)
+        i = (imp_score >= low) & (imp_score < top)
+        e, n = int(gen_errors[g].sum()), int(g.sum())
+        ci = metrics.wilson_interval(e, n)
+        rows.append(
+            {
+                "band": f"{low}-{high}",
+                "genuine": n,
+                "errors": e,
+                "fnmr": None if n == 0 else round(e / n, 6),
+                "fnmr_ci95": None if ci is None else [round(ci[0], 6), round(ci[1], 6)],
+                "impostor": int(i.sum()),
+                "false_matches": int(imp_false[i].sum()),
+                "fmr": None if not i.any() else round(float(imp_false[i].mean()), 6),
+            }
+        )
+    return rows
+
+
+# -- output -----------------------------------------------------------------------------------------------
+def pct(x: float | None, digits: int = 1) -> str:
+    return "–" if x is None else f"{100 * x:.{digits}f}%"
+
+
+def plot(panels: list[tuple[str, dict[str, Any]]], path: Path) -> None:
+    fig = Figure(figsize=(13.5, 8.2), dpi=110)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(2, 3)
+    x = 100 * DISCARD
+    styles = {
+        "nomina": ("tab:blue", "-"),
+        "norm": ("tab:orange", "-"),
+        "mirror": ("tab:green", "-"),
+        "combo": ("tab:purple", "-."),
+    }
+    handles: dict[str, Any] = {}
+    for ax, (title, block) in zip(axes.flat, panels, strict=False):
+        (h,) = ax.plot(x, 100 * np.array(block["ideal"]), color="black", ls=":", lw=1.5)
+        handles["ideal (errors discarded first)"] = h
+        (h,) = ax.plot(x, np.full(len(x), 100 * (block["fnmr"] or 0)), color="grey", ls="--", lw=1.2)
+        handles["random discarding"] = h
+        for name, m in block["measures"].items():
+            colour, ls = styles[name]
+            label = f"{LABELS[name]}"
+            (h,) = ax.plot(x, 100 * np.array(m["fnmr"]), color=colour, ls=ls, lw=1.8)
+            handles[label] = h
+        ax.set_title(f"{title}: {block['comparisons']} genuine, FNMR {pct(block['fnmr'])}", fontsize=10)
+        ax.set_xlim(0, 50)
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        ax.set_xlabel("genuine comparisons discarded, lowest quality first (%)", fontsize=8)
+        ax.set_ylabel("FNMR of the rest at FMR 0.001 (%)", fontsize=8)
+        ax.tick_params(labelsize=8)
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.axis("off")
+    last = list(axes.flat)[-1]
+    if len(panels) < 6:
+        last.legend(list(handles.values()), list(handles.keys()), loc="center", fontsize=9, frameon=False)
+    fig.suptitle(
+        "Error-versus-reject curves (ISO/IEC 29794-1), SFace, London sample photos degraded (derived); "
+        "reference: clean neutral photo",
+        fontsize=11,
+    )
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+
+
+def print_areas(title: str, block: dict[str, Any]) -> None:
+    print(
+        f"\n{title}: {block['comparisons']} genuine comparisons with a face, {block['errors']} false non-matches "
+        f"(FNMR {pct(block['fnmr'])}); random discarding's area vs ideal {block['random_area']:.4f}\n"
+    )
+    print("| measure | area vs ideal | relative to random | FNMR, 10% discarded | FNMR, 20% discarded |")
+    print("|---|---:|---:|---:|---:|")
+    for name, m in block["measures"].items():
+        cells = [LABELS[name], f"{m['area_vs_ideal']:.4f}", f"{m['relative_to_random']}"]
+        for key in ("10%", "20%"):
+            r = m["at"][key]
+            cells.append(f"{pct(r['fnmr'])} ({r['errors']:g} of {r['comparisons']:g})")
+        print("| " + " | ".join(cells) + " |")
+
+
+def main() -> None:
+    default_faces = os.environ.get("NOMINA_TEST_FACES") or str(REPO.parent / "shared" / "faces")
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--faces", type=Path, default=Path(default_faces), help="sample photo folder")
+    ap.add_argument("--variants", help="comma-separated variant names (default: every variant of every group)")
+    ap.add_argument("--people", type=int, help="only the first N identities (trial runs)")
+    ap.add_argument("--figure", type=Path, default=REPO / "docs" / "img" / "quality-erc.png", help="PNG to write")
+    ap.add_argument("--out", type=Path, help="also write every number (and every photo's measures) as JSON")
+    args = ap.parse_args()
+
+    london = args.faces / "london"
+    if not london.is_dir():
+        sys.exit(f"{london}: sample photos not found; use --faces")
+    people = sorted(d.name for d in london.iterdir() if d.is_dir())[: args.people]
+    variants = {name: (group, fn) for group, vs in GROUPS.items() for name, fn in vs.items()}
+    if args.variants:
+        wanted = [v.strip() for v in args.variants.split(",") if v.strip() and v.strip() != "clean"]
+        unknown = [v for v in wanted if v not in variants]
+        if unknown:
+            sys.exit(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(variants)}")
+        variants = {v: variants[v] for v in wanted}
+    started = time.perf_counter()
+    tmp = Path(tempfile.mkdtemp(prefix="nomina-bench-erc-"))
+    try:
+        settings = nomina.load_settings(model=MODEL, cache=tmp / "cache")
+        model = nomina.load_model(settings.model, settings.model_dir)
+        analyzer = nomina.FaceAnalyzer(model, settings)
+        raw = RawSFace(model.paths["embedder"])
+        probes = [(p, london / p / f"{p}_smiling.jpg") for p in people]
+        marks = clean_landmarks(analyzer, probes, settings.max_pixels)
+        photos = [Photo(p, "reference", "reference", london / p / f"{p}_neutral.jpg") for p in people]
+        photos += [Photo(p, "clean", "clean", path) for p, path in probes]
+        for name, (group, fn) in variants.items():
+            photos += [Photo(p, name, group, path) for p, path in make_variant(fn, probes, marks, tmp / name)]
+        for k, photo in enumerate(photos, 1):
+            analyse(analyzer, raw, photo, settings.max_pixels)
+            if k % 200 == 0:
+                print(f"  {k}/{len(photos)} photos analysed", file=sys.stderr)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    seconds = time.perf_counter() - started
+    report = analyse_and_report(people, photos, args.figure)
+    report["run"] = {
+        "nomina_version": nomina.__version__,
+        "model": model.identity,
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.system()} {platform.machine()} ({os.cpu_count()} CPUs)",
+        "seconds": round(seconds, 1),
+        "photos": len(photos),
+        "variants": list(variants),
+        "discard_fractions": DISCARD.round(2).tolist(),
+    }
+    print(
+        f"\nNomina {nomina.__version__}; model {MODEL}; {report['run']['machine']}; {round(seconds)} s; "
+        f"figure {args.figure}"
+    )
+    if args.out is not None:
+        args.out.write_text(json.dumps(report, indent=1) + "\n")
+
+
+def analyse_and_report(people: list[str], photos: list[Photo], figure: Path) -> dict[str, Any]:
+    refs = {p.person: p for p in photos if p.group == "reference"}
+    missing = sorted(p for p, r in refs.items() if not r.found)
+    if missing:
+        print(f"references without a face (their comparisons are left out): {', '.join(missing)}")
+    probes = [p for p in photos if p.group != "reference" and refs[p.person].found]
+    ref_people = [p for p in people if refs[p].found]
+    ref_index = {p: k for k, p in enumerate(ref_people)}
+    ref_matrix = np.stack([refs[p].embedding for p in ref_people])
+    dim = ref_matrix.shape[1]
+    probe_matrix = np.stack([p.embedding if p.found else np.zeros(dim) for p in probes])
+    found = np.array([p.found for p in probes])
+    scores = ref_matrix @ probe_matrix.T  # reference x probe
+    scores[:, ~found] = WORST
+    own = np.array([ref_index[p.person] for p in probes])
+    genuine = scores[own, np.arange(len(probes))]
+    impostor_mask = np.ones_like(scores, dtype=bool)
+    impostor_mask[own, np.arange(len(probes))] = False
+    impostor = scores[impostor_mask]
+    point = metrics.tar_at_far(genuine, impostor, FMR_TARGET)
+    if point.threshold is None:
+        sys.exit(f"no threshold at FMR {FMR_TARGET}: {point.note}")
+    threshold = point.threshold
+    errors = genuine < threshold
+    group = np.array([p.group for p in probes])
+    variant = np.array([p.variant for p in probes])
+    person = np.array([p.person for p in probes])
+    values = {m: np.array([getattr(p, m) for p in probes]) for m in MEASURES}
+    # impostor comparisons: the probe's quality band, and whether it is a false match (probes with a face)
+    imp_probe = np.broadcast_to(np.arange(len(probes)), scores.shape)[impostor_mask]
+    imp_false = impostor >= threshold
+
+    print(
+        f"{len(ref_people)} references, {len(probes)} probe photos ({int((~found).sum())} without a face); "
+        f"{len(genuine)} genuine and {len(impostor)} impostor comparisons; threshold {threshold:.4f} "
+        f"(FMR {pct(point.achieved, 3)}, {int(imp_false.sum())} false matches); "
+        f"FNMR {pct(errors.mean())} ({int(errors.sum())} errors, {int((~found).sum())} of them probes without a face)"
+    )
+
+    groups = {"overall": np.ones(len(probes), dtype=bool)}
+    groups |= {g: group == g for g in ("issue", "harder", "postmortem") if (group == g).any()}
+    result: dict[str, Any] = {
+        "threshold": round(threshold, 6),
+        "fmr_target": FMR_TARGET,
+        "fmr_achieved": point.achieved,
+        "genuine_comparisons": len(genuine),
+        "impostor_comparisons": len(impostor),
+        "probes_without_face": int((~found).sum()),
+        "errors_including_failures": int(errors.sum()),
+        "references_without_face": missing,
+        "groups": {},
+    }
+    panels = []
+    for name, sel in groups.items():
+        ok = sel & found
+        block = curves_block({m: values[m][ok] for m in MEASURES}, errors[ok])
+        block["probes_without_face"] = int((sel & ~found).sum())
+        block["fnmr_including_failures"] = rate(errors[sel].sum(), sel.sum())
+        imp_ok = ok[imp_probe]
+        block["bands"] = bands_block(
+            values["nomina"][ok], errors[ok], values["nomina"][imp_probe][imp_ok], imp_false[imp_ok]
+        )
+        result["groups"][name] = block
+        panels.append((name, block))
+        print_areas(name, block)
+        if block["probes_without_face"]:
+            f = block["fnmr_including_failures"]
+            print(
+                f"\n({block['probes_without_face']} probes without a face left out; with them counted as errors "
+                f"FNMR {pct(f['fnmr'])}, {f['errors']:g} of {f['comparisons']:g})"
+            )
+
+    print("\nFNMR by band of Nomina's quality score (the probe's; genuine comparisons with a face):\n")
+    names = list(groups)
+    print("| band | " + " | ".join(names) + " | impostor (overall) | FMR |")
+    print("|---|" + "---:|" * (len(names) + 2))
+    for k, (low, high) in enumerate(BANDS):
+        cells = [f"{low}-{high}"]
+        for g in names:
+            b = result["groups"][g]["bands"][k]
+            cells.append("–" if not b["genuine"] else f"{pct(b['fnmr'])} ({b['errors']} of {b['genuine']})")
+        b = result["groups"]["overall"]["bands"][k]
+        cells += [str(b["impostor"]), pct(b["fmr"], 3)]
+        print("| " + " | ".join(cells) + " |")
+
+    # per variant: errors and the median of each measure
+    print("\n| variant | group | probes | no face | FNMR (errors) | median score | median norm | median mirror |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    per_variant = {}
+    for v in dict.fromkeys(variant):
+        sel = variant == v
+        ok = sel & found
+        med = {m: float(np.median(values[m][ok])) if ok.any() else None for m in MEASURES}
+        per_variant[v] = {
+            "group": str(group[sel][0]),
+            "probes": int(sel.sum()),
+            "without_face": int((sel & ~found).sum()),
+            **rate(errors[sel].sum(), sel.sum()),
+            "median": med,
+        }
+        print(
+            f"| {v} | {group[sel][0]} | {int(sel.sum())} | {int((sel & ~found).sum())} | "
+            f"{pct(errors[sel].mean())} ({int(errors[sel].sum())}) | "
+            + " | ".join("–" if med[m] is None else f"{med[m]:.{3 if m == 'mirror' else 1}f}" for m in MEASURES)
+            + " |"
+        )
+    result["variants"] = per_variant
+
+    # the combination: fitted on one half of the identities, every measure reported on the other half
+    order = np.random.default_rng(SPLIT_SEED).permutation(len(ref_people))
+    fit_people = sorted(ref_people[k] for k in order[: len(ref_people) // 2])
+    report_people = sorted(ref_people[k] for k in order[len(ref_people) // 2 :])
+    fit_sel = np.isin(person, fit_people) & found
+    rep_sel = np.isin(person, report_people) & found
+    low, high, fit_area = fit_combo(values["nomina"][fit_sel], values["mirror"][fit_sel], errors[fit_sel])
+    rep_values = {m: values[m][rep_sel] for m in MEASURES}
+    rep_values["combo"] = combo(values["nomina"][rep_sel], values["mirror"][rep_sel], low, high)
+    rep_block = curves_block(rep_values, errors[rep_sel])
+    result["combination"] = {
+        "form": "max(nomina, 1) / 100 * max(rise(mirror, lo, hi), 0.01)",
+        "lo": low,
+        "hi": high,
+        "fit_area_vs_ideal": round(fit_area, 6),
+        "split_seed": SPLIT_SEED,
+        "fit_identities": fit_people,
+        "report_identities": report_people,
+        "report": rep_block,
+    }
+    print_areas(
+        f"report half ({len(report_people)} identities; combination fitted on the other {len(fit_people)}: "
+        f"lo {low}, hi {high})",
+        rep_block,
+    )
+    panels.append(("report half, with the combination", rep_block))
+    plot(panels, figure)
+
+    result["photos"] = [
+        {
+            "person": p.person,
+            "variant": p.variant,
+            "group": p.group,
+            "face": p.found,
+            "nomina": p.nomina if p.found else None,
+            "norm": round(p.norm, 4) if p.found else None,
+            "mirror": round(p.mirror, 5) if p.found else None,
+        }
+        for p in photos
+    ]
+    for row, g in zip(
+        [r for r in result["photos"] if r["group"] != "reference" and refs[r["person"]].found], genuine, strict=True
+    ):
+        row["genuine_score"] = round(float(g), 5)
+        row["error"] = bool(g < threshold)
+    return result
+
+
+if __name__ == "__main__":
+    main()
