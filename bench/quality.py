@@ -84,8 +84,9 @@ def main() -> None:
     print(f"Nomina {nomina.__version__}; {datetime.now(UTC).isoformat(timespec='seconds')}; model {args.model}; ")
     print(f"{platform.system()} {platform.machine()} ({os.cpu_count()} CPUs); {round(time.perf_counter() - started)} s")
     print(
-        f"{m['dataset']['photos']} photos of {m['dataset']['identities']} people (derived: 15 degraded versions of "
-        f"each smiling photo); {m['detection']['failures']} without a face; threshold {q['threshold']} (FAR 0.001)\n"
+        f"{m['dataset']['photos']} photos of {m['dataset']['identities']} people (derived: {len(variants)} "
+        f"degraded versions of each smiling photo); {m['detection']['failures']} without a face; "
+        f"threshold {q['threshold']} (FAR 0.001)\n"
     )
     print("| quality band (lower of the pair) | genuine pairs | FNMR | FNMR 95% interval | impostor pairs | FMR |")
     print("|---|---:|---:|---|---:|---:|")

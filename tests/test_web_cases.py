@@ -23,7 +23,9 @@ REASONS = "Matching ear shape and a scar above the left eyebrow, zq-proposal-773
 
 
 @pytest.fixture(scope="module")
-def site(_web_ws_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def site(
+    _web_ws_template: Path, tmp_path_factory: pytest.TempPathFactory, database_engine: str
+) -> Iterator[dict[str, Any]]:
     """The application on the module's own copy of the web test workspace, in which R1 is recorded as a woman
     born 1980 and R2 as a man born 1990, root may also verify, and aud sees post-mortem photos unblurred; a
     logged-in client (with its CSRF token) per user."""
