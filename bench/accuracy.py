@@ -166,7 +166,11 @@ def markdown(results: list[dict], meta: dict) -> str:
         "probes: london smiling photos, clean or degraded as named (all derived from the clean studio "
         f"photos); searched with top={TOP}. Scores are cosine similarities (medians over the cases).",
     ]
-    titles = {"issue": "Variants asked for in the issue", "harder": "Harder variants (not in the issue)"}
+    titles = {
+        "issue": "Variants asked for in the issue",
+        "harder": "Harder variants (not in the issue)",
+        "postmortem": "Post-mortem-like variants (bench/postmortem.py)",
+    }
     for group, title in titles.items():
         lines += [
             "",
