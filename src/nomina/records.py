@@ -336,8 +336,8 @@ class LookalikeIds:
 
     The ids in use come from ``lookup``, which gives the ids whose :func:`id_skeleton` is the one asked for
     (the workspace asks its database: one indexed query per new id, whatever the gallery's size), and from
-    ``ids`` (in memory: skeletons of ASCII ids are made only when a new id is not ASCII). Ids added are
-    remembered too, so an id added earlier in a batch counts even before it is written.
+    ``ids`` given in memory. Ids added are remembered too, so an id added earlier in a batch counts even
+    before it is written.
     """
 
     def __init__(
@@ -351,32 +351,22 @@ class LookalikeIds:
         self._kind = kind
         self._same = same
         self._lookup = lookup
-        self._ids = list(ids)
-        self._not_ascii = _by_skeleton(i for i in self._ids if not i.isascii())
-        self._all: dict[str, list[str]] | None = None
+        self._known = _by_skeleton(ids)
 
     def add(self, new_id: str) -> list[str]:
         """Warnings naming each id in use that ``new_id`` looks like; from now on ``new_id`` is in use too."""
         key = id_skeleton(new_id)
-        if new_id.isascii():
-            found = set(self._not_ascii.get(key, []))
-        else:
-            if self._all is None:
-                self._all = _by_skeleton(self._ids)
-            found = set(self._all.get(key, []))
+        found = set(self._known.get(key, []))
         if self._lookup is not None:
-            found.update(i for i in self._lookup(key) if not (new_id.isascii() and i.isascii()))
+            found.update(self._lookup(key))
         found.discard(new_id)  # already written, in a batch that writes each row before it is checked
         warnings = [
             f"{self._kind} {shown(new_id)} looks like existing {self._kind} {shown(known)} (different characters); "
             f"check it is not the same {self._same} entered twice"
             for known in sorted(found)
+            if not (new_id.isascii() and known.isascii())
         ]
-        self._ids.append(new_id)
-        if not new_id.isascii():
-            self._not_ascii.setdefault(key, []).append(new_id)
-        if self._all is not None:
-            self._all.setdefault(key, []).append(new_id)
+        self._known.setdefault(key, []).append(new_id)
         return warnings
 
 
