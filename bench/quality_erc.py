@@ -11,12 +11,10 @@ embedding), with the default model ``sface``. Per probe photo it records three m
 
 * ``nomina``: Nomina's quality score, ``face.quality.as_dict()["score"]``, the number `nomina evaluate`
   and ``bench/quality.py`` use.
-* ``norm``: the length of SFace's output before L2 normalisation. Nomina's ``SFaceEmbedder.embed``
-  normalises inside, so the script loads the same verified file (``model.paths["embedder"]``) with
-  ``cv2.dnn.readNetFromONNX`` and feeds it exactly what ``nomina.faces`` embeds: the face's aligned crop,
-  contrast-stretched with ``nomina.faces``' own helpers when it is low in contrast, as an RGB blob to input
-  ``data``. The normalised output is checked against the face's stored embedding (cosine above 0.9999),
-  so a drift between this and the library stops the run.
+* ``norm``: the length of SFace's output before L2 normalisation (``SFaceEmbedder.outputs``), for the
+  crop the library embeds (``nomina.faces.embedding_crop`` of the face's aligned crop). The normalised
+  output is checked against the face's stored embedding (cosine above 0.9999), so a drift between this and
+  the library stops the run.
 * ``mirror``: the cosine between the face's embedding and that of its crop mirrored left-right (the crop
   is aligned to a nearly symmetric template, so a face the model sees consistently scores near 1).
 
@@ -77,7 +75,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from degrade import clean_landmarks, make_variant
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -85,9 +82,10 @@ from matplotlib.figure import Figure
 from postmortem import GROUPS
 
 import nomina
-from nomina import faces as nomina_faces
 from nomina.evaluation import metrics
+from nomina.faces import embedding_crop
 from nomina.imaging import decode_image, read_photo
+from nomina.models.sface import SFaceEmbedder
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "sface"
@@ -121,36 +119,22 @@ class Photo:
 
 
 # -- measuring --------------------------------------------------------------------------------------------
-class RawSFace:
-    """SFace run as ``nomina.models.sface.SFaceEmbedder`` runs it, but returning the raw output."""
-
-    def __init__(self, path: str) -> None:
-        self.net = cv2.dnn.readNetFromONNX(path)
-
-    def __call__(self, crop: np.ndarray) -> np.ndarray:
-        blob = cv2.dnn.blobFromImage(crop, 1.0, (112, 112), (0, 0, 0), swapRB=True)
-        self.net.setInput(blob, "data")
-        return np.asarray(self.net.forward(), dtype=np.float64).reshape(-1)
+def raw_output(embedder: SFaceEmbedder, crop: np.ndarray) -> np.ndarray:
+    """SFace's output for one crop, before L2 normalisation."""
+    return embedder.outputs([crop])[0].astype(np.float64)
 
 
-def embedded_crop(aligned: np.ndarray) -> np.ndarray:
-    """The crop ``nomina.faces`` feeds the embedder: contrast-stretched when it is dark or washed out."""
-    if nomina_faces._low_contrast(aligned):
-        return nomina_faces._stretch_contrast(aligned, nomina_faces._EMBED_SMOOTHING)
-    return aligned
-
-
-def analyse(analyzer: nomina.FaceAnalyzer, raw: RawSFace, photo: Photo, max_pixels: int) -> None:
+def analyse(analyzer: nomina.FaceAnalyzer, embedder: SFaceEmbedder, photo: Photo, max_pixels: int) -> None:
     image = decode_image(read_photo(photo.path), str(photo.path), max_pixels)
     face, _ = analyzer.central_face(image, any_orientation=analyzer.turns(reference_photo=False))
     if face is None:
         return
-    crop = embedded_crop(face.aligned)
-    out = raw(crop)
+    crop = embedding_crop(face.aligned)
+    out = raw_output(embedder, crop)
     norm = float(np.linalg.norm(out))
     if float(out @ face.embedding) / norm < MATCH:
         sys.exit(f"{photo.path}: the re-computed SFace output does not match Nomina's embedding")
-    mirrored = raw(np.ascontiguousarray(crop[:, ::-1]))
+    mirrored = raw_output(embedder, np.ascontiguousarray(crop[:, ::-1]))
     photo.found = True
     photo.embedding = face.embedding.astype(np.float64)
     photo.nomina = float(face.quality.as_dict()["score"])
@@ -353,7 +337,9 @@ def main() -> None:
         settings = nomina.load_settings(model=MODEL, cache=tmp / "cache")
         model = nomina.load_model(settings.model, settings.model_dir)
         analyzer = nomina.FaceAnalyzer(model, settings)
-        raw = RawSFace(model.paths["embedder"])
+        embedder = model.embedder
+        if not isinstance(embedder, SFaceEmbedder):
+            sys.exit(f"model {MODEL}: not SFace; this benchmark reads SFace's output before normalisation")
         probes = [(p, london / p / f"{p}_smiling.jpg") for p in people]
         marks = clean_landmarks(analyzer, probes, settings.max_pixels)
         photos = [Photo(p, "reference", "reference", london / p / f"{p}_neutral.jpg") for p in people]
@@ -361,7 +347,7 @@ def main() -> None:
         for name, (group, fn) in variants.items():
             photos += [Photo(p, name, group, path) for p, path in make_variant(fn, probes, marks, tmp / name)]
         for k, photo in enumerate(photos, 1):
-            analyse(analyzer, raw, photo, settings.max_pixels)
+            analyse(analyzer, embedder, photo, settings.max_pixels)
             if k % 200 == 0:
                 print(f"  {k}/{len(photos)} photos analysed", file=sys.stderr)
     finally:

@@ -28,6 +28,7 @@ __all__ = [
     "Quality",
     "align",
     "compare_photos",
+    "embedding_crop",
     "one_opencv_thread",
     "parse_eyes",
 ]
@@ -164,6 +165,11 @@ def _low_contrast(bgr: np.ndarray) -> bool:
     return hi - lo < 128
 
 
+def embedding_crop(aligned: np.ndarray) -> np.ndarray:
+    """What the embedder is given for an aligned face crop: a dark or washed-out face contrast-stretched."""
+    return _stretch_contrast(aligned, _EMBED_SMOOTHING) if _low_contrast(aligned) else aligned
+
+
 def _stretch_contrast(bgr: np.ndarray, smoothing: float) -> np.ndarray:
     """Grey levels stretched from the 1st-99th percentile to 0-255, then smoothed against noise."""
     lo, hi = _grey_range(bgr)
@@ -285,10 +291,7 @@ class FaceAnalyzer:
         manual: bool,
     ) -> list[Face]:
         crops = [align(bgr, lm) for lm, _, _ in marks]
-        # a dark or washed-out face is embedded from its contrast-stretched crop
-        vectors = self.embedder.embed(
-            [_stretch_contrast(c, _EMBED_SMOOTHING) if _low_contrast(c) else c for c in crops]
-        )
+        vectors = self.embedder.embed([embedding_crop(c) for c in crops])
         return [
             Face(
                 number=number,

@@ -65,7 +65,8 @@ class SFaceEmbedder:
         with _quiet_opencv():
             self._net = cv2.dnn.readNetFromONNX(path)
 
-    def embed(self, aligned: list[np.ndarray]) -> np.ndarray:
+    def outputs(self, aligned: list[np.ndarray]) -> np.ndarray:
+        """The network's output for each crop, before L2 normalisation (its length is a quality signal)."""
         if not aligned:
             return np.zeros((0, self.dim), dtype=np.float32)
         out = []
@@ -73,7 +74,10 @@ class SFaceEmbedder:
             blob = cv2.dnn.blobFromImage(crop, 1.0, (112, 112), (0, 0, 0), swapRB=True)
             self._net.setInput(blob, "data")
             out.append(np.asarray(self._net.forward(), dtype=np.float32).reshape(-1))
-        vectors = np.stack(out)
+        return np.stack(out)
+
+    def embed(self, aligned: list[np.ndarray]) -> np.ndarray:
+        vectors = self.outputs(aligned)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         unit: np.ndarray = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
         return unit
