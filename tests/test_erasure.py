@@ -485,11 +485,13 @@ def test_the_upgrade_to_schema_0005_keeps_every_face_and_starts_above_erased_ids
         # An erasure under schema 0004: the face with the largest id goes, its id stays in the search.
         con.execute("DELETE FROM faces WHERE id = ?", (erased_face,))
         con.commit()
-        before = con.execute("SELECT * FROM faces ORDER BY id").fetchall()
+        cursor = con.execute("SELECT * FROM faces ORDER BY id")
+        before = cursor.fetchall()
+        columns = ", ".join(d[0] for d in cursor.description)  # later schemas add columns
 
     upgraded = Workspace.open(settings.home, settings, model=model, user="ana")
     with raw_database(upgraded.path) as con:
-        assert con.execute("SELECT * FROM faces ORDER BY id").fetchall() == before
+        assert con.execute(f"SELECT {columns} FROM faces ORDER BY id").fetchall() == before
         if database_engine == "sqlite":
             assert "AUTOINCREMENT" in faces_table_sql(con)
     new = add_ref(upgraded, faces_dir, "033", "MP-033")

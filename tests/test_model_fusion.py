@@ -98,7 +98,8 @@ def test_eyes_marked_by_hand_give_a_fused_face_near_the_detected_one(faces_dir, 
 
 
 def test_a_photo_without_faces_gives_no_vectors(fused):
-    assert fused.embedder.embed_faces(np.zeros((50, 50, 3), np.uint8), [], []).shape == (0, 256)
+    vectors, norms = fused.embedder.embed_faces(np.zeros((50, 50, 3), np.uint8), [], [])
+    assert vectors.shape == (0, 256) and norms.shape == (0,)
     with pytest.raises(TypeError, match="embed_faces"):
         fused.embedder.embed([np.zeros((112, 112, 3), np.uint8)])
 

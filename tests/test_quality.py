@@ -16,7 +16,7 @@ from conftest import PROV, assert_one_error_line, london, run, snapshot
 from nomina import CaseFields, FaceAnalyzer, PhotoInput, Provenance, ReferenceFields
 from nomina.errors import QualityTooLow
 from nomina.imaging import decode_image
-from nomina.quality import GATE_MODES, Quality, assess, gate
+from nomina.quality import GATE_MODES, RESPONSE_BOUNDS, Quality, assess, gate
 
 GOOD = Quality(
     detector_score=0.95,
@@ -103,6 +103,43 @@ def test_faces_stored_before_contrast_and_noise_were_measured_are_still_scored()
     old = dataclasses.replace(GOOD, contrast=None, noise=None)
     assert assess(old).score == pytest.approx(100.0)
     assert gate(dataclasses.replace(old, inter_eye_px=10.0), "standard")
+
+
+def test_the_models_response_lowers_the_score_on_a_log_scale_and_is_named_only_when_weak():
+    low, high = RESPONSE_BOUNDS
+    scores = [assess(dataclasses.replace(GOOD, sface_norm=v)).score for v in (20.0, high, 12.0, 11.0, 10.0, low, 5.0)]
+    assert scores[:2] == [pytest.approx(100.0)] * 2 and scores[-2:] == [0.0, 0.0]
+    assert scores == sorted(scores, reverse=True) and len(set(scores[1:-1])) == 5
+    middle = float(np.sqrt(low * high))  # half way on a log scale
+    assert assess(dataclasses.replace(GOOD, sface_norm=middle)).score == pytest.approx(50.0)
+    assert assess(dataclasses.replace(GOOD, sface_norm=12.0)).reasons == []  # factor 0.64: no reason given
+    weak = assess(dataclasses.replace(GOOD, sface_norm=10.0))
+    assert weak.reasons == ["weak response of the face model: output length 10.0"]
+    assert dataclasses.replace(GOOD, sface_norm=10.0).as_dict()["sface_norm"] == 10.0
+    assert GOOD.as_dict()["sface_norm"] is None  # other models, and faces stored before it was measured
+
+
+def test_sface_based_models_measure_their_response_and_other_models_do_not(faces_dir, model, settings):
+    from nomina.faces import embedding_crop
+    from nomina.models import load_model
+
+    path = london(faces_dir, "012")
+    image = decode_image(path.read_bytes(), path.name, settings.max_pixels)
+    face = FaceAnalyzer(model, settings).analyze(image)[0]
+    assert face.quality.sface_norm == pytest.approx(
+        float(np.linalg.norm(model.embedder.outputs([embedding_crop(face.aligned)])[0])), rel=1e-5
+    )
+    assert 8 < face.quality.sface_norm < 25
+    fused = FaceAnalyzer(load_model("sface+dlib"), settings).analyze(image)[0]
+    assert fused.quality.sface_norm == pytest.approx(face.quality.sface_norm, rel=1e-5)
+    other = FaceAnalyzer(load_model("yunet+arcface-mbf"), settings).analyze(image)[0]
+    assert other.quality.sface_norm is None and "response" not in assess(other.quality).factors
+
+
+def test_the_response_is_stored_with_the_face(ws, faces_dir):
+    ws.add_reference(ReferenceFields("R12", "Person 12"), [PhotoInput(london(faces_dir, "012"))], PROV_API)
+    [face] = ws.reference("R12").photos[0].faces
+    assert 8 < face.quality["sface_norm"] < 25
 
 
 def degraded(photo: np.ndarray, how: str) -> np.ndarray:

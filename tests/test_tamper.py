@@ -130,6 +130,20 @@ EDITS = {
         ],
         "reference MP-013: changed behind Nomina's back since seq",
     ),
+    "a raised quality measure": (
+        [
+            "UPDATE faces SET sface_norm = 30.0 WHERE reference_photo_id IN "
+            "(SELECT id FROM reference_photos WHERE reference_id = 'MP-013')"
+        ],
+        "reference MP-013: changed behind Nomina's back since seq",
+    ),
+    "a cleared quality measure": (
+        [
+            "UPDATE faces SET sface_norm = NULL WHERE reference_photo_id IN "
+            "(SELECT id FROM reference_photos WHERE reference_id = 'MP-011')"
+        ],
+        "reference MP-011: changed behind Nomina's back since seq",
+    ),
     "a changed provenance": (
         ["UPDATE reference_photos SET legal_basis = 'none' WHERE reference_id = 'MP-011'"],
         "reference MP-011: changed behind Nomina's back since seq",

@@ -292,23 +292,26 @@ class FaceAnalyzer:
     ) -> list[Face]:
         crops = [align(bgr, lm) for lm, _, _ in marks]
         prepared = [embedding_crop(c) for c in crops]
-        # A model that aligns faces its own way as well (the fused sface+dlib) reads them from the photo.
+        # SFace-based models also give the length of SFace's output (a quality measure); the fused sface+dlib
+        # model aligns dlib's chip its own way and so reads the faces from the photo.
         embed_faces = getattr(self.embedder, "embed_faces", None)
+        norms: Sequence[float | None]
         if embed_faces is not None:
-            vectors = embed_faces(bgr, [np.asarray(lm) for lm, _, _ in marks], prepared)
+            vectors, measured = embed_faces(bgr, [np.asarray(lm) for lm, _, _ in marks], prepared)
+            norms = [float(n) for n in measured]
         else:
-            vectors = self.embedder.embed(prepared)
+            vectors, norms = self.embedder.embed(prepared), [None] * len(crops)
         return [
             Face(
                 number=number,
                 box=tuple(float(v) for v in box),  # type: ignore[arg-type]
                 landmarks=np.asarray(lm, dtype=np.float32),
                 manual=manual,
-                quality=measure(crop, np.asarray(lm, dtype=np.float64), score),
+                quality=measure(crop, np.asarray(lm, dtype=np.float64), score, sface_norm=norm),
                 embedding=vec,
                 aligned=crop,
             )
-            for (lm, box, score), number, crop, vec in zip(marks, numbers, crops, vectors, strict=True)
+            for (lm, box, score), number, crop, vec, norm in zip(marks, numbers, crops, vectors, norms, strict=True)
         ]
 
     def _level_best(self, bgr: np.ndarray, dets: list[Detection]) -> tuple[float, list[Detection]]:

@@ -24,7 +24,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .sface import SFaceEmbedder
+from .sface import SFaceEmbedder, unit_rows
 
 __all__ = ["DLIB_CHIP", "DLIB_TEMPLATE", "DlibEmbedder", "FusedEmbedder", "load_fusion"]
 
@@ -40,12 +40,6 @@ DLIB_TEMPLATE = np.array(
     ],
     dtype=np.float64,
 )
-
-
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    unit: np.ndarray = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
-    return unit
 
 
 class DlibEmbedder:
@@ -102,17 +96,21 @@ class FusedEmbedder:
 
     def fuse(self, sface_raw: np.ndarray, dlib_raw: np.ndarray) -> np.ndarray:
         """Fused unit vectors from the two networks' raw outputs."""
-        fused = np.hstack([self._ws * _unit(sface_raw), self._wd * _unit(dlib_raw - self._centre)])
-        return _unit(fused)
+        fused = np.hstack([self._ws * unit_rows(sface_raw), self._wd * unit_rows(dlib_raw - self._centre)])
+        return unit_rows(fused)
 
     def embed(self, aligned: list[np.ndarray]) -> np.ndarray:
         raise TypeError("the fused model embeds faces from the photo and their landmarks (embed_faces)")
 
-    def embed_faces(self, bgr: np.ndarray, landmarks: list[np.ndarray], crops: list[np.ndarray]) -> np.ndarray:
-        """Fused vectors of faces in a photo: SFace's prepared 112 x 112 crops, dlib's chips cut here."""
+    def embed_faces(
+        self, bgr: np.ndarray, landmarks: list[np.ndarray], crops: list[np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Fused vectors of faces in a photo (SFace's prepared 112 x 112 crops, dlib's chips cut here), and
+        the length of SFace's output for each, as :meth:`SFaceEmbedder.embed_faces` gives it."""
         from ..faces import embedding_crop
 
         if not crops:
-            return np.zeros((0, self.dim), dtype=np.float32)
+            return np.zeros((0, self.dim), dtype=np.float32), np.zeros(0)
         chips = [embedding_crop(self.dlib.chip(bgr, lm)) for lm in landmarks]
-        return self.fuse(self.sface.outputs(crops), self.dlib.descriptors(chips))
+        sface_raw = self.sface.outputs(crops)
+        return self.fuse(sface_raw, self.dlib.descriptors(chips)), np.linalg.norm(sface_raw, axis=1)

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from .base import Detection
-from .sface import _quiet_opencv
+from .sface import _quiet_opencv, unit_rows
 
 __all__ = ["ArcFaceEmbedder", "ScrfdDetector"]
 
@@ -33,12 +33,6 @@ _PAD_VALUE = (127, 127, 127)
 # Faces per forward pass of the embedder (bounds memory on a photo of a crowd).
 _BATCH = 32
 _CROP = 112
-
-
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    unit: np.ndarray = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
-    return unit
 
 
 @lru_cache(maxsize=64)
@@ -130,4 +124,4 @@ class ArcFaceEmbedder:
         return np.concatenate([self._forward(aligned[i : i + _BATCH]) for i in range(0, len(aligned), _BATCH)])
 
     def embed(self, aligned: list[np.ndarray]) -> np.ndarray:
-        return _unit(self.features(aligned))
+        return unit_rows(self.features(aligned))

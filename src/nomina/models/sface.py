@@ -18,7 +18,7 @@ from .base import Detection
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["SFaceEmbedder", "YuNetDetector"]
+__all__ = ["SFaceEmbedder", "YuNetDetector", "unit_rows"]
 
 # Lowest score YuNet itself reports; Nomina applies its own threshold afterwards.
 _YUNET_FLOOR = 0.3
@@ -77,7 +77,19 @@ class SFaceEmbedder:
         return np.stack(out)
 
     def embed(self, aligned: list[np.ndarray]) -> np.ndarray:
-        vectors = self.outputs(aligned)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        unit: np.ndarray = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
-        return unit
+        return unit_rows(self.outputs(aligned))
+
+    def embed_faces(
+        self, bgr: np.ndarray, landmarks: list[np.ndarray], crops: list[np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Unit vectors of prepared 112 x 112 crops, and the length of each output before normalisation
+        (a quality measure: see :mod:`nomina.quality`). The photo and landmarks are not needed here."""
+        raw = self.outputs(crops)
+        return unit_rows(raw), np.linalg.norm(raw, axis=1)
+
+
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Each row scaled to length 1 (float32)."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit: np.ndarray = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+    return unit
