@@ -24,6 +24,9 @@ From the repository root::
         [--out FILE.json]
 
 Markdown tables go to standard output; ``--out`` also writes every variant's metrics as JSON.
+``--tables FILE.json`` prints, from such a file, one table per figure (TAR at FAR 0.001, rank-1, FNIR at
+FPIR 0.01: variants by models, each cell with the number of errors it rests on) and each model's speed,
+as docs/benchmarks.md shows them.
 """
 
 from __future__ import annotations
@@ -81,6 +84,52 @@ def row(model: str, variant: str, m: dict[str, Any]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+FIGURES = (
+    ("TAR at FAR 0.001 (genuine pairs not matched)", lambda m: m["verification"]["tar_at_far"]["0.001"], True),
+    ("rank-1 (searches whose first candidate is not the person)", lambda m: m["identification"]["rank"]["1"], True),
+    (
+        "FNIR at FPIR 0.01 (mated searches missed at the threshold that lets 1% of non-mated searches through)",
+        lambda m: m["identification"]["fnir_at_fpir"]["0.01"],
+        False,
+    ),
+)
+
+
+def tables(path: Path) -> str:
+    """The markdown tables of a saved run: one per figure, variants by models, errors in brackets; speed."""
+    data = json.loads(path.read_text())
+    models = list(dict.fromkeys(r["model"] for r in data["results"]))
+    variants = list(dict.fromkeys(r["variant"] for r in data["results"]))
+    by = {(r["model"], r["variant"]): r["metrics"] for r in data["results"]}
+    out = [f"Run {data['date']}, Nomina {data['nomina_version']}, {data['machine']} ({data['cpus']} CPUs).\n"]
+    for title, get, higher_better in FIGURES:
+        out += [f"**{title}**\n", "| variant | " + " | ".join(f"`{m}`" for m in models) + " |"]
+        out.append("|---|" + "---:|" * len(models))
+        for v in variants:
+            cells = []
+            for m in models:
+                metrics = by.get((m, v))
+                value = None if metrics is None else get(metrics)
+                if value is None:
+                    cells.append("–")
+                    continue
+                n = metrics["verification"]["genuine_pairs"] if "TAR" in title else metrics["identification"]["probes"]
+                errors = round((1 - value) * n) if higher_better else round(value * n)
+                failures = metrics["detection"]["failures"]
+                cells.append(f"{pct(value)} ({errors})" + (f" [{failures} no face]" if failures else ""))
+            out.append(f"| {v} | " + " | ".join(cells) + " |")
+        out.append("")
+    base = by.get((models[0], "clean"), {}).get("timing", {}).get("photos_per_second")
+    speeds = []
+    for m in models:
+        pps = by.get((m, "clean"), {}).get("timing", {}).get("photos_per_second")
+        if pps is not None:
+            ratio = f", {pps / base:.2f}x `{models[0]}`" if base else ""
+            speeds.append(f"`{m}` {pps} photos/s{ratio}")
+    out.append("Speed (clean run, every photo through the whole pipeline): " + "; ".join(speeds) + ".")
+    return "\n".join(out)
+
+
 def main() -> None:
     default_faces = os.environ.get("NOMINA_TEST_FACES") or str(REPO.parent / "shared" / "faces")
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -88,7 +137,11 @@ def main() -> None:
     ap.add_argument("--models", default="sface", help="comma-separated model names")
     ap.add_argument("--variants", help="comma-separated variants (default: clean and every variant)")
     ap.add_argument("--out", type=Path, help="also write every result as JSON to this file")
+    ap.add_argument("--tables", type=Path, help="print the tables of a saved run (an --out file) and stop")
     args = ap.parse_args()
+    if args.tables is not None:
+        print(tables(args.tables))
+        return
 
     london = args.faces / "london"
     if not london.is_dir():

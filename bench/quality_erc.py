@@ -7,10 +7,12 @@ is (``clean``) and degraded by every variant of ``postmortem.GROUPS`` (``bench/d
 ``harder`` groups and ``bench/postmortem.py``'s ``postmortem`` group; described in ``bench/accuracy.py``).
 Every photo goes through ``nomina.FaceAnalyzer.central_face`` as ``nomina evaluate`` analyses a photo
 (detection in four orientations with the default ``orientation_search``, levelling, alignment, quality,
-embedding), with the default model ``sface``. Per probe photo it records three measures:
+embedding), with the default model ``sface``. Per probe photo it records four measures:
 
 * ``nomina``: Nomina's quality score, ``face.quality.as_dict()["score"]``, the number `nomina evaluate`
   and ``bench/quality.py`` use.
+* ``base``: the same score without its response factor (the length of SFace's output), as Nomina scored
+  faces before that factor was added.
 * ``norm``: the length of SFace's output before L2 normalisation (``SFaceEmbedder.outputs``), for the
   crop the library embeds (``nomina.faces.embedding_crop`` of the face's aligned crop). The normalised
   output is checked against the face's stored embedding (cosine above 0.9999), so a drift between this and
@@ -36,14 +38,14 @@ and the ideal one over 0-50% (smaller is better) and that area relative to rando
 1: no better than discarding at random). Per band of Nomina's score (0-20 ... 80-100), FNMR with its
 errors and Wilson 95% interval, and the impostor comparisons' FMR. Everything overall and per group.
 
-Nothing is fitted on the photos reported. The score's bounds were set before (``src/nomina/quality.py``);
-the norm and the mirror consistency have no parameter (a curve depends only on the order a measure
-puts photos in). One combination was fixed in form before any result was seen,
-``combo = max(nomina, 1) / 100 * max(rise(mirror, lo, hi), 0.01)`` (``rise``: 0 at ``lo``, 1 from ``hi``,
-linear between; the floors keep either factor from erasing the other's order); ``lo`` and ``hi`` are
-chosen on a grid to minimise the area on the genuine comparisons of half of the identities (the ``fit``
-half: the first half of a permutation of the sorted identity names seeded with ``SPLIT_SEED``), and every
-measure is reported on the other (``report``) half.
+Nothing is fitted on the photos reported. The identities are split in two: the ``fit`` half (the first
+half of a permutation of the sorted identity names seeded with ``SPLIT_SEED``) and the ``report`` half.
+The only fitted numbers of the score, the response factor's bounds (``nomina.quality.RESPONSE_BOUNDS``),
+are the pair on a grid (0.5 apart) minimising the area of ``base x log_rise(norm, lo, hi)`` on the fit
+half's genuine comparisons; the script fits them again and says whether the library's bounds are the ones
+it finds. Every curve, area and band is reported on the report half only. The other bounds were set
+before (``src/nomina/quality.py``); the norm and the mirror consistency have no parameter (a curve depends
+only on the order a measure puts photos in).
 
 Every figure comes from derived (degraded) copies of clean studio portraits of 102 people: it shows
 whether a measure orders errors, not the error rates of real case photos.
@@ -62,6 +64,7 @@ From the repository root::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -86,6 +89,7 @@ from nomina.evaluation import metrics
 from nomina.faces import embedding_crop
 from nomina.imaging import decode_image, read_photo
 from nomina.models.sface import SFaceEmbedder
+from nomina.quality import RESPONSE_BOUNDS, assess
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "sface"
@@ -93,15 +97,15 @@ FMR_TARGET = 0.001
 WORST = -1.0  # a failure's score, as nomina.evaluation.protocols.WORST
 DISCARD = np.linspace(0.0, 0.5, 51)  # fractions of genuine comparisons discarded: 0, 1, ..., 50%
 BANDS = ((0, 20), (20, 40), (40, 60), (60, 80), (80, 100))
-MEASURES = ("nomina", "norm", "mirror")
+MEASURES = ("nomina", "base", "norm", "mirror")
 LABELS = {
     "nomina": "Nomina's quality score",
+    "base": "the score without its response factor",
     "norm": "embedding norm (before L2)",
     "mirror": "mirror consistency",
-    "combo": "score x mirror (fitted on the other half)",
 }
 SPLIT_SEED = 29794
-GRID = np.round(np.arange(0.0, 1.0001, 0.05), 2)  # candidate lo and hi of the combination's mirror factor
+GRID = np.arange(4.0, 24.001, 0.5)  # candidate bounds of the response factor (lengths of SFace's output)
 MATCH = 0.9999  # least cosine between the re-computed and the library's embedding
 
 
@@ -114,6 +118,7 @@ class Photo:
     found: bool = False
     embedding: np.ndarray | None = None
     nomina: float = math.nan
+    base: float = math.nan
     norm: float = math.nan
     mirror: float = math.nan
 
@@ -138,6 +143,9 @@ def analyse(analyzer: nomina.FaceAnalyzer, embedder: SFaceEmbedder, photo: Photo
     photo.found = True
     photo.embedding = face.embedding.astype(np.float64)
     photo.nomina = float(face.quality.as_dict()["score"])
+    photo.base = float(assess(dataclasses.replace(face.quality, sface_norm=None)).score)
+    if abs(face.quality.sface_norm - norm) > 1e-3 * norm:
+        sys.exit(f"{photo.path}: the face's stored SFace output length differs from the one re-computed")
     photo.norm = norm
     photo.mirror = float(out @ mirrored / (norm * np.linalg.norm(mirrored)))
 
@@ -170,18 +178,18 @@ def rise(x: np.ndarray, low: float, high: float) -> np.ndarray:
     return np.clip((x - low) / (high - low), 0.0, 1.0)
 
 
-def combo(nomina_score: np.ndarray, mirror: np.ndarray, low: float, high: float) -> np.ndarray:
-    """The combination whose form was fixed before any result was seen (see the module docstring)."""
-    return np.maximum(nomina_score, 1.0) / 100 * np.maximum(rise(mirror, low, high), 0.01)
+def with_response(base: np.ndarray, norm: np.ndarray, low: float, high: float) -> np.ndarray:
+    """The score with a response factor of bounds ``low`` and ``high``, as ``nomina.quality.assess`` makes it."""
+    return base * rise(np.log(norm), math.log(low), math.log(high))
 
 
-def fit_combo(nomina_score: np.ndarray, mirror: np.ndarray, errors: np.ndarray) -> tuple[float, float, float]:
-    """(lo, hi, area) of the grid's combination with the smallest area vs the ideal curve."""
+def fit_response(base: np.ndarray, norm: np.ndarray, errors: np.ndarray) -> tuple[float, float, float]:
+    """(lo, hi, area) of the grid's response bounds with the smallest area vs the ideal curve."""
     best_curve = ideal(errors)
     best = (math.nan, math.nan, math.inf)
     for low in GRID:
         for high in GRID[GRID > low]:
-            a = area(erc(combo(nomina_score, mirror, low, high), errors)["fnmr"], best_curve)
+            a = area(erc(with_response(base, norm, low, high), errors)["fnmr"], best_curve)
             if a < best[2] - 1e-12:
                 best = (float(low), float(high), a)
     return best
@@ -258,9 +266,9 @@ def plot(panels: list[tuple[str, dict[str, Any]]], path: Path) -> None:
     x = 100 * DISCARD
     styles = {
         "nomina": ("tab:blue", "-"),
+        "base": ("tab:blue", "--"),
         "norm": ("tab:orange", "-"),
         "mirror": ("tab:green", "-"),
-        "combo": ("tab:purple", "-."),
     }
     handles: dict[str, Any] = {}
     for ax, (title, block) in zip(axes.flat, panels, strict=False):
@@ -286,8 +294,8 @@ def plot(panels: list[tuple[str, dict[str, Any]]], path: Path) -> None:
     if len(panels) < 6:
         last.legend(list(handles.values()), list(handles.keys()), loc="center", fontsize=9, frameon=False)
     fig.suptitle(
-        "Error-versus-reject curves (ISO/IEC 29794-1), SFace, London sample photos degraded (derived); "
-        "reference: clean neutral photo",
+        "Error-versus-reject curves (ISO/IEC 29794-1), SFace, London sample photos degraded (derived), "
+        "report half of the identities; reference: clean neutral photo",
         fontsize=11,
     )
     fig.tight_layout(rect=(0, 0, 1, 0.96))
@@ -411,8 +419,22 @@ def analyse_and_report(people: list[str], photos: list[Photo], figure: Path) -> 
         f"FNMR {pct(errors.mean())} ({int(errors.sum())} errors, {int((~found).sum())} of them probes without a face)"
     )
 
-    groups = {"overall": np.ones(len(probes), dtype=bool)}
-    groups |= {g: group == g for g in ("issue", "harder", "postmortem") if (group == g).any()}
+    # the split: the response factor's bounds are fitted on one half, everything is reported on the other
+    order = np.random.default_rng(SPLIT_SEED).permutation(len(ref_people))
+    fit_people = sorted(ref_people[k] for k in order[: len(ref_people) // 2])
+    report_people = sorted(ref_people[k] for k in order[len(ref_people) // 2 :])
+    fit_sel = np.isin(person, fit_people) & found
+    report = np.isin(person, report_people)
+    low, high, fit_area = fit_response(values["base"][fit_sel], values["norm"][fit_sel], errors[fit_sel])
+    same = (low, high) == tuple(RESPONSE_BOUNDS)
+    print(
+        f"\nresponse factor fitted on the fit half ({len(fit_people)} identities): bounds {low:g}, {high:g} "
+        f"(area vs ideal {fit_area:.4f}); the library's: {RESPONSE_BOUNDS[0]:g}, {RESPONSE_BOUNDS[1]:g}"
+        + ("" if same else "  ** DIFFERENT: the library's bounds are not the ones this data gives **")
+    )
+
+    groups = {"report half": report}
+    groups |= {g: report & (group == g) for g in ("issue", "harder", "postmortem") if (report & (group == g)).any()}
     result: dict[str, Any] = {
         "threshold": round(threshold, 6),
         "fmr_target": FMR_TARGET,
@@ -422,6 +444,14 @@ def analyse_and_report(people: list[str], photos: list[Photo], figure: Path) -> 
         "probes_without_face": int((~found).sum()),
         "errors_including_failures": int(errors.sum()),
         "references_without_face": missing,
+        "split": {
+            "seed": SPLIT_SEED,
+            "fit_identities": fit_people,
+            "report_identities": report_people,
+            "response_bounds_fitted": [low, high],
+            "fit_area_vs_ideal": round(fit_area, 6),
+            "response_bounds_library": list(RESPONSE_BOUNDS),
+        },
         "groups": {},
     }
     panels = []
@@ -434,6 +464,9 @@ def analyse_and_report(people: list[str], photos: list[Photo], figure: Path) -> 
         block["bands"] = bands_block(
             values["nomina"][ok], errors[ok], values["nomina"][imp_probe][imp_ok], imp_false[imp_ok]
         )
+        block["bands_without_response"] = bands_block(
+            values["base"][ok], errors[ok], values["base"][imp_probe][imp_ok], imp_false[imp_ok]
+        )
         result["groups"][name] = block
         panels.append((name, block))
         print_areas(name, block)
@@ -444,25 +477,28 @@ def analyse_and_report(people: list[str], photos: list[Photo], figure: Path) -> 
                 f"FNMR {pct(f['fnmr'])}, {f['errors']:g} of {f['comparisons']:g})"
             )
 
-    print("\nFNMR by band of Nomina's quality score (the probe's; genuine comparisons with a face):\n")
     names = list(groups)
-    print("| band | " + " | ".join(names) + " | impostor (overall) | FMR |")
-    print("|---|" + "---:|" * (len(names) + 2))
-    for k, (low, high) in enumerate(BANDS):
-        cells = [f"{low}-{high}"]
-        for g in names:
-            b = result["groups"][g]["bands"][k]
-            cells.append("–" if not b["genuine"] else f"{pct(b['fnmr'])} ({b['errors']} of {b['genuine']})")
-        b = result["groups"]["overall"]["bands"][k]
-        cells += [str(b["impostor"]), pct(b["fmr"], 3)]
-        print("| " + " | ".join(cells) + " |")
+    for key, title in (("bands", "Nomina's quality score"), ("bands_without_response", "the score without response")):
+        print(f"\nFNMR by band of {title} (the probe's; report half, genuine comparisons with a face):\n")
+        print("| band | " + " | ".join(names) + " | impostor (report half) | FMR |")
+        print("|---|" + "---:|" * (len(names) + 2))
+        for k, (lo, hi) in enumerate(BANDS):
+            cells = [f"{lo}-{hi}"]
+            for g in names:
+                b = result["groups"][g][key][k]
+                cells.append("–" if not b["genuine"] else f"{pct(b['fnmr'])} ({b['errors']} of {b['genuine']})")
+            b = result["groups"]["report half"][key][k]
+            cells += [str(b["impostor"]), pct(b["fmr"], 3)]
+            print("| " + " | ".join(cells) + " |")
 
-    # per variant: errors and the median of each measure
-    print("\n| variant | group | probes | no face | FNMR (errors) | median score | median norm | median mirror |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    # per variant (report half): errors and the median of each measure
+    print(
+        "\n| variant | group | probes | no face | FNMR (errors) | " + " | ".join(f"median {m}" for m in MEASURES) + " |"
+    )
+    print("|---|---|---:|---:|---:|" + "---:|" * len(MEASURES))
     per_variant = {}
     for v in dict.fromkeys(variant):
-        sel = variant == v
+        sel = (variant == v) & report
         ok = sel & found
         med = {m: float(np.median(values[m][ok])) if ok.any() else None for m in MEASURES}
         per_variant[v] = {
@@ -479,33 +515,6 @@ def analyse_and_report(people: list[str], photos: list[Photo], figure: Path) -> 
             + " |"
         )
     result["variants"] = per_variant
-
-    # the combination: fitted on one half of the identities, every measure reported on the other half
-    order = np.random.default_rng(SPLIT_SEED).permutation(len(ref_people))
-    fit_people = sorted(ref_people[k] for k in order[: len(ref_people) // 2])
-    report_people = sorted(ref_people[k] for k in order[len(ref_people) // 2 :])
-    fit_sel = np.isin(person, fit_people) & found
-    rep_sel = np.isin(person, report_people) & found
-    low, high, fit_area = fit_combo(values["nomina"][fit_sel], values["mirror"][fit_sel], errors[fit_sel])
-    rep_values = {m: values[m][rep_sel] for m in MEASURES}
-    rep_values["combo"] = combo(values["nomina"][rep_sel], values["mirror"][rep_sel], low, high)
-    rep_block = curves_block(rep_values, errors[rep_sel])
-    result["combination"] = {
-        "form": "max(nomina, 1) / 100 * max(rise(mirror, lo, hi), 0.01)",
-        "lo": low,
-        "hi": high,
-        "fit_area_vs_ideal": round(fit_area, 6),
-        "split_seed": SPLIT_SEED,
-        "fit_identities": fit_people,
-        "report_identities": report_people,
-        "report": rep_block,
-    }
-    print_areas(
-        f"report half ({len(report_people)} identities; combination fitted on the other {len(fit_people)}: "
-        f"lo {low}, hi {high})",
-        rep_block,
-    )
-    panels.append(("report half, with the combination", rep_block))
     plot(panels, figure)
 
     result["photos"] = [
@@ -513,8 +522,10 @@ def analyse_and_report(people: list[str], photos: list[Photo], figure: Path) -> 
             "person": p.person,
             "variant": p.variant,
             "group": p.group,
+            "half": "fit" if p.person in fit_people else "report",
             "face": p.found,
             "nomina": p.nomina if p.found else None,
+            "base": p.base if p.found else None,
             "norm": round(p.norm, 4) if p.found else None,
             "mirror": round(p.mirror, 5) if p.found else None,
         }
