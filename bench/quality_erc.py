@@ -7,13 +7,15 @@ is (``clean``) and degraded by every variant of ``postmortem.GROUPS`` (``bench/d
 ``harder`` groups and ``bench/postmortem.py``'s ``postmortem`` group; described in ``bench/accuracy.py``).
 Every photo goes through ``nomina.FaceAnalyzer.central_face`` as ``nomina evaluate`` analyses a photo
 (detection in four orientations with the default ``orientation_search``, levelling, alignment, quality,
-embedding), with the default model ``sface``. Per probe photo it records four measures:
+embedding), with the default model ``sface`` or the one ``--model`` names. Per probe photo it records four
+measures:
 
 * ``nomina``: Nomina's quality score, ``face.quality.as_dict()["score"]``, the number `nomina evaluate`
   and ``bench/quality.py`` use.
 * ``base``: the same score without its response factor (the length of SFace's output), as Nomina scored
   faces before that factor was added.
-* ``norm``: the length of SFace's output before L2 normalisation (``SFaceEmbedder.outputs``), for the
+* ``norm``: the length of the network's output before L2 normalisation (``SFaceEmbedder.outputs``; SFace's
+  part for ``sface+dlib``, ``ArcFaceEmbedder.features`` for the ArcFace models), for the
   crop the library embeds (``nomina.faces.embedding_crop`` of the face's aligned crop). The normalised
   output is checked against the face's stored embedding (cosine above 0.9999), so a drift between this and
   the library stops the run.
@@ -54,7 +56,7 @@ Run
 ---
 From the repository root::
 
-    .venv/bin/python bench/quality_erc.py [--faces DIR] [--variants blur,mask] [--people N]
+    .venv/bin/python bench/quality_erc.py [--faces DIR] [--model sface] [--variants blur,mask] [--people N]
         [--figure docs/img/quality-erc.png] [--out FILE.json]
 
 ``--variants`` and ``--people`` make small trial runs (``clean`` is always a probe). A full run analyses
@@ -88,11 +90,12 @@ import nomina
 from nomina.evaluation import metrics
 from nomina.faces import embedding_crop
 from nomina.imaging import decode_image, read_photo
+from nomina.models.dlib import FusedEmbedder
+from nomina.models.insightface import ArcFaceEmbedder
 from nomina.models.sface import SFaceEmbedder
 from nomina.quality import RESPONSE_BOUNDS, assess
 
 REPO = Path(__file__).resolve().parents[1]
-MODEL = "sface"
 FMR_TARGET = 0.001
 WORST = -1.0  # a failure's score, as nomina.evaluation.protocols.WORST
 DISCARD = np.linspace(0.0, 0.5, 51)  # fractions of genuine comparisons discarded: 0, 1, ..., 50%
@@ -105,6 +108,7 @@ LABELS = {
     "mirror": "mirror consistency",
 }
 SPLIT_SEED = 29794
+FIT_MODEL = "sface"  # the model whose errors the response factor's bounds are fitted on
 GRID = np.arange(4.0, 24.001, 0.5)  # candidate bounds of the response factor (lengths of SFace's output)
 MATCH = 0.9999  # least cosine between the re-computed and the library's embedding
 
@@ -124,12 +128,18 @@ class Photo:
 
 
 # -- measuring --------------------------------------------------------------------------------------------
-def raw_output(embedder: SFaceEmbedder, crop: np.ndarray) -> np.ndarray:
-    """SFace's output for one crop, before L2 normalisation."""
-    return embedder.outputs([crop])[0].astype(np.float64)
+def raw_output(embedder: Any, crop: np.ndarray) -> np.ndarray:
+    """The network's output for one crop, before L2 normalisation (SFace's part of the fused model)."""
+    if isinstance(embedder, FusedEmbedder):
+        embedder = embedder.sface
+    if isinstance(embedder, SFaceEmbedder):
+        return embedder.outputs([crop])[0].astype(np.float64)
+    if isinstance(embedder, ArcFaceEmbedder):
+        return embedder.features([crop])[0].astype(np.float64)
+    sys.exit(f"{type(embedder).__name__}: this benchmark cannot read that network's output before normalisation")
 
 
-def analyse(analyzer: nomina.FaceAnalyzer, embedder: SFaceEmbedder, photo: Photo, max_pixels: int) -> None:
+def analyse(analyzer: nomina.FaceAnalyzer, embedder: Any, photo: Photo, max_pixels: int) -> None:
     image = decode_image(read_photo(photo.path), str(photo.path), max_pixels)
     face, _ = analyzer.central_face(image, any_orientation=analyzer.turns(reference_photo=False))
     if face is None:
@@ -137,14 +147,15 @@ def analyse(analyzer: nomina.FaceAnalyzer, embedder: SFaceEmbedder, photo: Photo
     crop = embedding_crop(face.aligned)
     out = raw_output(embedder, crop)
     norm = float(np.linalg.norm(out))
-    if float(out @ face.embedding) / norm < MATCH:
-        sys.exit(f"{photo.path}: the re-computed SFace output does not match Nomina's embedding")
+    part = face.embedding[: len(out)]  # the fused model's vector begins with SFace's part
+    if float(out @ part) / (norm * float(np.linalg.norm(part))) < MATCH:
+        sys.exit(f"{photo.path}: the re-computed network output does not match Nomina's embedding")
     mirrored = raw_output(embedder, np.ascontiguousarray(crop[:, ::-1]))
     photo.found = True
     photo.embedding = face.embedding.astype(np.float64)
     photo.nomina = float(face.quality.as_dict()["score"])
     photo.base = float(assess(dataclasses.replace(face.quality, sface_norm=None)).score)
-    if abs(face.quality.sface_norm - norm) > 1e-3 * norm:
+    if face.quality.sface_norm is not None and abs(face.quality.sface_norm - norm) > 1e-3 * norm:
         sys.exit(f"{photo.path}: the face's stored SFace output length differs from the one re-computed")
     photo.norm = norm
     photo.mirror = float(out @ mirrored / (norm * np.linalg.norm(mirrored)))
@@ -259,7 +270,7 @@ def pct(x: float | None, digits: int = 1) -> str:
     return "–" if x is None else f"{100 * x:.{digits}f}%"
 
 
-def plot(panels: list[tuple[str, dict[str, Any]]], path: Path) -> None:
+def plot(panels: list[tuple[str, dict[str, Any]]], path: Path, model: str) -> None:
     fig = Figure(figsize=(13.5, 8.2), dpi=110)
     FigureCanvasAgg(fig)
     axes = fig.subplots(2, 3)
@@ -294,7 +305,7 @@ def plot(panels: list[tuple[str, dict[str, Any]]], path: Path) -> None:
     if len(panels) < 6:
         last.legend(list(handles.values()), list(handles.keys()), loc="center", fontsize=9, frameon=False)
     fig.suptitle(
-        "Error-versus-reject curves (ISO/IEC 29794-1), SFace, London sample photos degraded (derived), "
+        f"Error-versus-reject curves (ISO/IEC 29794-1), model {model}, London sample photos degraded (derived), "
         "report half of the identities; reference: clean neutral photo",
         fontsize=11,
     )
@@ -324,6 +335,7 @@ def main() -> None:
     ap.add_argument("--faces", type=Path, default=Path(default_faces), help="sample photo folder")
     ap.add_argument("--variants", help="comma-separated variant names (default: every variant of every group)")
     ap.add_argument("--people", type=int, help="only the first N identities (trial runs)")
+    ap.add_argument("--model", default="sface", help="the face model (default sface)")
     ap.add_argument("--figure", type=Path, default=REPO / "docs" / "img" / "quality-erc.png", help="PNG to write")
     ap.add_argument("--out", type=Path, help="also write every number (and every photo's measures) as JSON")
     args = ap.parse_args()
@@ -342,12 +354,10 @@ def main() -> None:
     started = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="nomina-bench-erc-"))
     try:
-        settings = nomina.load_settings(model=MODEL, cache=tmp / "cache")
+        settings = nomina.load_settings(model=args.model, cache=tmp / "cache")
         model = nomina.load_model(settings.model, settings.model_dir)
         analyzer = nomina.FaceAnalyzer(model, settings)
         embedder = model.embedder
-        if not isinstance(embedder, SFaceEmbedder):
-            sys.exit(f"model {MODEL}: not SFace; this benchmark reads SFace's output before normalisation")
         probes = [(p, london / p / f"{p}_smiling.jpg") for p in people]
         marks = clean_landmarks(analyzer, probes, settings.max_pixels)
         photos = [Photo(p, "reference", "reference", london / p / f"{p}_neutral.jpg") for p in people]
@@ -361,7 +371,7 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     seconds = time.perf_counter() - started
-    report = analyse_and_report(people, photos, args.figure)
+    report = analyse_and_report(people, photos, args.figure, args.model)
     report["run"] = {
         "nomina_version": nomina.__version__,
         "model": model.identity,
@@ -373,14 +383,14 @@ def main() -> None:
         "discard_fractions": DISCARD.round(2).tolist(),
     }
     print(
-        f"\nNomina {nomina.__version__}; model {MODEL}; {report['run']['machine']}; {round(seconds)} s; "
+        f"\nNomina {nomina.__version__}; model {args.model}; {report['run']['machine']}; {round(seconds)} s; "
         f"figure {args.figure}"
     )
     if args.out is not None:
         args.out.write_text(json.dumps(report, indent=1) + "\n")
 
 
-def analyse_and_report(people: list[str], photos: list[Photo], figure: Path) -> dict[str, Any]:
+def analyse_and_report(people: list[str], photos: list[Photo], figure: Path, model: str) -> dict[str, Any]:
     refs = {p.person: p for p in photos if p.group == "reference"}
     missing = sorted(p for p, r in refs.items() if not r.found)
     if missing:
@@ -425,13 +435,17 @@ def analyse_and_report(people: list[str], photos: list[Photo], figure: Path) -> 
     report_people = sorted(ref_people[k] for k in order[len(ref_people) // 2 :])
     fit_sel = np.isin(person, fit_people) & found
     report = np.isin(person, report_people)
-    low, high, fit_area = fit_response(values["base"][fit_sel], values["norm"][fit_sel], errors[fit_sel])
-    same = (low, high) == tuple(RESPONSE_BOUNDS)
-    print(
-        f"\nresponse factor fitted on the fit half ({len(fit_people)} identities): bounds {low:g}, {high:g} "
-        f"(area vs ideal {fit_area:.4f}); the library's: {RESPONSE_BOUNDS[0]:g}, {RESPONSE_BOUNDS[1]:g}"
-        + ("" if same else "  ** DIFFERENT: the library's bounds are not the ones this data gives **")
-    )
+    if model == FIT_MODEL:
+        low, high, fit_area = fit_response(values["base"][fit_sel], values["norm"][fit_sel], errors[fit_sel])
+        same = (low, high) == tuple(RESPONSE_BOUNDS)
+        print(
+            f"\nresponse factor fitted on the fit half ({len(fit_people)} identities): bounds {low:g}, {high:g} "
+            f"(area vs ideal {fit_area:.4f}); the library's: {RESPONSE_BOUNDS[0]:g}, {RESPONSE_BOUNDS[1]:g}"
+            + ("" if same else "  ** DIFFERENT: the library's bounds are not the ones this data gives **")
+        )
+    else:  # the bounds belong to SFace's output and were fitted with the sface model's errors
+        low, high, fit_area = math.nan, math.nan, math.nan
+        print(f"\nresponse factor: fitted with {FIT_MODEL} only; this run reports on the same report half")
 
     groups = {"report half": report}
     groups |= {g: report & (group == g) for g in ("issue", "harder", "postmortem") if (report & (group == g)).any()}
@@ -448,8 +462,8 @@ def analyse_and_report(people: list[str], photos: list[Photo], figure: Path) -> 
             "seed": SPLIT_SEED,
             "fit_identities": fit_people,
             "report_identities": report_people,
-            "response_bounds_fitted": [low, high],
-            "fit_area_vs_ideal": round(fit_area, 6),
+            "response_bounds_fitted": None if math.isnan(low) else [low, high],
+            "fit_area_vs_ideal": None if math.isnan(fit_area) else round(fit_area, 6),
             "response_bounds_library": list(RESPONSE_BOUNDS),
         },
         "groups": {},
@@ -515,7 +529,7 @@ def analyse_and_report(people: list[str], photos: list[Photo], figure: Path) -> 
             + " |"
         )
     result["variants"] = per_variant
-    plot(panels, figure)
+    plot(panels, figure, model)
 
     result["photos"] = [
         {
