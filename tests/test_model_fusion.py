@@ -186,3 +186,11 @@ def test_workspace_with_the_fused_model_enrols_and_searches(tmp_path, faces_dir,
     with Workspace.open(settings.home, settings, user=USER) as ws:  # the recorded model is loaded again
         ws.add_case(CaseFields("C2"), [PhotoInput(london(faces_dir, "001", "smiling"))])
         assert ws.search("C2").candidates[0].reference_id == "R001"
+
+
+def test_the_models_doc_lists_every_models_files_with_their_hashes():
+    text = (Path(__file__).resolve().parents[1] / "docs" / "models.md").read_text(encoding="utf-8")
+    for manifest in MODELS.values():
+        assert f"| `{manifest.name}`" in text, manifest.name
+        for f in manifest.files:
+            assert f"{f.name}` | `{f.sha256}`" in text, (manifest.name, f.name)
