@@ -12,13 +12,15 @@ photos, the false non-match rate (FNMR) and the false match rate at one threshol
 If the score means something, FNMR falls as the band rises. The photos are derived (degraded copies of
 clean studio portraits): the figures show the score's direction, not the error rates of real case photos.
 The quality bounds were set from standards and the measures' physics before this was run (see
-``src/nomina/quality.py``), not fitted to it.
+``src/nomina/quality.py``), not fitted to it, except the response factor's, which were fitted on half of
+the identities (``bench/halves.py``); by default only the other half is measured (``--half all`` for
+every identity).
 
 Run
 ---
 From the repository root::
 
-    .venv/bin/python bench/quality.py [--faces DIR] [--model sface] [--out FILE.json]
+    .venv/bin/python bench/quality.py [--faces DIR] [--model sface] [--half report|all] [--out FILE.json]
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from degrade import clean_landmarks, make_variant
+from halves import halves
 from postmortem import GROUPS
 
 import nomina
@@ -52,6 +55,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--faces", type=Path, default=Path(default_faces), help="sample photo folder")
     ap.add_argument("--model", default="sface", help="model name")
+    ap.add_argument("--half", choices=("report", "all"), default="report", help="identities measured")
     ap.add_argument("--out", type=Path, help="also write the metrics as JSON to this file")
     args = ap.parse_args()
 
@@ -59,6 +63,8 @@ def main() -> None:
     if not london.is_dir():
         sys.exit(f"{london}: sample photos not found; use --faces")
     people = sorted(d.name for d in london.iterdir() if d.is_dir())
+    if args.half == "report":
+        people = halves(people)[1]
     variants = {name: fn for group in GROUPS.values() for name, fn in group.items()}
     started = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="nomina-bench-quality-"))

@@ -43,9 +43,14 @@ figure of the score is reported on the other half (``bench/quality_erc.py``). Ma
 0.8-1 on it (clean sample portraits: median length 13.3), so its reason is given only below 0.5 (a length
 under about 11.1).
 
-What the score does not see: occlusion (a mask, sunglasses, a hand), expression, make-up, injuries or
-decomposition, and compression artefacts. A high score says the photo is technically good, not that the
-face can be recognised.
+The bounds belong to the int8 SFace file Nomina ships; another SFace file given with ``NOMINA_MODEL_DIR``
+may scale its output differently.
+
+What the score does not see: changes to the face itself that leave a sharp, well-lit, frontal face the
+model responds to strongly (swelling, injuries, decomposition, closed eyes, make-up, expression).
+Occlusion and heavy compression lower it through the response factor, for SFace-based models, but not
+always enough. A high score says the photo is technically good and the model sees a face in it, not that
+the face can be recognised.
 
 The gate (workspace setting ``quality_gate``): ``off`` accepts every face; ``standard`` refuses a face
 with fewer than 20 px between the eyes, turned more than 45 degrees, tilted more than 40 degrees, or
