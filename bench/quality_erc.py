@@ -338,7 +338,16 @@ def main() -> None:
     ap.add_argument("--model", default="sface", help="the face model (default sface)")
     ap.add_argument("--figure", type=Path, default=REPO / "docs" / "img" / "quality-erc.png", help="PNG to write")
     ap.add_argument("--out", type=Path, help="also write every number (and every photo's measures) as JSON")
+    ap.add_argument(
+        "--compare", help="comma-separated --out files of runs of different models: draw their report halves and stop"
+    )
     args = ap.parse_args()
+    if args.compare:
+        runs = [json.loads(Path(f).read_text()) for f in args.compare.split(",")]
+        names = [r["run"]["model"]["name"] for r in runs]
+        plot([(n, r["groups"]["report half"]) for n, r in zip(names, runs, strict=True)], args.figure, ", ".join(names))
+        print(f"figure {args.figure}")
+        return
 
     london = args.faces / "london"
     if not london.is_dir():

@@ -121,6 +121,10 @@ def test_the_shipped_fusion_file_was_fitted_off_the_reported_photos():
         (lambda d: d["dlib_centre"].__setitem__(3, float("nan")), "dlib_centre is not 128 finite numbers"),
         (lambda d: d.update(weights={"sface": 0.9, "dlib": 0.9}), "squares summing to 1"),
         (lambda d: d.update(weights={"sface": 1.0, "dlib": -0.0}), "squares summing to 1"),
+        (lambda d: d.update(weights={"sface": float("nan"), "dlib": 0.5}), "squares summing to 1"),
+        (lambda d: d.pop("weights"), "not a fusion file \\(KeyError: 'weights'\\)"),
+        (lambda d: d.update(dlib_centre="centre"), "not a fusion file \\(ValueError"),
+        (lambda d: d.update(weights=[1, 2]), "not a fusion file \\(TypeError"),
     ],
 )
 def test_a_fusion_file_of_the_wrong_shape_is_refused_from_a_model_folder(tmp_path, change, message):

@@ -72,9 +72,12 @@ class DlibEmbedder:
 
 def load_fusion(path: str) -> dict[str, Any]:
     """The fusion's parameters (centre of dlib's vectors, the two weights), checked for shape and range."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
-    centre = np.asarray(data["dlib_centre"], dtype=np.float32)
-    ws, wd = float(data["weights"]["sface"]), float(data["weights"]["dlib"])
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        centre = np.asarray(data["dlib_centre"], dtype=np.float32)
+        ws, wd = float(data["weights"]["sface"]), float(data["weights"]["dlib"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"not a fusion file ({type(exc).__name__}: {exc})") from None
     if centre.shape != (DlibEmbedder.dim,) or not np.isfinite(centre).all():
         raise ValueError("dlib_centre is not 128 finite numbers")
     if not (ws > 0 and wd > 0 and abs(ws * ws + wd * wd - 1) < 1e-5):
