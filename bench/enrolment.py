@@ -60,8 +60,11 @@ def run_nomina(gallery: list[Path], probes: list[Path], model: nomina.FaceModel)
         start = time.perf_counter()
         report = ws.import_references(manifest)
         seconds = time.perf_counter() - start
-        index = ws.gallery_index()  # one face per reference here: its first face is its only one
-        ref_vec = {ref: np.array(index.vectors[s]) for ref, s in zip(index.ref_ids, index.starts, strict=True)}
+        rows = ws.gallery_index().rows  # one face per reference here
+        live = np.flatnonzero(rows.live.view()[: rows.n])
+        vectors = rows.gather(live)
+        owners = rows.owner.view()[live]
+        ref_vec = {rows.ref_ids[int(o)]: np.array(v) for o, v in zip(owners, vectors, strict=True)}
         ws.close()
     gal = [(identity(p), ref_vec[f"p{i:04d}"]) for i, p in enumerate(gallery) if f"p{i:04d}" in ref_vec]
     gal_ids = [g[0] for g in gal]

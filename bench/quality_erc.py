@@ -305,11 +305,11 @@ def plot(panels: list[tuple[str, dict[str, Any]]], path: Path, model: str) -> No
     if len(panels) < 6:
         last.legend(list(handles.values()), list(handles.keys()), loc="center", fontsize=9, frameon=False)
     fig.suptitle(
-        f"Error-versus-reject curves (ISO/IEC 29794-1), model {model}, London sample photos degraded (derived), "
+        f"Error-versus-reject curves (ISO/IEC 29794-1), model {model}\nLondon sample photos degraded (derived), "
         "report half of the identities; reference: clean neutral photo",
         fontsize=11,
     )
-    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    fig.tight_layout(rect=(0, 0, 1, 0.94))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
 
