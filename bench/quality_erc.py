@@ -41,7 +41,7 @@ and the ideal one over 0-50% (smaller is better) and that area relative to rando
 errors and Wilson 95% interval, and the impostor comparisons' FMR. Everything overall and per group.
 
 Nothing is fitted on the photos reported. The identities are split in two: the ``fit`` half (the first
-half of a permutation of the sorted identity names seeded with ``SPLIT_SEED``) and the ``report`` half.
+half of a permutation of the sorted identity names, ``bench/halves.py``) and the ``report`` half.
 The only fitted numbers of the score, the response factor's bounds (``nomina.quality.RESPONSE_BOUNDS``),
 are the pair on a grid (0.5 apart) minimising the area of ``base x log_rise(norm, lo, hi)`` on the fit
 half's genuine comparisons; the script fits them again and says whether the library's bounds are the ones
@@ -82,6 +82,7 @@ from typing import Any
 
 import numpy as np
 from degrade import clean_landmarks, make_variant
+from halves import SPLIT_SEED, halves
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from postmortem import GROUPS
@@ -107,7 +108,6 @@ LABELS = {
     "norm": "embedding norm (before L2)",
     "mirror": "mirror consistency",
 }
-SPLIT_SEED = 29794
 FIT_MODEL = "sface"  # the model whose errors the response factor's bounds are fitted on
 GRID = np.arange(4.0, 24.001, 0.5)  # candidate bounds of the response factor (lengths of SFace's output)
 MATCH = 0.9999  # least cosine between the re-computed and the library's embedding
@@ -439,9 +439,7 @@ def analyse_and_report(people: list[str], photos: list[Photo], figure: Path, mod
     )
 
     # the split: the response factor's bounds are fitted on one half, everything is reported on the other
-    order = np.random.default_rng(SPLIT_SEED).permutation(len(ref_people))
-    fit_people = sorted(ref_people[k] for k in order[: len(ref_people) // 2])
-    report_people = sorted(ref_people[k] for k in order[len(ref_people) // 2 :])
+    fit_people, report_people = halves(ref_people)
     fit_sel = np.isin(person, fit_people) & found
     report = np.isin(person, report_people)
     if model == FIT_MODEL:
