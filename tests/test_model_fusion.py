@@ -32,22 +32,27 @@ def analyzer(fused: FaceModel) -> FaceAnalyzer:
     return FaceAnalyzer(fused, load_settings(environ={}))
 
 
-def faces_of(analyzer: FaceAnalyzer, faces_dir: Path, expression: str) -> list:
-    out = []
-    for ident in PEOPLE:
-        path = london(faces_dir, ident, expression)
-        found = analyzer.analyze(decode_image(path.read_bytes(), path.name, analyzer.settings.max_pixels))
-        assert len(found) == 1, path
-        out.append((decode_image(path.read_bytes(), path.name, analyzer.settings.max_pixels), found[0]))
+@pytest.fixture(scope="module")
+def faces(faces_dir: Path, analyzer: FaceAnalyzer) -> dict[str, list]:
+    """(decoded photo, its one face) of each of PEOPLE's neutral and smiling photos, analysed once."""
+    out: dict[str, list] = {}
+    for expression in ("neutral", "smiling"):
+        out[expression] = []
+        for ident in PEOPLE:
+            path = london(faces_dir, ident, expression)
+            image = decode_image(path.read_bytes(), path.name, analyzer.settings.max_pixels)
+            found = analyzer.analyze(image)
+            assert len(found) == 1, path
+            out[expression].append((image, found[0]))
     return out
 
 
-def test_the_fused_vector_is_the_weighted_concatenation_of_the_two_models(faces_dir, fused, analyzer):
+def test_the_fused_vector_is_the_weighted_concatenation_of_the_two_models(fused, faces):
     embedder = fused.embedder
     assert isinstance(embedder, FusedEmbedder) and embedder.dim == 256
     fusion = load_fusion(str(locate_files(MODELS["sface+dlib"])["fusion"]))
     sface_part, dlib_part, scores = [], [], []
-    for image, face in faces_of(analyzer, faces_dir, "neutral")[:4] + faces_of(analyzer, faces_dir, "smiling")[:4]:
+    for image, face in faces["neutral"][:4] + faces["smiling"][:4]:
         assert face.embedding.shape == (256,) and face.embedding.dtype == np.float32
         assert abs(float(np.linalg.norm(face.embedding)) - 1) < 1e-5
         s = embedder.sface.outputs([face.aligned])[0]  # these sample crops need no contrast stretch
@@ -64,9 +69,9 @@ def test_the_fused_vector_is_the_weighted_concatenation_of_the_two_models(faces_
     assert not np.allclose(vectors @ vectors.T, d @ d.T, atol=1e-2)
 
 
-def test_the_fused_model_separates_people(faces_dir, analyzer):
-    neutral = np.stack([f.embedding for _, f in faces_of(analyzer, faces_dir, "neutral")])
-    smiling = np.stack([f.embedding for _, f in faces_of(analyzer, faces_dir, "smiling")])
+def test_the_fused_model_separates_people(faces):
+    neutral = np.stack([f.embedding for _, f in faces["neutral"]])
+    smiling = np.stack([f.embedding for _, f in faces["smiling"]])
     scores = neutral @ smiling.T
     genuine = np.diag(scores)
     impostor = scores[~np.eye(len(PEOPLE), dtype=bool)]
@@ -74,8 +79,8 @@ def test_the_fused_model_separates_people(faces_dir, analyzer):
     assert (scores.argmax(axis=1) == np.arange(len(PEOPLE))).all()
 
 
-def test_dlibs_chip_puts_yunets_landmarks_on_dlibs_mean_face(faces_dir, fused, analyzer):
-    image, face = faces_of(analyzer, faces_dir, "neutral")[0]
+def test_dlibs_chip_puts_yunets_landmarks_on_dlibs_mean_face(fused, faces):
+    image, face = faces["neutral"][0]
     chip = fused.embedder.dlib.chip(image.pixels, face.landmarks)
     assert chip.shape == (DLIB_CHIP, DLIB_CHIP, 3) and chip.dtype == np.uint8 and chip.flags.c_contiguous
     matrix = similarity_transform(face.landmarks, DLIB_TEMPLATE)
