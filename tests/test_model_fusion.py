@@ -1,4 +1,7 @@
-"""The sface+dlib model: dlib's chip alignment from YuNet's landmarks, the fusion's file and its arithmetic."""
+"""The sface+dlib model: dlib's chip alignment from YuNet's landmarks, the fusion's file and its arithmetic.
+
+The tests that run dlib's network on photos are marked slow (it takes 92 ms a face); CI runs them.
+"""
 
 from __future__ import annotations
 
@@ -47,6 +50,7 @@ def faces(faces_dir: Path, analyzer: FaceAnalyzer) -> dict[str, list]:
     return out
 
 
+@pytest.mark.slow  # dlib takes 92 ms a face: run by CI's second step
 def test_the_fused_vector_is_the_weighted_concatenation_of_the_two_models(fused, faces):
     embedder = fused.embedder
     assert isinstance(embedder, FusedEmbedder) and embedder.dim == 256
@@ -69,6 +73,7 @@ def test_the_fused_vector_is_the_weighted_concatenation_of_the_two_models(fused,
     assert not np.allclose(vectors @ vectors.T, d @ d.T, atol=1e-2)
 
 
+@pytest.mark.slow  # dlib takes 92 ms a face: run by CI's second step
 def test_the_fused_model_separates_people(faces):
     neutral = np.stack([f.embedding for _, f in faces["neutral"]])
     smiling = np.stack([f.embedding for _, f in faces["smiling"]])
@@ -79,6 +84,7 @@ def test_the_fused_model_separates_people(faces):
     assert (scores.argmax(axis=1) == np.arange(len(PEOPLE))).all()
 
 
+@pytest.mark.slow  # dlib takes 92 ms a face: run by CI's second step
 def test_dlibs_chip_puts_yunets_landmarks_on_dlibs_mean_face(fused, faces):
     image, face = faces["neutral"][0]
     chip = fused.embedder.dlib.chip(image.pixels, face.landmarks)
@@ -92,6 +98,7 @@ def test_dlibs_chip_puts_yunets_landmarks_on_dlibs_mean_face(fused, faces):
     assert np.abs(chip[y, x].astype(int) - image.pixels[by, bx, ::-1].astype(int)).max() < 40
 
 
+@pytest.mark.slow  # dlib takes 92 ms a face: run by CI's second step
 def test_eyes_marked_by_hand_give_a_fused_face_near_the_detected_one(faces_dir, analyzer):
     path = london(faces_dir, "003")
     image = decode_image(path.read_bytes(), path.name, analyzer.settings.max_pixels)
@@ -179,6 +186,7 @@ def test_without_dlib_the_model_names_the_extra_that_installs_it(monkeypatch):
 # -- in a workspace ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # dlib takes 92 ms a face: run by CI's second step
 def test_workspace_with_the_fused_model_enrols_and_searches(tmp_path, faces_dir, fused):
     settings = load_settings(environ={}, home=tmp_path / "ws")
     prov = Provenance("family", "a sister", "family request under national missing-persons law")
