@@ -51,7 +51,7 @@ def faces_of(analyzer: nomina.FaceAnalyzer, dlib_net: DlibEmbedder, photos: list
         if not found:
             continue
         face = found[0]
-        chip = nomina.faces.embedding_crop(dlib_net.chip(image.pixels, face.landmarks))
+        chip = dlib_net.chip(image.pixels, face.landmarks)
         rows.append((person, face.embedding, dlib_net.descriptors([chip])[0]))
     return rows
 

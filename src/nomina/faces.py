@@ -111,13 +111,14 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return m
 
 
-def align(bgr: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-    """The 112 x 112 crop the embedder expects, from five landmarks or from the two eye centres."""
+def align(
+    bgr: np.ndarray, landmarks: np.ndarray, template: np.ndarray = TEMPLATE, size: int = ALIGNED_SIZE
+) -> np.ndarray:
+    """The ``size`` x ``size`` crop with five landmarks (or the two eye centres) moved to ``template``'s points:
+    by default the 112 x 112 crop of the ArcFace/SFace family."""
     points = np.asarray(landmarks, dtype=np.float64)
-    matrix = similarity_transform(points, TEMPLATE[: len(points)])
-    return cv2.warpAffine(
-        bgr, matrix, (ALIGNED_SIZE, ALIGNED_SIZE), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE
-    )
+    matrix = similarity_transform(points, template[: len(points)])
+    return cv2.warpAffine(bgr, matrix, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
 
 
 def parse_eyes(text: str) -> np.ndarray:

@@ -21,7 +21,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from .sface import SFaceEmbedder, unit_rows
@@ -53,14 +52,11 @@ class DlibEmbedder:
         self._net = dlib.face_recognition_model_v1(path)
 
     def chip(self, bgr: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-        """The 150 x 150 RGB chip dlib's network expects, aligned on five landmarks or two eye centres."""
-        from ..faces import similarity_transform
+        """The 150 x 150 RGB chip dlib's network is given, aligned on five landmarks or two eye centres, and
+        contrast-stretched when dark or washed out, as SFace's crop is (:func:`nomina.faces.embedding_crop`)."""
+        from ..faces import align, embedding_crop
 
-        points = np.asarray(landmarks, dtype=np.float64)
-        matrix = similarity_transform(points, DLIB_TEMPLATE[: len(points)])
-        chip = cv2.warpAffine(
-            bgr, matrix, (DLIB_CHIP, DLIB_CHIP), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE
-        )
+        chip = embedding_crop(align(bgr, landmarks, DLIB_TEMPLATE, DLIB_CHIP))
         return np.ascontiguousarray(chip[:, :, ::-1])
 
     def descriptors(self, chips: list[np.ndarray]) -> np.ndarray:
@@ -110,10 +106,8 @@ class FusedEmbedder:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Fused vectors of faces in a photo (SFace's prepared 112 x 112 crops, dlib's chips cut here), and
         the length of SFace's output for each, as :meth:`SFaceEmbedder.embed_faces` gives it."""
-        from ..faces import embedding_crop
-
         if not crops:
             return np.zeros((0, self.dim), dtype=np.float32), np.zeros(0)
-        chips = [embedding_crop(self.dlib.chip(bgr, lm)) for lm in landmarks]
+        chips = [self.dlib.chip(bgr, lm) for lm in landmarks]
         sface_raw = self.sface.outputs(crops)
         return self.fuse(sface_raw, self.dlib.descriptors(chips)), np.linalg.norm(sface_raw, axis=1)
