@@ -84,12 +84,32 @@ def row(model: str, variant: str, m: dict[str, Any]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def _pairs(m: dict[str, Any]) -> int:
+    return int(m["verification"]["genuine_pairs"])
+
+
+def _searches(m: dict[str, Any]) -> int:
+    return int(m["identification"]["probes"])
+
+
+# (title, the figure, how many pairs or searches it is of, whether higher is better)
 FIGURES = (
-    ("TAR at FAR 0.001 (genuine pairs not matched)", lambda m: m["verification"]["tar_at_far"]["0.001"], True),
-    ("rank-1 (searches whose first candidate is not the person)", lambda m: m["identification"]["rank"]["1"], True),
+    (
+        "TAR at FAR 0.001 (genuine pairs not matched)",
+        lambda m: m["verification"]["tar_at_far"]["0.001"],
+        _pairs,
+        True,
+    ),
+    (
+        "rank-1 (searches whose first candidate is not the person)",
+        lambda m: m["identification"]["rank"]["1"],
+        _searches,
+        True,
+    ),
     (
         "FNIR at FPIR 0.01 (mated searches missed at the threshold that lets 1% of non-mated searches through)",
         lambda m: m["identification"]["fnir_at_fpir"]["0.01"],
+        _searches,
         False,
     ),
 )
@@ -102,7 +122,7 @@ def tables(path: Path) -> str:
     variants = list(dict.fromkeys(r["variant"] for r in data["results"]))
     by = {(r["model"], r["variant"]): r["metrics"] for r in data["results"]}
     out = [f"Run {data['date']}, Nomina {data['nomina_version']}, {data['machine']} ({data['cpus']} CPUs).\n"]
-    for title, get, higher_better in FIGURES:
+    for title, get, count, higher_better in FIGURES:
         out += [f"**{title}**\n", "| variant | " + " | ".join(f"`{m}`" for m in models) + " |"]
         out.append("|---|" + "---:|" * len(models))
         for v in variants:
@@ -113,7 +133,7 @@ def tables(path: Path) -> str:
                 if value is None:
                     cells.append("–")
                     continue
-                n = metrics["verification"]["genuine_pairs"] if "TAR" in title else metrics["identification"]["probes"]
+                n = count(metrics)
                 errors = round((1 - value) * n) if higher_better else round(value * n)
                 failures = metrics["detection"]["failures"]
                 cells.append(f"{pct(value)} ({errors})" + (f" [{failures} no face]" if failures else ""))
