@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import tempfile
@@ -93,7 +94,7 @@ def main() -> None:
     sd_s, pairs = impostor_sd(sface, people)
     sd_d, _ = impostor_sd(centred, people)
     inv = np.array([1 / sd_s, 1 / sd_d])
-    ws, wd = np.sqrt(inv / inv.sum())
+    ws = round(float(np.sqrt(inv[0] / inv.sum())), 6)
     data = {
         "about": (
             "sface+dlib fusion parameters, written by bench/fusion_fit.py from the 40 Canada sample photos and "
@@ -102,7 +103,7 @@ def main() -> None:
         "faces": len(rows),
         "impostor_pairs": pairs,
         "impostor_sd": {"sface": round(sd_s, 6), "dlib": round(sd_d, 6)},
-        "weights": {"sface": round(float(ws), 6), "dlib": round(float(np.sqrt(1 - round(float(ws), 6) ** 2)), 6)},
+        "weights": {"sface": ws, "dlib": round(math.sqrt(1 - ws * ws), 6)},  # squares summing to 1
         "dlib_centre": [round(float(v), 6) for v in centre],
     }
     args.out.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
