@@ -158,3 +158,31 @@ def test_every_workspace_setting_is_documented_and_the_gate_modes_agree():
         assert f"`{s.name}`" in doc and f"`{s.default}`" in doc
     gate = next(s for s in WORKSPACE_SETTINGS if s.name == "quality_gate")
     assert gate.choices == GATE_MODES
+
+
+@pytest.mark.parametrize("ahead", [0, 5])
+def test_ordered_map_keeps_order_and_runs_at_most_its_window_ahead(ahead):
+    """While the caller holds a result (writing a batch), the workers go on with at most 4 per worker plus
+    ``ahead`` items; results come in the given order, errors in place of theirs."""
+    import threading
+    import time
+
+    from nomina.parallel import ordered_map
+
+    started: list[int] = []
+    lock = threading.Lock()
+
+    def work(i: int) -> int:
+        with lock:
+            started.append(i)
+        if i == 7:
+            raise InvalidField(f"item {i}")
+        return i * i
+
+    results = []
+    for n, r in enumerate(ordered_map(work, list(range(40)), workers=2, ahead=ahead)):
+        if n == 0:
+            time.sleep(0.3)  # the caller is busy: the workers finish what was handed to them, and no more
+            assert len(started) == 4 * 2 + ahead
+        results.append(r)
+    assert [r if isinstance(r, int) else str(r) for r in results] == ["item 7" if i == 7 else i * i for i in range(40)]

@@ -28,6 +28,7 @@ from .store import PhotoStore
 from .store import schema as db
 
 __all__ = [
+    "PhotoFacts",
     "PhotoSink",
     "Prepared",
     "bump_gallery",
@@ -42,20 +43,36 @@ __all__ = [
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class PhotoFacts:
+    """What the photo row records about a decoded photo (its pixels are not kept once analysed)."""
+
+    format: str
+    sha256: str
+    size_bytes: int
+    width: int
+    height: int
+
+    @classmethod
+    def of(cls, image: DecodedImage) -> PhotoFacts:
+        return cls(image.format, image.sha256, image.size_bytes, image.width, image.height)
+
+
 @dataclass
 class Prepared:
-    """A photo read, decoded and analysed, ready to be written."""
+    """A photo read, decoded and analysed, ready to be written. It holds the file's bytes and the face, not
+    the decoded pixels, so that many can wait for the writer without filling memory."""
 
     name: str
     data: bytes
-    image: DecodedImage
+    photo: PhotoFacts
     face: Face | None
     photo_date: Any = None
     quality_override: str | None = None  # set when the face failed the quality gate and was overridden
 
     @property
     def sha256(self) -> str:
-        return self.image.sha256
+        return self.photo.sha256
 
 
 def prepare(
@@ -80,7 +97,7 @@ def prepare(
                 field="quality_override",
             )
         override = photo.quality_override if failed else None
-    return Prepared(name, data, image, face, photo.photo_date, override)
+    return Prepared(name, data, PhotoFacts.of(image), face, photo.photo_date, override)
 
 
 def prepare_all(
@@ -115,10 +132,10 @@ def store_photo(s: Session, store: PhotoStore, p: Prepared, new_files: list[str]
     s.add(
         db.Photo(
             sha256=sha,
-            format=p.image.format,
-            width=p.image.width,
-            height=p.image.height,
-            size_bytes=p.image.size_bytes,
+            format=p.photo.format,
+            width=p.photo.width,
+            height=p.photo.height,
+            size_bytes=p.photo.size_bytes,
             stored_at=now(),
         )
     )

@@ -45,13 +45,14 @@ class AnalyzerPool:
         return local
 
 
-def ordered_map(fn: Callable[[T], R], items: Sequence[T], workers: int) -> Iterator[R | NominaError]:
+def ordered_map(fn: Callable[[T], R], items: Sequence[T], workers: int, ahead: int = 0) -> Iterator[R | NominaError]:
     """``fn`` over items on ``workers`` threads, yielded in the given order as they finish.
 
     A NominaError is yielded in place of a result, so one bad item never stops a batch. At most a few
-    items per worker are in flight, so a long batch never holds more than a handful of decoded photos
-    in memory. Workers run OpenCV single-threaded (two single-threaded workers measured faster than two
-    workers each using OpenCV's two threads).
+    items per worker are in flight, plus ``ahead`` more: a caller that stops to write a batch of ``ahead``
+    results keeps the workers busy meanwhile (their results must then be small). Workers run OpenCV
+    single-threaded (two single-threaded workers measured faster than two workers each using OpenCV's two
+    threads).
     """
 
     def guarded(item: T) -> R | NominaError:
@@ -63,7 +64,7 @@ def ordered_map(fn: Callable[[T], R], items: Sequence[T], workers: int) -> Itera
     if workers <= 1 or len(items) <= 1:
         yield from (guarded(i) for i in items)
         return
-    window = 4 * workers
+    window = 4 * workers + max(0, ahead)
     with one_opencv_thread(), ThreadPoolExecutor(max_workers=workers) as pool:
         pending: deque[Future[R | NominaError]] = deque()
         for item in items:

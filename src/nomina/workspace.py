@@ -741,7 +741,8 @@ class Workspace:
 
         self.analyzer()  # load (and check) the model once, before threads start
         batch: list[tuple[int, dict[str, str], ReferenceFields, Provenance, enrolment.Prepared]] = []
-        staged = ordered_map(stage, rows, self.settings.workers)
+        # The workers analyse the next batch while this thread writes one (a prepared row keeps no pixels).
+        staged = ordered_map(stage, rows, self.settings.workers, ahead=_IMPORT_BATCH)
         for done, ((line, row), result) in enumerate(zip(rows, staged, strict=True), 1):
             if isinstance(result, NominaError):
                 report.failures.append(RowFailure.of(line, row, result))
