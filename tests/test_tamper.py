@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import USER, assert_one_error_line, database_of, drop_trigger, raw_database, run
+from conftest import USER, assert_one_error_line, database_of, drop_trigger, london, raw_database, run
 from test_casefile import identified, identified_template  # noqa: F401 (fixtures)
 from test_workflow import as_json, casework, casework_template, cli, propose  # noqa: F401 (fixtures)
 
@@ -211,6 +211,29 @@ def test_a_later_change_does_not_take_in_an_earlier_edit(identified, capsys):
     code, out = verify(capsys, identified)
     assert code == 1
     assert "search 1: changed behind Nomina's back between seq" in out and "(conclusion.record)" in out
+
+
+def test_an_import_batch_does_not_take_in_an_earlier_edit(identified, capsys, tmp_path, faces_dir):
+    """An import reads the records it will change once for the whole batch, inside its write transaction:
+    a record edited before the import still shows as edited, and the batch's other records stay sound."""
+    tamper(
+        identified,
+        "UPDATE faces SET sharpness = 1 WHERE reference_photo_id IN "
+        "(SELECT id FROM reference_photos WHERE reference_id = 'MP-011')",
+    )
+    rows = [("MP-013", "013", "Person 013"), ("MP-011", "011", "Person 011"), ("MP-020", "020", "Person 020")]
+    manifest = tmp_path / "more.csv"
+    manifest.write_text(
+        "reference_id,photo,name,source,supplied_by,legal_basis\n"
+        + "".join(
+            f"{ref},{london(faces_dir, i, 'smiling')},{name},family,a brother,family request\n" for ref, i, name in rows
+        )  # fmt: skip
+    )
+    code, _, err = cli(capsys, identified, USER, "reference", "import", str(manifest))
+    assert code == 0, err
+    data = verify_json(capsys, identified)
+    assert not data["ok"]
+    assert len(data["records"]) == 1 and data["records"][0].startswith("reference MP-011: changed behind Nomina's back")
 
 
 def test_viewing_an_edited_record_does_not_vouch_for_it(identified, capsys):

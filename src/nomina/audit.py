@@ -137,6 +137,7 @@ __all__ = [
     "events",
     "head",
     "link_hash",
+    "read_before",
     "record",
     "require_records",
     "verify",
@@ -878,15 +879,37 @@ def _context(s: Session, event: Event) -> dict[str, Any]:
     secret = _digest_key(s)
     after = digests.digests(s, secret, changed)
     seen = _seen(s)
-    unseen = [k for k in changed if k not in seen]
-    before: dict[str, str] = {}
+    committed = _committed_digests(s)
+    unseen = [k for k in changed if k not in seen and k not in committed]
+    before: dict[str, str | None] = {k: committed[k] for k in changed if k not in seen and k in committed}
     if unseen:
         with _committed(s) as other:
-            before = digests.digests(other, secret, unseen)
+            before.update(digests.digests(other, secret, unseen))
     context["key"] = digests.fingerprint(secret)
     context["records"] = {k: [seen[k] if k in seen else before.get(k), after.get(k)] for k in changed}
     seen.update({k: after.get(k) for k in changed})
     return context
+
+
+def read_before(s: Session, keys: Iterable[str]) -> None:
+    """Read, in one query per kind, the committed digests of records the transaction is about to change, as
+    *before* for the events that will change them (see :func:`_context`); for a batch that records many
+    events, instead of a committed read for each. Call it inside the write transaction: writes are
+    serialised, so what is committed cannot change before those events are recorded."""
+    seen, committed = _seen(s), _committed_digests(s)
+    wanted = [k for k in dict.fromkeys(keys) if k not in seen and k not in committed]
+    if not wanted:
+        return
+    secret = _digest_key(s)
+    with _committed(s) as other:
+        found = digests.digests(other, secret, wanted)
+    committed.update({k: found.get(k) for k in wanted})
+
+
+def _committed_digests(s: Session) -> dict[str, str | None]:
+    """Committed digests read ahead by :func:`read_before` in this transaction, by record key (None: absent)."""
+    committed: dict[str, str | None] = _kept(s).setdefault("committed", {})
+    return committed
 
 
 def _digest_key(s: Session) -> bytes:

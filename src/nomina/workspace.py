@@ -770,6 +770,7 @@ class Workspace:
         with self._enrolling("reference.write") as (s, actor, sink):
             in_use = references.lookalikes(s)
             present = references.enrolled_photos(s, {fields.id for _, _, fields, _, _ in batch})
+            audit.read_before(s, [record_key("reference", fields.id) for _, _, fields, _, _ in batch])
             for line, row, fields, prov, p in batch:
                 if (fields.id, p.sha256) in present:  # enrolled meanwhile (another process on the same manifest)
                     report.already_present += 1
