@@ -186,3 +186,25 @@ def test_ordered_map_keeps_order_and_runs_at_most_its_window_ahead(ahead):
             assert len(started) == 4 * 2 + ahead
         results.append(r)
     assert [r if isinstance(r, int) else str(r) for r in results] == ["item 7" if i == 7 else i * i for i in range(40)]
+
+
+def test_ordered_map_stopped_early_does_not_run_the_rest_of_its_window():
+    """A caller that stops (an error while writing a batch) waits only for the items already running."""
+    import threading
+    import time
+
+    from nomina.parallel import ordered_map
+
+    started: list[int] = []
+    lock = threading.Lock()
+
+    def work(i: int) -> int:
+        with lock:
+            started.append(i)
+        time.sleep(0.05)
+        return i
+
+    results = ordered_map(work, list(range(40)), workers=2, ahead=32)  # a window of 40
+    assert next(results) == 0
+    results.close()
+    assert len(started) <= 4  # the two running when it stopped, and at most the next two; not 40

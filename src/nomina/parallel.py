@@ -67,9 +67,13 @@ def ordered_map(fn: Callable[[T], R], items: Sequence[T], workers: int, ahead: i
     window = 4 * workers + max(0, ahead)
     with one_opencv_thread(), ThreadPoolExecutor(max_workers=workers) as pool:
         pending: deque[Future[R | NominaError]] = deque()
-        for item in items:
-            pending.append(pool.submit(guarded, item))
-            if len(pending) >= window:
+        try:
+            for item in items:
+                pending.append(pool.submit(guarded, item))
+                if len(pending) >= window:
+                    yield pending.popleft().result()
+            while pending:
                 yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+        finally:  # a caller that stops early (an error while writing) does not wait for work it will not use
+            for future in pending:
+                future.cancel()
