@@ -27,7 +27,7 @@ from nomina import CaseFields, PhotoInput, Provenance, ReferenceFields, Workspac
 from nomina.records import SKELETONS_INFO, id_skeleton, skeleton, skeleton_data, skeletons_outdated
 from nomina.store import Database, upgrade
 from nomina.store import schema as db
-from nomina.store.database import _alembic_config, current_revision
+from nomina.store.database import _alembic_config, current_revision, head_revision
 
 PROV = Provenance("family", "a sister", "family request")
 CYRILLIC_ER = "\u0420"  # looks like Latin P
@@ -214,7 +214,7 @@ def test_the_migration_fills_the_skeletons_of_the_rows_already_there(engine):
     raw_insert(engine, "cases", [f"\u0391-{i}" for i in range(1_200)], skeletons=False)
 
     upgrade(engine)
-    assert current_revision(engine) == "0012"
+    assert current_revision(engine) == head_revision()
     for table, count in (("references", 2_507), ("cases", 1_201)):
         stored = stored_skeletons(engine, table)
         assert len(stored) == count
@@ -251,8 +251,8 @@ def test_filling_the_skeletons_changes_no_record_the_audit_trail_accounts_for(
 
     with monkeypatch.context() as before_0011:  # written as Nomina wrote them before: without a skeleton
         before_0011.setattr(nomina.records, "id_skeleton", lambda record_id: None)
-        # nor SFace's output length (schema 0012), whose column the downgrade below removes
-        before_0011.setattr(nomina.faces, "measure", lambda *args, sface_norm=None: nomina.quality.measure(*args))
+        # nor the network's output length (schemas 0012 and 0013), whose columns the downgrade below removes
+        before_0011.setattr(nomina.faces, "measure", lambda *args, **lengths: nomina.quality.measure(*args))
         ws.add_reference(ReferenceFields("P1", "Person P1"), [PhotoInput(london(faces_dir, "001"))], PROV)
         ws.add_case(CaseFields("A-7"), [PhotoInput(london(faces_dir, "002", "smiling"))])
     assert set(stored_skeletons(ws._shared.db.engine, "references").values()) == {None}

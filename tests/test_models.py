@@ -252,6 +252,8 @@ def test_workspace_with_arcface_searches_and_refuses_another_model(tmp_path, fac
         assert [c.reference_id for c in result.candidates] == ["R002", "R001"]
         assert result.candidates[0].score > result.candidates[1].score + 0.3
         assert result.model == arcface.identity
+        quality = ws.reference("R001").photos[0].faces[0].quality  # ArcFace's response, stored with the face
+        assert quality["sface_norm"] is None and 15 < quality["arcface_norm"] < 40
     with Workspace.open(settings.home, settings, user=USER) as ws:  # the recorded model is loaded again
         ws.add_case(CaseFields("C2"), [PhotoInput(london(faces_dir, "001", "smiling"))])
         assert ws.search("C2").candidates[0].reference_id == "R001"

@@ -105,35 +105,54 @@ def test_faces_stored_before_contrast_and_noise_were_measured_are_still_scored()
     assert gate(dataclasses.replace(old, inter_eye_px=10.0), "standard")
 
 
-def test_the_models_response_lowers_the_score_on_a_log_scale_and_is_named_only_when_weak():
-    low, high = RESPONSE_BOUNDS
-    scores = [assess(dataclasses.replace(GOOD, sface_norm=v)).score for v in (20.0, high, 12.0, 11.0, 10.0, low, 5.0)]
+@pytest.mark.parametrize("field", ["sface_norm", "arcface_norm"])
+def test_the_models_response_lowers_the_score_on_a_log_scale_and_is_named_only_when_weak(field):
+    low, high = RESPONSE_BOUNDS[field]
+    middle = float(np.sqrt(low * high))  # half way on a log scale
+
+    def with_length(v: float) -> Quality:
+        return dataclasses.replace(GOOD, **{field: v})
+
+    lengths = (2 * high, high, 0.95 * high, 1.02 * middle, 0.98 * middle, low, low / 2)
+    scores = [assess(with_length(v)).score for v in lengths]
     assert scores[:2] == [pytest.approx(100.0)] * 2 and scores[-2:] == [0.0, 0.0]
     assert scores == sorted(scores, reverse=True) and len(set(scores[1:-1])) == 5
-    middle = float(np.sqrt(low * high))  # half way on a log scale
-    assert assess(dataclasses.replace(GOOD, sface_norm=middle)).score == pytest.approx(50.0)
-    assert assess(dataclasses.replace(GOOD, sface_norm=12.0)).reasons == []  # factor 0.64: no reason given
-    weak = assess(dataclasses.replace(GOOD, sface_norm=10.0))
-    assert weak.reasons == ["weak response of the face model: output length 10.0"]
-    assert dataclasses.replace(GOOD, sface_norm=10.0).as_dict()["sface_norm"] == 10.0
-    assert GOOD.as_dict()["sface_norm"] is None  # other models, and faces stored before it was measured
+    assert assess(with_length(middle)).score == pytest.approx(50.0)
+    assert assess(with_length(1.02 * middle)).reasons == []  # factor just above 0.5: no reason given
+    weak = assess(with_length(0.98 * middle))
+    assert weak.reasons == [f"weak response of the face model: output length {0.98 * middle:.1f}"]
+    assert with_length(0.98 * middle).as_dict()[field] == round(0.98 * middle, 3)
+    assert GOOD.as_dict()[field] is None  # other models, and faces stored before it was measured
 
 
-def test_sface_based_models_measure_their_response_and_other_models_do_not(faces_dir, model, settings):
+def test_each_network_is_judged_by_its_own_bounds():
+    """SFace's outputs are shorter than ArcFace's: a length that is strong for SFace is weak for ArcFace."""
+    assert RESPONSE_BOUNDS["sface_norm"][1] < RESPONSE_BOUNDS["arcface_norm"][0]
+    length = RESPONSE_BOUNDS["sface_norm"][1]
+    assert assess(dataclasses.replace(GOOD, sface_norm=length)).factors["response"] == 1.0
+    assert assess(dataclasses.replace(GOOD, arcface_norm=length)).factors["response"] == 0.0
+
+
+def test_sface_and_arcface_models_measure_their_response_and_other_models_do_not(faces_dir, model, settings):
     from nomina.faces import embedding_crop
     from nomina.models import load_model
 
     path = london(faces_dir, "012")
     image = decode_image(path.read_bytes(), path.name, settings.max_pixels)
     face = FaceAnalyzer(model, settings).analyze(image)[0]
-    assert face.quality.sface_norm == pytest.approx(
-        float(np.linalg.norm(model.embedder.outputs([embedding_crop(face.aligned)])[0])), rel=1e-5
-    )
-    assert 8 < face.quality.sface_norm < 25
+    crop = embedding_crop(face.aligned)
+    assert face.quality.sface_norm == pytest.approx(float(np.linalg.norm(model.embedder.outputs([crop])[0])), rel=1e-5)
+    assert 8 < face.quality.sface_norm < 25 and face.quality.arcface_norm is None
     fused = FaceAnalyzer(load_model("sface+dlib"), settings).analyze(image)[0]
     assert fused.quality.sface_norm == pytest.approx(face.quality.sface_norm, rel=1e-5)
-    other = FaceAnalyzer(load_model("yunet+arcface-mbf"), settings).analyze(image)[0]
-    assert other.quality.sface_norm is None and "response" not in assess(other.quality).factors
+    for name in ("yunet+arcface-mbf", "arcface-mbf"):
+        arcface = load_model(name)
+        other = FaceAnalyzer(arcface, settings).analyze(image)[0]
+        raw = arcface.embedder.features([embedding_crop(other.aligned)])[0]
+        assert other.quality.arcface_norm == pytest.approx(float(np.linalg.norm(raw)), rel=1e-5), name
+        assert other.quality.sface_norm is None and 15 < other.quality.arcface_norm < 40
+        assert np.dot(other.embedding, raw / np.linalg.norm(raw)) == pytest.approx(1.0, abs=1e-5)
+        assert "response" in assess(other.quality).factors
 
 
 def test_the_response_is_stored_with_the_face(ws, faces_dir):

@@ -144,6 +144,13 @@ EDITS = {
         ],
         "reference MP-011: changed behind Nomina's back since seq",
     ),
+    "a quality measure given to a face of another model": (
+        [
+            "UPDATE faces SET arcface_norm = 30.0 WHERE case_photo_id IN "
+            "(SELECT id FROM case_photos WHERE case_id = 'UP-1')"
+        ],
+        "case UP-1: changed behind Nomina's back since seq",
+    ),
     "a changed provenance": (
         ["UPDATE reference_photos SET legal_basis = 'none' WHERE reference_id = 'MP-011'"],
         "reference MP-011: changed behind Nomina's back since seq",

@@ -160,6 +160,7 @@ def face_row(face: Face, model_name: str) -> db.Face:
         contrast=q.contrast,
         noise=q.noise,
         sface_norm=q.sface_norm,
+        arcface_norm=q.arcface_norm,
         model=model_name,
         embedding=np.asarray(face.embedding, dtype=np.float32).tobytes(),
         added_at=now(),

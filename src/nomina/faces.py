@@ -293,22 +293,23 @@ class FaceAnalyzer:
     ) -> list[Face]:
         crops = [align(bgr, lm) for lm, _, _ in marks]
         prepared = [embedding_crop(c) for c in crops]
-        # SFace-based models also give the length of SFace's output (a quality measure); the fused sface+dlib
-        # model aligns dlib's chip its own way and so reads the faces from the photo.
+        # SFace and ArcFace models also give the length of their network's output (a quality measure, kept in
+        # the Quality field the embedder names); the fused sface+dlib model aligns dlib's chip its own way and so
+        # reads the faces from the photo.
         embed_faces = getattr(self.embedder, "embed_faces", None)
-        norms: Sequence[float | None]
+        norms: Sequence[dict[str, float]]
         if embed_faces is not None:
             vectors, measured = embed_faces(bgr, [np.asarray(lm) for lm, _, _ in marks], prepared)
-            norms = [float(n) for n in measured]
+            norms = [{self.embedder.norm_field: float(n)} for n in measured]  # type: ignore[attr-defined]
         else:
-            vectors, norms = self.embedder.embed(prepared), [None] * len(crops)
+            vectors, norms = self.embedder.embed(prepared), [{}] * len(crops)
         return [
             Face(
                 number=number,
                 box=tuple(float(v) for v in box),  # type: ignore[arg-type]
                 landmarks=np.asarray(lm, dtype=np.float32),
                 manual=manual,
-                quality=measure(crop, np.asarray(lm, dtype=np.float64), score, sface_norm=norm),
+                quality=measure(crop, np.asarray(lm, dtype=np.float64), score, **norm),
                 embedding=vec,
                 aligned=crop,
             )

@@ -20,8 +20,9 @@ exposure: level         mean grey level (dark; bright)              5; 250      
 pose: yaw               turn to the side (from landmarks)           60 deg       15 deg
 pose: pitch             tilt up or down (from landmarks)            45 deg       15 deg
 detection               detector score                              0.5          0.9
-response                length of SFace's output before             9            14
-                        normalisation (SFace-based models only)
+response                length of the network's output before       SFace: 9     SFace: 14
+                        normalisation (SFace and ArcFace models)    ArcFace:     ArcFace: 26
+                                                                    16.5
 ======================  ==========================================  ===========  ============
 
 Fine detail is the variance of the crop's Laplacian less what noise of the measured level contributes
@@ -36,21 +37,24 @@ The response factor is the one measure that comes from the face model itself: a 
 trained with a margin-based loss gives a shorter output for a face it finds less distinctive (occluded,
 compressed, blurred or small faces; P. Terhorst et al., "SER-FIQ", CVPR 2020, and Q. Meng et al.,
 "MagFace", CVPR 2021, use this). It is measured for the models built on SFace (``sface`` and
-``sface+dlib``; None for the others, which leaves the factor out), rises on a log scale, and is the only
-bound fitted on data: 9 and 14 minimise the area under the error-versus-reject curve on the genuine
-comparisons of one half of the London sample identities, degraded every way ``bench/`` knows, and every
-figure of the score is reported on the other half (``bench/quality_erc.py``). Many clear faces score
-0.8-1 on it (clean sample portraits: median length 13.3), so its reason is given only below 0.5 (a length
-under about 11.1).
+``sface+dlib``: SFace's output, ``sface_norm``) and on ArcFace (``arcface-mbf`` and ``yunet+arcface-mbf``:
+ArcFace's output, ``arcface_norm``); None for other models, which leaves the factor out. The two
+networks scale their outputs differently, so each has its bounds. It rises on a log scale, and its bounds
+are the only ones fitted on data: they minimise the area under the error-versus-reject curve on the
+genuine comparisons of one half of the London sample identities, degraded every way ``bench/`` knows (with
+``sface``'s errors for SFace's bounds, ``yunet+arcface-mbf``'s for ArcFace's), and every figure of the
+score is reported on the other half (``bench/quality_erc.py``). Many clear faces score 0.8-1 on it (clean
+sample portraits: median length 13.3 for SFace, 25.1 for ArcFace), so its reason is given only below 0.5
+(a length under about 11.2 for SFace, 20.7 for ArcFace).
 
-The bounds belong to the int8 SFace file Nomina ships; another SFace file given with ``NOMINA_MODEL_DIR``
-may scale its output differently.
+The bounds belong to the network files Nomina ships (the int8 SFace, ArcFace's ``w600k_mbf``); another file
+given with ``NOMINA_MODEL_DIR`` may scale its output differently.
 
 What the score does not see: changes to the face itself that leave a sharp, well-lit, frontal face the
 model responds to strongly (swelling, injuries, decomposition, closed eyes, make-up, expression).
-Occlusion and heavy compression lower it through the response factor, for SFace-based models, but not
-always enough. A high score says the photo is technically good and the model sees a face in it, not that
-the face can be recognised.
+Occlusion and heavy compression lower it through the response factor, but not always enough. A high
+score says the photo is technically good and the model sees a face in it, not that the face can be
+recognised.
 
 The gate (workspace setting ``quality_gate``): ``off`` accepts every face; ``standard`` refuses a face
 with fewer than 20 px between the eyes, turned more than 45 degrees, tilted more than 40 degrees, or
@@ -79,9 +83,9 @@ _INNER = (slice(16, 100), slice(16, 96))
 _LAPLACIAN_NOISE_GAIN = 20.0
 # Reasons are given for factors below this (a factor of 0.9-1 harms recognition little).
 _REASON_BELOW = 0.9
-# The response factor's bounds (length of SFace's output; fitted, see the module's docstring) and the factor
-# below which it gives its reason.
-RESPONSE_BOUNDS = (9.0, 14.0)
+# The response factor's bounds for each network's output length (fitted, see the module's docstring; keyed by
+# the Quality field that holds the length) and the factor below which it gives its reason.
+RESPONSE_BOUNDS: dict[str, tuple[float, float]] = {"sface_norm": (9.0, 14.0), "arcface_norm": (16.5, 26.0)}
 _RESPONSE_REASON_BELOW = 0.5
 
 
@@ -89,8 +93,10 @@ _RESPONSE_REASON_BELOW = 0.5
 class Quality:
     """Measures of one face that bear on recognition. Angles are rough, from landmarks.
 
-    ``contrast`` and ``noise`` are None on faces stored before they were measured; ``sface_norm`` on faces
-    of other models and on faces stored before schema 0012.
+    ``contrast`` and ``noise`` are None on faces stored before they were measured. ``sface_norm`` and
+    ``arcface_norm`` are the length of the embedding network's output before normalisation, the first for
+    SFace-based models (since schema 0012), the second for ArcFace models (since 0013); at most one is
+    set, and neither for other models or on faces stored before.
     """
 
     detector_score: float | None
@@ -103,6 +109,7 @@ class Quality:
     contrast: float | None = None  # standard deviation of the inner part's grey levels
     noise: float | None = None  # estimated standard deviation of the noise, grey levels
     sface_norm: float | None = None  # length of SFace's output before normalisation (SFace-based models)
+    arcface_norm: float | None = None  # length of ArcFace's output before normalisation (ArcFace models)
 
     def as_dict(self) -> dict[str, Any]:
         """The measures, rounded, with the quality score they give and the reasons it is below 100."""
@@ -115,6 +122,7 @@ class Quality:
             "contrast": _round(self.contrast, 1),
             "noise": _round(self.noise, 2),
             "sface_norm": _round(self.sface_norm, 3),
+            "arcface_norm": _round(self.arcface_norm, 3),
             "roll": _round(self.roll, 1),
             "yaw": _round(self.yaw, 1),
             "pitch": _round(self.pitch, 1),
@@ -149,10 +157,14 @@ def noise_sigma(grey: np.ndarray) -> float:
 
 
 def measure(
-    aligned: np.ndarray, landmarks: np.ndarray, score: float | None, sface_norm: float | None = None
+    aligned: np.ndarray,
+    landmarks: np.ndarray,
+    score: float | None,
+    sface_norm: float | None = None,
+    arcface_norm: float | None = None,
 ) -> Quality:
     """The measures of an aligned face crop (BGR) and its landmarks in the photo (5 x 2, or 2 x 2 eyes), with
-    the length of SFace's output for the face when the model gives it."""
+    the length of the network's output for the face when the model gives it (SFace's or ArcFace's)."""
     grey = cv2.cvtColor(aligned, cv2.COLOR_BGR2GRAY)
     inner = grey[_INNER]
     sharpness = float(cv2.Laplacian(grey, cv2.CV_64F).var())
@@ -172,6 +184,7 @@ def measure(
         contrast=float(inner.std()),
         noise=noise_sigma(inner),
         sface_norm=sface_norm,
+        arcface_norm=arcface_norm,
     )
 
 
@@ -211,6 +224,7 @@ def stored(face: Any) -> Quality:
         contrast=face.contrast,
         noise=face.noise,
         sface_norm=face.sface_norm,
+        arcface_norm=face.arcface_norm,
     )
 
 
@@ -260,13 +274,16 @@ def assess(q: Quality) -> Assessment:
         factor("yaw", 1 - _rise(abs(q.yaw), 15, 60), f"turned {abs(q.yaw):.0f} degrees to the side")
     if q.pitch is not None:
         factor("pitch", 1 - _rise(abs(q.pitch), 15, 45), f"tilted {abs(q.pitch):.0f} degrees up or down")
-    if q.sface_norm is not None:
-        factor(
-            "response",
-            _log_rise(q.sface_norm, *RESPONSE_BOUNDS),
-            f"weak response of the face model: output length {q.sface_norm:.1f}",
-            below=_RESPONSE_REASON_BELOW,
-        )
+    for name, bounds in RESPONSE_BOUNDS.items():
+        length = getattr(q, name)
+        if length is not None:
+            factor(
+                "response",
+                _log_rise(length, *bounds),
+                f"weak response of the face model: output length {length:.1f}",
+                below=_RESPONSE_REASON_BELOW,
+            )
+            break
     if q.detector_score is not None:
         factor("detection", _rise(q.detector_score, 0.5, 0.9), f"uncertain face: detector score {q.detector_score:.2f}")
     else:

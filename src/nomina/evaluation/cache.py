@@ -24,7 +24,8 @@ __all__ = ["CACHE_FILE", "PIPELINE_VERSION", "Analysis", "EmbeddingCache", "pipe
 
 CACHE_FILE = "embeddings.sqlite"
 #: Raised whenever face analysis changes in a way that changes its results.
-PIPELINE_VERSION = 3  # 2: quality measures contrast, noise and the quality score; 3: SFace output length
+PIPELINE_VERSION = 4  # 2: quality measures contrast, noise and the quality score; 3: SFace output length;
+# 4: ArcFace output length
 
 
 @dataclass(frozen=True)

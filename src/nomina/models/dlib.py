@@ -85,6 +85,7 @@ class FusedEmbedder:
     """SFace and dlib in one vector: ``[ws * sface_unit, wd * unit(dlib - centre)]`` (256-d, unit length)."""
 
     dim = SFaceEmbedder.dim + DlibEmbedder.dim
+    norm_field = SFaceEmbedder.norm_field
 
     def __init__(self, sface: SFaceEmbedder, dlib_net: DlibEmbedder, fusion: dict[str, Any]) -> None:
         self.sface = sface

@@ -102,6 +102,8 @@ class ScrfdDetector:
 class ArcFaceEmbedder:
     """An ArcFace-family network: 112 x 112 RGB crop scaled to [-1, 1], one vector per face."""
 
+    norm_field = "arcface_norm"  # the quality measure embed_faces' lengths are (nomina.quality.Quality)
+
     def __init__(self, path: str, dim: int = 512) -> None:
         self.dim = dim
         with _quiet_opencv():
@@ -125,3 +127,11 @@ class ArcFaceEmbedder:
 
     def embed(self, aligned: list[np.ndarray]) -> np.ndarray:
         return unit_rows(self.features(aligned))
+
+    def embed_faces(
+        self, bgr: np.ndarray, landmarks: list[np.ndarray], crops: list[np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Unit vectors of prepared 112 x 112 crops, and the length of each raw vector (a quality measure: see
+        :mod:`nomina.quality`). The photo and landmarks are not needed here."""
+        raw = self.features(crops)
+        return unit_rows(raw), np.linalg.norm(raw, axis=1)

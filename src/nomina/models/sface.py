@@ -60,6 +60,7 @@ class YuNetDetector:
 
 class SFaceEmbedder:
     dim = 128
+    norm_field = "sface_norm"  # the quality measure embed_faces' lengths are (nomina.quality.Quality)
 
     def __init__(self, path: str) -> None:
         with _quiet_opencv():

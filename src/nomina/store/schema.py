@@ -200,8 +200,10 @@ class Face(Base):
     # Measured since schema 0002; None on faces added before.
     contrast: Mapped[float | None] = mapped_column(Float)
     noise: Mapped[float | None] = mapped_column(Float)
-    # Since schema 0012, for SFace-based models; None on faces of other models and on faces added before.
+    # Length of the embedding network's output before normalisation, a quality measure: SFace's since schema
+    # 0012 (SFace-based models), ArcFace's since 0013 (ArcFace models); None for other models and before.
     sface_norm: Mapped[float | None] = mapped_column(Float)
+    arcface_norm: Mapped[float | None] = mapped_column(Float)
     model: Mapped[str] = mapped_column(String)
     embedding: Mapped[bytes] = mapped_column(LargeBinary)  # float32, L2-normalised
     added_at: Mapped[datetime] = mapped_column(DateTime)
