@@ -12,8 +12,8 @@ measures:
 
 * ``nomina``: Nomina's quality score, ``face.quality.as_dict()["score"]``, the number `nomina evaluate`
   and ``bench/quality.py`` use.
-* ``base``: the same score without its response factor (the length of SFace's output), as Nomina scored
-  faces before that factor was added.
+* ``base``: the same score without its response factor (the length of the network's output), as Nomina
+  scored faces before that factor was added.
 * ``norm``: the length of the network's output before L2 normalisation (``SFaceEmbedder.outputs``; SFace's
   part for ``sface+dlib``, ``ArcFaceEmbedder.features`` for the ArcFace models), for the
   crop the library embeds (``nomina.faces.embedding_crop`` of the face's aligned crop). The normalised
@@ -42,12 +42,14 @@ errors and Wilson 95% interval, and the impostor comparisons' FMR. Everything ov
 
 Nothing is fitted on the photos reported. The identities are split in two: the ``fit`` half (the first
 half of a permutation of the sorted identity names, ``bench/halves.py``) and the ``report`` half.
-The only fitted numbers of the score, the response factor's bounds (``nomina.quality.RESPONSE_BOUNDS``),
-are the pair on a grid (0.5 apart) minimising the area of ``base x log_rise(norm, lo, hi)`` on the fit
-half's genuine comparisons; the script fits them again and says whether the library's bounds are the ones
-it finds. Every curve, area and band is reported on the report half only. The other bounds were set
-before (``src/nomina/quality.py``); the norm and the mirror consistency have no parameter (a curve depends
-only on the order a measure puts photos in).
+The only fitted numbers of the score, the response factor's bounds (``nomina.quality.RESPONSE_BOUNDS``,
+one pair for SFace's output length and one for ArcFace's), are the pair on a grid (0.5 apart) minimising
+the area of ``base x log_rise(norm, lo, hi)`` on the fit half's genuine comparisons: SFace's with the
+``sface`` model's errors, ArcFace's with ``yunet+arcface-mbf``'s. A run of either of those models fits
+its network's bounds again and says whether the library's are the ones it finds; runs of the other models
+report with the library's bounds. Every curve, area and band is reported on the report half only. The
+other bounds were set before (``src/nomina/quality.py``); the norm and the mirror consistency have no
+parameter (a curve depends only on the order a measure puts photos in).
 
 Every figure comes from derived (degraded) copies of clean studio portraits of 102 people: it shows
 whether a measure orders errors, not the error rates of real case photos.
@@ -108,8 +110,10 @@ LABELS = {
     "norm": "embedding norm (before L2)",
     "mirror": "mirror consistency",
 }
-FIT_MODEL = "sface"  # the model whose errors the response factor's bounds are fitted on
-GRID = np.arange(4.0, 24.001, 0.5)  # candidate bounds of the response factor (lengths of SFace's output)
+# For each network's output length (the Quality field holding it): the model whose errors its response bounds
+# are fitted on, and the candidate bounds (lengths of that network's output).
+FIT_MODELS = {"sface_norm": "sface", "arcface_norm": "yunet+arcface-mbf"}
+GRIDS = {"sface_norm": np.arange(4.0, 24.001, 0.5), "arcface_norm": np.arange(8.0, 40.001, 0.5)}
 MATCH = 0.9999  # least cosine between the re-computed and the library's embedding
 
 
@@ -154,9 +158,10 @@ def analyse(analyzer: nomina.FaceAnalyzer, embedder: Any, photo: Photo, max_pixe
     photo.found = True
     photo.embedding = face.embedding.astype(np.float64)
     photo.nomina = float(face.quality.as_dict()["score"])
-    photo.base = float(assess(dataclasses.replace(face.quality, sface_norm=None)).score)
-    if face.quality.sface_norm is not None and abs(face.quality.sface_norm - norm) > 1e-3 * norm:
-        sys.exit(f"{photo.path}: the face's stored SFace output length differs from the one re-computed")
+    photo.base = float(assess(dataclasses.replace(face.quality, sface_norm=None, arcface_norm=None)).score)
+    stored = getattr(face.quality, embedder.norm_field)
+    if stored is None or abs(stored - norm) > 1e-3 * norm:
+        sys.exit(f"{photo.path}: the face's stored output length differs from the one re-computed")
     photo.norm = norm
     photo.mirror = float(out @ mirrored / (norm * np.linalg.norm(mirrored)))
 
@@ -194,12 +199,14 @@ def with_response(base: np.ndarray, norm: np.ndarray, low: float, high: float) -
     return base * rise(np.log(norm), math.log(low), math.log(high))
 
 
-def fit_response(base: np.ndarray, norm: np.ndarray, errors: np.ndarray) -> tuple[float, float, float]:
+def fit_response(
+    base: np.ndarray, norm: np.ndarray, errors: np.ndarray, grid: np.ndarray
+) -> tuple[float, float, float]:
     """(lo, hi, area) of the grid's response bounds with the smallest area vs the ideal curve."""
     best_curve = ideal(errors)
     best = (math.nan, math.nan, math.inf)
-    for low in GRID:
-        for high in GRID[GRID > low]:
+    for low in grid:
+        for high in grid[grid > low]:
             a = area(erc(with_response(base, norm, low, high), errors)["fnmr"], best_curve)
             if a < best[2] - 1e-12:
                 best = (float(low), float(high), a)
@@ -380,7 +387,7 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     seconds = time.perf_counter() - started
-    report = analyse_and_report(people, photos, args.figure, args.model)
+    report = analyse_and_report(people, photos, args.figure, args.model, embedder.norm_field)
     report["run"] = {
         "nomina_version": nomina.__version__,
         "model": model.identity,
@@ -399,7 +406,10 @@ def main() -> None:
         args.out.write_text(json.dumps(report, indent=1) + "\n")
 
 
-def analyse_and_report(people: list[str], photos: list[Photo], figure: Path, model: str) -> dict[str, Any]:
+def analyse_and_report(people: list[str], photos: list[Photo], figure: Path, model: str, field: str) -> dict[str, Any]:
+    """Curves, areas and bands of the analysed photos; ``field`` names the network's output length
+    (``sface_norm`` or ``arcface_norm``), whose response bounds are fitted when ``model`` is the one they
+    are fitted with."""
     refs = {p.person: p for p in photos if p.group == "reference"}
     missing = sorted(p for p, r in refs.items() if not r.found)
     if missing:
@@ -442,17 +452,20 @@ def analyse_and_report(people: list[str], photos: list[Photo], figure: Path, mod
     fit_people, report_people = halves(ref_people)
     fit_sel = np.isin(person, fit_people) & found
     report = np.isin(person, report_people)
-    if model == FIT_MODEL:
-        low, high, fit_area = fit_response(values["base"][fit_sel], values["norm"][fit_sel], errors[fit_sel])
-        same = (low, high) == tuple(RESPONSE_BOUNDS)
+    library = RESPONSE_BOUNDS[field]
+    if model == FIT_MODELS[field]:
+        low, high, fit_area = fit_response(
+            values["base"][fit_sel], values["norm"][fit_sel], errors[fit_sel], GRIDS[field]
+        )
+        same = (low, high) == library
         print(
-            f"\nresponse factor fitted on the fit half ({len(fit_people)} identities): bounds {low:g}, {high:g} "
-            f"(area vs ideal {fit_area:.4f}); the library's: {RESPONSE_BOUNDS[0]:g}, {RESPONSE_BOUNDS[1]:g}"
+            f"\nresponse factor ({field}) fitted on the fit half ({len(fit_people)} identities): bounds {low:g}, "
+            f"{high:g} (area vs ideal {fit_area:.4f}); the library's: {library[0]:g}, {library[1]:g}"
             + ("" if same else "  ** DIFFERENT: the library's bounds are not the ones this data gives **")
         )
-    else:  # the bounds belong to SFace's output and were fitted with the sface model's errors
+    else:  # the bounds belong to the network's output and were fitted with one model's errors
         low, high, fit_area = math.nan, math.nan, math.nan
-        print(f"\nresponse factor: fitted with {FIT_MODEL} only; this run reports on the same report half")
+        print(f"\nresponse factor ({field}): fitted with {FIT_MODELS[field]} only; this run reports on the same half")
 
     groups = {"report half": report}
     groups |= {g: report & (group == g) for g in ("issue", "harder", "postmortem") if (report & (group == g)).any()}
@@ -471,7 +484,8 @@ def analyse_and_report(people: list[str], photos: list[Photo], figure: Path, mod
             "report_identities": report_people,
             "response_bounds_fitted": None if math.isnan(low) else [low, high],
             "fit_area_vs_ideal": None if math.isnan(fit_area) else round(fit_area, 6),
-            "response_bounds_library": list(RESPONSE_BOUNDS),
+            "response_field": field,
+            "response_bounds_library": list(library),
         },
         "groups": {},
     }
