@@ -74,6 +74,7 @@ def test_the_html_report_shows_the_aligned_faces_conclusions_model_and_trail(ide
     assert created[-1]["details"] == {"format": "html", "sha256": sha} and created[-1]["actor"] == "dee"
 
 
+@pytest.mark.slow
 def test_the_pdf_report_is_a_real_a4_document_with_the_case_and_its_faces(identified, tmp_path, capsys):
     pdfium = pytest.importorskip("pypdfium2", reason="pypdfium2 comes with the dev extra")
     out = tmp_path / "UP-1.pdf"

@@ -298,6 +298,7 @@ def unsettled(folder: Path) -> str:
     return f"{folder / 'nomina.db'} and {folder / 'nomina.db'}-wal may still hold "
 
 
+@pytest.mark.slow
 @sqlite_only("the two ways a SQLite checkpoint stops short (database file, WAL)")
 def test_a_blocked_checkpoint_names_the_files_that_may_still_hold_the_erased_rows(three_refs, faces_dir, monkeypatch):
     ws = three_refs

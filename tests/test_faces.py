@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 from conftest import london
 
 from nomina import FaceAnalyzer
 from nomina.faces import TEMPLATE, align, similarity_transform
 
 
+@pytest.mark.slow
 def test_small_face_in_a_big_photo_is_found_where_it_is(faces_dir, model, settings):
     face = cv2.imread(str(london(faces_dir, "010")))
     small = cv2.resize(face, None, fx=0.3, fy=0.3, interpolation=cv2.INTER_AREA)  # ~19 px between the eyes

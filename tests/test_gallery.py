@@ -218,6 +218,7 @@ def add_filler_faces(ws: Workspace, count: int, seed: int = 7) -> None:
         s.commit()
 
 
+@pytest.mark.slow
 def test_erasure_leaves_no_vector_or_code_of_the_erased_faces_in_the_approximate_index(
     ws: Workspace, faces_dir: Path
 ) -> None:

@@ -262,6 +262,7 @@ def test_workspace_with_arcface_searches_and_refuses_another_model(tmp_path, fac
             ws.add_case(CaseFields("C3"), [PhotoInput(london(faces_dir, "003"))])
 
 
+@pytest.mark.slow
 def test_choosing_a_model_with_a_restricted_licence_says_so(tmp_path, capsys):
     from conftest import run
 

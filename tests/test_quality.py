@@ -170,6 +170,7 @@ def degraded(photo: np.ndarray, how: str) -> np.ndarray:
     return np.clip(photo * 0.15 + noise, 0, 255).astype(np.uint8)  # very dark and noisy
 
 
+@pytest.mark.slow
 def test_real_photos_score_lower_when_degraded(faces_dir, model, settings):
     analyzer = FaceAnalyzer(model, settings)
     for ident in ("012", "020", "033"):

@@ -82,6 +82,7 @@ def test_the_installed_script_loads_no_heavy_library():
         assert {m.split(".")[0] for m in loaded} & WATCHED == set(), args
 
 
+@pytest.mark.slow
 def test_the_public_names_still_load_on_first_use():
     code, out, loaded = python(
         "import nomina\n"
