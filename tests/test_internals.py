@@ -188,6 +188,36 @@ def test_ordered_map_keeps_order_and_runs_at_most_its_window_ahead(ahead):
     assert [r if isinstance(r, int) else str(r) for r in results] == ["item 7" if i == 7 else i * i for i in range(40)]
 
 
+def test_ordered_map_runs_ahead_only_as_far_as_its_byte_budget_holds():
+    """Large results (photo files waiting for the writer) shorten the window to what the budget holds."""
+    import threading
+    import time
+
+    from nomina.parallel import ordered_map
+
+    started: list[int] = []
+    lock = threading.Lock()
+
+    def work(i: int) -> bytes:
+        with lock:
+            started.append(i)
+        return bytes(1000 if i < 20 else 10)
+
+    for budget, extra in ((2500, 2), (0, 0), (10**9, 32)):
+        started.clear()
+        results = ordered_map(work, list(range(60)), workers=2, ahead=32, size=len, budget=budget)
+        assert next(results) == bytes(1000)
+        time.sleep(0.2)
+        assert len(started) == 4 * 2  # the one taken and the rest of a window with nothing extra: no size known yet
+        for _ in range(5):
+            next(results)
+        time.sleep(0.2)
+        # the 6 taken and the rest of a window of a few per worker and what the budget holds of the largest
+        assert len(started) == 6 + (4 * 2 + extra) - 1
+        assert [len(r) for r in results] == [1000] * 14 + [10] * 40
+        assert sorted(started) == list(range(60))
+
+
 def test_ordered_map_stopped_early_does_not_run_the_rest_of_its_window():
     """A caller that stops (an error while writing a batch) waits only for the items already running."""
     import threading

@@ -45,14 +45,23 @@ class AnalyzerPool:
         return local
 
 
-def ordered_map(fn: Callable[[T], R], items: Sequence[T], workers: int, ahead: int = 0) -> Iterator[R | NominaError]:
+def ordered_map(
+    fn: Callable[[T], R],
+    items: Sequence[T],
+    workers: int,
+    ahead: int = 0,
+    size: Callable[[R | NominaError], int] | None = None,
+    budget: int = 0,
+) -> Iterator[R | NominaError]:
     """``fn`` over items on ``workers`` threads, yielded in the given order as they finish.
 
     A NominaError is yielded in place of a result, so one bad item never stops a batch. At most a few
-    items per worker are in flight, plus ``ahead`` more: a caller that stops to write a batch of ``ahead``
-    results keeps the workers busy meanwhile (their results must then be small). Workers run OpenCV
-    single-threaded (two single-threaded workers measured faster than two workers each using OpenCV's two
-    threads).
+    items per worker are in flight, plus up to ``ahead`` more: a caller that stops to write a batch of
+    ``ahead`` results keeps the workers busy meanwhile. With ``size`` (bytes a result holds) and
+    ``budget``, the extra items are as many as ``budget`` holds of the largest result seen so far (none
+    before the first), so a batch of very large photos keeps no more in memory than a few. Workers run
+    OpenCV single-threaded (two single-threaded workers measured faster than two workers each using
+    OpenCV's two threads).
     """
 
     def guarded(item: T) -> R | NominaError:
@@ -64,14 +73,24 @@ def ordered_map(fn: Callable[[T], R], items: Sequence[T], workers: int, ahead: i
     if workers <= 1 or len(items) <= 1:
         yield from (guarded(i) for i in items)
         return
-    window = 4 * workers + max(0, ahead)
+    largest = 0
+
+    def window() -> int:
+        extra = max(0, ahead)
+        if size is not None:  # none extra until a result's size is known
+            extra = min(extra, budget // largest) if largest > 0 else 0
+        return 4 * workers + extra
+
     with one_opencv_thread(), ThreadPoolExecutor(max_workers=workers) as pool:
         pending: deque[Future[R | NominaError]] = deque()
         try:
             for item in items:
                 pending.append(pool.submit(guarded, item))
-                if len(pending) >= window:
-                    yield pending.popleft().result()
+                while len(pending) >= window():
+                    result = pending.popleft().result()
+                    if size is not None:
+                        largest = max(largest, size(result))
+                    yield result
             while pending:
                 yield pending.popleft().result()
         finally:  # a caller that stops early (an error while writing) does not wait for work it will not use

@@ -107,6 +107,8 @@ Progress = Callable[[int, int], None]
 # enrolled) is refused before anything of it is written, so it costs only itself.
 T = TypeVar("T")
 _IMPORT_BATCH = 32
+# Bytes of photo files an import keeps waiting for the writer beyond a few per worker (see ordered_map).
+_IMPORT_AHEAD_BYTES = 256 * 1024 * 1024
 
 #: Other references a new reference's faces are compared with for the duplicate warning.
 _DUPLICATES_SHOWN = 5
@@ -741,8 +743,15 @@ class Workspace:
 
         self.analyzer()  # load (and check) the model once, before threads start
         batch: list[tuple[int, dict[str, str], ReferenceFields, Provenance, enrolment.Prepared]] = []
-        # The workers analyse the next batch while this thread writes one (a prepared row keeps no pixels).
-        staged = ordered_map(stage, rows, self.settings.workers, ahead=_IMPORT_BATCH)
+
+        # The workers analyse the next batch while this thread writes one; a photo waiting for the writer holds
+        # its file's bytes (not its pixels), and very large files shorten the wait list to fit the budget.
+        def held(result: tuple[ReferenceFields, Provenance, enrolment.Prepared | None] | NominaError) -> int:
+            return len(result[2].data) if isinstance(result, tuple) and result[2] is not None else 0
+
+        staged = ordered_map(
+            stage, rows, self.settings.workers, ahead=_IMPORT_BATCH, size=held, budget=_IMPORT_AHEAD_BYTES
+        )
         for done, ((line, row), result) in enumerate(zip(rows, staged, strict=True), 1):
             if isinstance(result, NominaError):
                 report.failures.append(RowFailure.of(line, row, result))
