@@ -1,4 +1,4 @@
-"""Settings registry, migrations, index and model manifest."""
+"""Settings registry, migrations, index, model manifest, and the workers' ordered map."""
 
 from __future__ import annotations
 
@@ -6,7 +6,11 @@ import dataclasses
 import hashlib
 import re
 import shutil
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,6 +19,7 @@ from conftest import REPO
 from nomina.errors import ChecksumMismatch, InvalidField, ModelError, ModelMissing, NotFound
 from nomina.index import ExactIndex
 from nomina.models import MODELS, load_model, locate_files
+from nomina.parallel import ordered_map
 from nomina.settings import SETTINGS, Settings, load_settings
 
 
@@ -160,81 +165,61 @@ def test_every_workspace_setting_is_documented_and_the_gate_modes_agree():
     assert gate.choices == GATE_MODES
 
 
+class Recorded:
+    """A function for ordered_map that records, thread-safely, which items it was called with."""
+
+    def __init__(self, fn: Callable[[int], Any]) -> None:
+        self.fn = fn
+        self.started: list[int] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, i: int) -> Any:
+        with self._lock:
+            self.started.append(i)
+        return self.fn(i)
+
+
+def _square_but_7(i: int) -> int:
+    if i == 7:
+        raise InvalidField(f"item {i}")
+    return i * i
+
+
 @pytest.mark.parametrize("ahead", [0, 5])
 def test_ordered_map_keeps_order_and_runs_at_most_its_window_ahead(ahead):
     """While the caller holds a result (writing a batch), the workers go on with at most 4 per worker plus
     ``ahead`` items; results come in the given order, errors in place of theirs."""
-    import threading
-    import time
-
-    from nomina.parallel import ordered_map
-
-    started: list[int] = []
-    lock = threading.Lock()
-
-    def work(i: int) -> int:
-        with lock:
-            started.append(i)
-        if i == 7:
-            raise InvalidField(f"item {i}")
-        return i * i
-
+    work = Recorded(_square_but_7)
     results = []
     for n, r in enumerate(ordered_map(work, list(range(40)), workers=2, ahead=ahead)):
         if n == 0:
             time.sleep(0.3)  # the caller is busy: the workers finish what was handed to them, and no more
-            assert len(started) == 4 * 2 + ahead
+            assert len(work.started) == 4 * 2 + ahead
         results.append(r)
     assert [r if isinstance(r, int) else str(r) for r in results] == ["item 7" if i == 7 else i * i for i in range(40)]
 
 
 def test_ordered_map_runs_ahead_only_as_far_as_its_byte_budget_holds():
     """Large results (photo files waiting for the writer) shorten the window to what the budget holds."""
-    import threading
-    import time
-
-    from nomina.parallel import ordered_map
-
-    started: list[int] = []
-    lock = threading.Lock()
-
-    def work(i: int) -> bytes:
-        with lock:
-            started.append(i)
-        return bytes(1000 if i < 20 else 10)
-
     for budget, extra in ((2500, 2), (0, 0), (10**9, 32)):
-        started.clear()
+        work = Recorded(lambda i: bytes(1000 if i < 20 else 10))
         results = ordered_map(work, list(range(60)), workers=2, ahead=32, size=len, budget=budget)
         assert next(results) == bytes(1000)
         time.sleep(0.2)
-        assert len(started) == 4 * 2  # the one taken and the rest of a window with nothing extra: no size known yet
+        assert len(work.started) == 4 * 2  # the one taken and the rest of a window with nothing extra yet
         for _ in range(5):
             next(results)
         time.sleep(0.2)
         # the 6 taken and the rest of a window of a few per worker and what the budget holds of the largest
-        assert len(started) == 6 + (4 * 2 + extra) - 1
+        assert len(work.started) == 6 + (4 * 2 + extra) - 1
         assert [len(r) for r in results] == [1000] * 14 + [10] * 40
-        assert sorted(started) == list(range(60))
+        assert sorted(work.started) == list(range(60))
 
 
 def test_ordered_map_stopped_early_does_not_run_the_rest_of_its_window():
     """A caller that stops (an error while writing a batch) waits only for the items already running."""
-    import threading
-    import time
-
-    from nomina.parallel import ordered_map
-
-    started: list[int] = []
-    lock = threading.Lock()
-
-    def work(i: int) -> int:
-        with lock:
-            started.append(i)
-        time.sleep(0.05)
-        return i
-
+    work = Recorded(lambda i: time.sleep(0.05) or i)
     results = ordered_map(work, list(range(40)), workers=2, ahead=32)  # a window of 40
     assert next(results) == 0
     results.close()
-    assert len(started) <= 4  # the two running when it stopped, and at most the next two; not 40
+    assert len(work.started) <= 4  # the two running when it stopped, and at most the next two; not 40
