@@ -164,6 +164,33 @@ def test_pillow_warnings_never_leak(faces_dir):
         decode_image(bomb, "bomb.png", 10**9)
 
 
+def test_decoding_in_several_threads_at_once_gives_the_same_pixels_and_leaks_no_warning(faces_dir):
+    """Workers decode at once: only the part of decoding that can warn takes turns, the copying out of the
+    pixels does not, and nothing of Pillow's warnings or of the process's filters changes."""
+    import warnings
+    from concurrent.futures import ThreadPoolExecutor
+
+    photo = Image.open(london(faces_dir, "001"))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # turned: the orientation fix transposes
+    palette = photo.convert("P")
+    files = [
+        _bytes(photo, "JPEG"),
+        _bytes(photo, "JPEG", exif=exif),
+        _bytes(palette, "PNG", transparency=0),  # Pillow warns when such an image is converted
+        _bytes(photo.convert("I;16"), "PNG"),
+    ]
+    alone = [decode_image(d, "x", 10**7).pixels for d in files]
+    filters = list(warnings.filters)
+    with warnings.catch_warnings(record=True) as caught, ThreadPoolExecutor(4) as pool:
+        warnings.simplefilter("always")
+        together = list(pool.map(lambda k: decode_image(files[k % 4], "x", 10**7).pixels, range(48)))
+    assert caught == []
+    assert warnings.filters == filters
+    assert all(np.array_equal(pixels, alone[k % 4]) for k, pixels in enumerate(together))
+    assert alone[1].shape == (400, 400, 3) and not np.array_equal(alone[1], alone[0])
+
+
 def test_a_photo_too_thin_for_a_face_is_refused_and_never_crashes_the_detector(model, settings):
     for size in ((49_000, 1), (1, 49_000), (15, 400)):
         data = _bytes(Image.fromarray(np.full(size[::-1], 128, np.uint8)), "PNG")

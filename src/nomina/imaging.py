@@ -108,9 +108,13 @@ def decode_image(data: bytes, name: str, max_pixels: int) -> DecodedImage:
                     f"{name}: {frames} images in one {fmt} file (pages or frames); give each photo as a file of its own"
                 )
             img.load()
-            rgb = _rgb(ImageOps.exif_transpose(img), name)
+            ImageOps.exif_transpose(img, in_place=True)  # no copy when the photo is upright already
+            upright = _rgb(img, name)
         except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombWarning) as exc:
             raise NotAnImage(f"{name}: damaged or truncated image ({exc})") from None
+    # Copying out the decoded pixels cannot warn, so it runs outside the lock: for a 12 MP photo it is most
+    # of the time, and the workers' decodes then overlap.
+    rgb = np.asarray(upright) if isinstance(upright, Image.Image) else upright
     pixels = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)  # a new array (30x faster than a flip)
     return DecodedImage(pixels=pixels, format=fmt, sha256=sha256_hex(data), size_bytes=len(data))
 
@@ -124,9 +128,10 @@ _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 _DECODING = threading.Lock()
 
 
-def _rgb(img: Image.Image, name: str) -> np.ndarray:
-    """The image as H x W x 3 uint8 RGB: high bit depths scaled down (not clipped), transparency laid on
-    grey. A fully transparent image shows nothing and is refused."""
+def _rgb(img: Image.Image, name: str) -> Image.Image | np.ndarray:
+    """The image as RGB: an RGB Pillow image (``img`` itself when it is one already), or H x W x 3 uint8
+    for high bit depths (scaled down, not clipped). Transparency is laid on grey; a fully transparent image
+    shows nothing and is refused."""
     if img.mode.startswith("I") or img.mode == "F":  # 16- and 32-bit integer, 32-bit float: one channel
         grey = _eight_bit(np.asarray(img), img.mode)
         return np.repeat(grey[:, :, None], 3, axis=2)
@@ -135,8 +140,8 @@ def _rgb(img: Image.Image, name: str) -> np.ndarray:
         if not np.asarray(rgba.getchannel("A")).any():
             raise NotAnImage(f"{name}: fully transparent, no visible pixels")
         background = Image.new("RGBA", rgba.size, (*_BACKGROUND, 255))
-        return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"))
-    return np.asarray(img.convert("RGB"))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img if img.mode == "RGB" else img.convert("RGB")
 
 
 def _eight_bit(values: np.ndarray, mode: str) -> np.ndarray:
