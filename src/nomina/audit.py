@@ -878,24 +878,20 @@ def _context(s: Session, event: Event) -> dict[str, Any]:
         return context
     secret = _digest_key(s)
     after = digests.digests(s, secret, changed)
-    seen = _seen(s)
-    committed = _committed_digests(s)
-    unseen = [k for k in changed if k not in seen and k not in committed]
-    before: dict[str, str | None] = {k: committed[k] for k in changed if k not in seen and k in committed}
-    if unseen:
-        with _committed(s) as other:
-            before.update(digests.digests(other, secret, unseen))
+    read_before(s, changed)  # the ones no earlier event of the transaction left, unless a batch read them
+    seen, committed = _seen(s), _committed_digests(s)
     context["key"] = digests.fingerprint(secret)
-    context["records"] = {k: [seen[k] if k in seen else before.get(k), after.get(k)] for k in changed}
+    context["records"] = {k: [seen[k] if k in seen else committed[k], after.get(k)] for k in changed}
     seen.update({k: after.get(k) for k in changed})
     return context
 
 
 def read_before(s: Session, keys: Iterable[str]) -> None:
     """Read, in one query per kind, the committed digests of records the transaction is about to change, as
-    *before* for the events that will change them (see :func:`_context`); for a batch that records many
-    events, instead of a committed read for each. Call it inside the write transaction: writes are
-    serialised, so what is committed cannot change before those events are recorded."""
+    *before* for the events that will change them (see :func:`_context`, which reads those no earlier event
+    left); a batch that records many events calls it once for all of them, instead of a committed read for
+    each. Call it inside the write transaction: writes are serialised, so what is committed cannot change
+    before those events are recorded."""
     seen, committed = _seen(s), _committed_digests(s)
     wanted = [k for k in dict.fromkeys(keys) if k not in seen and k not in committed]
     if not wanted:
