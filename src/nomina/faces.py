@@ -16,7 +16,7 @@ import numpy as np
 
 from .errors import FaceNumberInvalid, InvalidField, NoFaceFound, SeveralFaces
 from .imaging import DecodedImage, decode_image, read_photo
-from .models import Detection, Detector, Embedder, FaceModel
+from .models import Detection, Detector, Embedder, FaceModel, MeasuringEmbedder
 from .quality import Quality, measure
 from .records import PhotoInput
 from .settings import Settings
@@ -296,11 +296,10 @@ class FaceAnalyzer:
         # SFace and ArcFace models also give the length of their network's output (a quality measure, kept in
         # the Quality field the embedder names); the fused sface+dlib model aligns dlib's chip its own way and so
         # reads the faces from the photo.
-        embed_faces = getattr(self.embedder, "embed_faces", None)
         norms: Sequence[dict[str, float]]
-        if embed_faces is not None:
-            vectors, measured = embed_faces(bgr, [np.asarray(lm) for lm, _, _ in marks], prepared)
-            norms = [{self.embedder.norm_field: float(n)} for n in measured]  # type: ignore[attr-defined]
+        if isinstance(self.embedder, MeasuringEmbedder):
+            vectors, measured = self.embedder.embed_faces(bgr, [np.asarray(lm) for lm, _, _ in marks], prepared)
+            norms = [{self.embedder.norm_field: float(n)} for n in measured]
         else:
             vectors, norms = self.embedder.embed(prepared), [{}] * len(crops)
         return [

@@ -7,7 +7,7 @@ imported) or in a folder the user names, and every file's SHA-256 is checked bef
 
 from __future__ import annotations
 
-from .base import Detection, Detector, Embedder, FaceModel
+from .base import Detection, Detector, Embedder, FaceModel, MeasuringEmbedder
 from .manifest import MODELS, ModelFile, ModelManifest, load_model, locate_files
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "Detector",
     "Embedder",
     "FaceModel",
+    "MeasuringEmbedder",
     "ModelFile",
     "ModelManifest",
     "load_model",

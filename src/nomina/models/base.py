@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
 if TYPE_CHECKING:
     from .manifest import ModelManifest
 
-__all__ = ["Detection", "Detector", "Embedder", "FaceModel"]
+__all__ = ["Detection", "Detector", "Embedder", "FaceModel", "MeasuringEmbedder"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,21 @@ class Embedder(Protocol):
 
     def embed(self, aligned: list[np.ndarray]) -> np.ndarray:
         """Unit-length float32 vectors (N x dim) for aligned BGR face crops."""
+        ...
+
+
+@runtime_checkable
+class MeasuringEmbedder(Embedder, Protocol):
+    """An embedder that also gives, for each face, the length of its network's output before normalisation:
+    a quality measure, kept in the :class:`nomina.quality.Quality` field ``norm_field`` names."""
+
+    norm_field: str
+
+    def embed_faces(
+        self, bgr: np.ndarray, landmarks: list[np.ndarray], crops: list[np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Unit vectors of faces (their prepared 112 x 112 crops, and the photo and landmarks for a network that
+        cuts its own), and each output's length."""
         ...
 
 
