@@ -5,18 +5,22 @@
 from __future__ import annotations
 
 import getpass
+import hashlib
 import json
 import socket
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from conftest import USER, assert_one_error_line, database_of, drop_trigger, london, raw_database, run
 from test_casefile import identified, identified_template  # noqa: F401 (fixtures)
 from test_workflow import as_json, casework, casework_template, cli, propose  # noqa: F401 (fixtures)
 
-from nomina import audit
+from nomina import Workspace, audit
+from nomina.errors import NotLoggedIn
 from nomina.models import MODELS
 
 
@@ -173,7 +177,10 @@ def test_an_edited_record_is_named_by_audit_verify(identified, capsys, edit):
     assert "audit trail intact" in out  # the chain itself is untouched: the record is what changed
     assert re.search(rf"^{finding}", out, re.MULTILINE), out
     data = verify_json(capsys, identified)
-    assert not data["ok"] and data["broken_seq"] is None and len(data["records"]) == 1, data["records"]
+    # A row deleted without its dependent rows (SQLite's command line does not cascade) also leaves those
+    # rows referring to nothing, which is a finding of its own.
+    named = [r for r in data["records"] if "names no row of" not in r]
+    assert not data["ok"] and data["broken_seq"] is None and len(named) == 1, data["records"]
 
 
 def test_an_inserted_identification_without_verification_is_caught_and_not_exported(casework, capsys, tmp_path):
@@ -255,6 +262,108 @@ def test_an_erased_case_takes_its_searches_and_the_trail_agrees(identified, caps
     assert cli(capsys, identified, USER, "reference", "delete", "MP-011", "--reason", "consent withdrawn")[0] == 0
     data = verify_json(capsys, identified)
     assert data["ok"], data["records"]
+
+
+def _rotate_references(folder: Path) -> None:
+    meta = folder / "meta.json"
+    data = json.loads(meta.read_text())
+    data["references"] = data["references"][1:] + data["references"][:1]  # each face now names another reference
+    meta.write_text(json.dumps(data))
+
+
+def _one_vector_for_all(folder: Path) -> None:
+    vectors = np.load(folder / "vectors.npy", mmap_mode="r+")
+    vectors[:] = vectors[-1]  # every reference face scores as the last one: the others' scores are not theirs
+    vectors.flush()
+
+
+@pytest.mark.parametrize("edit", [_rotate_references, _one_vector_for_all])
+def test_a_search_refuses_candidates_that_the_database_does_not_bear_out(casework, capsys, edit):
+    """The gallery index's snapshot files are outside the records the trail accounts for: a candidate the
+    database does not bear out is refused, nothing is recorded, and `nomina maintain` rebuilds the index."""
+    assert cli(capsys, casework, USER, "maintain")[0] == 0  # a snapshot of the whole gallery
+    folder = casework / "index" / "gallery"
+    assert json.loads((folder / "meta.json").read_text())["rows"] == 3
+    edit(folder)
+    before = as_json(capsys, casework, USER, "search", "list")
+    code, _, err = cli(capsys, casework, USER, "search", "UP-1")
+    assert code == 1
+    assert_one_error_line(
+        err,
+        r"^error: gallery index: (face \d+ is not a face of reference|reference MP-\d+'s score)"
+        r".*maintenance rebuilds",
+    )
+    assert as_json(capsys, casework, USER, "search", "list") == before
+    code, out = verify(capsys, casework)
+    assert code == 1 and "gallery index: " in out and "its files were changed or damaged" in out, out
+    assert cli(capsys, casework, USER, "maintain")[0] == 0
+    found = as_json(capsys, casework, USER, "search", "UP-1")
+    assert found["candidates"][0]["reference_id"] == "MP-012" and found["candidates"][0]["score"] < 0.99
+
+
+def test_audit_verify_finds_a_face_hidden_from_the_gallery_index(casework, capsys):
+    """A face removed from the snapshot files would never be a candidate, so no search sees it; audit verify
+    compares the whole snapshot with the database."""
+    assert cli(capsys, casework, USER, "maintain")[0] == 0
+    assert verify(capsys, casework)[0] == 0
+    folder = casework / "index" / "gallery"
+    face_ids = np.load(folder / "face_ids.npy", mmap_mode="r+")
+    hidden = int(face_ids[0])
+    face_ids[0] = -1
+    face_ids.flush()
+    code, out = verify(capsys, casework)
+    assert code == 1 and f"gallery index: 1 face(s) missing in its snapshot (face {hidden})" in out, out
+    assert cli(capsys, casework, USER, "maintain")[0] == 0
+    assert verify(capsys, casework)[0] == 0
+
+
+def _unchecked(db: Any) -> None:
+    """Let a :func:`raw_database` connection write rows that refer to nothing, as the database's owner can:
+    SQLite checks references only when asked; PostgreSQL's owner turns the checks off for the session."""
+    if not isinstance(db, sqlite3.Connection):
+        db.execute("SET session_replication_role = replica")
+
+
+@pytest.mark.parametrize("kind", ["token", "session"])
+def test_a_credential_under_a_lookalike_of_a_user_name_acts_for_nobody_and_is_caught(identified, capsys, kind):
+    """A token or session written for "ben " (names typed by people are trimmed) must not act as ben, and its
+    record, which belongs to no user, is named by audit verify."""
+    secret = ("nmt_" if kind == "token" else "nms_") + "forged" * 7
+    table, columns, values = {
+        "token": ("api_tokens", "label, created_at", "'x', '2026-12-01 10:00:00'"),
+        "session": (
+            "login_sessions",
+            "kind, created_at, expires_at, idle_minutes",
+            "'cli', '2026-12-01 10:00:00', '2099-01-01 00:00:00', 1440",
+        ),
+    }[kind]
+    with raw_database(identified) as db:
+        _unchecked(db)
+        db.execute(
+            f'INSERT INTO {table} ("user", secret_sha256, {columns}) VALUES (?, ?, {values})',
+            ("ben ", hashlib.sha256(secret.encode()).hexdigest()),
+        )
+    with Workspace.open(identified) as ws, pytest.raises(NotLoggedIn, match="belongs to no user"):
+        ws.with_credential(secret)
+    data = verify_json(capsys, identified)
+    assert not data["ok"] and data["broken_seq"] is None
+    assert any(r.startswith("user 'ben ': no event records it: added behind Nomina's back") for r in data["records"])
+
+
+def test_a_row_that_refers_to_nothing_is_caught(identified, capsys):
+    """An identification of a case that does not exist belongs to no record, so no digest shows it; the
+    reference it makes to nothing does."""
+    with raw_database(identified) as db:
+        _unchecked(db)
+        db.execute(
+            "INSERT INTO identifications (case_id, reference_id, search_id, proposed_by, proposed_at, reasons, "
+            "status) VALUES ('UP-404', 'MP-011', 1, 'ana', '2026-12-01 00:00:00', 'trust me', 'identified')"
+        )
+    data = verify_json(capsys, identified)
+    assert not data["ok"] and data["broken_seq"] is None
+    assert data["records"] == [
+        "identifications: 1 row(s) whose case_id names no row of cases: written behind Nomina's back"
+    ]
 
 
 def test_a_record_re_added_after_its_erasure_is_caught(identified, capsys):

@@ -395,6 +395,10 @@ def check(s: Session, credential: Credential) -> None:
         user = token.user
     if user != credential.user:
         raise NotLoggedIn(f"{credential.via}: belongs to another user", field="")
+    # The user by the exact name the row holds: user names typed by people are trimmed, so a row written
+    # behind Nomina's back for "ben " must not act as ben (its record, under "ben ", is nobody's).
+    if s.get(db.User, user) is None:
+        raise NotLoggedIn(f"{credential.via}: belongs to no user of this workspace", field="")
 
 
 def touch(s: Session, credential: Credential) -> None:

@@ -259,13 +259,13 @@ def _searches(s: Session, ids: list[str] | None) -> Iterator[tuple[str, Any]]:
 
 
 def _users(s: Session, ids: list[str] | None) -> Iterator[tuple[str, Any]]:
-    rows = list(_rows(s, db.User, "name", ids))
-    present = None if ids is None else [r["name"] for r in rows]
-    sessions = _grouped(_rows(s, db.LoginSession, "user", present), "user")
-    tokens = _grouped(_rows(s, db.ApiToken, "user", present), "user")
-    for r in rows:
-        name = r["name"]
+    rows = {r["name"]: r for r in _rows(s, db.User, "name", ids)}
+    sessions = _grouped(_rows(s, db.LoginSession, "user", ids), "user")
+    tokens = _grouped(_rows(s, db.ApiToken, "user", ids), "user")
+    # Sessions and tokens under a name no user has are a record of their own, which no event ever recorded:
+    # written behind Nomina's back (users are never deleted), and shown as such.
+    for name in sorted(rows.keys() | sessions.keys() | tokens.keys(), key=str):
         # Keys only when there is something under them, so a user without sessions or tokens keeps the
         # digest it had before sessions and tokens existed.
-        extra = {"sessions": sessions.get(name), "tokens": tokens.get(name)}
-        yield name, {"user": r, **{k: v for k, v in extra.items() if v}}
+        extra = {"user": rows.get(name), "sessions": sessions.get(name), "tokens": tokens.get(name)}
+        yield name, {k: v for k, v in extra.items() if v}

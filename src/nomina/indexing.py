@@ -29,7 +29,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from .index import Gallery, folder_lock
+from .index import Gallery, folder_lock, snapshot
 from .store import Database
 from .store import schema as db
 
@@ -71,6 +71,12 @@ def _face_rows(s: Session, dim: int, ids: list[int] | None = None) -> tuple[list
     vectors = np.frombuffer(b"".join(bytes(r[2]) for r in rows), dtype=np.float32).reshape(len(rows), dim)
     face_ids = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
     return [r[0] for r in rows], face_ids, vectors
+
+
+def _usable(seq: int, size: int, now: int) -> bool:
+    """Whether a snapshot at log position ``seq`` holding ``size`` faces is loaded and brought up to date from
+    the log at position ``now`` (not when newer than the database, a restored backup, or too far behind)."""
+    return seq <= now and now - seq <= max(_REBUILD_FROM_LOG, size)
 
 
 class GalleryKeeper:
@@ -122,7 +128,7 @@ class GalleryKeeper:
         with folder_lock(self.folder):
             saved = Gallery.load(self.folder, self.dim, mode)
         now = head(s)
-        if saved is not None and saved.seq <= now and now - saved.seq <= max(_REBUILD_FROM_LOG, saved.size):
+        if saved is not None and _usable(saved.seq, saved.size, now):
             self._saved_seq, self._saved_size = saved.seq, saved.size
             self._catch_up(s, saved)
             return saved
@@ -188,6 +194,44 @@ class GalleryKeeper:
                 for leftover in self.root.iterdir() if self.root.is_dir() else ():
                     if leftover.name != SNAPSHOT and not leftover.name.endswith(".lock"):
                         _remove(leftover)  # an interrupted save, or an older Nomina's index files
+
+    def disagreements(self, s: Session) -> list[str]:
+        """One line per way the snapshot on disk disagrees with the database ``s`` sees (none when there is no
+        snapshot): a face under another reference, a vector that is not the stored one, a face missing that
+        no later change removed, a face kept that no later change added. The snapshot's files are outside
+        the records the trail accounts for; searches check only the candidates they show (a face hidden
+        from the index is never shown), so ``nomina audit verify`` compares the whole snapshot."""
+        with folder_lock(self.folder):
+            found = snapshot.read(self.folder, self.dim) if self.folder.is_dir() else None
+            if found is None:
+                return []
+            live = np.flatnonzero(np.asarray(found.face_ids) >= 0)
+            kept_ids = np.asarray(found.face_ids[live], dtype=np.int64)
+            kept_refs = np.asarray(found.meta["references"], dtype=object)[np.asarray(found.references[live])]
+            seq = int(found.meta["seq"])
+            if not _usable(seq, len(live), head(s)):
+                return []  # a process would rebuild the index from the database rather than load it
+            kept_vectors = np.asarray(found.vectors[live])
+        changed = np.array(
+            sorted({int(f) for f in s.scalars(select(db.GalleryChange.face_id).where(db.GalleryChange.seq > seq))}),
+            dtype=np.int64,
+        )
+        refs, ids, vectors = _face_rows(s, self.dim)
+        _, mine, theirs = np.intersect1d(kept_ids, ids, assume_unique=True, return_indices=True)
+        other_ref = kept_refs[mine] != np.asarray(refs, dtype=object)[theirs]
+        other_vector = np.any(kept_vectors[mine] != vectors[theirs], axis=1) & ~other_ref
+        wrong = {
+            "under another reference": kept_ids[mine[other_ref]],
+            "with another vector": kept_ids[mine[other_vector]],
+            "missing": np.setdiff1d(np.setdiff1d(ids, kept_ids), changed),
+            "that are no reference face": np.setdiff1d(np.setdiff1d(kept_ids, ids), changed),
+        }
+        return [
+            f"gallery index: {len(faces)} face(s) {what} in its snapshot (face {', '.join(map(str, faces[:5]))}"
+            f"{' ...' if len(faces) > 5 else ''}): its files were changed or damaged; maintenance rebuilds it"
+            for what, faces in ((what, array.tolist()) for what, array in wrong.items())
+            if faces
+        ]
 
     def follow(self, database: Database, interval: float) -> None:
         """Call :meth:`refresh` every ``interval`` seconds in a daemon thread until :meth:`close`."""

@@ -21,11 +21,14 @@ from sqlalchemy.orm import Session
 from . import audit, workflow
 from ._version import __version__
 from .calibration import Calibration
-from .errors import NotFound, WorkspaceError
+from .errors import NotFound, RecordTampered, WorkspaceError
 from .index import GalleryIndex
 from .records import Record, now, record_number
 from .settings import os_user
 from .store import schema as db
+
+# How far a candidate's score may lie from the cosine of its stored vectors (float32 sums in another order).
+_SCORE_TOLERANCE = 1e-4
 
 __all__ = [
     "CaseFacts",
@@ -246,15 +249,46 @@ class Ranked:
     warnings: list[str]
 
 
-def record(s: Session, actor: str, found: Ranked, model: dict[str, Any]) -> int:
-    """Store a search and its candidates, audit it, and return its id (in the caller's transaction)."""
-    photo_of = dict(
-        s.execute(
-            select(db.Face.id, db.ReferencePhoto.photo_sha256)
+def _checked(s: Session, found: Ranked) -> dict[int, str]:
+    """The photo of each candidate's face, once every candidate is checked against the database: its face is a
+    face of its reference, and its score is the cosine of the stored vectors. The index is kept in files of
+    its own, outside the records the audit trail accounts for; a candidate that the database does not bear
+    out (a snapshot edited, a vector overwritten) is refused before anything is recorded."""
+    reference_faces = {
+        int(face_id): (reference_id, sha, vector)
+        for face_id, reference_id, sha, vector in s.execute(
+            select(db.Face.id, db.ReferencePhoto.reference_id, db.ReferencePhoto.photo_sha256, db.Face.embedding)
             .join(db.ReferencePhoto, db.Face.reference_photo_id == db.ReferencePhoto.id)
             .where(db.Face.id.in_([r[3] for r in found.ranked]))
-        ).all()
-    )
+        )
+    }
+    case_vectors = {
+        int(face_id): vector
+        for face_id, vector in s.execute(
+            select(db.Face.id, db.Face.embedding).where(db.Face.id.in_([r.face_id for r in found.case_faces]))
+        )
+    }
+    for _, reference_id, score, face_id, case_face_id in found.ranked:
+        stored = reference_faces.get(face_id)
+        probe = case_vectors.get(case_face_id)
+        if stored is None or probe is None or stored[0] != reference_id:
+            why = f"face {face_id} is not a face of reference {reference_id} in the database"
+        else:
+            exact = float(np.dot(np.frombuffer(probe, np.float32), np.frombuffer(stored[2], np.float32)))
+            if abs(exact - score) <= _SCORE_TOLERANCE:
+                continue
+            why = f"reference {reference_id}'s score {score:.4f} is {exact:.4f} by the stored vectors"
+        raise RecordTampered(
+            f"gallery index: {why}: the index files were changed or damaged; an admin's maintenance rebuilds "
+            "the index from the database (nothing was recorded)",
+            record=f"reference {reference_id}",
+        )
+    return {face_id: sha for face_id, (_, sha, _) in reference_faces.items()}
+
+
+def record(s: Session, actor: str, found: Ranked, model: dict[str, Any]) -> int:
+    """Store a search and its candidates, audit it, and return its id (in the caller's transaction)."""
+    photo_of = _checked(s, found)
     row = db.Search(
         case_id=found.case_id,
         case_face_ids=[r.face_id for r in found.case_faces],

@@ -19,6 +19,7 @@ refused operation leaves the workspace exactly as it was.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -602,10 +603,13 @@ class Workspace:
     # -- audit trail --------------------------------------------------------------------------------------
     def audit_verify(self) -> audit.Verification:
         """Check the whole hash chain and every record against it (in one snapshot, without holding up
-        writers); an intact check is itself recorded."""
+        writers), and the gallery index's snapshot against the database; an intact check is itself recorded."""
         with self._reading() as s:
             self._actor(s, "audit.read")
             result = audit.verify(s)
+            index = self._keeper().disagreements(s)
+        if index:
+            result = dataclasses.replace(result, ok=False, records=[*result.records, *index])
         if result.ok:
             with self._acting("audit.read") as (s, actor):
                 audit.record(s, actor, audit.AuditVerified(ok=True, events=result.events, head=result.head))

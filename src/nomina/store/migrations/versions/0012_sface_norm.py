@@ -23,5 +23,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("faces", schema=None) as batch_op:
-        batch_op.drop_column("sface_norm")
+    # Not in batch mode: on SQLite a batch rebuilds the table, which loses the gallery log's triggers on
+    # `faces` (0010). SQLite (3.35+) drops an unindexed column in place.
+    op.drop_column("faces", "sface_norm")
