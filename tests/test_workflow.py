@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import ACT_AS, PROV, USER, assert_one_error_line, build_once, copy_workspace, london, run, snapshot
 
-from nomina import CaseFields, PhotoInput
+from nomina import CaseFields, PhotoInput, Workspace
 from nomina.errors import Conflict, InvalidField, PermissionDenied
 
 
@@ -109,9 +109,75 @@ def test_disagreement_keeps_both_conclusions_and_sends_the_case_back_to_review(c
     assert code == 0, err
     assert as_json(capsys, ws, USER, "case", "show", "UP-1")["status"] == "open"
     propose(capsys, ws, "dee", "MP-012")
-    history = as_json(capsys, ws, USER, "identification", "show", "UP-1")["history"]
+    history = as_json(capsys, ws, "dee", "identification", "show", "UP-1")["history"]
     assert [h["status"] for h in history] == ["withdrawn", "proposed"]
     assert history[0]["verification"]["verifier"] == "ben"  # the earlier conclusions are kept
+
+
+def test_a_proposal_whose_reference_was_erased_cannot_be_verified(casework, capsys):
+    """The verifier compares the case with the proposed reference's photos: once they are erased, no
+    conclusion, agreeing or not, can be recorded; an examiner withdraws the proposal."""
+    ws = casework
+    propose(capsys, ws)
+    code, _, err = cli(capsys, ws, USER, "reference", "delete", "MP-012", "--reason", "consent withdrawn")
+    assert code == 0, err
+    before = snapshot(ws)
+    for conclusion in ("same-person", "different-people"):
+        code, _, err = cli(capsys, ws, "ben", "identification", "verify", "UP-1", "--conclusion", conclusion,
+                           "--reasons", "r")  # fmt: skip
+        assert code == 1
+        assert_one_error_line(err, r"^error: case UP-1: reference MP-012, which this identification proposes, has "
+                                   r"been erased: .* an examiner withdraws the identification")  # fmt: skip
+    assert snapshot(ws) == before
+    assert cli(capsys, ws, "dee", "identification", "withdraw", "UP-1", "--reason", "reference erased")[0] == 0
+    assert as_json(capsys, ws, USER, "case", "show", "UP-1")["status"] == "open"
+
+
+def test_a_new_proposal_hides_the_earlier_ones_from_its_verifier(casework, capsys, tmp_path):
+    """The earlier proposal of the same reference, its verifier's conclusion and the reason it was withdrawn
+    would tell the next verifier what others concluded: they are hidden everywhere until the new proposal is
+    verified, and an audit log of one user's events does not name its actor by listing hidden events."""
+    ws = casework
+    code, _, err = cli(capsys, ws, USER, "search", "conclude", "1", "--rank", "1", "--conclusion", "possible-match",
+                       "--reasons", "SECRET-CONCLUSION")  # fmt: skip
+    assert code == 0, err
+    propose(capsys, ws)
+    code, _, err = cli(capsys, ws, "ben", "identification", "verify", "UP-1", "--conclusion", "different-people",
+                       "--reasons", "SECRET-VERIFIER")  # fmt: skip
+    assert code == 0, err
+    code, _, err = cli(capsys, ws, "dee", "identification", "withdraw", "UP-1", "--reason", "SECRET-WITHDRAWAL")
+    assert code == 0, err
+    propose(capsys, ws, "dee", "MP-012")
+    # only the proposer can write the report now: its event would name them
+    assert cli(capsys, ws, "dee", "report", "UP-1", "--out", str(tmp_path / "UP-1.html"))[0] == 0
+    secrets = ("SECRET-CONCLUSION", "SECRET-VERIFIER", "SECRET-WITHDRAWAL", "ears, scar", "different people")
+
+    seen = as_json(capsys, ws, "cy", "identification", "show", "UP-1")
+    assert [h["status"] for h in seen["history"]] == ["proposed"] and seen["hidden"] == 1
+    listed = as_json(capsys, ws, "cy", "identification", "list")
+    assert [i["status"] for i in listed] == ["proposed"]
+    code, out, _ = cli(capsys, ws, "cy", "identification", "show", "UP-1")
+    assert code == 0 and "1 earlier identification(s) hidden" in out
+    trail = as_json(capsys, ws, "cy", "audit", "log", "--case", "UP-1")
+    told = [e for e in trail if e["action"].startswith(("identification.", "conclusion.", "report."))]
+    assert len(told) == 6 and all(e["actor"] == "(hidden until verified)" for e in told)
+    with Workspace.open(ws, user="cy") as view:
+        for user in (USER, "ben", "dee"):
+            theirs = view.audit_log(user=user)
+            assert not any(e.action.startswith(("identification.", "conclusion.")) for e in theirs), user
+    shown = json.dumps([seen, listed, trail])
+    assert not any(secret in shown for secret in secrets)
+
+    # the proposer sees everything; once verified, everyone does
+    mine = as_json(capsys, ws, "dee", "identification", "show", "UP-1")
+    assert [h["status"] for h in mine["history"]] == ["withdrawn", "proposed"] and mine["hidden"] == 0
+    code, _, err = cli(capsys, ws, "cy", "identification", "verify", "UP-1", "--conclusion", "same-person",
+                       "--reasons", "ears")  # fmt: skip
+    assert code == 0, err
+    after = as_json(capsys, ws, "cy", "identification", "show", "UP-1")
+    assert after["hidden"] == 0 and after["history"][0]["verification"]["reasons"] == "SECRET-VERIFIER"
+    with Workspace.open(ws, user="cy") as view:
+        assert any(e.action == "identification.propose" for e in view.audit_log(user="dee"))
 
 
 @pytest.mark.parametrize(

@@ -896,6 +896,8 @@ def identification_show(case_id: str, workspace: WorkspaceOpt = None, as_json: J
     out.print(f"Case {case_id}: {data['status']}")
     for i in data["history"]:
         _print_identification(i)
+    if data["hidden"]:
+        out.print(f"{data['hidden']} earlier identification(s) hidden until the proposed one is verified")
 
 
 @identification_app.command("list")

@@ -43,6 +43,7 @@ __all__ = [
     "IdentificationRecord",
     "VerificationRecord",
     "blind",
+    "visible",
     "case_identifications",
     "conclusion_record",
     "conclude",
@@ -261,6 +262,12 @@ def verify(s: Session, actor: str, case: db.Case, conclusion: str, reasons: str)
             f"case {case.id}: {actor} proposed this identification; a different person must verify it",
             record=f"case {case.id}",
         )
+    if s.get(db.Reference, found.reference_id) is None:
+        raise Conflict(
+            f"case {case.id}: reference {found.reference_id}, which this identification proposes, has been erased: "
+            "there is nothing to compare the case with; an examiner withdraws the identification",
+            record=f"case {case.id}",
+        )
     s.add(db.Verification(identification_id=found.id, verifier=actor, conclusion=value, reasons=text, at=_now()))
     found.status = "identified" if value == "same person" else "disputed"
     s.flush()
@@ -336,12 +343,16 @@ class IdentificationRecord(Record):
 
 @dataclass(frozen=True)
 class CaseIdentifications(Record):
-    """A case's status, its open identification and every identification it has had, oldest first."""
+    """A case's status, its open identification and every identification it has had, oldest first.
+
+    ``hidden``: how many earlier identifications are left out of ``history`` for a blind viewer (their
+    proposers, reasons and verifiers' conclusions would tell a verifier what others concluded)."""
 
     case_id: str
     status: str
     current: IdentificationRecord | None
     history: list[IdentificationRecord]
+    hidden: int = 0
 
 
 def describe(i: db.Identification, viewer: str) -> IdentificationRecord:
@@ -365,13 +376,22 @@ def describe(i: db.Identification, viewer: str) -> IdentificationRecord:
     )
 
 
+def visible(i: db.Identification, viewer: str) -> bool:
+    """Whether ``viewer`` may see identification ``i`` at all: not an earlier identification of a case that is
+    blind to them (an earlier proposal of the same reference, its verifier's conclusion or its withdrawal's
+    reason would tell the next verifier what others concluded)."""
+    return not blind(i.case, viewer) or i is current(i.case)
+
+
 def case_identifications(case: db.Case, viewer: str) -> CaseIdentifications:
     found = current(case)
+    shown = [i for i in case.identifications if visible(i, viewer)]
     return CaseIdentifications(
         case_id=case.id,
         status=status(case),
         current=None if found is None else describe(found, viewer),
-        history=[describe(i, viewer) for i in case.identifications],
+        history=[describe(i, viewer) for i in shown],
+        hidden=len(case.identifications) - len(shown),
     )
 
 

@@ -115,6 +115,19 @@ _IMPORT_AHEAD_BYTES = 256 * 1024 * 1024
 _DUPLICATES_SHOWN = 5
 # What a blind viewer sees in place of conclusions while an identification awaits verification.
 _BLIND = "until the proposed identification is verified"
+# The events of a case whose actor and details a blind viewer does not see: the examiners' conclusions, every
+# identification of the case (earlier ones too: their verifiers' conclusions, their withdrawals' reasons) and
+# the reports, which only the proposer can write while the identification awaits verification.
+_BLIND_ACTIONS = frozenset(
+    e.action
+    for e in (
+        audit.ConclusionRecorded,
+        audit.IdentificationProposed,
+        audit.IdentificationVerified,
+        audit.IdentificationWithdrawn,
+        audit.ReportCreated,
+    )
+)
 # Workspace settings are kept in workspace_info under this prefix, as JSON.
 _CONFIG = "setting."
 
@@ -628,10 +641,12 @@ class Workspace:
         with self._acting("audit.read") as (s, actor):
             found = audit.entries(s, case_id=case_id, reference_id=reference_id, limit=limit, actor=user, before=before)
             blind = {i.case_id for i in workflow.identifications(s, "proposed") if workflow.blind(i.case, actor)}
-            shown = [
-                _hidden(e) if e.case_id in blind and e.action in ("conclusion.record", "identification.propose") else e
-                for e in found
-            ]
+
+            def hidden(e: audit.Entry) -> bool:
+                return e.case_id in blind and e.action in _BLIND_ACTIONS
+
+            # An event shown hidden in a list of one user's events would name its actor all the same.
+            shown = [_hidden(e) if hidden(e) else e for e in found if user is None or not hidden(e)]
             audit.record(s, actor, audit.AuditViewed(count=len(shown), case_id=case_id, reference_id=reference_id))
         return shown
 
@@ -1127,7 +1142,9 @@ class Workspace:
             raise InvalidField(f"status: {status!r} is not one of {', '.join(known)}")
         return self._viewed(
             "case.read",
-            lambda s, actor: [workflow.describe(i, actor) for i in workflow.identifications(s, status)],
+            lambda s, actor: [
+                workflow.describe(i, actor) for i in workflow.identifications(s, status) if workflow.visible(i, actor)
+            ],
             lambda found: audit.CasesListed(count=len(found)),
         )
 
