@@ -10,7 +10,7 @@ from typing import Any
 from conftest import WEB_PASSWORD, web_login, web_token
 from fastapi.testclient import TestClient
 
-from nomina import Workspace
+from nomina import Workspace, auth
 from nomina.web.access import LOGIN_COOKIE, SESSION_COOKIE, LoginThrottle
 
 WEB = Path(__file__).resolve().parents[1] / "src" / "nomina" / "web"
@@ -77,17 +77,33 @@ def test_after_login_the_browser_goes_only_to_a_page_of_this_server(web_app: Any
         assert answer.headers["location"] == "/", target
 
 
+def _refusal(answer: Any) -> tuple[int, str]:
+    """A refused login as whoever sent it sees it: the status and the page's message."""
+    found = re.search(r'<p class="error" role="alert">(.*?)</p>', answer.text, re.S)
+    assert found, answer.text
+    return answer.status_code, found.group(1)
+
+
 def test_five_wrong_passwords_lock_the_account_and_the_lockout_is_audited(web_app: Any, web_ws: Path) -> None:
     client = TestClient(web_app)
-    for _ in range(4):
+    for _ in range(5):  # the fifth locks
         answer = login_form(client, "vic", "not the password at all")
         assert answer.status_code == 401 and "wrong user name or password" in answer.text.lower()
-    assert login_form(client, "vic", "not the password at all").status_code == 429  # the fifth locks
-    answer = login_form(client, "vic", WEB_PASSWORD)
-    assert answer.status_code == 429 and "locked" in answer.text
+    answer = login_form(client, "vic", WEB_PASSWORD)  # the right one is refused now
+    assert answer.status_code == 401 and "locked out" in answer.text
     assert SESSION_COOKIE not in client.cookies
     trail = actions(web_ws)
     assert trail.count("login.fail") >= 5 and "login.lockout" in trail
+
+
+def test_a_locked_out_user_is_refused_as_a_name_that_is_no_user_is(web_app: Any) -> None:
+    """Otherwise five wrong passwords would tell anyone whether a name is a user's."""
+    client = TestClient(web_app)
+    for name in ("vic", "nobody-here"):
+        for _ in range(auth.MAX_FAILURES):
+            login_form(client, name, "not the password at all")
+    locked, unknown = (_refusal(login_form(client, name, "not the password at all")) for name in ("vic", "nobody-here"))
+    assert locked == unknown and "vic" not in locked[1]
 
 
 def test_one_address_is_throttled_across_users(web_app: Any) -> None:

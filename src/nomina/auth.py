@@ -256,6 +256,8 @@ def login(
         audit.record(s, "(anonymous)", audit.LoginRefused(why=why, user=None if row is None else row.name))
         return LoginResult(None, None, refusal)
     if row.locked_until is not None and row.locked_until > now:
+        if checked is None:
+            _matches(None, password)  # as long as any other refusal: a quick one would show the name is a user's
         audit.record(
             s, "(anonymous)", audit.LoginRefused(why="locked out", user=row.name, failures=row.failed_logins or 0)
         )

@@ -28,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import auth, users
-from ..errors import LockedOut, LoginFailed, NominaError, NotLoggedIn, http_status
+from ..errors import LoginFailed, NominaError, NotLoggedIn, http_status
 from ..workspace import Workspace
 from . import access
 from .access import LOGIN_COOKIE, SESSION_COOKIE, LoginThrottle, Viewer, page
@@ -41,6 +41,11 @@ log = logging.getLogger("nomina.web")
 API_PREFIX = "/api/v1"
 #: The routes anyone may reach without logging in (everything else has a rule: see nomina.roles).
 PUBLIC_ROUTES = frozenset({("GET", "/login"), ("POST", "/login")})
+#: What the login page says to every refused login.
+REFUSED = (
+    f"Login refused: wrong user name or password, or the user is locked out after {auth.MAX_FAILURES} failed "
+    f"logins in a row (wait {auth.LOCKOUT.seconds // 60} minutes, or ask an admin to set a new password)."
+)
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
@@ -235,12 +240,11 @@ def _login_routes(app: FastAPI) -> None:
         ws: Workspace = request.app.state.workspace
         try:
             result, _ = await run_in_threadpool(ws.login, name.strip(), password, "web")
-        except LockedOut as exc:
+        except LoginFailed:
+            # One answer for a wrong name, a wrong password and a locked-out user: a lockout's own message
+            # would tell anyone which names are users (the trail and the admin page say who is locked out).
             throttle.failed(address)
-            return again(429, {"": exc.message})
-        except LoginFailed as exc:
-            throttle.failed(address)
-            return again(401, {"": exc.message})
+            return again(401, {"": REFUSED})
         except NominaError as exc:
             return again(http_status(exc), {"": exc.message})
         assert result.secret is not None and result.session is not None
