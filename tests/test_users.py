@@ -98,6 +98,19 @@ def test_names_and_roles_are_validated_naming_the_field(team):
     assert users.parse_roles(["Verifier, examiner", "examiner"]) == ("examiner", "verifier")
 
 
+@pytest.mark.parametrize(
+    "name",
+    ["cle\u043e", "Cleo", "CLEO", "\u0441leo", "cle\u03bf"],  # Cyrillic o, capitals, Cyrillic es, Greek omicron
+)
+def test_a_name_that_reads_like_an_existing_user_is_refused(team, name):
+    """A verification by 'cleо' must not pass for one by 'cleo' in the trail, a report or an export."""
+    with pytest.raises(Conflict, match=f"^name: '{name}' looks like the existing user 'cleo'; choose a name"):
+        add(team, name, "verifier", "ana")
+    with Session(team) as s:
+        assert [u.name for u in users.list_users(s)] == ["ana", "ben", "cleo"]
+    assert add(team, "cleon", "verifier", "ana").name == "cleon"  # alike is not the same
+
+
 # -- disabled users and roles --------------------------------------------------------------------------
 def test_a_disabled_user_is_refused_everywhere(team):
     ben = disable(team, "ben", "ana")

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from . import audit, roles
 from .errors import Conflict, InvalidField, NotFound, NotLoggedIn, PermissionDenied
-from .records import Record, _record_id, now
+from .records import Record, _record_id, now, skeleton
 from .settings import os_user
 from .store import schema as db
 
@@ -172,6 +172,7 @@ def add_user(s: Session, name: str, roles: Iterable[str] | str, actor: str | Non
         created_by = require_user(s, actor, "admin").name
         if s.get(db.User, name) is not None:
             raise Conflict(f"user {name!r} already exists", field="name", record=f"user {name!r}")
+        _refuse_lookalike(s, name)
     row = db.User(
         name=name, roles=list(wanted), active=True, created_at=now(), created_by=created_by, password_hash=hashed
     )
@@ -179,6 +180,20 @@ def add_user(s: Session, name: str, roles: Iterable[str] | str, actor: str | Non
     s.flush()
     audit.record(s, created_by, audit.UserAdded(user=name, roles=wanted, bootstrap=bootstrap))
     return _user(row)
+
+
+def _refuse_lookalike(s: Session, name: str) -> None:
+    """Refuse a new user name that reads like an existing one (Cyrillic 'і' for Latin 'i', 'Ben' for 'ben'):
+    the trail, the reports and the exports name who proposed and who verified by these names, and a
+    verification by 'vіc' must not pass for one by 'vic'."""
+    mine = skeleton(name.casefold())
+    for other in s.scalars(select(db.User.name)):
+        if skeleton(other.casefold()) == mine:
+            raise Conflict(
+                f"name: {name!r} looks like the existing user {other!r}; choose a name that cannot be mistaken for it",
+                field="name",
+                record=f"user {other!r}",
+            )
 
 
 def disable_user(s: Session, name: str, actor: str | None) -> User:
