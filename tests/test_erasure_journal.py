@@ -233,6 +233,24 @@ def test_maintenance_removes_what_a_killed_enrolment_left_at_once(ws, faces_dir)
     assert [r.reference_id for r in ws.references()] == ["MP-1"]
 
 
+def test_an_erasure_removes_what_a_killed_enrolment_left(ws, faces_dir):
+    """A killed import may have written photo files of the person whose record is then erased (MP-9 never
+    committed; its photos belong to no record): the erasure, holding the write lock, removes every file no
+    record names, without waiting for maintenance."""
+    add_ref(ws, faces_dir, "031", "MP-1")
+    add_ref(ws, faces_dir, "034", "MP-2")
+    first, second = london(faces_dir, "032"), london(faces_dir, "032", "smiling")
+    run_and_kill(ENROL_AND_DIE, ws.path, USER, first, second)
+    leftovers = [photo_needle(f"photo {p.name}", p.read_bytes()) for p in (first, second)]
+    assert all(where(n, workspace_files(ws.path)) for n in leftovers)
+    kept = needles_of(ws, "reference", "MP-2", [london(faces_dir, "034")])
+
+    assert ws.delete_reference("MP-1", "consent withdrawn").warnings == []
+    files = workspace_files(ws.path)
+    assert {n.label: where(n, files) for n in leftovers if where(n, files)} == {}
+    assert [n.label for n in kept if not where(n, files)] == []
+
+
 def test_maintenance_waits_for_an_enrolment_writing_its_photos_and_leaves_them(ws, faces_dir):
     """Another process enrols a photo: it holds the write lock while writing the file, before its commit."""
     data = london(faces_dir, "033").read_bytes()

@@ -193,3 +193,29 @@ def test_a_failures_file_that_cannot_be_written_is_refused_before_anything_is_im
     assert not (tmp_path / "ok.csv").exists()
     code, _, _ = run(capsys, "reference", "import", manifest, "--failures", tmp_path / "ok.csv", "-w", ws_dir)
     assert code == 1 and (tmp_path / "ok.csv").read_text().startswith("line,reference_id,photo,error")
+
+
+def test_an_import_stopped_by_its_user_being_disabled_says_what_it_imported(ws, tmp_path, faces_dir):
+    """The batches written before the user was disabled stay; the error says so, since the summary that
+    would have said it is never printed."""
+    from nomina.errors import PermissionDenied
+
+    ws.add_user("dan", "examiner")
+    people = sorted(p.name for p in (faces_dir / "london").iterdir() if p.is_dir())[:40]
+    rows = [[f"MP-{i}", str(london(faces_dir, i)), f"P {i}", "family", "x", "consent", "", ""] for i in people]
+    manifest = write_manifest(tmp_path / "refs.csv", rows)
+    dan = ws.as_user("dan")
+
+    def progress(done: int, total: int) -> None:
+        if done == 33:  # the first batch of 32 is written
+            ws.disable_user("dan")
+
+    with pytest.raises(PermissionDenied) as stopped:
+        dan.import_references(manifest, progress=progress)
+    assert re.fullmatch(
+        r"user 'dan' is disabled; the import stopped there: 32 of 40 row\(s\) were imported before it "
+        r"\(running the manifest again adds the rest\)",
+        str(stopped.value),
+    ), str(stopped.value)
+    assert stopped.value.record == "user 'dan'"
+    assert len(ws.references()) == 32

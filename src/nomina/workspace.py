@@ -771,18 +771,30 @@ class Workspace:
         staged = ordered_map(
             stage, rows, self.settings.workers, ahead=_IMPORT_BATCH, size=held, budget=_IMPORT_AHEAD_BYTES
         )
-        for done, ((line, row), result) in enumerate(zip(rows, staged, strict=True), 1):
-            if isinstance(result, NominaError):
-                report.failures.append(RowFailure.of(line, row, result))
-            elif result[2] is None:
-                report.already_present += 1
-            else:
-                batch.append((line, row, *result))  # type: ignore[arg-type]
-            if len(batch) >= _IMPORT_BATCH or (done == len(rows) and batch):
-                self._import_batch(batch, report, retain)
-                batch = []
-            if progress is not None:
-                progress(done, len(rows))
+        try:
+            for done, ((line, row), result) in enumerate(zip(rows, staged, strict=True), 1):
+                if isinstance(result, NominaError):
+                    report.failures.append(RowFailure.of(line, row, result))
+                elif result[2] is None:
+                    report.already_present += 1
+                else:
+                    batch.append((line, row, *result))  # type: ignore[arg-type]
+                if len(batch) >= _IMPORT_BATCH or (done == len(rows) and batch):
+                    self._import_batch(batch, report, retain)
+                    batch = []
+                if progress is not None:
+                    progress(done, len(rows))
+        except NominaError as exc:
+            if not report.added:
+                raise
+            # Stopped by something no row caused (the user disabled meanwhile, the disk full): the batches
+            # written before stay, and whoever runs the import must know they do.
+            raise type(exc)(
+                f"{exc.message}; the import stopped there: {report.added} of {len(rows)} row(s) were imported "
+                "before it (running the manifest again adds the rest)",
+                field=exc.field or "",
+                record=exc.record,
+            ) from exc
         report.failures.sort(key=lambda f: f.line)
         return report
 
@@ -900,11 +912,13 @@ class Workspace:
     def _finish_erasure(self) -> list[str]:
         """Do the file steps of every erasure committed and not finished (:func:`nomina.erasure.finish`: the
         journalled photo files, and the erased faces' bytes in this process's gallery index and its snapshot
-        on disk), then checkpoint the database; a line for each step not done."""
+        on disk), remove the photo files no record names (a killed import's, which may be of the person just
+        erased: :func:`nomina.erasure.sweep`), then checkpoint the database; a line for each step not done."""
         shared = self._shared
         keeper = self._keeper()
         with shared.db.write() as s:
             _, warnings = erasure.finish(s, self.photos, lambda: keeper.scrub(s))
+            warnings += erasure.sweep(self.photos, set(s.scalars(select(db.Photo.sha256))))[1]
         with shared.db.exclusive():
             unsettled = erasure.settle(shared.db.engine)
         return warnings + self._forget_settled(unsettled)
