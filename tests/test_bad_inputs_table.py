@@ -317,6 +317,23 @@ TABLE: dict[str, Bad] = {
     "max pixels not a number": Bad(
         case_add(), 1, r"setting NOMINA_MAX_PIXELS: 'lots' is not a valid int", env={"NOMINA_MAX_PIXELS": "lots"}
     ),
+    # a detection copy 1 px long would be searched in 160,000 tiles of 1 px: out of range, not a hang
+    "detection size 1": Bad(
+        case_add(),
+        1,
+        r"setting NOMINA_DETECTION_SIZE: '1' must be at least 160 and at most 8,192$",
+        env={"NOMINA_DETECTION_SIZE": "1"},
+    ),
+    "detection threshold nan": Bad(
+        case_add(),
+        1,
+        r"setting NOMINA_DETECTION_THRESHOLD: 'nan' must be at least 0.01 and at most 1$",
+        env={"NOMINA_DETECTION_THRESHOLD": "nan"},
+    ),
+    "no workers": Bad(case_add(), 1, r"setting NOMINA_WORKERS: '0' must be at least 1", env={"NOMINA_WORKERS": "0"}),
+    "negative age gap": Bad(
+        case_add(), 1, r"setting NOMINA_AGE_GAP_YEARS: '-1' must be at least 0", env={"NOMINA_AGE_GAP_YEARS": "-1"}
+    ),
     "orientation search sideways": Bad(
         case_add(),
         1,

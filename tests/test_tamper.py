@@ -317,6 +317,22 @@ def test_audit_verify_finds_a_face_hidden_from_the_gallery_index(casework, capsy
     assert verify(capsys, casework)[0] == 0
 
 
+def test_an_embedding_of_the_wrong_length_is_named_not_a_crash(casework, capsys):
+    tamper(
+        casework,
+        (
+            "UPDATE faces SET embedding = ? WHERE reference_photo_id IN "
+            "(SELECT id FROM reference_photos WHERE reference_id = 'MP-013')",
+            (b"\x00\x01\x02",),
+        ),
+    )
+    code, _, err = cli(capsys, casework, USER, "search", "UP-1")
+    assert code == 1
+    assert_one_error_line(err, r"^error: face \d+ of reference MP-013: its embedding has 3 bytes, not 512: changed")
+    data = verify_json(capsys, casework)
+    assert not data["ok"] and any(r.startswith("reference MP-013: changed behind") for r in data["records"])
+
+
 def _unchecked(db: Any) -> None:
     """Let a :func:`raw_database` connection write rows that refer to nothing, as the database's owner can:
     SQLite checks references only when asked; PostgreSQL's owner turns the checks off for the session."""

@@ -29,6 +29,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from .errors import RecordTampered
 from .index import Gallery, folder_lock, snapshot
 from .store import Database
 from .store import schema as db
@@ -68,6 +69,13 @@ def _face_rows(s: Session, dim: int, ids: list[int] | None = None) -> tuple[list
         rows = []
         for i in range(0, len(ids), _CHUNK):
             rows.extend(s.execute(q.where(db.Face.id.in_(ids[i : i + _CHUNK]))))
+    for ref, face_id, embedding in rows:
+        if len(embedding) != 4 * dim:
+            raise RecordTampered(
+                f"face {face_id} of reference {ref}: its embedding has {len(embedding)} bytes, not {4 * dim}: changed "
+                "behind Nomina's back; audit verification names the record",
+                record=f"reference {ref}",
+            )
     vectors = np.frombuffer(b"".join(bytes(r[2]) for r in rows), dtype=np.float32).reshape(len(rows), dim)
     face_ids = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
     return [r[0] for r in rows], face_ids, vectors
@@ -216,7 +224,10 @@ class GalleryKeeper:
             sorted({int(f) for f in s.scalars(select(db.GalleryChange.face_id).where(db.GalleryChange.seq > seq))}),
             dtype=np.int64,
         )
-        refs, ids, vectors = _face_rows(s, self.dim)
+        try:
+            refs, ids, vectors = _face_rows(s, self.dim)
+        except RecordTampered as exc:
+            return [exc.message]
         _, mine, theirs = np.intersect1d(kept_ids, ids, assume_unique=True, return_indices=True)
         other_ref = kept_refs[mine] != np.asarray(refs, dtype=object)[theirs]
         other_vector = np.any(kept_vectors[mine] != vectors[theirs], axis=1) & ~other_ref

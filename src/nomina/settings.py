@@ -8,6 +8,7 @@ or the default. This is the only module that reads the environment.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,7 +27,8 @@ class Setting:
     default: Any
     help: str
     choices: tuple[str, ...] = ()
-    maximum: int | None = None  # the largest value accepted (workspace settings), when there is one
+    maximum: float | None = None  # the largest value accepted, when there is one
+    minimum: float | None = None  # the smallest value accepted (settings of a process), when there is one
 
     @property
     def env_var(self) -> str:
@@ -57,18 +59,29 @@ SETTINGS: tuple[Setting, ...] = (
         Path("../shared/faces"),
         "Sample photo folder used by `nomina demo` (london/, canada/ as in its README).",
     ),
-    Setting("max_pixels", int, 50_000_000, "Largest photo accepted, in pixels (width x height)."),
+    Setting(
+        "max_pixels",
+        int,
+        50_000_000,
+        "Largest photo accepted, in pixels (width x height).",
+        minimum=10_000,
+        maximum=1_000_000_000,
+    ),
     Setting(
         "detection_threshold",
         float,
         0.7,
         "Lowest detector score kept as a face (0-1). 0.7 finds faces that 0.9 misses in hard photos.",
+        minimum=0.01,
+        maximum=1,
     ),
     Setting(
         "detection_size",
         int,
         1024,
         "Long side, in pixels, of the copy of a photo that the detector sees first.",
+        minimum=160,
+        maximum=8192,
     ),
     Setting(
         "orientation_search",
@@ -78,12 +91,14 @@ SETTINGS: tuple[Setting, ...] = (
         "down): cases, all (also reference photos, inspect and compare) or off.",
         choices=("cases", "all", "off"),
     ),
-    Setting("top", int, 50, "Candidates shown and stored per search."),
+    Setting("top", int, 50, "Candidates shown and stored per search.", minimum=1, maximum=1000),
     Setting(
         "age_gap_years",
         float,
         10.0,
         "Years between a reference photo and the case photo from which results warn of an age gap.",
+        minimum=0,
+        maximum=150,
     ),
     Setting(
         "cache",
@@ -92,7 +107,9 @@ SETTINGS: tuple[Setting, ...] = (
         "Folder where `nomina evaluate` keeps the embeddings of evaluated photos (by photo SHA-256 and "
         "model), so a second run is fast. It holds biometric data: delete it when an evaluation is done.",
     ),
-    Setting("workers", int, 2, "Parallel workers for batch enrolment (photos analysed at once)."),
+    Setting(
+        "workers", int, 2, "Parallel workers for batch enrolment (photos analysed at once).", minimum=1, maximum=64
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -193,7 +210,18 @@ def _plain(value: Any) -> Any:
 
 
 def _coerce(setting: Setting, raw: Any) -> Any:
-    return _convert(setting, raw, f"setting {setting.env_var}")
+    label = f"setting {setting.env_var}"
+    value = _convert(setting, raw, label)
+    low, high = setting.minimum, setting.maximum
+    if isinstance(value, int | float) and (low is not None or high is not None):
+        if not math.isfinite(value) or (low is not None and value < low) or (high is not None and value > high):
+            shown = [f"at least {_number(low)}"] * (low is not None) + [f"at most {_number(high)}"] * (high is not None)
+            raise InvalidField(f"{label}: {raw!r} must be {' and '.join(shown)}", field=setting.name)
+    return value
+
+
+def _number(value: float | None) -> str:
+    return f"{int(value):,}" if value is not None and float(value).is_integer() else f"{value:g}"
 
 
 def _convert(setting: Setting, raw: Any, label: str) -> Any:
