@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import random
 import re
 import struct
 import zlib
@@ -69,6 +70,26 @@ def _without_iend(data: bytes) -> bytes:
     return data[:at]
 
 
+def _damaged_tiff(faces_dir: Path) -> bytes:
+    """A small TIFF with a few header bytes set at random (reproducibly): Pillow's reader then fails with a
+    TypeError ("Missing dimensions"), not one of the errors a decoder usually raises."""
+    damaged = bytearray(_encoded(_face(faces_dir).resize((64, 64)), "TIFF"))
+    rng = random.Random("TIFF{}-107")
+    for _ in range(rng.randint(1, 6)):
+        at = rng.randrange(0, min(len(damaged), 400) if rng.random() < 0.7 else len(damaged))
+        damaged[at] = rng.randrange(256)
+    return bytes(damaged)
+
+
+def _damaged_tiff_jpeg(faces_dir: Path) -> bytes:
+    """A JPEG-compressed TIFF with damaged header bytes, whose damage libtiff reports on standard error."""
+    damaged = bytearray(_encoded(_face(faces_dir), "TIFF", compression="jpeg"))
+    rng = random.Random("tjpeg-9")
+    for _ in range(rng.randint(1, 6)):
+        damaged[rng.randrange(0, min(len(damaged), 400))] = rng.randrange(256)
+    return bytes(damaged)
+
+
 def _transparent(faces_dir: Path) -> bytes:
     pixels = np.asarray(_face(faces_dir).convert("RGBA")).copy()
     pixels[:, :, 3] = 0  # every pixel invisible: only the hidden colour values hold the face
@@ -96,6 +117,10 @@ PHOTOS: dict[str, Callable[[Path], bytes]] = {
     "half.tif": lambda f: (lambda d: d[: len(d) // 2])(_encoded(_face(f), "TIFF")),
     "junk.jpg": lambda _: b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8,
     "junk.bmp": lambda _: b"BM" + bytes(range(256)) * 8,
+    # a damaged TIFF header that Pillow's TIFF reader fails on with a TypeError ("Missing dimensions"), and a
+    # JPEG-compressed TIFF whose damage libtiff reports on the process's standard error itself
+    "bad_header.tif": _damaged_tiff,
+    "bad_jpeg.tif": _damaged_tiff_jpeg,
 }
 
 
@@ -156,6 +181,32 @@ def imported(manifest: str, *args: str) -> tuple[str, ...]:
 TABLE: dict[str, Bad] = {
     # photo files: each names the file
     "text renamed .jpg": Bad(case_add(photo="{tmp}/letter.jpg"), 1, r"letter\.jpg: not an image"),
+    "reference born after it was last seen, by an update": Bad(
+        ("reference", "update", "R1", "--birth-year", "2020", "--last-seen-on", "2010-01-01"),
+        1,
+        r"--last-seen-on: 2010-01-01 is before the birth year 2020$",
+    ),
+    "escape in a conclusion's reasons": Bad(
+        ("identification", "propose", "C1", "R1", "--reasons", "ok\x1b[31mRED"),
+        1,
+        r"--reasons: holds U\+001B, a control or format character$",
+    ),
+    "right-to-left override in an erasure's reason": Bad(
+        ("case", "delete", "C1", "--reason", "r\u202eX"), 1, r"--reason: holds U\+202E RIGHT-TO-LEFT OVERRIDE"
+    ),
+    "escape in a photo's file name": Bad(
+        case_add(photo="{tmp}/e\x1b[31mred.jpg"),
+        1,
+        r"e\\x1b\[31mred\.jpg': the file name holds U\+001B, a control or format character; rename the file$",
+    ),
+    "photo name not UTF-8": Bad(
+        case_add(photo="{tmp}/bad\udcff.jpg"), 1, r"argument 4 \(.*bad\\xff\.jpg\) is not UTF-8 text: rename the file"
+    ),
+    "photo name too long": Bad(
+        case_add(photo="{tmp}/" + "a" * 300 + ".jpg"), 1, r"a{300}\.jpg: cannot be read \(File name too long\)$"
+    ),
+    "tiff with a damaged header": Bad(case_add(photo="{tmp}/bad_header.tif"), 1, r"bad_header\.tif: (damaged|not a)"),
+    "tiff with damaged jpeg data": Bad(case_add(photo="{tmp}/bad_jpeg.tif"), 1, r"bad_jpeg\.tif: (damaged|not a)"),
     "zero bytes": Bad(case_add(photo="{tmp}/empty.jpg"), 1, r"empty\.jpg: empty file \(0 bytes\)"),
     "truncated jpeg": Bad(ref_add(photo="{tmp}/cut.jpg"), 1, r"cut\.jpg: damaged or truncated image"),
     "gif": Bad(case_add(photo="{tmp}/anim.gif"), 1, r"anim\.gif: unsupported image format GIF"),
@@ -313,6 +364,25 @@ TABLE: dict[str, Bad] = {
     ),
     "quality gate lax": Bad(("config", "quality_gate", "lax"), 1, r"quality_gate: 'lax' is not one of off, standard"),
     "no such workspace setting": Bad(("config", "colour", "red"), 1, r"colour: not a workspace setting"),
+    # outputs that would destroy the workspace or what the command reads
+    "failures over the database": Bad(
+        ("reference", "import", "{tmp}/missing.csv", "--failures", "{ws}/nomina.db"),
+        1,
+        r"--failures: .*nomina\.db is inside the workspace folder .*; write it elsewhere$",
+    ),
+    "failures over the manifest": Bad(
+        ("reference", "import", "{tmp}/missing.csv", "--failures", "{tmp}/missing.csv"),
+        1,
+        r"--failures: .*missing\.csv is the file this command reads; write it elsewhere$",
+    ),
+    "export over the database": Bad(
+        ("export", "identifications", "--out", "{ws}/nomina.db"),
+        1,
+        r"--out: .*nomina\.db is inside the workspace folder",
+    ),
+    "annotated copy over the photo": Bad(
+        ("inspect", "{tmp}/letter.jpg", "--out", "{tmp}/letter.jpg"), 1, r"--out: .*letter\.jpg is the file this"
+    ),
     # machine settings and workspace folders
     "max pixels not a number": Bad(
         case_add(), 1, r"setting NOMINA_MAX_PIXELS: 'lots' is not a valid int", env={"NOMINA_MAX_PIXELS": "lots"}

@@ -198,3 +198,24 @@ def test_a_photo_too_thin_for_a_face_is_refused_and_never_crashes_the_detector(m
             decode_image(data, "x.png", 10**7)
     analyzer = FaceAnalyzer(model, settings)
     assert analyzer.detect(np.full((2, 5000, 3), 128, np.uint8), any_orientation=True) == []
+
+
+@pytest.mark.parametrize("seed", [151, 1510, 2657])
+def test_a_photo_with_a_damaged_exif_block_is_still_read(faces_dir, settings, seed):
+    """Random bytes in the EXIF block of a turned photo made Pillow fail when it rewrote the block while
+    turning the photo upright (TypeError, struct.error, AttributeError); the pixels are the photo all the same.
+    Damaged this way, the block may still say the photo is turned (then it is turned upright) or not."""
+    import random
+
+    small = Image.open(london(faces_dir, "002")).convert("RGB").resize((64, 64))
+    exif = Image.Exif()
+    exif[0x0112], exif[0x010F], exif[0x9003] = 6, "Camera", "2020:01:01 00:00:00"
+    buf = io.BytesIO()
+    small.save(buf, "JPEG", exif=exif.tobytes())
+    data = bytearray(buf.getvalue())
+    at = data.find(b"MM\x00*") if data.find(b"MM\x00*") >= 0 else data.find(b"II*\x00")
+    rng = random.Random(f"exif-JPEG-{seed}")
+    for _ in range(rng.randint(1, 4)):
+        data[at + rng.randrange(60)] = rng.randrange(256)
+    image = decode_image(bytes(data), "damaged-exif.jpg", settings.max_pixels)
+    assert image.pixels.shape == (64, 64, 3)

@@ -5,6 +5,7 @@ Every Nomina error becomes one line on standard error and exit code 1; usage mis
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
@@ -18,6 +19,7 @@ from typer.core import TyperGroup
 
 from ._version import __version__
 from .errors import InvalidField, NominaError, PermissionDenied
+from .files import output_refused
 from .settings import SETTINGS, Settings, load_settings
 from .store import DB_NAME, is_workspace
 
@@ -456,7 +458,7 @@ def reference_import(
     from .importing import check_failures_file
 
     if failures is not None:
-        check_failures_file(failures)  # refused now, not after good rows are kept
+        check_failures_file(failures, [manifest])  # refused now, not after good rows are kept
     with _open(workspace) as ws, _progress("enrolling") as progress:
         report = ws.import_references(manifest, progress=progress)
     out.print(
@@ -469,6 +471,7 @@ def reference_import(
             err.print(_printable(f"line {f.line}: {f.error}"), markup=False)
         target = failures or manifest.with_name(manifest.stem + ".failures.csv")
         try:
+            check_failures_file(target, [manifest])  # the default file, beside a manifest kept in a workspace
             report.write_failures(target)
         except NominaError as exc:  # beside the manifest, on a read-only medium: the lines above say it all
             err.print(_printable(f"{len(report.failures)} row(s) failed; not written: {_message(exc)}"), markup=False)
@@ -1308,6 +1311,9 @@ def inspect(
     from .quality import assess
 
     settings = load_settings()
+    refused = None if out_path is None else output_refused(out_path, [photo])
+    if refused:
+        raise InvalidField(f"--out: {refused}")  # the photo examined is evidence: never written over
     image = decode_image(read_photo(photo), str(photo), settings.max_pixels)
     analyzer = FaceAnalyzer(load_model(settings.model, settings.model_dir), settings)
     faces = analyzer.analyze(image, any_orientation=analyzer.turns(reference_photo=False))
@@ -1896,13 +1902,34 @@ def main(argv: list[str] | None = None) -> None:
     Usage mistakes are reported by the command-line parser (exit 2); Nomina's errors exit with 1.
     """
     _ended_session.clear()
+    for stream in (sys.stdout, sys.stderr):  # a terminal that cannot show a character gets it escaped
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
+    args = sys.argv[1:] if argv is None else argv
     try:
-        app(args=sys.argv[1:] if argv is None else argv, prog_name="nomina")
+        for number, arg in enumerate(args, 1):
+            if any("\udc80" <= c <= "\udcff" for c in arg):  # bytes that are not UTF-8, kept as surrogates
+                raise InvalidField(
+                    f"argument {number} ({_printable(os.fsencode(arg).decode('utf-8', 'backslashreplace'))}) "
+                    "is not UTF-8 text: rename the file or type the text again",
+                    field="",
+                )
+        app(args=args, prog_name="nomina")
     except NominaError as exc:
         text = _message(exc)
         if len(text) > _LONGEST_MESSAGE:  # a value the library echoed whole (an id looked up, say)
             text = text[: _LONGEST_MESSAGE - 1] + "\u2026"
         err.print(_printable(f"error: {text}"), markup=False)
+        raise SystemExit(1) from None
+    except UnicodeError:  # a password on standard input, or NOMINA_TOKEN, that is not UTF-8
+        err.print("error: text given on standard input or in the environment is not UTF-8", markup=False)
+        raise SystemExit(1) from None
+    except BrokenPipeError:  # the reader of the output went away (`| head`): nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(1) from None
+    except OSError as exc:  # a file named on the command line, or the output, that the system refused
+        where = exc.filename if exc.filename is not None else "output"
+        err.print(_printable(f"error: {where}: {exc.strerror or exc}"), markup=False)
         raise SystemExit(1) from None
 
 

@@ -14,14 +14,39 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["PRIVATE_FILE", "PRIVATE_FOLDER", "private_folder", "restrict", "write_whole"]
+from .store.layout import is_workspace
+
+__all__ = ["PRIVATE_FILE", "PRIVATE_FOLDER", "output_refused", "private_folder", "restrict", "write_whole"]
 
 #: The permissions of every file Nomina writes: read and write for its owner, nothing for anyone else.
 PRIVATE_FILE = 0o600
 #: The permissions of every folder Nomina makes.
 PRIVATE_FOLDER = 0o700
+
+
+def output_refused(target: Path, inputs: Iterable[Path] = ()) -> str | None:
+    """Why a report, export, checkpoint or list of failed rows must not be written to ``target``, or None.
+
+    Not into a workspace's folder (any folder above it holding a workspace database or the file naming
+    one): the file would replace or sit among the workspace's own files (``--out ws/nomina.db`` would
+    destroy the database). Not over one of ``inputs``: the photo or manifest the command reads.
+    """
+    target = Path(target)
+    where = target.parent.resolve()
+    for folder in (where, *where.parents):
+        if is_workspace(folder):
+            return f"{target} is inside the workspace folder {folder}; write it elsewhere"
+    if target.exists():
+        for source in inputs:
+            try:
+                if os.path.samefile(target, source):
+                    return f"{target} is the file this command reads; write it elsewhere"
+            except OSError:
+                continue
+    return None
 
 
 def write_whole(target: Path, data: bytes, temp_prefix: str) -> None:

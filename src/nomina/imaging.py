@@ -8,18 +8,24 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import stat
 import struct
+import sys
+import tempfile
 import threading
 import warnings
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
-from .errors import FileMissing, ImageTooLarge, NotAnImage, UnsupportedFormat
+from .errors import FileMissing, ImageTooLarge, NominaError, NotAnImage, UnsupportedFormat
 
 __all__ = ["ACCEPTED_FORMATS", "MIN_SIDE", "DecodedImage", "decode_image", "read_photo", "sha256_hex"]
 
@@ -49,17 +55,30 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+#: The largest photo file read, in bytes: a 50-megapixel photo is far smaller (an uncompressed 16-bit one is
+#: 300 MB), and a larger file would be read whole into memory before its header could be checked.
+MAX_FILE_BYTES = 300 * 1024**2
+
+
 def read_photo(path: Path) -> bytes:
-    """The bytes of a photo file, or FileMissing naming the path."""
+    """The bytes of a photo file, or FileMissing naming the path (ImageTooLarge over :data:`MAX_FILE_BYTES`)."""
     path = Path(path)
-    if not path.exists():
-        raise FileMissing(f"{path}: no such file")
-    if not path.is_file():
+    try:
+        found = path.stat()
+    except FileNotFoundError:
+        raise FileMissing(f"{path}: no such file") from None
+    except OSError as exc:  # a name too long, a loop of links, a folder that cannot be entered
+        raise FileMissing(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(found.st_mode):
         raise FileMissing(f"{path}: not a file")
+    if found.st_size > MAX_FILE_BYTES:
+        raise ImageTooLarge(f"{path}: {found.st_size:,} bytes; a photo file of more than {MAX_FILE_BYTES:,} is refused")
     try:
         return path.read_bytes()
+    except MemoryError:
+        raise ImageTooLarge(f"{path}: too large to read in the memory available") from None
     except OSError as exc:
-        raise FileMissing(f"{path}: cannot be read ({exc.strerror})") from None
+        raise FileMissing(f"{path}: cannot be read ({exc.strerror or exc})") from None
 
 
 def decode_image(data: bytes, name: str, max_pixels: int) -> DecodedImage:
@@ -86,8 +105,10 @@ def decode_image(data: bytes, name: str, max_pixels: int) -> DecodedImage:
             raise NotAnImage(f"{name}: not an image (unrecognised file contents)") from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise ImageTooLarge(f"{name}: image too large, over the decompression limit") from None
-        except (OSError, ValueError, SyntaxError) as exc:
-            raise NotAnImage(f"{name}: not a readable image ({exc})") from None
+        except MemoryError:
+            raise ImageTooLarge(f"{name}: image too large to decode in the memory available") from None
+        except Exception as exc:  # noqa: BLE001 (a damaged file can make a decoder fail in any way: struct.error, TypeError...)
+            raise NotAnImage(f"{name}: not a readable image ({_why(exc)})") from None
         fmt = img.format or "unknown"
         if fmt not in ACCEPTED_FORMATS:
             raise UnsupportedFormat(f"{name}: unsupported image format {fmt} (accepted: {', '.join(ACCEPTED_FORMATS)})")
@@ -101,17 +122,24 @@ def decode_image(data: bytes, name: str, max_pixels: int) -> DecodedImage:
             raise NotAnImage(
                 f"{name}: {width}x{height} pixels, too small to show a face (at least {MIN_SIDE} pixels each way)"
             )
+        said: list[str] = []
         try:
-            frames = int(getattr(img, "n_frames", 1))
-            if frames > 1:
-                raise UnsupportedFormat(
-                    f"{name}: {frames} images in one {fmt} file (pages or frames); give each photo as a file of its own"
-                )
-            img.load()
-            ImageOps.exif_transpose(img, in_place=True)  # no copy when the photo is upright already
-            upright = _rgb(img, name)
-        except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombWarning) as exc:
-            raise NotAnImage(f"{name}: damaged or truncated image ({exc})") from None
+            with _c_stderr_kept(fmt == "TIFF", said):
+                frames = int(getattr(img, "n_frames", 1))
+                if frames > 1:
+                    raise UnsupportedFormat(
+                        f"{name}: {frames} images in one {fmt} file (pages or frames); give each photo as a file of "
+                        "its own"
+                    )
+                img.load()
+                upright = _rgb(_upright(img), name)
+        except NominaError:
+            raise
+        except MemoryError:
+            raise ImageTooLarge(f"{name}: image too large to decode in the memory available") from None
+        except Exception as exc:  # noqa: BLE001 (as above)
+            why = "; ".join([_why(exc), *said[:1]])
+            raise NotAnImage(f"{name}: damaged or truncated image ({why})") from None
     # Copying out the decoded pixels cannot warn, so it runs outside the lock: for a 12 MP photo it is most
     # of the time, and the workers' decodes then overlap.
     rgb = np.asarray(upright) if isinstance(upright, Image.Image) else upright
@@ -126,6 +154,61 @@ _BACKGROUND = (127, 127, 127)
 # Pillow modes with an alpha channel (other modes may carry a transparent colour in ``info``).
 _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 _DECODING = threading.Lock()
+
+
+# EXIF orientation -> the transposition that turns the photo upright.
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _upright(img: Image.Image) -> Image.Image:
+    """The photo turned as its EXIF orientation says (the pixels only: Pillow's exif_transpose also rewrites
+    the EXIF block, which fails on a damaged one). A damaged block whose orientation cannot be read leaves
+    the photo as it is: its pixels are still the photo (a case photo is searched in every orientation)."""
+    try:
+        orientation = img.getexif().get(0x0112, 1)
+    except Exception:  # noqa: BLE001 (any damage in the EXIF block)
+        return img
+    method = _TRANSPOSE.get(orientation) if type(orientation) is int else None
+    return img if method is None else img.transpose(method)
+
+
+@contextmanager
+def _c_stderr_kept(active: bool, said: list[str]) -> Iterator[None]:
+    """While ``active``, what C code writes to the process's standard error goes into ``said`` instead (its
+    lines, once the block has ended). libtiff reports a damaged file there itself, which would put a second
+    line beside Nomina's one-line error. Called under the decoding lock; Python's own ``sys.stderr`` is
+    flushed first, so nothing written before is lost."""
+    if not active:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with tempfile.TemporaryFile() as sink:
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+                sink.seek(0)
+                text = sink.read(4096).decode("utf-8", "replace")
+                said.extend(" ".join(line.split()) for line in text.splitlines() if line.strip())
+    finally:
+        os.close(saved)
+
+
+def _why(exc: BaseException) -> str:
+    """An exception as a short phrase for a one-line message (its text, else its kind)."""
+    text = " ".join(str(exc).split())[:200]
+    return text or type(exc).__name__
 
 
 def _rgb(img: Image.Image, name: str) -> Image.Image | np.ndarray:

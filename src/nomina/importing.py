@@ -11,11 +11,12 @@ import os
 import re
 import secrets
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InvalidField, ManifestError
-from .files import PRIVATE_FILE, write_whole
+from .files import PRIVATE_FILE, output_refused, write_whole
 from .imaging import read_photo
 from .records import ECHO_LIMIT, PhotoInput, Provenance, ReferenceFields, _clean_text, shown
 
@@ -72,7 +73,8 @@ class ImportReport:
     def write_failures(self, path: Path) -> None:
         """Write the failed rows as CSV, whole (through a temporary file renamed over ``path``) and readable
         by its owner only, whatever the umask: the rows name people and hold what was wrong with their
-        photos. InvalidField naming the file (field ``failures``) if it cannot be written."""
+        photos. InvalidField naming the file (field ``failures``) if it cannot be written. (Where a person
+        chose the file, :func:`check_failures_file` says first whether it may be written there.)"""
         text = io.StringIO(newline="")
         writer = csv.writer(text)
         writer.writerow(["line", "reference_id", "photo", "error"])
@@ -84,7 +86,7 @@ class ImportReport:
             raise InvalidField(f"failures: {path}: cannot be written ({exc.strerror or exc})") from None
 
 
-def check_failures_file(path: Path) -> None:
+def check_failures_file(path: Path, inputs: Iterable[Path] = ()) -> None:
     """Refuse, before anything is imported, a failures file that could not be written afterwards.
 
     The file must be a regular file or not exist yet, in an existing folder where Nomina can make the
@@ -94,6 +96,9 @@ def check_failures_file(path: Path) -> None:
     path = Path(path)
     if path.is_dir():
         raise InvalidField(f"failures: {path}: is a folder, not a file")
+    refused = output_refused(path, inputs)
+    if refused:
+        raise InvalidField(f"failures: {refused}")
     if path.exists() and not path.is_file():
         raise InvalidField(f"failures: {path}: not a regular file")
     if not path.parent.is_dir():

@@ -418,10 +418,13 @@ class ReferenceFields:
         object.__setattr__(self, "last_seen_on", parse_past_date(self.last_seen_on, "last_seen_on"))
         object.__setattr__(self, "last_seen_at", _optional_text(self.last_seen_at, "last_seen_at"))
         object.__setattr__(self, "notes", _optional_text(self.notes, "notes", lines=True))
-        if self.birth_year is not None and self.last_seen_on is not None and self.last_seen_on.year < self.birth_year:
-            raise InvalidField(
-                f"last_seen_on: {self.last_seen_on.isoformat()} is before the birth year {self.birth_year}"
-            )
+        check_lifetime(self.birth_year, self.last_seen_on)
+
+
+def check_lifetime(birth_year: int | None, last_seen_on: date | None) -> None:
+    """Refuse a person last seen before the year they were born (on adding a reference and on changing one)."""
+    if birth_year is not None and last_seen_on is not None and last_seen_on.year < birth_year:
+        raise InvalidField(f"last_seen_on: {last_seen_on.isoformat()} is before the birth year {birth_year}")
 
 
 #: Reference fields that ``update`` may change (the id never changes).
@@ -481,6 +484,13 @@ class PhotoInput:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))
+        try:  # the file name is kept and shown: nothing in it may act on a terminal or reorder text
+            _clean_text(self.path.name, "photo")
+        except InvalidField as exc:
+            raise InvalidField(
+                f"{shown(str(self.path))}: the file name {exc.message.removeprefix('photo: ')}; rename the file",
+                field="photos",
+            ) from None
         object.__setattr__(self, "photo_date", parse_past_date(self.photo_date, "photo_date"))
         object.__setattr__(self, "quality_override", _optional_text(self.quality_override, "quality_override"))
         if self.face is not None and self.face < 1:

@@ -26,6 +26,7 @@ from .records import (
     Provenance,
     Record,
     ReferenceFields,
+    check_lifetime,
     id_skeleton,
     skeleton_data,
     skeletons_outdated,
@@ -407,6 +408,7 @@ def import_row(
 def update(s: Session, actor: str, reference_id: str, clean: dict[str, Any]) -> ReferenceRecord:
     """Change a reference's fields (already validated by :func:`nomina.records.validate_update`)."""
     ref = get(s, reference_id)
+    check_lifetime(clean.get("birth_year", ref.birth_year), clean.get("last_seen_on", ref.last_seen_on))
     for key, value in clean.items():
         setattr(ref, key, value)
     ref.updated_at = now()

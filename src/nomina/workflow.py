@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from . import audit
 from .errors import Conflict, InvalidField, NotFound, PermissionDenied
-from .records import Record
+from .records import Record, _clean_text
 from .store import schema as db
 
 __all__ = [
@@ -138,7 +138,7 @@ def checklist_value(value: object) -> dict[str, dict[str, str]] | None:
 
 
 def _reasons(text: str | None, field: str = "reasons") -> str:
-    reasons = (text or "").strip()
+    reasons = _clean_text(text or "", field, lines=True)  # shown to others: nothing that acts on a terminal
     if not reasons:
         raise InvalidField(f"{field}: required: say what the conclusion rests on")
     return reasons

@@ -83,7 +83,17 @@ from .indexing import GalleryKeeper
 from .models import MODELS, FaceModel, load_model
 from .parallel import AnalyzerPool, ordered_map
 from .quality import gate, stored
-from .records import CaseFields, PhotoInput, Provenance, Record, ReferenceFields, now, parse_date, validate_update
+from .records import (
+    CaseFields,
+    PhotoInput,
+    Provenance,
+    Record,
+    ReferenceFields,
+    _clean_text,
+    now,
+    parse_date,
+    validate_update,
+)
 from .records import shown as shown_id
 from .references import ReferenceRecord, ReferenceSummary
 from .report import write_report
@@ -305,6 +315,12 @@ class Workspace:
         url = _database_url(path)
         if url is None and not (path / DB_NAME).is_file():
             raise NotAWorkspace(f"{path}: not a Nomina workspace (no {DB_NAME})", record=str(path))
+        for folder in (path / "photos", path / "index"):
+            if folder.exists() and not folder.is_dir():  # checked first: a command must not commit, then fail
+                raise WorkspaceError(
+                    f"{folder}: not a folder; the workspace's {folder.name} folder was replaced by a file",
+                    record=str(path),
+                )
         parts = (path, path / DB_NAME, path / (DB_NAME + "-wal"), path / (DB_NAME + "-shm"), path / "photos")
         read_only = next((p for p in parts if p.exists() and not os.access(p, os.W_OK)), None)
         if read_only is not None:  # every command writes: each, a reading too, is recorded in the audit trail
@@ -1408,7 +1424,7 @@ def _describe_identity(identity: dict[str, Any]) -> str:
 
 
 def _reason(text: str | None) -> str:
-    reason = (text or "").strip()
+    reason = _clean_text(text or "", "reason", lines=True)
     if not reason:
         raise InvalidField("reason: required: say why the record is erased (it is kept in the audit trail)")
     return reason

@@ -7,6 +7,7 @@ doubles missed matches in 1:N search).
 
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -28,13 +29,26 @@ _TOP_K = 5000
 
 @contextmanager
 def _quiet_opencv() -> Iterator[None]:
-    """Silence OpenCV's notices while a network loads (OpenCV 5 warns about unused targets)."""
-    old = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    """Silence OpenCV's notices while a network loads (OpenCV 5 warns about unused targets).
+
+    The log level is the process's: threads loading networks at once (the workers of an import) share one
+    quiet spell, counted, so that none restores the level while another is still loading."""
+    with _QUIET:
+        if _quiet[0] == 0:
+            _quiet[1] = cv2.utils.logging.getLogLevel()
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        _quiet[0] += 1
     try:
         yield
     finally:
-        cv2.utils.logging.setLogLevel(old)
+        with _QUIET:
+            _quiet[0] -= 1
+            if _quiet[0] == 0:
+                cv2.utils.logging.setLogLevel(_quiet[1])
+
+
+_QUIET = threading.Lock()
+_quiet = [0, 0]  # networks loading now, and the log level before the first of them
 
 
 class YuNetDetector:
