@@ -1853,6 +1853,9 @@ _FLAGS: dict[str, str] = {
     "group_columns": "--group-columns",
     "failures": "--failures",
     "limit": "--limit",
+    "label": "--label",
+    "expires_days": "--expires-days",
+    "min_score": "--min-score",
 }
 
 # What to do next, in commands, for what the library says in words: (code, field) -> (the library's
