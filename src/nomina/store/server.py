@@ -36,6 +36,8 @@ __all__ = [
 def shown(url: str) -> str:
     """``url`` as it may be printed or logged: without its password."""
     try:
+        if not url.startswith(("postgresql://", "postgres://")):  # shown as given, another scheme included
+            return make_url(url).render_as_string(hide_password=True)
         return make_url(driver_url(url)).render_as_string(hide_password=True).replace("+psycopg", "", 1)
     except Exception:  # noqa: BLE001 - an unparsable URL is shown by its scheme only
         return url.split("://", 1)[0] + "://..."
