@@ -264,6 +264,24 @@ def test_an_erased_case_takes_its_searches_and_the_trail_agrees(identified, caps
     assert data["ok"], data["records"]
 
 
+@pytest.mark.parametrize("reused", [False, True])
+def test_a_search_after_an_erasure_of_the_newest_search_keeps_the_trail_sound(
+    identified, capsys, faces_dir, monkeypatch, reused
+):
+    """SQLite gives a new row the largest id plus one: the erased case's search id went to the next search.
+    Search ids are no longer given twice; a trail in which one was (a workspace from before) still verifies."""
+    from nomina import search
+
+    assert cli(capsys, identified, USER, "case", "delete", "UP-1", "--reason", "entered twice")[0] == 0
+    if reused:  # as Nomina did before
+        monkeypatch.setattr(search, "_new_id", lambda s: 1)
+    assert cli(capsys, identified, USER, "case", "add", "UP-2", london(faces_dir, "013", "smiling"))[0] == 0
+    found = as_json(capsys, identified, USER, "search", "UP-2")
+    assert found["search_id"] == (1 if reused else 2)
+    data = verify_json(capsys, identified)
+    assert data["ok"], data["records"]
+
+
 def _rotate_references(folder: Path) -> None:
     meta = folder / "meta.json"
     data = json.loads(meta.read_text())

@@ -1106,7 +1106,9 @@ class _Records:
 
     def __init__(self) -> None:
         self.history: dict[str, list[tuple[int, str, Any]]] = defaultdict(list)
-        self.case_of: dict[str, str] = {}  # search key -> its case's id (a case's erasure takes its searches)
+        # search key -> (seq, case id) of each event naming it (a case's erasure takes its searches; a search id
+        # freed that way was given again by SQLite before Nomina stopped reusing them)
+        self.case_of: dict[str, list[tuple[int, str]]] = defaultdict(list)
         self.notes: list[str] = []
         self.started: int | None = None  # seq of the first event with a context
         self.bare: list[int] = []  # events without a context after the first with one
@@ -1140,7 +1142,7 @@ class _Records:
         for k, value in records.items():
             self.history[k].append((seq, action, value))
             if k.startswith("search ") and case_id is not None:
-                self.case_of[k] = case_id
+                self.case_of[k].append((seq, case_id))
 
     def check(self, s: Session, keys: Collection[str] | None = None) -> tuple[list[str], int]:
         """One line per finding, and how many records were compared (of ``keys``, or all)."""
@@ -1189,7 +1191,9 @@ class _Records:
                         f"{k}: existed before seq {seq} ({action}) with no event recording it: "
                         "added behind Nomina's back"
                     )
-                if last is not _UNSEEN and before != last:
+                if last is not _UNSEEN and before != last and not (
+                    before is None and self._erased_with_case(k, last_seq, until=seq)
+                ):
                     return (
                         f"{k}: changed behind Nomina's back between seq {last_seq} ({last_action}) "
                         f"and seq {seq} ({action})"
@@ -1215,13 +1219,17 @@ class _Records:
             return f"{k}: present, but seq {last_seq} ({last_action}) recorded it as gone: added behind Nomina's back"
         return f"{k}: changed behind Nomina's back since seq {last_seq} ({last_action})"
 
-    def _erased_with_case(self, k: str, since: int) -> bool:
-        """Whether search ``k`` went with its case, erased (with a tombstone) after ``since``."""
-        case_id = self.case_of.get(k)
-        if case_id is None:
+    def _erased_with_case(self, k: str, since: int, until: int | None = None) -> bool:
+        """Whether search ``k`` went with its case, erased (with a tombstone) after ``since`` (and before
+        ``until``, when a later search was given the same id)."""
+        owners = [case_id for seq, case_id in self.case_of.get(k, []) if seq <= since]
+        if not owners:
             return False
-        case = self.history.get(digests.record_key("case", case_id), [])
-        return bool(case) and case[-1][0] > since and isinstance(case[-1][2], list) and case[-1][2][1] is None
+        case = self.history.get(digests.record_key("case", owners[-1]), [])
+        return any(
+            since < seq and (until is None or seq < until) and isinstance(value, list) and value[-1:] == [None]
+            for seq, _, value in case
+        )
 
 
 def check_records(s: Session, keys: Iterable[str]) -> list[str]:
@@ -1240,7 +1248,7 @@ def check_records(s: Session, keys: Iterable[str]) -> list[str]:
         kind, ident = digests.parse_key(k)
         if kind in by_column:
             conditions.append(by_column[kind] == ident)
-        elif kind == "search" and ident.isdigit():
+        elif kind == "search" and ident.isascii() and ident.isdigit():
             conditions.append(db.AuditEvent.search_id == int(ident))
         elif kind == "user":
             conditions.append(db.AuditEvent.action.in_([UserAdded.action, UserDisabled.action]))

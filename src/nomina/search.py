@@ -286,10 +286,20 @@ def _checked(s: Session, found: Ranked) -> dict[int, str]:
     return {face_id: sha for face_id, (_, sha, _) in reference_faces.items()}
 
 
+def _new_id(s: Session) -> int:
+    """An id no search ever had: SQLite gives a new row the largest id plus one, so after a case's erasure
+    took the newest search, the next search would take its id, and the trail's events about that search
+    would be about two searches. Writers are serialised, so no other transaction takes the same id."""
+    searches = s.scalar(select(func.max(db.Search.id))) or 0
+    trail = s.scalar(select(func.max(db.AuditEvent.search_id))) or 0
+    return max(int(searches), int(trail)) + 1
+
+
 def record(s: Session, actor: str, found: Ranked, model: dict[str, Any]) -> int:
     """Store a search and its candidates, audit it, and return its id (in the caller's transaction)."""
     photo_of = _checked(s, found)
     row = db.Search(
+        id=_new_id(s),
         case_id=found.case_id,
         case_face_ids=[r.face_id for r in found.case_faces],
         model=model,
