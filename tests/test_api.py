@@ -262,6 +262,16 @@ def test_the_error_shape(
     assert_error(client.post(url, headers=eve, json=checklist), 422, "invalid_field", "checklist")
     assert_error(client.patch(f"{API}/references/R1", headers=eve, json={"name": ["a"]}), 422, "invalid_field", "name")
     assert_error(client.patch(f"{API}/references/R1", headers=eve, json={"id": "R9"}), 422, "invalid_field", "id")
+    for key in ("reference_id", "self"):  # the names of the library call's own parameters
+        assert_error(client.patch(f"{API}/references/R1", headers=eve, json={key: "R9"}), 422, "invalid_field", key)
+    for digit in ("\u00b2", "\u0661"):  # a superscript two, an Arabic-Indic one: digits, but not 0-9
+        superscript = client.post(
+            f"{API}/references/R1/photos",
+            headers=eve,
+            data={"face": digit, **PROVENANCE},
+            files=[("photos", ("a.jpg", b"not analysed", "image/jpeg"))],
+        )
+        assert_error(superscript, 422, "invalid_field", "face")
     eyes = {"left": [10, 10], "right": [11, 10]}
     assert_error(client.post(f"{API}/cases/C2/photos/1/eyes", headers=eve, json=eyes), 422, "invalid_field", "eyes")
     assert_error(

@@ -111,6 +111,12 @@ def test_a_name_that_reads_like_an_existing_user_is_refused(team, name):
     assert add(team, "cleon", "verifier", "ana").name == "cleon"  # alike is not the same
 
 
+@pytest.mark.parametrize("name", ["(anonymous)", "(library)", "a/b"])
+def test_a_name_the_trail_or_the_web_addresses_use_otherwise_is_refused(team, name):
+    with pytest.raises(InvalidField, match=r"^user: .* may not hold '/' or begin with '\('$"):
+        add(team, name, "examiner", "ana")
+
+
 # -- disabled users and roles --------------------------------------------------------------------------
 def test_a_disabled_user_is_refused_everywhere(team):
     ben = disable(team, "ben", "ana")

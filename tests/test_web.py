@@ -239,3 +239,18 @@ def test_a_body_declared_too_large_is_refused_before_it_is_read(web_app: Any, we
     assert answer.status_code == 413 and answer.json()["error"]["field"] == "body"
     page = client.post("/cases/new", headers={"content-length": huge})
     assert page.status_code == 413 and "larger than this server takes" in page.text
+
+
+def test_a_body_sent_without_its_length_is_counted_as_it_arrives(web_app: Any) -> None:
+    """A chunked body declares no length: a login, read before anyone is known, stops at 64 KB however much
+    is sent; the form is never parsed and nobody is logged in."""
+
+    def chunks() -> Any:
+        for _ in range(1000):  # 64 MB offered
+            yield b"name=eve&password=" + b"x" * 65536
+
+    client = TestClient(web_app, follow_redirects=False)
+    client.get("/login")
+    answer = client.post("/login", content=chunks(), headers={"content-type": "application/x-www-form-urlencoded"})
+    assert answer.status_code == 413 and SESSION_COOKIE not in answer.headers.get("set-cookie", "")
+    assert "larger than this server takes here (65,536 bytes)" in answer.text

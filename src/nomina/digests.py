@@ -246,7 +246,7 @@ def _references(s: Session, ids: list[str] | None) -> Iterator[tuple[str, Any]]:
 
 
 def _searches(s: Session, ids: list[str] | None) -> Iterator[tuple[str, Any]]:
-    numbers = None if ids is None else [int(i) for i in ids if i.isdigit()]
+    numbers = None if ids is None else [int(i) for i in ids if i.isascii() and i.isdigit()]
     rows = list(_rows(s, db.Search, "id", numbers))
     present = None if ids is None else [r["id"] for r in rows]
     candidates = _grouped(_rows(s, db.Candidate, "search_id", present), "search_id")

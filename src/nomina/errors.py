@@ -110,7 +110,8 @@ class NominaError(Exception):
         return http_status(self)
 
     def to_dict(self) -> dict[str, Any]:
-        """The error as data: ``{"code", "message", "field", "record"}`` (the web layer's error body)."""
+        """The error as data: ``{"code", "message", "field", "record"}`` (the REST API's error body holds the
+        first three, under ``"error"``)."""
         return {"code": self.code, "message": self.message, "field": self.field, "record": self.record}
 
 

@@ -908,7 +908,7 @@ class Workspace:
             lambda _: audit.ReferenceViewed(reference_id=reference_id),
         )
 
-    def update_reference(self, reference_id: str, **changes: Any) -> ReferenceRecord:
+    def update_reference(self, reference_id: str, /, **changes: Any) -> ReferenceRecord:
         clean = validate_update(changes)
         with self._acting("reference.write") as (s, actor):
             return references.update(s, actor, reference_id, clean)

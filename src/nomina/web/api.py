@@ -89,7 +89,7 @@ async def _call(function: Callable[..., R], *args: Any, **kwargs: Any) -> R:
 
 async def _read_limited(request: Request, limit: int, what: str) -> bytes:
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise InvalidField(f"body: {what} is over {limit:,} bytes", field="body")
     body = bytearray()
     async for chunk in request.stream():
@@ -187,7 +187,7 @@ async def _upload(request: Request) -> AsyncIterator[tuple[dict[str, str], list[
     if kind not in ("multipart/form-data", "application/x-www-form-urlencoded"):
         raise InvalidField("photos: send the fields and photo files as multipart/form-data", field="photos")
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES:
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES:
         raise ImageTooLarge(f"photos: the upload is over {MAX_UPLOAD_BYTES:,} bytes", field="photos")
     reader = Request(request.scope, _limited(request.receive, MAX_UPLOAD_BYTES))
     try:
@@ -241,7 +241,7 @@ def _take(fields: dict[str, str], allowed: Sequence[str]) -> dict[str, str | Non
 def _face_number(text: str | None) -> int | None:
     if text is None:
         return None
-    if not text.strip().isdigit() or not 1 <= int(text.strip()) <= 10_000:
+    if not (text.strip().isascii() and text.strip().isdigit()) or not 1 <= int(text.strip()) <= 10_000:
         raise InvalidField(f"face: {text[:20]!r} is not a face number (faces are numbered from 1)", field="face")
     return int(text.strip())
 

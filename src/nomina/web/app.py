@@ -26,9 +26,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import auth, users
-from ..errors import LoginFailed, NominaError, NotLoggedIn, http_status
+from ..errors import ImageTooLarge, LoginFailed, NominaError, NotLoggedIn, http_status
 from ..workspace import Workspace
 from . import access
 from .access import LOGIN_COOKIE, SESSION_COOKIE, LoginThrottle, Viewer, page
@@ -93,6 +94,7 @@ def create_app(workspace: Path | str | Workspace, secure_cookies: bool | None = 
     ws.follow_gallery()  # an erased face leaves this server's memory within a second, not at its next search
     app.state.secure_cookies = secure_cookies
     app.state.throttle = LoginThrottle()
+    app.add_middleware(_BodyLimit)
 
     @app.middleware("http")
     async def headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -133,6 +135,8 @@ def create_app(workspace: Path | str | Workspace, secure_cookies: bool | None = 
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if isinstance(exc.__cause__, NominaError):  # a body stopped by _BodyLimit while FastAPI parsed it
+            return await nomina_error(request, exc.__cause__)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "error")
         message = {404: "no such page", 405: "this address does not take that method"}.get(
             exc.status_code, str(exc.detail)
@@ -167,13 +171,52 @@ MAX_BODY_BYTES = 300 * 1024**2
 def _too_big(request: Request) -> Response | None:
     """A 413 answer for a request whose declared body is over the limit, before any of it is read."""
     declared = request.headers.get("content-length", "")
-    limit = MAX_IMPORT_BYTES if request.url.path.rstrip("/") == "/imports" else MAX_BODY_BYTES
-    if not declared.isdigit() or int(declared) <= limit:
+    limit = _limit(request.url.path)
+    if not (declared.isascii() and declared.isdigit()) or int(declared) <= limit:
         return None
-    message = f"the upload is larger than this server takes ({limit // 1024**2} MB)"
+    message = f"the request is larger than this server takes here ({limit:,} bytes)"
     if _is_api(request):
         return JSONResponse(error_body("image_too_large", message, "body"), 413)
     return render(request, "error.html", None, 413, error=_PlainError("too_large", message), status=413)
+
+
+#: The largest body of a login (a name, a password and a token): it is read before anyone is known.
+MAX_LOGIN_BYTES = 64 * 1024
+
+
+def _limit(path: str) -> int:
+    """The largest request body taken at ``path``."""
+    path = path.rstrip("/")
+    return MAX_LOGIN_BYTES if path == "/login" else MAX_IMPORT_BYTES if path == "/imports" else MAX_BODY_BYTES
+
+
+class _BodyLimit:
+    """Counts every request's body as it arrives, a body sent without a declared length (chunked) too, and
+    stops it at the limit of :func:`_too_big` (a login's at :data:`MAX_LOGIN_BYTES`): forms are parsed
+    before the route runs, so without this a page that needs a login would read any amount first."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = _limit(str(scope.get("path", "")))
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise ImageTooLarge(
+                        f"body: the request is larger than this server takes here ({limit:,} bytes)", field="body"
+                    )
+            return message
+
+        await self.app(scope, counted, send)
 
 
 class _PlainError:
@@ -340,7 +383,7 @@ def _whole_number(text: str, field: str) -> int:
     from ..errors import InvalidField
 
     value = text.strip()
-    if not value.isdigit() or len(value) > 6:
+    if not (value.isascii() and value.isdigit()) or len(value) > 6:
         raise InvalidField(f"{field}: {text!r} is not a whole number of days", field=field)
     return int(value)
 
