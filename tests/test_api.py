@@ -301,7 +301,7 @@ def test_the_error_shape(
         data={"reference_id": "RB", "name": "Broken", **PROVENANCE},
         files=[("photos", ("../../broken.jpg", b"\xff\xd8\xff not really", "image/jpeg"))],
     )
-    error = assert_error(broken, 422, "not_an_image")
+    error = assert_error(broken, 422, "not_an_image", "photos")
     assert error["message"].startswith("broken.jpg:"), error
     assert "nomina-upload" not in error["message"]
 

@@ -67,10 +67,14 @@ def write(files: list[UploadFile], folder: Path) -> list[Path]:
 
 
 def relabel(exc: NominaError, folder: Path | str, count: int) -> NominaError:
-    """``exc`` with the temporary folder of :func:`write` taken out of its message (files named as sent)."""
+    """``exc`` with the temporary folder of :func:`write` taken out of its message (files named as sent); an
+    error about an uploaded file that names no field (an unreadable image, say) is about the ``photos``."""
+    mentioned = any(f"{folder}/{number}/" in exc.message for number in range(1, count + 1))
     for number in range(count, 0, -1):
         exc.message = exc.message.replace(f"{folder}/{number}/", "")
     exc.args = (exc.message,)
+    if mentioned and exc.field is None:
+        exc.field = "photos"
     return exc
 
 
