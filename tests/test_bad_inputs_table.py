@@ -199,6 +199,12 @@ TABLE: dict[str, Bad] = {
         1,
         r"e\\x1b\[31mred\.jpg': the file name holds U\+001B, a control or format character; rename the file$",
     ),
+    # refused before any photo is analysed: the letter is not even looked at
+    "the same photo twice": Bad(
+        ("case", "add", "C2", "{tmp}/letter.jpg", "{good}", "{good}"),
+        1,
+        r"003_neutral\.jpg: the same photo is given twice$",
+    ),
     "photo name not UTF-8": Bad(
         case_add(photo="{tmp}/bad\udcff.jpg"), 1, r"argument 4 \(.*bad\\xff\.jpg\) is not UTF-8 text: rename the file"
     ),

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from .errors import Conflict, InvalidField, NominaError, QualityTooLow, WorkspaceError
 from .faces import Face, FaceAnalyzer
-from .imaging import DecodedImage, decode_image, read_photo
+from .imaging import DecodedImage, decode_image, read_photo, sha256_hex
 from .parallel import ordered_map
 from .quality import gate
 from .records import PhotoInput, now
@@ -104,21 +104,28 @@ def prepare_all(
     analyzer: Callable[[], FaceAnalyzer], settings: Settings, photos: list[PhotoInput], gate_mode: str | None
 ) -> list[Prepared]:
     """Analyse every photo (``gate_mode`` None for case photos); the first error in the given order is
-    raised and nothing is written."""
+    raised and nothing is written. The files are read first: one that cannot be, or a photo given twice,
+    is refused before any photo is analysed (a large photo takes seconds)."""
     if not photos:
         raise InvalidField("photos: at least one photo is required")
+    contents = [read_photo(p.path) for p in photos]
+    seen: set[str] = set()
+    for p, data in zip(photos, contents, strict=True):
+        sha = sha256_hex(data)
+        if sha in seen:
+            raise Conflict(f"{p.path}: the same photo is given twice", field="photos")
+        seen.add(sha)
     analyzer()  # load (and check) the model once, before threads start
-    results = list(ordered_map(lambda p: prepare(analyzer(), settings, p, gate_mode), photos, settings.workers))
+    work = list(zip(photos, contents, strict=True))
+    results = list(
+        ordered_map(
+            lambda item: prepare(analyzer(), settings, item[0], gate_mode, data=item[1]), work, settings.workers
+        )
+    )
     for r in results:
         if isinstance(r, NominaError):
             raise r
-    prepared = [r for r in results if isinstance(r, Prepared)]
-    seen: set[str] = set()
-    for p in prepared:
-        if p.sha256 in seen:
-            raise Conflict(f"{p.name}: the same photo is given twice", field="photos")
-        seen.add(p.sha256)
-    return prepared
+    return [r for r in results if isinstance(r, Prepared)]
 
 
 def store_photo(s: Session, store: PhotoStore, p: Prepared, new_files: list[str]) -> None:
