@@ -122,7 +122,7 @@ def test_duplicates_from_the_command_line(cli_ws: Path, faces_dir: Path, capsys:
     code, out, _ = run(capsys, "reference", "duplicates", "--json", "-w", cli_ws)
     assert code == 0 and '"reference_a"' in out and "R9" in out and "R1" in out
     code, out, err = run(capsys, "reference", "duplicates", "--min-score", "2", "-w", cli_ws)
-    assert code != 0 and err.startswith("error: min_score: 2")
+    assert code != 0 and err.startswith("error: --min-score: 2")
 
 
 @pytest.mark.slow
