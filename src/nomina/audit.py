@@ -1191,8 +1191,10 @@ class _Records:
                         f"{k}: existed before seq {seq} ({action}) with no event recording it: "
                         "added behind Nomina's back"
                     )
-                if last is not _UNSEEN and before != last and not (
-                    before is None and self._erased_with_case(k, last_seq, until=seq)
+                if (
+                    last is not _UNSEEN
+                    and before != last
+                    and not (before is None and self._erased_with_case(k, last_seq, until=seq))
                 ):
                     return (
                         f"{k}: changed behind Nomina's back between seq {last_seq} ({last_action}) "
