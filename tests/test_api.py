@@ -262,6 +262,11 @@ def test_the_error_shape(
     assert_error(client.post(url, headers=eve, json=checklist), 422, "invalid_field", "checklist")
     assert_error(client.patch(f"{API}/references/R1", headers=eve, json={"name": ["a"]}), 422, "invalid_field", "name")
     assert_error(client.patch(f"{API}/references/R1", headers=eve, json={"id": "R9"}), 422, "invalid_field", "id")
+    adm, users = tokens["adm"], f"{API}/users"  # errors name the body's keys, not the library's arguments
+    assert_error(
+        client.post(users, headers=adm, json={"name": "", "roles": ["examiner"]}), 422, "invalid_field", "name"
+    )
+    assert_error(client.post(users, headers=adm, json={"name": "zed", "roles": ["god"]}), 422, "invalid_field", "roles")
     for key in ("reference_id", "self"):  # the names of the library call's own parameters
         assert_error(client.patch(f"{API}/references/R1", headers=eve, json={key: "R9"}), 422, "invalid_field", key)
     for digit in ("\u00b2", "\u0661"):  # a superscript two, an Arabic-Indic one: digits, but not 0-9

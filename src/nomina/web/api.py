@@ -27,8 +27,8 @@ import copy
 import json
 import re
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -178,6 +178,16 @@ def _limited(receive: Callable[[], Awaitable[Any]], limit: int) -> Callable[[], 
         return message
 
     return wrapped
+
+
+@contextmanager
+def _fields_named(names: dict[str, str]) -> Iterator[None]:
+    """Errors of the block name the body's keys (``names``: the library's field -> the key)."""
+    try:
+        yield
+    except InvalidField as exc:
+        exc.field = names.get(exc.field or "", exc.field)
+        raise
 
 
 @asynccontextmanager
@@ -824,7 +834,8 @@ def list_users(page: Page = 1, size: Size = PAGE_SIZE, viewer: Viewer = api("use
 async def add_user(request: Request, viewer: Viewer = api("user.manage")) -> Any:
     """Add a user with their roles and, optionally, a password to log in with."""
     body = await _json(request, UserRequest)
-    return (await _call(viewer.ws.add_user, body.name, body.roles, body.password)).to_dict()
+    with _fields_named({"user": "name", "role": "roles"}):
+        return (await _call(viewer.ws.add_user, body.name, body.roles, body.password)).to_dict()
 
 
 @router.post("/users/{name}/disable", summary="Disable a user", tags=["users"])
@@ -837,7 +848,8 @@ def disable_user(name: str, viewer: Viewer = api("user.manage")) -> Any:
 async def set_roles(name: str, request: Request, viewer: Viewer = api("user.manage")) -> Any:
     """Give a user exactly these roles; the last active admin keeps the admin role."""
     body = await _json(request, RolesRequest)
-    return (await _call(viewer.ws.set_roles, name, body.roles)).to_dict()
+    with _fields_named({"role": "roles"}):
+        return (await _call(viewer.ws.set_roles, name, body.roles)).to_dict()
 
 
 @router.post(
