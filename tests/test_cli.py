@@ -168,6 +168,7 @@ def test_compare_same_and_different_people(faces_dir, capsys, two_faces):
     assert "similarity" in out and "not a probability" in out
 
 
+@pytest.mark.slow
 def test_demo_on_a_small_sample_folder(tmp_path, faces_dir, capsys):
     samples = tmp_path / "samples"
     for ident in ("001", "002", "003"):

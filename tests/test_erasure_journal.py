@@ -215,6 +215,7 @@ ws.add_reference(
 """
 
 
+@pytest.mark.slow
 def test_maintenance_removes_what_a_killed_enrolment_left_at_once(ws, faces_dir):
     add_ref(ws, faces_dir, "031", "MP-1")
     first, second = london(faces_dir, "032"), london(faces_dir, "032", "smiling")
@@ -233,6 +234,7 @@ def test_maintenance_removes_what_a_killed_enrolment_left_at_once(ws, faces_dir)
     assert [r.reference_id for r in ws.references()] == ["MP-1"]
 
 
+@pytest.mark.slow
 def test_an_erasure_removes_what_a_killed_enrolment_left(ws, faces_dir):
     """A killed import may have written photo files of the person whose record is then erased (MP-9 never
     committed; its photos belong to no record): the erasure, holding the write lock, removes every file no

@@ -153,6 +153,7 @@ def flag_mentions(path: Path, root: Path = REPO) -> list[str]:
     return sorted(set(found))
 
 
+@pytest.mark.slow
 def test_no_library_message_names_a_command_line_flag():
     library = REPO / "src" / "nomina"
     found = [hit for p in sorted(library.rglob("*.py")) if p.name != "cli.py" for hit in flag_mentions(p)]

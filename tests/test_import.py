@@ -195,6 +195,7 @@ def test_a_failures_file_that_cannot_be_written_is_refused_before_anything_is_im
     assert code == 1 and (tmp_path / "ok.csv").read_text().startswith("line,reference_id,photo,error")
 
 
+@pytest.mark.slow
 def test_an_import_stopped_by_its_user_being_disabled_says_what_it_imported(ws, tmp_path, faces_dir):
     """The batches written before the user was disabled stay; the error says so, since the summary that
     would have said it is never printed."""

@@ -199,6 +199,7 @@ def test_ordered_map_keeps_order_and_runs_at_most_its_window_ahead(ahead):
     assert [r if isinstance(r, int) else str(r) for r in results] == ["item 7" if i == 7 else i * i for i in range(40)]
 
 
+@pytest.mark.slow
 def test_ordered_map_runs_ahead_only_as_far_as_its_byte_budget_holds():
     """Large results (photo files waiting for the writer) shorten the window to what the budget holds."""
     for budget, extra in ((2500, 2), (0, 0), (10**9, 32)):

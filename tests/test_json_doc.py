@@ -92,6 +92,7 @@ COMMANDS = [
 ]
 
 
+@pytest.mark.slow
 def test_every_key_a_command_prints_is_in_the_json_doc(worked: Path, capsys: pytest.CaptureFixture[str]):
     documented = _words_in_code()
     missing = {}

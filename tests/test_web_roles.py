@@ -160,6 +160,7 @@ def walk(app: Any, ws_path: Path, allowed_roles: bool) -> tuple[list[str], int]:
     return wrong, checked
 
 
+@pytest.mark.slow
 def test_every_route_refuses_everyone_the_table_does_not_allow(app: Any, matrix_ws: Path) -> None:
     wrong, checked = walk(app, matrix_ws, allowed_roles=False)
     assert not wrong, "\n".join(wrong)
