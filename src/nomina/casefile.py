@@ -30,7 +30,7 @@ from . import audit, workflow
 from ._version import __version__
 from .errors import Conflict, InvalidField, NotFound
 from .faces import align
-from .files import output_refused
+from .files import check_output
 from .imaging import decode_image
 from .quality import assess, stored
 from .records import Record, record_number
@@ -370,8 +370,6 @@ def write_export(data: bytes, path: Path) -> str:
     """Write the export whole or not at all; return its SHA-256."""
     if not path.parent.is_dir():
         raise InvalidField(f"out: {path.parent} is not a folder")
-    refused = output_refused(path)
-    if refused:
-        raise InvalidField(f"out: {refused}")
+    check_output(path, "out")
     write_whole(path, data)
     return hashlib.sha256(data).hexdigest()

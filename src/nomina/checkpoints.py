@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from . import audit, digests
 from .errors import AuditBroken, Conflict, FileMissing, InvalidField, RecordTampered
-from .files import output_refused
+from .files import check_output
 from .records import Record
 from .store import schema as db
 
@@ -77,9 +77,7 @@ def write_keys(prefix: Path | str, private: bytes, public: bytes) -> tuple[Path,
     paths = (base.with_name(base.name + ".key"), base.with_name(base.name + ".pub"))
     if not base.parent.is_dir():
         raise InvalidField(f"out: {base.parent} is not a folder")
-    refused = output_refused(paths[0])
-    if refused:
-        raise InvalidField(f"out: {refused}: a private key kept beside the workspace protects nothing")
+    check_output(paths[0], "out", why=": a private key kept beside the workspace protects nothing")
     for path in paths:
         if path.exists():
             raise Conflict(f"{path}: already exists; not overwriting a key", record=str(path))

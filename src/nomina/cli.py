@@ -19,7 +19,7 @@ from typer.core import TyperGroup
 
 from ._version import __version__
 from .errors import InvalidField, NominaError, PermissionDenied
-from .files import output_refused
+from .files import check_output
 from .settings import SETTINGS, Settings, load_settings
 from .store import DB_NAME, is_workspace
 
@@ -1311,9 +1311,8 @@ def inspect(
     from .quality import assess
 
     settings = load_settings()
-    refused = None if out_path is None else output_refused(out_path, [photo])
-    if refused:
-        raise InvalidField(f"--out: {refused}")  # the photo examined is evidence: never written over
+    if out_path is not None:
+        check_output(out_path, "--out", [photo])  # the photo examined is evidence: never written over
     image = decode_image(read_photo(photo), str(photo), settings.max_pixels)
     analyzer = FaceAnalyzer(load_model(settings.model, settings.model_dir), settings)
     faces = analyzer.analyze(image, any_orientation=analyzer.turns(reference_photo=False))

@@ -17,9 +17,10 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+from .errors import InvalidField
 from .store.layout import is_workspace
 
-__all__ = ["PRIVATE_FILE", "PRIVATE_FOLDER", "output_refused", "private_folder", "restrict", "write_whole"]
+__all__ = ["PRIVATE_FILE", "PRIVATE_FOLDER", "check_output", "private_folder", "restrict", "write_whole"]
 
 #: The permissions of every file Nomina writes: read and write for its owner, nothing for anyone else.
 PRIVATE_FILE = 0o600
@@ -27,26 +28,27 @@ PRIVATE_FILE = 0o600
 PRIVATE_FOLDER = 0o700
 
 
-def output_refused(target: Path, inputs: Iterable[Path] = ()) -> str | None:
-    """Why a report, export, checkpoint or list of failed rows must not be written to ``target``, or None.
+def check_output(target: Path, field: str, inputs: Iterable[Path] = (), why: str = "") -> None:
+    """Refuse (InvalidField about ``field``, its message ending with ``why``) to write a report, export,
+    checkpoint, key or list of failed rows to ``target``:
 
-    Not into a workspace's folder (any folder above it holding a workspace database or the file naming
-    one): the file would replace or sit among the workspace's own files (``--out ws/nomina.db`` would
-    destroy the database). Not over one of ``inputs``: the photo or manifest the command reads.
+    not into a workspace's folder (any folder above it holding a workspace database or the file naming
+    one), where the file would replace or sit among the workspace's own files (``--out ws/nomina.db``
+    would destroy the database); not over one of ``inputs``, the photo or manifest the command reads.
     """
     target = Path(target)
     where = target.parent.resolve()
     for folder in (where, *where.parents):
         if is_workspace(folder):
-            return f"{target} is inside the workspace folder {folder}; write it elsewhere"
+            raise InvalidField(f"{field}: {target} is inside the workspace folder {folder}; write it elsewhere{why}")
     if target.exists():
         for source in inputs:
             try:
-                if os.path.samefile(target, source):
-                    return f"{target} is the file this command reads; write it elsewhere"
+                same = os.path.samefile(target, source)
             except OSError:
                 continue
-    return None
+            if same:
+                raise InvalidField(f"{field}: {target} is the file this command reads; write it elsewhere{why}")
 
 
 def write_whole(target: Path, data: bytes, temp_prefix: str) -> None:

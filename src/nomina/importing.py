@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InvalidField, ManifestError
-from .files import PRIVATE_FILE, output_refused, write_whole
+from .files import PRIVATE_FILE, check_output, write_whole
 from .imaging import read_photo
 from .records import ECHO_LIMIT, PhotoInput, Provenance, ReferenceFields, _clean_text, shown
 
@@ -96,9 +96,7 @@ def check_failures_file(path: Path, inputs: Iterable[Path] = ()) -> None:
     path = Path(path)
     if path.is_dir():
         raise InvalidField(f"failures: {path}: is a folder, not a file")
-    refused = output_refused(path, inputs)
-    if refused:
-        raise InvalidField(f"failures: {refused}")
+    check_output(path, "failures", inputs)
     if path.exists() and not path.is_file():
         raise InvalidField(f"failures: {path}: not a regular file")
     if not path.parent.is_dir():

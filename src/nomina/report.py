@@ -345,9 +345,7 @@ def write_report(report: IdentificationReport, path: str | os.PathLike[str]) -> 
         raise InvalidField(f"out: {out} must end in .html or .pdf")
     if not out.parent.is_dir():
         raise InvalidField(f"out: {out.parent} is not a folder")
-    refused = files.output_refused(out)
-    if refused:
-        raise InvalidField(f"out: {refused}")
+    files.check_output(out, "out")
     data = render_pdf(report) if suffix == ".pdf" else render_html(report).encode("utf-8")
     write_whole(out, data)
     return hashlib.sha256(data).hexdigest()

@@ -16,7 +16,7 @@ import numpy as np
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from ..errors import InvalidField, NominaError
-from ..files import output_refused
+from ..files import check_output
 from ..imaging import decode_image, read_photo
 from . import plots
 from .runner import Evaluation
@@ -47,9 +47,7 @@ def check_out_dir(out: Path) -> None:
         parent = parent.parent
     if not parent.is_dir():
         raise InvalidField(f"out: {parent} is not a folder")
-    refused = output_refused(out / "report.html")
-    if refused:
-        raise InvalidField(f"out: {refused}")
+    check_output(out / "report.html", "out")
 
 
 def _thumbnail(path: Path, max_pixels: int) -> str | None:
