@@ -27,7 +27,7 @@ import copy
 import json
 import re
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -88,8 +88,8 @@ async def _call(function: Callable[..., R], *args: Any, **kwargs: Any) -> R:
 
 
 async def _read_limited(request: Request, limit: int, what: str) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > limit:
+    declared = uploads.declared_length(request.headers)
+    if declared is not None and declared > limit:
         raise InvalidField(f"body: {what} is over {limit:,} bytes", field="body")
     body = bytearray()
     async for chunk in request.stream():
@@ -163,23 +163,6 @@ def _multipart_doc(fields: dict[str, str], required: tuple[str, ...]) -> dict[st
 
 
 # -- uploads ------------------------------------------------------------------------------------------------
-def _limited(receive: Callable[[], Awaitable[Any]], limit: int) -> Callable[[], Awaitable[Any]]:
-    """``receive`` that refuses a request body growing past ``limit`` bytes (a body sent in chunks
-    states no length beforehand)."""
-    seen = 0
-
-    async def wrapped() -> Any:
-        nonlocal seen
-        message = await receive()
-        if message.get("type") == "http.request":
-            seen += len(message.get("body", b""))
-            if seen > limit:
-                raise ImageTooLarge(f"photos: the upload is over {limit:,} bytes", field="photos")
-        return message
-
-    return wrapped
-
-
 @contextmanager
 def _fields_named(names: dict[str, str]) -> Iterator[None]:
     """Errors of the block name the body's keys (``names``: the library's field -> the key)."""
@@ -196,10 +179,14 @@ async def _upload(request: Request) -> AsyncIterator[tuple[dict[str, str], list[
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind not in ("multipart/form-data", "application/x-www-form-urlencoded"):
         raise InvalidField("photos: send the fields and photo files as multipart/form-data", field="photos")
-    declared = request.headers.get("content-length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES:
-        raise ImageTooLarge(f"photos: the upload is over {MAX_UPLOAD_BYTES:,} bytes", field="photos")
-    reader = Request(request.scope, _limited(request.receive, MAX_UPLOAD_BYTES))
+
+    def too_big() -> NominaError:
+        return ImageTooLarge(f"photos: the upload is over {MAX_UPLOAD_BYTES:,} bytes", field="photos")
+
+    declared = uploads.declared_length(request.headers)
+    if declared is not None and declared > MAX_UPLOAD_BYTES:
+        raise too_big()
+    reader = Request(request.scope, uploads.counted(request.receive, MAX_UPLOAD_BYTES, too_big))
     try:
         form: FormData = await reader.form(max_files=MAX_PHOTOS, max_fields=100, max_part_size=64 * 1024)
     except StarletteHTTPException as exc:  # a malformed body, or too many files or fields

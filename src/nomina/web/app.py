@@ -26,12 +26,12 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import auth, users
 from ..errors import ImageTooLarge, LoginFailed, NominaError, NotLoggedIn, http_status
 from ..workspace import Workspace
-from . import access
+from . import access, uploads
 from .access import LOGIN_COOKIE, SESSION_COOKIE, LoginThrottle, Viewer, page
 from .render import local_path, render
 
@@ -170,11 +170,11 @@ MAX_BODY_BYTES = 300 * 1024**2
 
 def _too_big(request: Request) -> Response | None:
     """A 413 answer for a request whose declared body is over the limit, before any of it is read."""
-    declared = request.headers.get("content-length", "")
+    declared = uploads.declared_length(request.headers)
     limit = _limit(request.url.path)
-    if not (declared.isascii() and declared.isdigit()) or int(declared) <= limit:
+    if declared is None or declared <= limit:
         return None
-    message = f"the request is larger than this server takes here ({limit:,} bytes)"
+    message = _too_big_message(limit)
     if _is_api(request):
         return JSONResponse(error_body("image_too_large", message, "body"), 413)
     return render(request, "error.html", None, 413, error=_PlainError("too_large", message), status=413)
@@ -182,6 +182,10 @@ def _too_big(request: Request) -> Response | None:
 
 #: The largest body of a login (a name, a password and a token): it is read before anyone is known.
 MAX_LOGIN_BYTES = 64 * 1024
+
+
+def _too_big_message(limit: int) -> str:
+    return f"the request is larger than this server takes here ({limit:,} bytes)"
 
 
 def _limit(path: str) -> int:
@@ -203,20 +207,9 @@ class _BodyLimit:
             await self.app(scope, receive, send)
             return
         limit = _limit(str(scope.get("path", "")))
-        seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise ImageTooLarge(
-                        f"body: the request is larger than this server takes here ({limit:,} bytes)", field="body"
-                    )
-            return message
-
-        await self.app(scope, counted, send)
+        await self.app(
+            scope, uploads.counted(receive, limit, lambda: ImageTooLarge(f"body: {_too_big_message(limit)}")), send
+        )
 
 
 class _PlainError:

@@ -9,16 +9,27 @@ import os
 import re
 import tempfile
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from starlette.datastructures import UploadFile
 
 from ..errors import ImageTooLarge, InvalidField, NominaError
 from ..files import PRIVATE_FILE
 
-__all__ = ["MAX_PHOTOS", "MAX_PHOTO_BYTES", "mentions", "relabel", "safe_name", "saved", "write"]
+__all__ = [
+    "MAX_PHOTOS",
+    "MAX_PHOTO_BYTES",
+    "counted",
+    "declared_length",
+    "mentions",
+    "relabel",
+    "safe_name",
+    "saved",
+    "write",
+]
 
 #: The largest photo file one upload may hold.
 MAX_PHOTO_BYTES = 50 * 1024 * 1024
@@ -64,6 +75,32 @@ def write(files: list[UploadFile], folder: Path) -> list[Path]:
                 out.write(chunk)
         paths.append(path)
     return paths
+
+
+def declared_length(headers: Mapping[str, str]) -> int | None:
+    """The body's length as the request declares it (``content-length``), or None when it declares none a
+    number of ASCII digits can state (a chunked body, or a header that is not one: ``²`` is a digit too)."""
+    declared = headers.get("content-length", "")
+    return int(declared) if declared.isascii() and declared.isdigit() else None
+
+
+def counted(
+    receive: Callable[[], Awaitable[Any]], limit: int, too_big: Callable[[], NominaError]
+) -> Callable[[], Awaitable[Any]]:
+    """``receive`` that raises ``too_big()`` once the request's body grows past ``limit`` bytes, counted as it
+    arrives (a body sent in chunks states no length beforehand)."""
+    seen = 0
+
+    async def wrapped() -> Any:
+        nonlocal seen
+        message = await receive()
+        if message.get("type") == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise too_big()
+        return message
+
+    return wrapped
 
 
 def relabel(exc: NominaError, folder: Path | str, count: int) -> NominaError:
