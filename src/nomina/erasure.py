@@ -357,8 +357,8 @@ def retention_reason(retain_until: date | None) -> str:
 
 
 # -- maintenance ------------------------------------------------------------------------------------------
-def sweep(store: PhotoStore, known: set[str]) -> tuple[int, list[str]]:
-    """Overwrite and remove the photo-store files no photo record (``known``) names and unfinished writes;
+def sweep(s: Session, store: PhotoStore) -> tuple[int, list[str]]:
+    """Overwrite and remove the photo-store files no photo record in ``s`` names and unfinished writes;
     returns how many went, and a line for each that could not.
 
     Call it holding the database's write lock: every enrolment writes its photo files inside a write
@@ -366,7 +366,7 @@ def sweep(store: PhotoStore, known: set[str]) -> tuple[int, list[str]]:
     leftover (an enrolment or erasure interrupted between the files and the database), whatever its age.
     """
     removed, warnings = 0, []
-    for path in store.strays(known):
+    for path in store.strays(set(s.scalars(select(db.Photo.sha256)))):
         try:
             store.remove_file(path)
             removed += 1

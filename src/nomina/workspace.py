@@ -934,7 +934,7 @@ class Workspace:
         keeper = self._keeper()
         with shared.db.write() as s:
             _, warnings = erasure.finish(s, self.photos, lambda: keeper.scrub(s))
-            warnings += erasure.sweep(self.photos, set(s.scalars(select(db.Photo.sha256))))[1]
+            warnings += erasure.sweep(s, self.photos)[1]
         with shared.db.exclusive():
             unsettled = erasure.settle(shared.db.engine)
         return warnings + self._forget_settled(unsettled)
@@ -1329,7 +1329,7 @@ class Workspace:
         keeper = self._keeper()
         with self._acting("workspace.manage") as (s, _):
             removed, warnings = erasure.finish(s, self.photos, lambda: keeper.scrub(s))
-            swept, more = erasure.sweep(self.photos, set(s.scalars(select(db.Photo.sha256))))
+            swept, more = erasure.sweep(s, self.photos)
             removed, warnings = removed + swept, warnings + more
             keeper.forget()
             remove_index_files(self.path / "index")
