@@ -235,3 +235,38 @@ def test_a_failed_enrolment_never_removes_a_photo_another_record_committed_meanw
     orphan, _ = team.photos.put(b"not a photo any record names")
     team._remove_unrecorded([orphan])
     assert not team.photos.has(orphan)
+
+
+def test_two_openings_searching_at_once_never_give_a_search_id_twice(
+    team: Workspace, faces_dir: Path, settings, model
+) -> None:
+    """Two openings of the workspace (each with its own connections and write lock, as two processes have)
+    search at once right after the newest search went with its erased case: no search takes an id any
+    search had before, none fails, and the trail verifies."""
+    ws = team
+    ws.delete_case("UP-003", "entered twice")  # search 3, the newest, goes with it
+    ws.add_case(CaseFields("UP-004"), [PhotoInput(london(faces_dir, "004", "smiling"))])
+    openings = [Workspace.open(ws.path, settings, model=model, user=USER) for _ in range(2)]
+    barrier = threading.Barrier(len(openings))
+    found: list[int] = []
+    errors: list[BaseException] = []
+
+    def run(view: Workspace, case_id: str) -> None:
+        barrier.wait()
+        for _ in range(3):
+            try:
+                found.append(view.search(case_id).search_id)
+            except BaseException as exc:  # noqa: BLE001 - every failure is reported by the assertion below
+                errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=pair) for pair in zip(openings, ("UP-001", "UP-004"), strict=True)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    for view in openings:
+        view.close()
+    assert errors == []
+    assert len(found) == 6 and len(set(found)) == 6 and min(found) > 3, found
+    verified = ws.audit_verify()
+    assert verified.ok, verified.records
