@@ -12,9 +12,7 @@ first three ranks, so a reader sees what else was close.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +28,7 @@ from . import audit, workflow
 from ._version import __version__
 from .errors import Conflict, InvalidField, NotFound
 from .faces import align
-from .files import check_output
+from .files import check_output, csv_text
 from .imaging import decode_image
 from .quality import assess, stored
 from .records import Record, record_number
@@ -357,12 +355,8 @@ def export_bytes(records: list[dict[str, Any]], fmt: str, meta: dict[str, Any]) 
     if fmt == "json":
         return (json.dumps({**meta, "identifications": records}, indent=2, ensure_ascii=False) + "\n").encode()
     if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow([*EXPORT_FIELDS, *meta])
-        for r in records:
-            writer.writerow([*("" if r[k] is None else r[k] for k in EXPORT_FIELDS), *meta.values()])
-        return buffer.getvalue().encode("utf-8")
+        rows = [[*EXPORT_FIELDS, *meta], *([*(r[k] for k in EXPORT_FIELDS), *meta.values()] for r in records)]
+        return csv_text(rows).encode("utf-8")
     raise InvalidField(f"format: {fmt!r} is not one of json, csv")
 
 

@@ -11,6 +11,8 @@ and other permissions off a file or folder made before (an older workspace, a fo
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import secrets
 import sys
@@ -20,12 +22,23 @@ from pathlib import Path
 from .errors import InvalidField
 from .store.layout import is_workspace
 
-__all__ = ["PRIVATE_FILE", "PRIVATE_FOLDER", "check_output", "private_folder", "restrict", "write_whole"]
+__all__ = [
+    "PRIVATE_FILE",
+    "PRIVATE_FOLDER",
+    "check_output",
+    "csv_text",
+    "private_folder",
+    "restrict",
+    "write_whole",
+]
 
 #: The permissions of every file Nomina writes: read and write for its owner, nothing for anyone else.
 PRIVATE_FILE = 0o600
 #: The permissions of every folder Nomina makes.
 PRIVATE_FOLDER = 0o700
+
+#: The first characters that make a spreadsheet read a cell as a formula (OWASP's list for CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def check_output(target: Path, field: str, inputs: Iterable[Path] = (), why: str = "") -> None:
@@ -89,3 +102,21 @@ def restrict(path: Path) -> None:
             os.chmod(path, found.st_mode & 0o7700)
     except OSError:
         pass
+
+
+def csv_text(rows: Iterable[Iterable[object]]) -> str:
+    """``rows`` as CSV text, None as an empty cell, with no text cell a spreadsheet would run as a formula.
+
+    Ids, names and reasons are typed by people, and a CSV file goes on to an authority that may open it
+    in a spreadsheet: a reason such as ``=HYPERLINK("http://...?"&B2, "details")`` would run there. A text
+    cell beginning with one of :data:`FORMULA_START` is written with an apostrophe before it, which a
+    spreadsheet shows as text (OWASP's advice). Numbers are written as they are. The JSON forms hold
+    every text unchanged.
+    """
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    for row in rows:
+        writer.writerow(
+            ["" if v is None else "'" + v if isinstance(v, str) and v.startswith(FORMULA_START) else v for v in row]
+        )
+    return buffer.getvalue()

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InvalidField, ManifestError
-from .files import PRIVATE_FILE, check_output, write_whole
+from .files import PRIVATE_FILE, check_output, csv_text, write_whole
 from .imaging import read_photo
 from .records import ECHO_LIMIT, PhotoInput, Provenance, ReferenceFields, _clean_text, shown
 
@@ -75,13 +75,12 @@ class ImportReport:
         by its owner only, whatever the umask: the rows name people and hold what was wrong with their
         photos. InvalidField naming the file (field ``failures``) if it cannot be written. (Where a person
         chose the file, :func:`check_failures_file` says first whether it may be written there.)"""
-        text = io.StringIO(newline="")
-        writer = csv.writer(text)
-        writer.writerow(["line", "reference_id", "photo", "error"])
-        for f in self.failures:
-            writer.writerow([f.line, f.reference_id, f.photo, f.error])
+        rows: list[list[object]] = [
+            ["line", "reference_id", "photo", "error"],
+            *([f.line, f.reference_id, f.photo, f.error] for f in self.failures),
+        ]
         try:
-            write_whole(Path(path), text.getvalue().encode("utf-8"), _FAILURES_TEMP)
+            write_whole(Path(path), csv_text(rows).encode("utf-8"), _FAILURES_TEMP)
         except OSError as exc:
             raise InvalidField(f"failures: {path}: cannot be written ({exc.strerror or exc})") from None
 
