@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from .errors import Conflict, InvalidField, NominaError, QualityTooLow, WorkspaceError
 from .faces import Face, FaceAnalyzer
-from .imaging import DecodedImage, decode_image, read_photo, sha256_hex
+from .imaging import DecodedImage, decode_image, decoding_slot, read_photo, sha256_hex
 from .parallel import ordered_map
 from .quality import gate
 from .records import PhotoInput, now
@@ -84,9 +84,12 @@ def prepare(
     name = str(photo.path)
     if data is None:
         data = read_photo(photo.path)
-    image = decode_image(data, name, settings.max_pixels)
     reference = gate_mode is not None
-    face = analyzer.choose(image, photo, name, reference, any_orientation=analyzer.turns(reference_photo=reference))
+    with decoding_slot(settings.workers):
+        image = decode_image(data, name, settings.max_pixels)
+        face = analyzer.choose(image, photo, name, reference, any_orientation=analyzer.turns(reference_photo=reference))
+        facts = PhotoFacts.of(image)
+        del image  # the pixels go before the slot is given back
     override = None
     if face is not None and gate_mode is not None:
         failed = gate(face.quality, gate_mode)
@@ -97,7 +100,7 @@ def prepare(
                 field="quality_override",
             )
         override = photo.quality_override if failed else None
-    return Prepared(name, data, PhotoFacts.of(image), face, photo.photo_date, override)
+    return Prepared(name, data, facts, face, photo.photo_date, override)
 
 
 def prepare_all(

@@ -27,7 +27,15 @@ from PIL import Image, UnidentifiedImageError
 
 from .errors import FileMissing, ImageTooLarge, NominaError, NotAnImage, UnsupportedFormat
 
-__all__ = ["ACCEPTED_FORMATS", "MIN_SIDE", "DecodedImage", "decode_image", "read_photo", "sha256_hex"]
+__all__ = [
+    "ACCEPTED_FORMATS",
+    "MIN_SIDE",
+    "DecodedImage",
+    "decode_image",
+    "decoding_slot",
+    "read_photo",
+    "sha256_hex",
+]
 
 #: Pillow format names Nomina accepts: lossless and lossy formats in which photos are supplied.
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF")
@@ -49,6 +57,43 @@ class DecodedImage:
     @property
     def height(self) -> int:
         return int(self.pixels.shape[0])
+
+
+class _Slots:
+    """How many photos this process holds decoded at once, whoever asked: each import worker, each web
+    request adding photos or showing one, each hand-marked face takes a slot for as long as it holds
+    the pixels, and waits for one while ``limit`` are taken.
+
+    A photo within the pixel limit decodes to up to 150 MB, and its analysis needs about as much again;
+    without slots, forty web requests each adding one small file that decodes to 50 megapixels (a PNG of
+    a flat colour is a few hundred kB) held 40 such photos at once and could exhaust the server's memory.
+    With slots, the memory held by decoded photos is ``limit`` times the largest, and the cores are not
+    shared among more photos than they can analyse (the ``workers`` setting).
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._taken = 0
+
+    @property
+    def taken(self) -> int:
+        return self._taken
+
+    @contextmanager
+    def __call__(self, limit: int) -> Iterator[None]:
+        with self._changed:
+            self._changed.wait_for(lambda: self._taken < max(1, limit))
+            self._taken += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._taken -= 1
+                self._changed.notify_all()
+
+
+#: ``with decoding_slot(settings.workers):`` around decoding a photo and everything done with its pixels.
+decoding_slot = _Slots()
 
 
 def sha256_hex(data: bytes) -> str:

@@ -108,7 +108,12 @@ SETTINGS: tuple[Setting, ...] = (
         "model), so a second run is fast. It holds biometric data: delete it when an evaluation is done.",
     ),
     Setting(
-        "workers", int, 2, "Parallel workers for batch enrolment (photos analysed at once).", minimum=1, maximum=64
+        "workers",
+        int,
+        2,
+        "Photos analysed at once in batch enrolment, and the most a process holds decoded at once.",
+        minimum=1,
+        maximum=64,
     ),
 )
 

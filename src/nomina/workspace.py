@@ -74,7 +74,7 @@ from .errors import (
 )
 from .faces import FaceAnalyzer
 from .files import private_folder, restrict
-from .imaging import decode_image, read_photo, sha256_hex
+from .imaging import decode_image, decoding_slot, read_photo, sha256_hex
 from .importing import ImportReport, RowFailure, read_manifest, row_inputs
 from .index import Gallery
 from .index import Pair as DuplicatePair
@@ -968,8 +968,10 @@ class Workspace:
             self._actor(s, "case.write")
             link = cases.photo_link(s, case_id, photo)
             sha, file_name = link.photo_sha256, link.file_name
-        image = decode_image(self.photos.read(sha), file_name, self.settings.max_pixels)
-        face = self.analyzer().from_eyes(image, eyes, name=f"{file_name}: eyes")
+        with decoding_slot(self.settings.workers):
+            image = decode_image(self.photos.read(sha), file_name, self.settings.max_pixels)
+            face = self.analyzer().from_eyes(image, eyes, name=f"{file_name}: eyes")
+            del image
         with self._enrolling("case.write") as (s, actor, sink):
             return cases.add_face(s, actor, sink, case_id, photo, face)
 
@@ -1194,7 +1196,7 @@ class Workspace:
             found = workflow.current(case)
             search_id = found.search_id if found is not None and found.search_id is not None else case.searches[-1].id
             reference = None if found is None else found.reference_id
-            crop = casefile.face_crop(self.photos.read, self.settings.max_pixels)
+            crop = casefile.face_crop(self.photos.read, self.settings.max_pixels, self.settings.workers)
             result = search.load(s, search_id, actor, self.settings.age_gap_years)
             included = {record_key("case", case_id), record_key("search", search_id)}
             included |= {

@@ -17,6 +17,7 @@ from fastapi.responses import Response
 from PIL import Image
 
 from ..errors import InvalidField
+from ..imaging import decode_image, decoding_slot
 from ..workspace import Workspace
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "attachment",
     "blurred",
     "export_download",
+    "photo_png",
     "photo_size",
     "png_response",
     "report_download",
@@ -51,6 +53,15 @@ def png_response(pixels: np.ndarray, blur: bool = False) -> Response:
     if not ok:  # pragma: no cover - OpenCV encodes any 8-bit BGR image as PNG
         raise RuntimeError("could not encode the image as PNG")
     return Response(content=encoded.tobytes(), media_type="image/png")
+
+
+def photo_png(ws: Workspace, sha256: str, file_name: str, blur: bool = False) -> Response:
+    """A stored photo as a PNG response, re-encoded from its decoded pixels (blurred if ``blur``), in one of
+    the process's decoding slots (:data:`nomina.imaging.decoding_slot`): a 50-megapixel photo holds
+    150 MB while it is decoded and encoded."""
+    with decoding_slot(ws.settings.workers):
+        pixels = decode_image(ws.photos.read(sha256), file_name, ws.settings.max_pixels).pixels
+        return png_response(pixels, blur=blur)
 
 
 def show_unblurred(kind: str, preferences: dict[str, bool], reveal: bool) -> bool:

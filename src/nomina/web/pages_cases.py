@@ -13,7 +13,6 @@ from datetime import date
 from typing import Any
 from urllib.parse import urlencode
 
-import numpy as np
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -23,7 +22,6 @@ from .. import workflow
 from ..cases import CaseRecord, CaseSummary
 from ..errors import FileMissing, ImageTooLarge, InvalidField, NominaError, NotAnImage, NotFound, UnsupportedFormat
 from ..faces import parse_eyes
-from ..imaging import decode_image
 from ..records import CASE_KINDS, SEXES, CaseFields, PhotoInput
 from ..search import CaseFacts, RefFacts, SearchResult
 from ..workspace import Workspace
@@ -292,19 +290,15 @@ def case_page(request: Request, case_id: str, viewer: Viewer = page("case.read")
     return _case_page(request, viewer, case_id)
 
 
-def _case_photo(ws: Workspace, case_id: str, number: int) -> tuple[CaseRecord, np.ndarray]:
-    case = ws.case(case_id)
+@router.get("/cases/{case_id}/photos/{number}")
+def case_photo(request: Request, case_id: str, number: int, viewer: Viewer = page("case.read")) -> Response:
+    case = viewer.ws.case(case_id)
     if not 1 <= number <= len(case.photos):
         raise NotFound(f"case {case_id}: no photo {number}", record=f"case {case_id}")
     p = case.photos[number - 1]
-    return case, decode_image(ws.photos.read(p.sha256), p.file_name, ws.settings.max_pixels).pixels
-
-
-@router.get("/cases/{case_id}/photos/{number}")
-def case_photo(request: Request, case_id: str, number: int, viewer: Viewer = page("case.read")) -> Response:
-    case, pixels = _case_photo(viewer.ws, case_id, number)
     reveal = _flag(request.query_params.get("reveal"))
-    return media.png_response(pixels, blur=not media.show_unblurred(case.kind, viewer.preferences, reveal))
+    blur = not media.show_unblurred(case.kind, viewer.preferences, reveal)
+    return media.photo_png(viewer.ws, p.sha256, p.file_name, blur=blur)
 
 
 # -- eye marking -------------------------------------------------------------------------------------------

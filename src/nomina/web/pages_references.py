@@ -19,7 +19,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
 from ..errors import InvalidField, NominaError, NotFound, PermissionDenied, QualityTooLow
-from ..imaging import decode_image
 from ..records import SEXES, SOURCES, PhotoInput, Provenance, ReferenceFields, shown
 from ..references import ReferenceRecord
 from . import jobs, media, uploads
@@ -318,8 +317,7 @@ def reference_photo(reference_id: str, n: int, viewer: Viewer = page("reference.
     if not 1 <= n <= len(ref.photos):
         raise NotFound(f"reference {reference_id}: no photo {n}", record=f"reference {reference_id}")
     photo = ref.photos[n - 1]
-    image = decode_image(viewer.ws.photos.read(photo.sha256), photo.file_name, viewer.ws.settings.max_pixels)
-    return media.png_response(image.pixels)
+    return media.photo_png(viewer.ws, photo.sha256, photo.file_name)
 
 
 @router.post("/references/{reference_id}/photos", response_class=HTMLResponse)
