@@ -40,6 +40,33 @@ def test_no_more_than_the_limit_hold_a_slot_and_the_others_wait_their_turn():
     assert most == 2 and sorted(done) == list(range(12)) and slots.taken == 0
 
 
+def test_a_worker_asking_again_at_once_cannot_keep_another_waiting():
+    """An import's worker gives its slot back and asks again at once, for hours; a page asking meanwhile is
+    served at the next turn, not whenever the worker happens to lose the race."""
+    slots, started, turns = _Slots(), threading.Event(), []
+    waited: list[int] = []
+
+    def worker() -> None:
+        for turn in range(60):
+            with slots(1):
+                turns.append(turn)
+                started.set()
+                time.sleep(0.005)
+
+    def page() -> None:
+        started.wait()
+        asked_at = len(turns)
+        with slots(1):
+            waited.append(len(turns) - asked_at)
+
+    threads = [threading.Thread(target=worker), threading.Thread(target=page)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert waited and waited[0] <= 3, waited  # the turns the page waited: one or two, not the 60
+
+
 def test_a_failure_inside_gives_the_slot_back():
     slots = _Slots()
     with pytest.raises(imaging.NotAnImage), slots(1):

@@ -16,6 +16,7 @@ import tempfile
 import threading
 import warnings
 import zlib
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -74,6 +75,7 @@ class _Slots:
     def __init__(self) -> None:
         self._changed = threading.Condition()
         self._taken = 0
+        self._line: deque[object] = deque()  # those waiting, first come first served
 
     @property
     def taken(self) -> int:
@@ -81,9 +83,20 @@ class _Slots:
 
     @contextmanager
     def __call__(self, limit: int) -> Iterator[None]:
+        """Hold a slot, once fewer than ``limit`` are taken and everyone who asked before has one: an
+        import's worker, which asks again as soon as it gives one back, cannot keep a page waiting."""
+        me = object()
         with self._changed:
-            self._changed.wait_for(lambda: self._taken < max(1, limit))
+            self._line.append(me)
+            try:
+                self._changed.wait_for(lambda: self._line[0] is me and self._taken < max(1, limit))
+            except BaseException:  # interrupted while waiting: leave the line
+                self._line.remove(me)
+                self._changed.notify_all()
+                raise
+            self._line.popleft()
             self._taken += 1
+            self._changed.notify_all()  # the next in line may fit too
         try:
             yield
         finally:
