@@ -74,6 +74,9 @@ def test_a_failure_inside_gives_the_slot_back():
     assert slots.taken == 0
     with slots(1):  # would wait for ever had the slot been kept
         assert slots.taken == 1
+        with slots(1):  # the thread holding the slot goes on in it
+            assert slots.taken == 1
+    assert slots.taken == 0
 
 
 @pytest.fixture()

@@ -76,6 +76,7 @@ class _Slots:
         self._changed = threading.Condition()
         self._taken = 0
         self._line: deque[object] = deque()  # those waiting, first come first served
+        self._held = threading.local()  # whether this thread holds a slot already
 
     @property
     def taken(self) -> int:
@@ -84,7 +85,11 @@ class _Slots:
     @contextmanager
     def __call__(self, limit: int) -> Iterator[None]:
         """Hold a slot, once fewer than ``limit`` are taken and everyone who asked before has one: an
-        import's worker, which asks again as soon as it gives one back, cannot keep a page waiting."""
+        import's worker, which asks again as soon as it gives one back, cannot keep a page waiting. A
+        thread that holds a slot already goes on in it (it would otherwise wait for itself)."""
+        if getattr(self._held, "slot", False):
+            yield
+            return
         me = object()
         with self._changed:
             self._line.append(me)
@@ -97,9 +102,11 @@ class _Slots:
             self._line.popleft()
             self._taken += 1
             self._changed.notify_all()  # the next in line may fit too
+        self._held.slot = True
         try:
             yield
         finally:
+            self._held.slot = False
             with self._changed:
                 self._taken -= 1
                 self._changed.notify_all()
