@@ -15,6 +15,7 @@ import csv
 import io
 import os
 import secrets
+import stat
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -47,13 +48,21 @@ def check_output(target: Path, field: str, inputs: Iterable[Path] = (), why: str
 
     not into a workspace's folder (any folder above it holding a workspace database or the file naming
     one), where the file would replace or sit among the workspace's own files (``--out ws/nomina.db``
-    would destroy the database); not over one of ``inputs``, the photo or manifest the command reads.
+    would destroy the database); not over one of ``inputs``, the photo or manifest the command reads; not
+    over anything but a regular file (a folder, a named pipe, a device such as ``/dev/sda``, which the
+    rename that writes the file would replace).
     """
     target = Path(target)
     where = target.parent.resolve()
     for folder in (where, *where.parents):
         if is_workspace(folder):
             raise InvalidField(f"{field}: {target} is inside the workspace folder {folder}; write it elsewhere{why}")
+    try:
+        found = target.stat()
+    except OSError:
+        found = None
+    if found is not None and not stat.S_ISREG(found.st_mode):
+        raise InvalidField(f"{field}: {target}: not a regular file; write it elsewhere{why}")
     if target.exists():
         for source in inputs:
             try:
