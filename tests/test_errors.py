@@ -287,7 +287,7 @@ def cli_searched(cli_ws, capsys):
         ),
         (["identification", "propose", "C1", "R1", "--reasons", ""], r"^error: --reasons: required"),
         (["identification", "withdraw", "C1", "--reason", " "], r"^error: --reason: required"),
-        (["search", "C1", "--top", "0"], r"^error: --top: 0 must be at least 1$"),
+        (["search", "C1", "--top", "0"], r"^error: --top: 0 is not a whole number from 1 to 1,000$"),
         (["search", "C1", "--face", "5"], r"^error: --face: case C1 has 1 face\(s\); got 5$"),
         (["identification", "list", "--status", "lost"], r"^error: --status: 'lost' is not one of"),
         (["report", "C1", "--out", "{tmp}/report.txt"], r"^error: --out: .*report\.txt must end in \.html or \.pdf$"),

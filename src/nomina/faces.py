@@ -18,7 +18,7 @@ from .errors import FaceNumberInvalid, InvalidField, NoFaceFound, SeveralFaces
 from .imaging import DecodedImage, decode_image, read_photo
 from .models import Detection, Detector, Embedder, FaceModel, MeasuringEmbedder
 from .quality import Quality, measure
-from .records import PhotoInput
+from .records import PhotoInput, check_eyes
 from .settings import Settings
 
 __all__ = [
@@ -129,10 +129,7 @@ def parse_eyes(text: str) -> np.ndarray:
         values = []
     if len(values) != 4 or not all(math.isfinite(v) for v in values):
         raise InvalidField(f"eyes: expected X1,Y1,X2,Y2 (four numbers), got {text!r}")
-    eyes = np.array(values, dtype=np.float64).reshape(2, 2)
-    if np.hypot(*(eyes[1] - eyes[0])) < 4:
-        raise InvalidField(f"eyes: the two eye centres {text!r} are less than 4 pixels apart")
-    return eyes[np.argsort(eyes[:, 0], kind="stable")]
+    return check_eyes(np.array(values).reshape(2, 2))
 
 
 def _nms(dets: list[Detection]) -> list[Detection]:

@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import operator
 import re
 import unicodedata
 from collections.abc import Callable, Iterable
@@ -38,6 +39,7 @@ __all__ = [
     "PhotoInput",
     "Provenance",
     "ReferenceFields",
+    "check_eyes",
     "id_skeleton",
     "parse_date",
     "parse_past_date",
@@ -48,6 +50,7 @@ __all__ = [
     "skeleton",
     "skeleton_data",
     "skeletons_outdated",
+    "whole_number",
 ]
 
 SOURCES = ("family", "official-record", "other")
@@ -122,6 +125,8 @@ def parse_date(value: str | date | None, field_name: str) -> date | None:
     """
     if value is None or value == "":
         return None
+    if isinstance(value, datetime):  # a datetime is a date too, but cannot be compared with one
+        return value.date()
     if isinstance(value, date):
         return value
     text = value.strip() if isinstance(value, str) else ""
@@ -175,6 +180,41 @@ def record_number(value: int, field_name: str) -> int:
     return value
 
 
+def whole_number(value: object, field_name: str, least: int = 1, most: int = 2**63 - 1) -> int:
+    """An int (numpy's too, not a bool, a float or text) from ``least`` to ``most``."""
+    if isinstance(value, bool | np.bool_):
+        number = None
+    else:
+        try:
+            number = operator.index(value)  # type: ignore[arg-type]
+        except TypeError:
+            number = None
+    if number is None or not least <= number <= most:
+        raise InvalidField(f"{field_name}: {shown(value)} is not a whole number from {least:,} to {most:,}")
+    return number
+
+
+#: The least distance between two eye centres marked by hand, in pixels.
+MIN_EYE_DISTANCE = 4
+
+
+def check_eyes(value: object, field_name: str = "eyes") -> np.ndarray:
+    """Two eye centres marked by hand, in photo pixels: a 2 x 2 array of finite numbers ([[x, y], [x, y]])
+    at least :data:`MIN_EYE_DISTANCE` pixels apart, returned as float64 with the image-left eye first."""
+    try:
+        eyes = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        eyes = np.empty(0)
+    if isinstance(value, str | bytes) or eyes.shape != (2, 2) or not np.isfinite(eyes).all():
+        given = " ".join(shown(value).split())  # an array's repr has several lines
+        raise InvalidField(f"{field_name}: {given} is not two eye centres [[x, y], [x, y]]", field="eyes")
+    if np.hypot(*(eyes[1] - eyes[0])) < MIN_EYE_DISTANCE:
+        raise InvalidField(
+            f"{field_name}: the two eye centres are less than {MIN_EYE_DISTANCE} pixels apart", field="eyes"
+        )
+    return eyes[np.argsort(eyes[:, 0], kind="stable")]
+
+
 def _choice(value: str | None, allowed: tuple[str, ...], field_name: str, required: bool) -> str | None:
     if value is None or value == "":
         if required:
@@ -186,11 +226,19 @@ def _choice(value: str | None, allowed: tuple[str, ...], field_name: str, requir
     return value
 
 
+#: The longest free text accepted (a reason, notes, a name), in characters: some pages of text.
+TEXT_MAX_LENGTH = 20_000
+
+
 def _clean_text(value: object, field_name: str, lines: bool = False) -> str:
     """Free text in Unicode's composed form (NFC), stripped, without characters that control a terminal
     or hide and reorder text: control characters (line breaks too, unless ``lines``), format characters
     other than those that scripts need, surrogates, line and paragraph separators. Ordinary spaces stay."""
-    text = unicodedata.normalize("NFC", str(value))
+    if not isinstance(value, str):  # bytes or a list would be stored as their Python spelling
+        raise InvalidField(f"{field_name}: {shown(value)} is not text")
+    if len(value) > TEXT_MAX_LENGTH:
+        raise InvalidField(f"{field_name}: {len(value):,} characters; at most {TEXT_MAX_LENGTH:,}")
+    text = unicodedata.normalize("NFC", value)
     if lines:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     for c in text:
@@ -215,9 +263,11 @@ def _record_id(value: str | None, field_name: str) -> str:
     """A record id: NFKC-normalised, so that lookalike spellings (full-width letters, ligatures, the
     many Unicode dashes) become the one id they look like and an existing id is found again; without
     spaces, control, format or unassigned characters; at most :data:`ID_MAX_LENGTH` characters."""
-    if value is None or not str(value).strip():
+    if value is not None and not isinstance(value, str):
+        raise InvalidField(f"{field_name}: {shown(value)} is not text")
+    if value is None or not value.strip():
         raise InvalidField(f"{field_name}: required")
-    text = unicodedata.normalize("NFKC", str(value).strip())
+    text = unicodedata.normalize("NFKC", value.strip())
     text = "".join("-" if unicodedata.category(c) == "Pd" or c in _OTHER_DASHES else c for c in text)
     for c in text:
         if unicodedata.category(c).startswith("C") or unicodedata.category(c) in ("Zl", "Zp"):
@@ -493,5 +543,11 @@ class PhotoInput:
             ) from None
         object.__setattr__(self, "photo_date", parse_past_date(self.photo_date, "photo_date"))
         object.__setattr__(self, "quality_override", _optional_text(self.quality_override, "quality_override"))
-        if self.face is not None and self.face < 1:
-            raise InvalidField(f"face: {self.face} is not a face number (faces are numbered from 1)")
+        if self.face is not None:
+            try:
+                object.__setattr__(self, "face", whole_number(self.face, "face", most=10_000))
+            except InvalidField:
+                number = shown(self.face)
+                raise InvalidField(f"face: {number} is not a face number (faces are numbered from 1)") from None
+        if self.eyes is not None:
+            object.__setattr__(self, "eyes", check_eyes(self.eyes))

@@ -17,7 +17,7 @@ from typing import Any
 
 from .errors import InvalidField
 
-__all__ = ["SETTINGS", "WORKSPACE_SETTINGS", "Setting", "Settings", "load_settings", "workspace_setting"]
+__all__ = ["SETTINGS", "TOP_MAX", "WORKSPACE_SETTINGS", "Setting", "Settings", "load_settings", "workspace_setting"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,9 @@ class Setting:
     def env_var(self) -> str:
         return "NOMINA_" + self.name.upper()
 
+
+#: The most candidates a search may keep.
+TOP_MAX = 1000
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("home", Path, Path("nomina-data"), "Workspace folder: database, photo store and index files."),
@@ -91,7 +94,7 @@ SETTINGS: tuple[Setting, ...] = (
         "down): cases, all (also reference photos, inspect and compare) or off.",
         choices=("cases", "all", "off"),
     ),
-    Setting("top", int, 50, "Candidates shown and stored per search.", minimum=1, maximum=1000),
+    Setting("top", int, 50, "Candidates shown and stored per search.", minimum=1, maximum=TOP_MAX),
     Setting(
         "age_gap_years",
         float,
@@ -214,8 +217,8 @@ def _plain(value: Any) -> Any:
     return str(value) if isinstance(value, Path) else value
 
 
-def _coerce(setting: Setting, raw: Any) -> Any:
-    label = f"setting {setting.env_var}"
+def _coerce(setting: Setting, raw: Any, label: str | None = None) -> Any:
+    label = label or f"setting {setting.env_var}"
     value = _convert(setting, raw, label)
     low, high = setting.minimum, setting.maximum
     if isinstance(value, int | float) and (low is not None or high is not None):
@@ -231,9 +234,13 @@ def _number(value: float | None) -> str:
 
 def _convert(setting: Setting, raw: Any, label: str) -> Any:
     """``raw`` as the setting's type and among its choices; InvalidField starting with ``label`` otherwise."""
+    refused = isinstance(raw, bool) and setting.type is not bool  # True is an int to Python, not to a person
+    refused |= setting.type is int and isinstance(raw, float) and not raw.is_integer()  # 1.9 is not 1
     try:
         value = raw if isinstance(raw, setting.type) else setting.type(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
+        refused = True
+    if refused:
         raise InvalidField(f"{label}: {raw!r} is not a valid {setting.type.__name__}", field=setting.name) from None
     if setting.choices and value not in setting.choices:
         raise InvalidField(f"{label}: {raw!r} is not one of {', '.join(setting.choices)}", field=setting.name)
@@ -245,9 +252,12 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
+    unknown = sorted(set(overrides) - {s.name for s in SETTINGS})
+    if unknown:
+        raise InvalidField(f"setting {unknown[0]}: no such setting", field=unknown[0])
     for s in SETTINGS:
         if overrides.get(s.name) is not None:
-            values[s.name] = _coerce(s, overrides[s.name])
+            values[s.name] = _coerce(s, overrides[s.name], f"setting {s.name}")
             sources[s.name] = "argument"
         elif env.get(s.env_var, "") != "":
             values[s.name] = _coerce(s, env[s.env_var])

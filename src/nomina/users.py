@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from . import audit, roles
 from .errors import Conflict, InvalidField, NotFound, NotLoggedIn, PermissionDenied
-from .records import Record, _record_id, now, skeleton
+from .records import Record, _record_id, now, shown, skeleton
 from .settings import os_user
 from .store import schema as db
 
@@ -104,8 +104,11 @@ def _role(value: str, field_name: str = "role") -> str:
 
 def parse_roles(roles: Iterable[str] | str) -> tuple[str, ...]:
     """Roles from a list or comma-separated text, in the order of :data:`ROLES`; at least one."""
-    items = [roles] if isinstance(roles, str) else list(roles)
-    given = {_role(part) for item in items for part in str(item).split(",") if part.strip()}
+    listed = isinstance(roles, list | tuple | set | frozenset)
+    items = [roles] if isinstance(roles, str) else list(roles) if listed else None
+    if items is None or not all(isinstance(item, str) for item in items):
+        raise InvalidField(f"role: {shown(roles)} is not a role or a list of roles")
+    given = {_role(part) for item in items for part in item.split(",") if part.strip()}
     if not given:
         raise InvalidField(f"role: required (one or more of {', '.join(ROLES)})")
     return tuple(r for r in ROLES if r in given)

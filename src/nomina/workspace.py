@@ -20,6 +20,8 @@ refused operation leaves the workspace exactly as it was.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
 import json
 import os
 import shutil
@@ -90,15 +92,17 @@ from .records import (
     Record,
     ReferenceFields,
     _clean_text,
+    check_eyes,
     now,
     parse_date,
     validate_update,
+    whole_number,
 )
 from .records import shown as shown_id
 from .references import ReferenceRecord, ReferenceSummary
 from .report import write_report
 from .search import CaseFacts, Ranked, RefFacts, SearchResult, SearchSummary, calibration_summary, rank
-from .settings import WORKSPACE_SETTINGS, Settings, load_settings, os_user, workspace_setting
+from .settings import TOP_MAX, WORKSPACE_SETTINGS, Settings, load_settings, os_user, workspace_setting
 from .store import DB_NAME, DB_URL_NAME, Database, PhotoStore, connect, is_workspace, server, upgrade
 from .store import schema as db
 from .store.database import current_revision, head_revision, known_revision
@@ -474,7 +478,7 @@ class Workspace:
         keeper = self._shared.keeper
         if keeper is not None:
             keeper.close()
-        self._shared.db.engine.dispose()
+        self._shared.db.close()
 
     def __enter__(self) -> Workspace:
         return self
@@ -637,6 +641,9 @@ class Workspace:
             self._actor(s, "audit.read")
             result = audit.verify(s)
             index = self._keeper().disagreements(s)
+        if index:  # an erasure committed after the snapshot may have scrubbed the index meanwhile: look again
+            with self._reading() as s:
+                index = self._keeper().disagreements(s)
         if index:
             result = dataclasses.replace(result, ok=False, records=[*result.records, *index])
         if result.ok:
@@ -964,6 +971,8 @@ class Workspace:
 
     def mark_eyes(self, case_id: str, photo: int, eyes: np.ndarray) -> CaseRecord:
         """Add a face to case photo number ``photo`` (1-based) from eye centres marked by hand."""
+        photo = whole_number(photo, "photo", most=10_000)
+        eyes = check_eyes(eyes)
         with self._reading() as s:
             self._actor(s, "case.write")
             link = cases.photo_link(s, case_id, photo)
@@ -1051,9 +1060,8 @@ class Workspace:
         weak match of a hard photo); the search records it. The ranking runs outside the write lock; if the
         gallery changed before the search is recorded, it ranks again inside it.
         """
-        top = self.settings.top if top is None else top
-        if top < 1:
-            raise InvalidField(f"top: {top} must be at least 1")
+        top = self.settings.top if top is None else whole_number(top, "top", most=TOP_MAX)
+        face = None if face is None else whole_number(face, "face", most=10_000)
         with self._reading() as s:  # everything the search needs to know, read once, before the index
             self._actor(s, "search.run")
             mode = _config(s)["quality_gate"]
@@ -1430,3 +1438,71 @@ def _reason(text: str | None) -> str:
     if not reason:
         raise InvalidField("reason: required: say why the record is erased (it is kept in the audit trail)")
     return reason
+
+
+# -- the types of the arguments programs give -----------------------------------------------------------
+def _plain_text(value: object) -> bool:
+    return isinstance(value, str)
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _real(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _path(value: object) -> bool:
+    return isinstance(value, str | os.PathLike)
+
+
+#: What each annotation of a public method's argument accepts, and how a refusal reads.
+_ARGUMENT_TYPES: dict[str, tuple[Callable[[object], bool], str]] = {
+    "str": (_plain_text, "is not text"),
+    "int": (_whole, "is not a whole number"),
+    "float": (_real, "is not a number"),
+    "bool": (lambda v: isinstance(v, bool | np.bool_), "is not true or false"),
+    "Path | str": (_path, "is not a path"),
+}
+
+
+def _typed(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` refusing, with InvalidField naming the argument, an argument of another type than its
+    annotation says (text, whole number, number, true or false, path; None where the annotation allows
+    it). A numpy integer is taken as the int it holds. Without this, ``delete_case(["C1"], ...)`` erased
+    C1 (the database took a one-item list as a key) and a numpy face number was stored as bytes."""
+    signature = inspect.signature(function)
+    checked: dict[str, tuple[Callable[[object], bool], str, bool]] = {}
+    for name, parameter in signature.parameters.items():
+        annotation = str(parameter.annotation)
+        optional = annotation.endswith(" | None")
+        kind = _ARGUMENT_TYPES.get(annotation.removesuffix(" | None"))
+        if kind is not None:
+            checked[name] = (*kind, optional)
+    if not checked:
+        return function
+
+    @functools.wraps(function)
+    def typed(*args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(*args, **kwargs)
+        for name, value in bound.arguments.items():
+            rule = checked.get(name)
+            if rule is None or (value is None and rule[2]):
+                continue
+            if rule[1] == "is not a whole number" and isinstance(value, np.integer):
+                bound.arguments[name] = value = int(value)
+            if not rule[0](value):
+                raise InvalidField(f"{name}: {shown_id(value)} {rule[1]}", field=name)
+        return function(*bound.args, **bound.kwargs)
+
+    return typed
+
+
+for _name, _member in list(vars(Workspace).items()):
+    if _name.startswith("_"):
+        continue
+    if inspect.isfunction(_member):
+        setattr(Workspace, _name, _typed(_member))
+    elif isinstance(_member, classmethod):
+        setattr(Workspace, _name, classmethod(_typed(_member.__func__)))

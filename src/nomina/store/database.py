@@ -48,7 +48,7 @@ from sqlalchemy import BigInteger, Connection, Engine, Integer, create_engine, e
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..errors import Busy, Conflict
+from ..errors import Busy, Conflict, WorkspaceError
 from ..files import PRIVATE_FILE, restrict
 from .layout import DB_NAME
 
@@ -194,11 +194,19 @@ class Database:
         self.server = is_postgresql(engine)
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._writer = threading.Lock()
+        self.closed = False
+
+    def close(self) -> None:
+        """Close the connections; any later session is refused (the engine would quietly open new ones)."""
+        self.closed = True
+        self.engine.dispose()
 
     @contextmanager
     def _session(self, write: bool) -> Iterator[Session]:
         """A session in a read snapshot or a serialised write transaction; rolled back and closed when the
         block ends (a write commits inside it). A lock held too long by another process becomes Busy."""
+        if self.closed:
+            raise WorkspaceError("workspace closed: open it again to go on")
         s = self._sessions()
         try:
             if not self.server:
