@@ -165,10 +165,16 @@ def test_the_whole_workflow_through_the_api(
         403,
         "permission_denied",
     )
+    answer = {"conclusion": "same person", "reasons": "ears, chin and eyelids agree"}
+    stale = {**answer, "reference_id": "R1"}  # not what is proposed now: refused, not recorded against R3
+    assert_error(
+        client.post(f"{API}/cases/C3/identification/verification", headers=vic, json=stale),
+        409,
+        "conflict",
+        "reference_id",
+    )
     verified = client.post(
-        f"{API}/cases/C3/identification/verification",
-        headers=vic,
-        json={"conclusion": "same person", "reasons": "ears, chin and eyelids agree"},
+        f"{API}/cases/C3/identification/verification", headers=vic, json={**answer, "reference_id": "R3"}
     )
     assert verified.status_code == 201, verified.text
     assert verified.json()["status"] == "identified" and verified.json()["verification"]["verifier"] == "vic"

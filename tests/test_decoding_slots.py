@@ -99,6 +99,7 @@ def decodes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
     return seen
 
 
+@pytest.mark.slow
 def test_every_decoding_for_a_person_holds_a_slot_and_requests_at_once_share_the_workers(
     decodes: list[tuple[str, int]], _web_ws_template: Path, tmp_path: Path, faces_dir: Path
 ) -> None:

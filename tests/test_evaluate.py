@@ -61,6 +61,7 @@ def evaluate(capsys, *args) -> tuple[int, dict, str]:
     return code, (json.loads(out) if out.strip() else {}), err
 
 
+@pytest.mark.slow  # 3-4 s
 def test_evaluate_measures_the_whole_pipeline_and_writes_the_report(dataset, tmp_path, faces_dir, capsys):
     out_dir = tmp_path / "out"
     code, m, err = evaluate(

@@ -25,6 +25,7 @@ def enrolled(ws: Workspace, faces_dir: Path) -> Workspace:
     return ws
 
 
+@pytest.mark.slow  # an enrolment for each of the 19
 @pytest.mark.parametrize(
     ("call", "field"),
     [

@@ -194,13 +194,15 @@ def test_blind_verification(site: dict[str, Any]) -> None:
         assert "zq-proposal-7731" not in page.text and "zq-conclusion-55" not in page.text, url
     verify = vic.get("/cases/C1/verify").text
     assert "/crops/case/C1/1" in verify and "/crops/reference/R1/" in verify and "Ana Example" in verify
+    assert '<input type="hidden" name="reference_id" value="R1">' in verify  # what the verifier compared
     no_reasons = vic.post("/cases/C1/verify", data={"csrf": csrf, "conclusion": "same person"})
     assert no_reasons.status_code == 422 and 'id="err-reasons"' in no_reasons.text
-    done = vic.post(
-        "/cases/C1/verify",
-        data={"csrf": csrf, "conclusion": "same person", "reasons": "same scar"},
-        follow_redirects=False,
+    answer = {"csrf": csrf, "conclusion": "same person", "reasons": "same scar"}
+    stale = vic.post("/cases/C1/verify", data={**answer, "reference_id": "R2"})  # the proposal changed since
+    assert (
+        stale.status_code == 409 and 'id="err-reference_id"' in stale.text and "no longer of reference R2" in stale.text
     )
+    done = vic.post("/cases/C1/verify", data={**answer, "reference_id": "R1"}, follow_redirects=False)
     assert done.status_code == 303
     case = vic.get("/cases/C1").text
     assert "identified" in case and "Verified by vic" in case and REASONS in case  # no longer blind

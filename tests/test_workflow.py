@@ -133,6 +133,28 @@ def test_a_proposal_whose_reference_was_erased_cannot_be_verified(casework, caps
     assert as_json(capsys, ws, USER, "case", "show", "UP-1")["status"] == "open"
 
 
+def test_a_verification_is_refused_when_the_proposal_changed_to_another_reference_meanwhile(casework, capsys):
+    """The verifier compares UP-1 with MP-012; meanwhile the examiner withdraws and proposes MP-013. The
+    verifier's "same person" must not be recorded against MP-013, a comparison they never made."""
+    ws = casework
+    propose(capsys, ws)
+    shown = as_json(capsys, ws, "ben", "identification", "show", "UP-1")["current"]["reference_id"]
+    assert shown == "MP-012"
+    assert cli(capsys, ws, USER, "identification", "withdraw", "UP-1", "--reason", "wrong reference")[0] == 0
+    propose(capsys, ws, reference="MP-013")
+    before = snapshot(ws)
+    code, _, err = cli(capsys, ws, "ben", "identification", "verify", "UP-1", "--conclusion", "same-person",
+                       "--reasons", "ears", "--reference", shown)  # fmt: skip
+    assert code == 1
+    assert_one_error_line(err, r"^error: case UP-1: the identification awaiting verification is no longer of "
+                               r"reference MP-012 .*look at the case again$")  # fmt: skip
+    assert snapshot(ws) == before
+    code, _, err = cli(capsys, ws, "ben", "identification", "verify", "UP-1", "--conclusion", "different-people",
+                       "--reasons", "chin", "--reference", "MP-013")  # fmt: skip
+    assert code == 0, err
+    assert as_json(capsys, ws, USER, "case", "show", "UP-1")["status"] == "disputed"
+
+
 def test_a_new_proposal_hides_the_earlier_ones_from_its_verifier(casework, capsys, tmp_path):
     """The earlier proposal of the same reference, its verifier's conclusion and the reason it was withdrawn
     would tell the next verifier what others concluded: they are hidden everywhere until the new proposal is

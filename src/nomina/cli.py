@@ -863,12 +863,18 @@ def identification_verify(
         str, typer.Option(help="Your own conclusion: same-person, different-people or inconclusive.")
     ],
     reasons: Annotated[str, typer.Option(help="What your conclusion rests on.")],
+    reference: Annotated[
+        str | None,
+        typer.Option(
+            help="The reference you compared the case with: refused if the proposal changed to another meanwhile."
+        ),
+    ] = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Verify a proposed identification blind (verifier, not the proposer): your conclusion is recorded
     before you see the examiner's. Agreement identifies the case; anything else sends it back to review."""
     with _open(workspace) as ws:
-        found = _data(ws.verify_identification(case_id, conclusion, reasons))
+        found = _data(ws.verify_identification(case_id, conclusion, reasons, reference))
     if found["status"] == "identified":
         out.print(f"Case {case_id} is identified as reference {found['reference_id']} (verified).")
     else:

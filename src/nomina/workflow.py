@@ -244,12 +244,17 @@ def propose(s: Session, actor: str, case: db.Case, reference_id: str, reasons: s
     return row
 
 
-def verify(s: Session, actor: str, case: db.Case, conclusion: str, reasons: str) -> db.Identification:
+def verify(
+    s: Session, actor: str, case: db.Case, conclusion: str, reasons: str, reference_id: str | None = None
+) -> db.Identification:
     """The verifier's own conclusion on the case's proposed identification.
 
     ``same person`` makes the case identified; ``different people`` or ``inconclusive`` make it disputed:
     back to review, the examiner's proposal and the verifier's conclusion both kept. The proposer can
-    never verify their own proposal, and an identification is verified once.
+    never verify their own proposal, and an identification is verified once. ``reference_id``, the
+    reference the verifier compared the case with, is refused (Conflict) when the proposal awaiting
+    verification is no longer of it: an examiner who withdrew and proposed another reference meanwhile
+    must not have the verifier's conclusion attached to a comparison the verifier never made.
     """
     value = verification_value(conclusion)
     text = _reasons(reasons)
@@ -257,6 +262,13 @@ def verify(s: Session, actor: str, case: db.Case, conclusion: str, reasons: str)
     if found is None or found.status != "proposed":
         what = "no identification" if found is None else f"an identification that is {found.status}"
         raise Conflict(f"case {case.id}: {what}; there is nothing awaiting verification", record=f"case {case.id}")
+    if reference_id is not None and found.reference_id != reference_id:
+        raise Conflict(
+            f"case {case.id}: the identification awaiting verification is no longer of reference {reference_id} "
+            "(it was withdrawn and another proposed while you compared): look at the case again",
+            field="reference_id",
+            record=f"case {case.id}",
+        )
     if found.proposed_by == actor:
         raise PermissionDenied(
             f"case {case.id}: {actor} proposed this identification; a different person must verify it",

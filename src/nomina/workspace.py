@@ -1156,10 +1156,16 @@ class Workspace:
             found = workflow.propose(s, actor, cases.get(s, case_id), reference_id, reasons)
             return workflow.describe(found, actor)
 
-    def verify_identification(self, case_id: str, conclusion: str, reasons: str) -> workflow.IdentificationRecord:
-        """A verifier, not the proposer, records their own conclusion on the proposed identification."""
+    def verify_identification(
+        self, case_id: str, conclusion: str, reasons: str, reference_id: str | None = None
+    ) -> workflow.IdentificationRecord:
+        """A verifier, not the proposer, records their own conclusion on the proposed identification.
+
+        Give ``reference_id``, the reference compared with the case: if the proposal was withdrawn and
+        another reference proposed meanwhile, the verification is refused (Conflict) instead of being
+        recorded against a comparison the verifier never made."""
         with self._acting("identification.verify") as (s, actor):
-            found = workflow.verify(s, actor, cases.get(s, case_id), conclusion, reasons)
+            found = workflow.verify(s, actor, cases.get(s, case_id), conclusion, reasons, reference_id)
             return workflow.describe(found, actor)
 
     def withdraw_identification(self, case_id: str, reason: str) -> workflow.IdentificationRecord:

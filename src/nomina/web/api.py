@@ -343,6 +343,11 @@ class ProposalRequest(_Body):
 class VerificationRequest(_Body):
     conclusion: str = Field(description="same person, different people or inconclusive.")
     reasons: str = Field(description="What the verifier's conclusion rests on.")
+    reference_id: str | None = Field(
+        default=None,
+        description="The reference the verifier compared the case with (give it): refused with 409 if the "
+        "proposal was withdrawn and another reference proposed meanwhile.",
+    )
 
 
 class WithdrawalRequest(_Body):
@@ -731,7 +736,8 @@ async def verify(case_id: str, request: Request, viewer: Viewer = api("identific
     """The verifier's own conclusion on the identification someone else proposed: "same person" makes it
     identified, anything else disputed."""
     body = await _json(request, VerificationRequest)
-    return (await _call(viewer.ws.verify_identification, case_id, body.conclusion, body.reasons)).to_dict()
+    found = await _call(viewer.ws.verify_identification, case_id, body.conclusion, body.reasons, body.reference_id)
+    return found.to_dict()
 
 
 @router.post(

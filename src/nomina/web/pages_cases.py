@@ -603,12 +603,14 @@ def verify(
     case_id: str,
     conclusion: str = Form(""),
     reasons: str = Form(""),
+    reference_id: str = Form(""),
     viewer: Viewer = page("identification.verify"),
 ) -> Response:
     try:
         if not conclusion:
             raise InvalidField("conclusion: required: choose your own conclusion")
-        viewer.ws.verify_identification(case_id, conclusion, reasons)
+        # the reference the page showed: refused if the proposal changed to another since
+        viewer.ws.verify_identification(case_id, conclusion, reasons, reference_id or None)
     except NominaError as exc:
         form = {"conclusion": conclusion, "reasons": reasons}
         return _verify_page(request, viewer, case_id, exc.http_status, field_errors(exc), form)
