@@ -48,6 +48,10 @@ def enrolled(ws: Workspace, faces_dir: Path) -> Workspace:
         (lambda ws: ws.withdraw_identification("C1", b"r"), "reason"),
         (lambda ws: ws.update_reference("R1", notes="x" * 20_001), None),
         (lambda ws: ws.add_reference(ReferenceFields(b"R9", "Bo"), [], PROV), None),
+        (lambda ws: ws.add_reference({"id": "R9"}, [], PROV), "fields"),
+        (lambda ws: ws.add_reference(ReferenceFields("R9", "Bo"), [Path("a.jpg")], PROV), "photos"),
+        (lambda ws: ws.add_reference(ReferenceFields("R9", "Bo"), [], None), "provenance"),
+        (lambda ws: ws.add_case(ReferenceFields("C9", "Bo"), []), "fields"),
     ],
 )
 def test_a_wrong_argument_is_refused_naming_it_and_nothing_changes(enrolled, call, field):
@@ -111,3 +115,17 @@ def test_an_export_or_report_never_replaces_a_pipe_or_a_device(enrolled, tmp_pat
         enrolled.report("C1", report)
     assert export.is_fifo() and report.is_fifo()
     assert snapshot(enrolled.settings.home) == before
+
+
+@pytest.mark.parametrize("path", [None, 3, b"x.jpg"])
+def test_a_photo_that_is_no_path_is_refused(path):
+    with pytest.raises(InvalidField, match="^photos: .* is not a path to a photo file$"):
+        PhotoInput(path)
+
+
+def test_a_workspace_folder_that_cannot_be_made_is_one_error(tmp_path):
+    (tmp_path / "a file").write_text("")
+    for where in (tmp_path / "a file" / "ws", f"{tmp_path}/a\x00b"):
+        with pytest.raises(WorkspaceError, match="the folder cannot be made"):
+            Workspace.create(where, load_settings(environ={}), admin=USER)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a file"]

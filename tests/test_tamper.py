@@ -335,6 +335,26 @@ def test_audit_verify_finds_a_face_hidden_from_the_gallery_index(casework, capsy
     assert verify(capsys, casework)[0] == 0
 
 
+def test_a_disagreement_an_erasure_clears_a_moment_later_is_no_finding(casework, monkeypatch):
+    """An erasure that commits after audit verify's snapshot scrubs the index files before verify reads them:
+    the face is in the snapshot's database and no longer in the files. Verify looks again in a new snapshot
+    before reporting (the race itself cannot be timed in a test: the first look is made to disagree)."""
+    from nomina.indexing import GalleryKeeper
+
+    real, looks = GalleryKeeper.disagreements, []
+
+    def first_disagrees(self: GalleryKeeper, s: Any) -> list[str]:
+        looks.append(s)
+        found = real(self, s)
+        return found if len(looks) > 1 else [*found, "gallery index: 1 face(s) missing in its snapshot (face 1)"]
+
+    monkeypatch.setattr(GalleryKeeper, "disagreements", first_disagrees)
+    with Workspace.open(casework, user=USER) as ws:
+        result = ws.audit_verify()
+    assert result.ok, result.records
+    assert len(looks) == 2 and looks[0] is not looks[1]  # a new snapshot, not the same one again
+
+
 def test_an_embedding_of_the_wrong_length_is_named_not_a_crash(casework, capsys):
     tamper(
         casework,

@@ -134,6 +134,8 @@ def read_photo(path: Path) -> bytes:
         raise FileMissing(f"{path}: no such file") from None
     except OSError as exc:  # a name too long, a loop of links, a folder that cannot be entered
         raise FileMissing(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    except ValueError:  # a NUL in the name
+        raise FileMissing(f"{str(path)!r}: cannot be read (the name holds a NUL character)") from None
     if not stat.S_ISREG(found.st_mode):
         raise FileMissing(f"{path}: not a file")
     if found.st_size > MAX_FILE_BYTES:

@@ -14,6 +14,7 @@ import functools
 import hashlib
 import json
 import operator
+import os
 import re
 import unicodedata
 from collections.abc import Callable, Iterable
@@ -533,6 +534,8 @@ class PhotoInput:
     quality_override: str | None = None
 
     def __post_init__(self) -> None:
+        if not isinstance(self.path, str | os.PathLike):
+            raise InvalidField(f"photos: {shown(self.path)} is not a path to a photo file", field="photos")
         object.__setattr__(self, "path", Path(self.path))
         try:  # the file name is kept and shown: nothing in it may act on a terminal or reorder text
             _clean_text(self.path.name, "photo")

@@ -243,7 +243,10 @@ class Workspace:
             raise WorkspaceError(f"{path}: exists and is not a folder")
         model = model or load_model(settings.model, settings.model_dir)
         created_dir = not path.exists()
-        private_folder(path)  # the folder and all in it are the owner's alone, whatever the umask
+        try:
+            private_folder(path)  # the folder and all in it are the owner's alone, whatever the umask
+        except (OSError, ValueError) as exc:  # a file on the way, no permission, a NUL in the name
+            raise WorkspaceError(f"{shown_id(str(path))}: the folder cannot be made ({_why(exc)})") from None
         prepared: server.Prepared | None = None
         try:
             if url:
@@ -1463,6 +1466,10 @@ def _path(value: object) -> bool:
     return isinstance(value, str | os.PathLike)
 
 
+def _instance_of(kind: type) -> Callable[[object], bool]:
+    return lambda value: isinstance(value, kind)
+
+
 #: What each annotation of a public method's argument accepts, and how a refusal reads.
 _ARGUMENT_TYPES: dict[str, tuple[Callable[[object], bool], str]] = {
     "str": (_plain_text, "is not text"),
@@ -1470,6 +1477,17 @@ _ARGUMENT_TYPES: dict[str, tuple[Callable[[object], bool], str]] = {
     "float": (_real, "is not a number"),
     "bool": (lambda v: isinstance(v, bool | np.bool_), "is not true or false"),
     "Path | str": (_path, "is not a path"),
+    "list[PhotoInput]": (
+        lambda v: isinstance(v, list | tuple) and all(isinstance(p, PhotoInput) for p in v),
+        "is not a list of PhotoInput",
+    ),
+    "Settings": (lambda v: isinstance(v, Settings), "is not Settings (see load_settings)"),
+    "FaceModel": (lambda v: isinstance(v, FaceModel), "is not a FaceModel (see load_model)"),
+    "dict[str, Any]": (lambda v: isinstance(v, dict), "is not a dict"),
+    **{
+        kind.__name__: (_instance_of(kind), f"is not a {kind.__name__}")
+        for kind in (ReferenceFields, CaseFields, Provenance, Calibration)
+    },
 }
 
 
@@ -1512,3 +1530,7 @@ for _name, _member in list(vars(Workspace).items()):
         setattr(Workspace, _name, _typed(_member))
     elif isinstance(_member, classmethod):
         setattr(Workspace, _name, classmethod(_typed(_member.__func__)))
+
+
+def _why(exc: Exception) -> str:
+    return (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
