@@ -47,6 +47,7 @@ def enrolled(ws: Workspace, faces_dir: Path) -> Workspace:
         (lambda ws: ws.as_user(5), "name"),
         (lambda ws: ws.withdraw_identification("C1", b"r"), "reason"),
         (lambda ws: ws.update_reference("R1", notes="x" * 20_001), None),
+        (lambda ws: ws.update_reference("R1"), "changes"),  # recorded an update of nothing
         (lambda ws: ws.add_reference(ReferenceFields(b"R9", "Bo"), [], PROV), None),
         (lambda ws: ws.add_reference({"id": "R9"}, [], PROV), "fields"),
         (lambda ws: ws.add_reference(ReferenceFields("R9", "Bo"), [Path("a.jpg")], PROV), "photos"),

@@ -483,6 +483,8 @@ UPDATABLE = ("name", "sex", "birth_year", "last_seen_on", "last_seen_at", "notes
 
 
 def validate_update(changes: dict[str, Any]) -> dict[str, Any]:
+    if not changes:  # an update that changes nothing would still be recorded as one
+        raise InvalidField("changes: give at least one field to change")
     unknown = set(changes) - set(UPDATABLE)
     if unknown:
         raise InvalidField(f"{sorted(unknown)[0]}: not a field that can be updated")
