@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -266,3 +267,24 @@ def test_the_embedding_cache_is_its_owners_alone_whatever_the_umask(tmp_path):
     assert "embeddings.sqlite" in made and any(n.endswith("-wal") for n in made)
     for p in [tmp_path / "cache", *(tmp_path / "cache").iterdir()]:
         assert stat.S_IMODE(p.stat().st_mode) & 0o077 == 0, (p, oct(p.stat().st_mode))
+
+
+def test_no_output_file_leads_into_a_workspace_or_is_a_pipe(ws, tmp_path):
+    """``evaluate --out DIR`` writes six files: a link among them into a workspace (its database) or a pipe
+    is refused before any photo is analysed."""
+    from nomina.errors import InvalidField
+    from nomina.evaluation.report import OUTPUT_FILES, check_out_dir
+
+    database = ws.settings.home / "nomina.db"
+    kept = database.read_bytes()
+    for name in OUTPUT_FILES:
+        out = tmp_path / name.replace(".", "-")
+        out.mkdir()
+        (out / name).symlink_to(database)
+        with pytest.raises(InvalidField, match="inside the workspace folder"):
+            check_out_dir(out)
+        (out / name).unlink()
+        os.mkfifo(out / name)
+        with pytest.raises(InvalidField, match="not a regular file"):
+            check_out_dir(out)
+    assert database.read_bytes() == kept

@@ -146,8 +146,8 @@ def test_a_verification_is_refused_when_the_proposal_changed_to_another_referenc
     code, _, err = cli(capsys, ws, "ben", "identification", "verify", "UP-1", "--conclusion", "same-person",
                        "--reasons", "ears", "--reference", shown)  # fmt: skip
     assert code == 1
-    assert_one_error_line(err, r"^error: case UP-1: the identification awaiting verification is no longer of "
-                               r"reference MP-012 .*look at the case again$")  # fmt: skip
+    assert_one_error_line(err, r"^error: case UP-1: the identification awaiting verification is not of "
+                               r"reference 'MP-012' .*look at the case again$")  # fmt: skip
     assert snapshot(ws) == before
     code, _, err = cli(capsys, ws, "ben", "identification", "verify", "UP-1", "--conclusion", "different-people",
                        "--reasons", "chin", "--reference", "MP-013")  # fmt: skip

@@ -46,15 +46,17 @@ def check_output(target: Path, field: str, inputs: Iterable[Path] = (), why: str
     """Refuse (InvalidField about ``field``, its message ending with ``why``) to write a report, export,
     checkpoint, key or list of failed rows to ``target``:
 
-    not into a workspace's folder (any folder above it holding a workspace database or the file naming
-    one), where the file would replace or sit among the workspace's own files (``--out ws/nomina.db``
-    would destroy the database); not over one of ``inputs``, the photo or manifest the command reads; not
-    over anything but a regular file (a folder, a named pipe, a device such as ``/dev/sda``, which the
-    rename that writes the file would replace).
+    not into a workspace's folder (any folder above it, or above where a link at ``target`` leads, holding
+    a workspace database or the file naming one), where the file would replace or sit among the workspace's
+    own files (``--out ws/nomina.db`` would destroy the database); not over one of ``inputs``, the photo or
+    manifest the command reads; not over anything but a regular file (a folder, a named pipe, a device such
+    as ``/dev/sda``, which the rename that writes the file would replace).
     """
     target = Path(target)
-    where = target.parent.resolve()
-    for folder in (where, *where.parents):
+    places = [target.parent.resolve()]
+    if target.is_symlink():  # where the link leads counts too
+        places.append(target.resolve().parent)
+    for folder in (f for where in places for f in (where, *where.parents)):
         if is_workspace(folder):
             raise InvalidField(f"{field}: {target} is inside the workspace folder {folder}; write it elsewhere{why}")
     try:

@@ -163,8 +163,8 @@ def parse_year(value: str | int | None, field_name: str = "birth_year") -> int |
     """A year of birth: written in digits, from 1880 to this year."""
     if value is None or value == "":
         return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        year = value
+    if isinstance(value, int | np.integer) and not isinstance(value, bool):
+        year = int(value)
     elif isinstance(value, str) and _YEAR.fullmatch(value.strip()):
         year = int(value.strip())
     else:

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from . import audit
 from .errors import Conflict, InvalidField, NotFound, PermissionDenied
-from .records import Record, _clean_text
+from .records import Record, _clean_text, _record_id, shown
 from .store import schema as db
 
 __all__ = [
@@ -262,10 +262,10 @@ def verify(
     if found is None or found.status != "proposed":
         what = "no identification" if found is None else f"an identification that is {found.status}"
         raise Conflict(f"case {case.id}: {what}; there is nothing awaiting verification", record=f"case {case.id}")
-    if reference_id is not None and found.reference_id != reference_id:
+    if reference_id is not None and found.reference_id != _record_id(reference_id, "reference_id"):
         raise Conflict(
-            f"case {case.id}: the identification awaiting verification is no longer of reference {reference_id} "
-            "(it was withdrawn and another proposed while you compared): look at the case again",
+            f"case {case.id}: the identification awaiting verification is not of reference {shown(reference_id)} "
+            "(another may have been proposed while you compared): look at the case again",
             field="reference_id",
             record=f"case {case.id}",
         )

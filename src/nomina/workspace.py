@@ -23,6 +23,7 @@ import dataclasses
 import functools
 import inspect
 import json
+import math
 import os
 import shutil
 import threading
@@ -1459,7 +1460,10 @@ def _whole(value: object) -> bool:
 
 
 def _real(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """A finite number, numpy's too (not a bool)."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.integer | np.floating):
+        return False
+    return math.isfinite(value)
 
 
 def _path(value: object) -> bool:
@@ -1474,7 +1478,7 @@ def _instance_of(kind: type) -> Callable[[object], bool]:
 _ARGUMENT_TYPES: dict[str, tuple[Callable[[object], bool], str]] = {
     "str": (_plain_text, "is not text"),
     "int": (_whole, "is not a whole number"),
-    "float": (_real, "is not a number"),
+    "float": (_real, "is not a finite number"),
     "bool": (lambda v: isinstance(v, bool | np.bool_), "is not true or false"),
     "Path | str": (_path, "is not a path"),
     "list[PhotoInput]": (

@@ -16,7 +16,7 @@ import numpy as np
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from ..errors import InvalidField, NominaError
-from ..files import check_output
+from ..files import check_output, write_whole
 from ..imaging import decode_image, read_photo
 from . import plots
 from .runner import Evaluation
@@ -38,6 +38,10 @@ def metrics_json(evaluation: Evaluation) -> str:
     return json.dumps(evaluation.metrics, indent=2, default=_plain)
 
 
+#: Every file ``evaluate --out`` may write.
+OUTPUT_FILES = ("metrics.json", "report.html", "det.png", "scores.png", "tippett.png", "cmc.png")
+
+
 def check_out_dir(out: Path) -> None:
     """Refuse an output folder that cannot be used, before any photo is analysed."""
     if out.exists() and not out.is_dir():
@@ -47,7 +51,8 @@ def check_out_dir(out: Path) -> None:
         parent = parent.parent
     if not parent.is_dir():
         raise InvalidField(f"out: {parent} is not a folder")
-    check_output(out / "report.html", "out")
+    for name in OUTPUT_FILES:
+        check_output(out / name, "out")
 
 
 def _thumbnail(path: Path, max_pixels: int) -> str | None:
@@ -96,11 +101,12 @@ def render_html(evaluation: Evaluation, images: dict[str, bytes], max_pixels: in
 def write_outputs(evaluation: Evaluation, out: Path, max_pixels: int) -> list[Path]:
     """Write metrics.json, the PNG plots and report.html into ``out`` (created if needed)."""
     out.mkdir(parents=True, exist_ok=True)
-    written = []
     images = make_plots(evaluation)
-    for name, data in images.items():
-        (out / name).write_bytes(data)
-        written.append(out / name)
-    (out / "metrics.json").write_text(metrics_json(evaluation) + "\n")
-    (out / "report.html").write_text(render_html(evaluation, images, max_pixels))
-    return [out / "metrics.json", *written, out / "report.html"]
+    files = {
+        "metrics.json": (metrics_json(evaluation) + "\n").encode(),
+        **images,
+        "report.html": render_html(evaluation, images, max_pixels).encode(),
+    }
+    for name, data in files.items():  # each whole, renamed into place: never written through a link or a pipe
+        write_whole(out / name, data, ".nomina-evaluation-")
+    return [out / name for name in files]

@@ -612,7 +612,8 @@ def verify(
         # the reference the page showed: refused if the proposal changed to another since
         viewer.ws.verify_identification(case_id, conclusion, reasons, reference_id or None)
     except NominaError as exc:
-        form = {"conclusion": conclusion, "reasons": reasons}
+        # a proposal that changed meanwhile is compared afresh: nothing of the answer about the other is kept
+        form = {} if exc.field == "reference_id" else {"conclusion": conclusion, "reasons": reasons}
         return _verify_page(request, viewer, case_id, exc.http_status, field_errors(exc), form)
     return RedirectResponse(f"/cases/{segment(case_id)}", status_code=303)
 
