@@ -191,6 +191,13 @@ def test_editing_changes_only_the_facts_given(site: tuple[Any, Path]) -> None:
     )
     assert done.status_code == 303
     assert "Harbour Street" in text(client.get("/references/R2"))
+    # a field sent in another encoding than UTF-8 is refused, not stored with replacement characters
+    latin1 = f"csrf={csrf}&name=Bea+Example&last_seen_at=Caf%E9+Street".encode()
+    garbled = client.post(
+        "/references/R2/edit", content=latin1, headers={"content-type": "application/x-www-form-urlencoded"}
+    )
+    assert garbled.status_code == 422 and 'id="err-last_seen_at"' in garbled.text and "not valid UTF-8" in garbled.text
+    assert "Harbour Street" in text(client.get("/references/R2"))
 
 
 # -- bulk imports ----------------------------------------------------------------------------------------

@@ -103,6 +103,9 @@ _TEXT_FORMAT_ALLOWED = frozenset("\u00ad\u061c\u200c\u200d\u200e\u200f")
 # Characters that look like the ASCII hyphen-minus in an id: the dash punctuation (Unicode category Pd:
 # hyphen, non-breaking hyphen, figure dash, en and em dashes...) and these; an id stores them as "-".
 _OTHER_DASHES = frozenset("\u2212\u2043\u02d7\ufe63\uff0d")
+# What a decoder puts where bytes were not valid UTF-8 (a web form's field sent in another encoding): the
+# text given is not the text meant, so it is refused rather than stored.
+_NOT_DECODED = "\ufffd"
 
 
 def shown(value: object) -> str:
@@ -250,6 +253,8 @@ def _clean_text(value: object, field_name: str, lines: bool = False) -> str:
             or (kind == "Cf" and c not in _TEXT_FORMAT_ALLOWED)
         ):
             raise InvalidField(f"{field_name}: holds {_character(c)}, a control or format character")
+        if c == _NOT_DECODED:
+            raise InvalidField(f"{field_name}: holds {_character(c)}: text that was not valid UTF-8")
     return text.strip()
 
 
@@ -271,7 +276,7 @@ def _record_id(value: str | None, field_name: str) -> str:
     text = unicodedata.normalize("NFKC", value.strip())
     text = "".join("-" if unicodedata.category(c) == "Pd" or c in _OTHER_DASHES else c for c in text)
     for c in text:
-        if unicodedata.category(c).startswith("C") or unicodedata.category(c) in ("Zl", "Zp"):
+        if unicodedata.category(c).startswith("C") or unicodedata.category(c) in ("Zl", "Zp") or c == _NOT_DECODED:
             raise InvalidField(
                 f"{field_name}: {shown(text)} holds {_character(c)}; an id is letters, digits and punctuation"
             )
