@@ -448,3 +448,47 @@ def test_the_command_line_says_which_command_finishes_the_erasure(three_refs, ca
     assert code == 0 and out.startswith("Deleted reference MP-3")
     assert err.startswith(f"warning: {unsettled(ws.path)}") and err.count("\n") == 1
     assert err.rstrip().endswith("run `nomina maintain` when no one else is using the workspace")
+
+
+@postgresql_only("PostgreSQL's statistics catalogue keeps sample values of the columns it analyses")
+def test_postgresql_keeps_no_statistics_of_personal_values_and_the_upgrade_drops_those_kept(
+    three_refs, settings, model
+):
+    """ANALYZE (autovacuum runs it by itself) copied whole embeddings, names and file names into pg_statistic,
+    where an erasure never reached them. Only the keys joins use are sampled now; statistics kept before
+    schema 0014 go with the upgrade."""
+    import importlib
+
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from nomina.store.database import _alembic_config
+
+    erased = importlib.import_module("nomina.store.migrations.versions.0014_no_statistics_of_personal_data").ERASED
+    ws = three_refs
+
+    def sampled() -> set[tuple[str, str]]:
+        with raw_database(ws.path) as con:
+            con.execute("ANALYZE")
+            rows = con.execute(
+                "SELECT tablename, attname FROM pg_stats WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
+            ).fetchall()
+        return {(t, c) for t, c in rows if t in erased}
+
+    engine = ws._shared.db.engine
+    keys = inspect(engine)
+    allowed = {
+        (t, c)
+        for t in erased
+        for c in {*keys.get_pk_constraint(t)["constrained_columns"]}
+        | {c for fk in keys.get_foreign_keys(t) for c in fk["constrained_columns"]}
+    }
+    now = sampled()
+    assert ("faces", "id") in now and now <= allowed, now - allowed  # analysed, but keys only
+
+    command.downgrade(_alembic_config(engine), "0013")  # as a workspace made before 0014
+    before = sampled()
+    assert {("faces", "embedding"), ("references", "name"), ("reference_photos", "file_name")} <= before
+    ws.close()
+    Workspace.open(settings.home, settings, model=model, user=USER).close()  # opening upgrades it
+    assert sampled() <= allowed
