@@ -335,6 +335,58 @@ def test_audit_verify_finds_a_face_hidden_from_the_gallery_index(casework, capsy
     assert verify(capsys, casework)[0] == 0
 
 
+def test_a_row_written_into_the_gallery_log_to_hide_a_reference_is_found(casework, capsys):
+    """Every process applies the gallery log to its index: one row logging MP-012's face as removed hid the
+    true match from every search, and the searches recorded it, while audit verify passed."""
+    assert cli(capsys, casework, USER, "maintain")[0] == 0
+    assert as_json(capsys, casework, USER, "search", "UP-1")["candidates"][0]["reference_id"] == "MP-012"
+    with raw_database(casework) as con:
+        [(face,)] = con.execute(
+            "SELECT f.id FROM faces f JOIN reference_photos rp ON f.reference_photo_id = rp.id "
+            "WHERE rp.reference_id = 'MP-012'"
+        ).fetchall()
+    tamper(casework, ("INSERT INTO gallery_changes (face_id, added) VALUES (?, ?)", (face, False)))
+    ranked = [c["reference_id"] for c in as_json(capsys, casework, USER, "search", "UP-1")["candidates"]]
+    assert "MP-012" not in ranked  # what the row does
+    code, out = verify(capsys, casework)
+    assert (
+        code == 1
+        and f"gallery log: 1 face(s) logged as removed, yet a reference face (hidden from searches) (face {face})"
+        in out
+    ), out
+
+
+def test_a_journal_row_written_to_have_a_photo_destroyed_destroys_nothing_and_a_missing_file_is_found(casework, capsys):
+    """Someone with the database alone journals a live photo for the erasure's file step (its photos row
+    deleted for the moment, the links left): the next opening must not destroy the evidence; and a photo
+    file removed behind Nomina's back is named by audit verify."""
+    with raw_database(casework) as con:
+        [(sha,)] = con.execute("SELECT photo_sha256 FROM reference_photos WHERE reference_id = 'MP-012'").fetchall()
+        row = con.execute("SELECT * FROM photos WHERE sha256 = ?", (sha,)).fetchall()[0]
+    [stored] = (casework / "photos").rglob(f"{sha}*")
+    kept = stored.read_bytes()
+    unchecked = (
+        "PRAGMA foreign_keys = OFF"
+        if isinstance(database_of(casework), Path)
+        else (
+            "SET session_replication_role = replica"  # the foreign keys are not checked: as the tables' owner can
+        )
+    )
+    tamper(
+        casework,
+        unchecked,
+        ("DELETE FROM photos WHERE sha256 = ?", (sha,)),
+        ("INSERT INTO pending_erasures (step, photo_sha256) VALUES ('photo', ?)", (sha,)),
+    )
+    assert cli(capsys, casework, USER, "case", "list")[0] == 0  # an opening does the journalled file steps
+    assert stored.read_bytes() == kept
+    placeholders = ", ".join("?" * len(row))
+    tamper(casework, ("INSERT INTO photos VALUES (" + placeholders + ")", tuple(row)))
+    stored.unlink()
+    code, out = verify(capsys, casework)
+    assert code == 1 and f"photo store: 1 photo file(s) missing (photo {sha[:12]})" in out, out
+
+
 def test_a_disagreement_an_erasure_clears_a_moment_later_is_no_finding(casework, monkeypatch):
     """An erasure that commits after audit verify's snapshot scrubs the index files before verify reads them:
     the face is in the snapshot's database and no longer in the files. Verify looks again in a new snapshot

@@ -237,15 +237,20 @@ def _drop_orphan_photos(s: Session, shas: set[str]) -> list[str]:
     """Delete the photo records no reference or case uses any more; returns their SHA-256."""
     orphaned = []
     for sha in sorted(shas):
-        used = s.scalar(
-            select(func.count()).select_from(db.ReferencePhoto).where(db.ReferencePhoto.photo_sha256 == sha)
-        ) or s.scalar(select(func.count()).select_from(db.CasePhoto).where(db.CasePhoto.photo_sha256 == sha))
-        if not used:
+        if not _linked(s, sha):
             photo = s.get(db.Photo, sha)
             if photo is not None:
                 s.delete(photo)
             orphaned.append(sha)
     return orphaned
+
+
+def _linked(s: Session, sha: str) -> bool:
+    """Whether a reference or case photo names the photo ``sha``."""
+    return bool(
+        s.scalar(select(func.count()).select_from(db.ReferencePhoto).where(db.ReferencePhoto.photo_sha256 == sha))
+        or s.scalar(select(func.count()).select_from(db.CasePhoto).where(db.CasePhoto.photo_sha256 == sha))
+    )
 
 
 def pending(s: Session) -> int:
@@ -271,7 +276,11 @@ def finish(s: Session, store: PhotoStore, scrub_index: Callable[[], None]) -> tu
         try:
             if row.step == "index":
                 scrub_index()
-            elif row.photo_sha256 is not None and s.get(db.Photo, row.photo_sha256) is None:
+            elif (
+                row.photo_sha256 is not None
+                and s.get(db.Photo, row.photo_sha256) is None
+                and not _linked(s, row.photo_sha256)  # a record still names it: a journal row not Nomina's
+            ):
                 if store.has(row.photo_sha256):
                     store.remove(row.photo_sha256)
                     removed += 1
@@ -358,15 +367,19 @@ def retention_reason(retain_until: date | None) -> str:
 
 # -- maintenance ------------------------------------------------------------------------------------------
 def sweep(s: Session, store: PhotoStore) -> tuple[int, list[str]]:
-    """Overwrite and remove the photo-store files no photo record in ``s`` names and unfinished writes;
+    """Overwrite and remove the photo-store files no photo record (nor a reference or case photo) in ``s``
+    names, and unfinished writes;
     returns how many went, and a line for each that could not.
 
     Call it holding the database's write lock: every enrolment writes its photo files inside a write
     transaction, so while the lock is held no process is writing one, and a file no record names is a
     leftover (an enrolment or erasure interrupted between the files and the database), whatever its age.
     """
+    named = set(s.scalars(select(db.Photo.sha256)))
+    named |= set(s.scalars(select(db.ReferencePhoto.photo_sha256)))  # a link without its photo row is no
+    named |= set(s.scalars(select(db.CasePhoto.photo_sha256)))  # leftover: the row went behind Nomina's back
     removed, warnings = 0, []
-    for path in store.strays(set(s.scalars(select(db.Photo.sha256)))):
+    for path in store.strays(named):
         try:
             store.remove_file(path)
             removed += 1

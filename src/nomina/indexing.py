@@ -34,7 +34,7 @@ from .index import Gallery, folder_lock, snapshot
 from .store import Database
 from .store import schema as db
 
-__all__ = ["SNAPSHOT", "GalleryKeeper", "head"]
+__all__ = ["SNAPSHOT", "GalleryKeeper", "head", "log_disagreements"]
 
 #: The snapshot's folder under the workspace's ``index/`` folder.
 SNAPSHOT = "gallery"
@@ -54,6 +54,32 @@ _CHUNK = 5_000
 def head(s: Session) -> int:
     """The gallery log's last position (0 before any change)."""
     return int(s.scalar(select(func.max(db.GalleryChange.seq))) or 0)
+
+
+def log_disagreements(s: Session) -> list[str]:
+    """One line per face whose last entry in the gallery log disagrees with the database: every process
+    applies the log to its index, so a row written behind Nomina's back that logs a reference face as
+    removed hides it from every search, and one that logs a face added that is no reference face names
+    one. Only the triggers on ``faces`` write the log, and face ids are never reused, so the last entry of
+    each face says whether it is a reference face now."""
+    last: dict[int, bool] = {}
+    for face_id, added in s.execute(
+        select(db.GalleryChange.face_id, db.GalleryChange.added).order_by(db.GalleryChange.seq)
+    ):
+        last[int(face_id)] = bool(added)
+    live = set(s.scalars(select(db.Face.id).where(db.Face.reference_photo_id.is_not(None))))
+    wrong = {
+        "logged as removed, yet a reference face (hidden from searches)": [
+            f for f, a in last.items() if not a and f in live
+        ],
+        "logged as added, yet no reference face": [f for f, a in last.items() if a and f not in live],
+    }
+    return [
+        f"gallery log: {len(faces)} face(s) {what} (face {', '.join(map(str, sorted(faces)[:5]))}"
+        f"{' ...' if len(faces) > 5 else ''}): rows written behind Nomina's back; maintenance rebuilds the index"
+        for what, faces in wrong.items()
+        if faces
+    ]
 
 
 def _face_rows(s: Session, dim: int, ids: list[int] | None = None) -> tuple[list[str], np.ndarray, np.ndarray]:

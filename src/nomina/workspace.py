@@ -644,16 +644,33 @@ class Workspace:
         with self._reading() as s:
             self._actor(s, "audit.read")
             result = audit.verify(s)
-            index = self._keeper().disagreements(s)
-        if index:  # an erasure committed after the snapshot may have scrubbed the index meanwhile: look again
+            log = indexing.log_disagreements(s)
+            files = self._files_disagreements(s)
+        if files:  # an erasure committed after the snapshot may have removed files meanwhile: look again
             with self._reading() as s:
-                index = self._keeper().disagreements(s)
-        if index:
-            result = dataclasses.replace(result, ok=False, records=[*result.records, *index])
+                files = self._files_disagreements(s)
+        if log or files:
+            result = dataclasses.replace(result, ok=False, records=[*result.records, *log, *files])
         if result.ok:
             with self._acting("audit.read") as (s, actor):
                 audit.record(s, actor, audit.AuditVerified(ok=True, events=result.events, head=result.head))
         return result
+
+    def _files_disagreements(self, s: Session) -> list[str]:
+        """How the files outside the database disagree with what ``s`` sees: the gallery index's snapshot
+        (:meth:`GalleryKeeper.disagreements`), and photo files missing from the store (the evidence a
+        record names, removed behind Nomina's back: a file's bytes are not read)."""
+        missing = [
+            sha for sha in s.scalars(select(db.Photo.sha256).order_by(db.Photo.sha256)) if not self.photos.has(sha)
+        ]
+        found = self._keeper().disagreements(s)
+        if missing:
+            shown = ", ".join(sha[:12] for sha in missing[:5]) + (" ..." if len(missing) > 5 else "")
+            found.append(
+                f"photo store: {len(missing)} photo file(s) missing (photo {shown}): removed behind Nomina's back; "
+                "restore them from a backup"
+            )
+        return found
 
     def audit_log(
         self,
