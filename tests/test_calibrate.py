@@ -12,6 +12,8 @@ from conftest import PROV, assert_one_error_line, build_once, copy_workspace, lo
 from nomina import Workspace, calibration
 from nomina.errors import ModelMismatch
 
+pytestmark = pytest.mark.slow  # calibrations fitted on the sample photos: about 4 s; CI runs them
+
 
 def people(faces_dir: Path, first: int, count: int) -> list[str]:
     """London identities (their numbers have gaps), from the first-th in sorted order."""

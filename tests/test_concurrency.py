@@ -20,6 +20,8 @@ from conftest import INTEGRITY_ERRORS, USER, london, raw_database, token_for
 from nomina import CaseFields, PhotoInput, Provenance, ReferenceFields, Workspace
 from nomina.errors import Conflict, NominaError, NotFound, PermissionDenied
 
+pytestmark = pytest.mark.slow  # threads and processes racing: about 7 s; CI runs them
+
 PROV = Provenance("family", "a sister", "family request")
 THREADS = 16
 

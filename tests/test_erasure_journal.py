@@ -34,6 +34,8 @@ from nomina.erasure import MaintenanceResult
 from nomina.store import DB_URL_NAME, database
 from nomina.store.server import shown
 
+pytestmark = pytest.mark.slow  # processes killed mid-erasure and database rewrites: about 13 s; CI runs them
+
 FAMILY = Provenance("family", "a sister", "family request under national missing-persons law")
 
 

@@ -29,6 +29,8 @@ from nomina.store import Database, upgrade
 from nomina.store import schema as db
 from nomina.store.database import _alembic_config, current_revision, head_revision
 
+pytestmark = pytest.mark.slow  # galleries of thousands and migrations: about 4 s; CI runs them
+
 PROV = Provenance("family", "a sister", "family request")
 CYRILLIC_ER = "\u0420"  # looks like Latin P
 CYRILLIC_EM = "\u041c"  # looks like Latin M

@@ -20,6 +20,8 @@ from nomina.imaging import decode_image
 from nomina.models import MODELS, FaceModel, ModelFile, load_model, locate_files
 from nomina.models.insightface import ArcFaceEmbedder
 
+pytestmark = pytest.mark.slow  # every model's networks loaded: about 4 s; CI runs them
+
 PEOPLE = ["001", "002", "003", "004", "005", "006", "007", "008", "009", "010"]
 
 

@@ -30,6 +30,8 @@ from nomina.report import (
     write_report,
 )
 
+pytestmark = pytest.mark.slow  # reports rendered as PDF: about 4 s; CI runs them
+
 CASE_ID = "UP-17"
 HEAD = "9f2c" * 16
 HOSTILE = "<script>alert('x')</script>"
