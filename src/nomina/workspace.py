@@ -1514,8 +1514,9 @@ _ARGUMENT_TYPES: dict[str, tuple[Callable[[object], bool], str]] = {
 
 def _typed(function: Callable[..., Any]) -> Callable[..., Any]:
     """``function`` refusing, with InvalidField naming the argument, an argument of another type than its
-    annotation says (text, whole number, number, true or false, path; None where the annotation allows
-    it). A numpy integer is taken as the int it holds. Without this, ``delete_case(["C1"], ...)`` erased
+    annotation says (:data:`_ARGUMENT_TYPES`: text, whole number, finite number, true or false, path, a
+    record class, a list of photos; None where the annotation allows it; other annotations are not
+    checked). A numpy integer is taken as the int it holds. Without this, ``delete_case(["C1"], ...)`` erased
     C1 (the database took a one-item list as a key) and a numpy face number was stored as bytes."""
     signature = inspect.signature(function)
     checked: dict[str, tuple[Callable[[object], bool], str, bool]] = {}
