@@ -274,8 +274,10 @@ def test_no_output_file_leads_into_a_workspace_or_is_a_pipe(ws, tmp_path):
     is refused before any photo is analysed."""
     from nomina.errors import InvalidField
     from nomina.evaluation.report import OUTPUT_FILES, check_out_dir
+    from nomina.store import DB_NAME, DB_URL_NAME
 
-    database = ws.settings.home / "nomina.db"
+    # the database file, or on PostgreSQL the file naming the database
+    database = next(ws.settings.home / n for n in (DB_NAME, DB_URL_NAME) if (ws.settings.home / n).exists())
     kept = database.read_bytes()
     for name in OUTPUT_FILES:
         out = tmp_path / name.replace(".", "-")
