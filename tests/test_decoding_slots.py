@@ -3,6 +3,7 @@ a flood of web requests for large photos cannot fill the server's memory."""
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -85,17 +86,17 @@ def decodes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
     real decoder wrapped; each holds on briefly, so requests made at once overlap."""
     seen: list[tuple[str, int]] = []
     real = imaging.decode_image
+    places = {m.__name__: m.__name__.rsplit(".", 1)[-1] for m in (enrolment, workspace, casefile, media)}
 
-    def watched(where: str) -> Any:
-        def decode(*args: Any, **kwargs: Any) -> imaging.DecodedImage:
-            seen.append((where, decoding_slot.taken))
-            time.sleep(0.05)
-            return real(*args, **kwargs)
+    def decode(*args: Any, **kwargs: Any) -> imaging.DecodedImage:
+        frame = sys._getframe(1)  # the first caller outside the decoding helpers is where the photo is decoded
+        while frame.f_globals.get("__name__") in ("nomina.imaging", "contextlib"):
+            frame = frame.f_back  # type: ignore[assignment]
+        seen.append((places.get(frame.f_globals.get("__name__", ""), "elsewhere"), decoding_slot.taken))
+        time.sleep(0.05)
+        return real(*args, **kwargs)
 
-        return decode
-
-    for module in (enrolment, workspace, casefile, media):
-        monkeypatch.setattr(module, "decode_image", watched(module.__name__.rsplit(".", 1)[-1]))
+    monkeypatch.setattr(imaging, "decode_image", decode)
     return seen
 
 

@@ -29,11 +29,12 @@ from ._version import __version__
 from .errors import Conflict, InvalidField, NotFound
 from .faces import align
 from .files import check_output, csv_text
-from .imaging import decode_image, decoding_slot
+from .imaging import decoded
 from .quality import assess, stored
 from .records import Record, record_number
 from .report import IdentificationReport, ReportCandidate, ReportConclusion, ReportFace, write_whole
 from .search import SearchResult
+from .settings import Settings
 from .store import schema as db
 
 __all__ = [
@@ -79,12 +80,11 @@ _AUDIT_EXCERPT = 60
 Crop = Callable[[str, list[list[float]]], np.ndarray]  # (photo SHA-256, landmarks) -> aligned crop
 
 
-def face_crop(read: Callable[[str], bytes], max_pixels: int, workers: int) -> Crop:
+def face_crop(read: Callable[[str], bytes], settings: Settings) -> Crop:
     """A function giving the aligned 112 x 112 crop of a stored face, from its photo and landmarks."""
 
     def crop(sha256: str, landmarks: list[list[float]]) -> np.ndarray:
-        with decoding_slot(workers):
-            image = decode_image(read(sha256), sha256[:12], max_pixels)
+        with decoded(read(sha256), sha256[:12], settings.max_pixels, settings.workers) as image:
             return align(image.pixels, np.asarray(landmarks, dtype=np.float64))
 
     return crop

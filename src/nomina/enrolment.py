@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from .errors import Conflict, InvalidField, NominaError, QualityTooLow, WorkspaceError
 from .faces import Face, FaceAnalyzer
-from .imaging import DecodedImage, decode_image, decoding_slot, read_photo, sha256_hex
+from .imaging import DecodedImage, decoded, read_photo, sha256_hex
 from .parallel import ordered_map
 from .quality import gate
 from .records import PhotoInput, now
@@ -85,8 +85,7 @@ def prepare(
     if data is None:
         data = read_photo(photo.path)
     reference = gate_mode is not None
-    with decoding_slot(settings.workers):
-        image = decode_image(data, name, settings.max_pixels)
+    with decoded(data, name, settings.max_pixels, settings.workers) as image:
         face = analyzer.choose(image, photo, name, reference, any_orientation=analyzer.turns(reference_photo=reference))
         facts = PhotoFacts.of(image)
         del image  # the pixels go before the slot is given back

@@ -33,6 +33,7 @@ __all__ = [
     "MIN_SIDE",
     "DecodedImage",
     "decode_image",
+    "decoded",
     "decoding_slot",
     "read_photo",
     "sha256_hex",
@@ -114,6 +115,14 @@ class _Slots:
 
 #: ``with decoding_slot(settings.workers):`` around decoding a photo and everything done with its pixels.
 decoding_slot = _Slots()
+
+
+@contextmanager
+def decoded(data: bytes, name: str, max_pixels: int, workers: int) -> Iterator[DecodedImage]:
+    """:func:`decode_image` in one of the process's decoding slots, held until the block ends: do all the
+    work with the pixels inside it (a slot is what bounds the memory decoded photos hold)."""
+    with decoding_slot(workers):
+        yield decode_image(data, name, max_pixels)
 
 
 def sha256_hex(data: bytes) -> str:

@@ -77,7 +77,7 @@ from .errors import (
 )
 from .faces import FaceAnalyzer
 from .files import private_folder, restrict
-from .imaging import decode_image, decoding_slot, read_photo, sha256_hex
+from .imaging import decoded, read_photo, sha256_hex
 from .importing import ImportReport, RowFailure, read_manifest, row_inputs
 from .index import Gallery
 from .index import Pair as DuplicatePair
@@ -998,10 +998,8 @@ class Workspace:
             self._actor(s, "case.write")
             link = cases.photo_link(s, case_id, photo)
             sha, file_name = link.photo_sha256, link.file_name
-        with decoding_slot(self.settings.workers):
-            image = decode_image(self.photos.read(sha), file_name, self.settings.max_pixels)
+        with decoded(self.photos.read(sha), file_name, self.settings.max_pixels, self.settings.workers) as image:
             face = self.analyzer().from_eyes(image, eyes, name=f"{file_name}: eyes")
-            del image
         with self._enrolling("case.write") as (s, actor, sink):
             return cases.add_face(s, actor, sink, case_id, photo, face)
 
@@ -1231,7 +1229,7 @@ class Workspace:
             found = workflow.current(case)
             search_id = found.search_id if found is not None and found.search_id is not None else case.searches[-1].id
             reference = None if found is None else found.reference_id
-            crop = casefile.face_crop(self.photos.read, self.settings.max_pixels, self.settings.workers)
+            crop = casefile.face_crop(self.photos.read, self.settings)
             result = search.load(s, search_id, actor, self.settings.age_gap_years)
             included = {record_key("case", case_id), record_key("search", search_id)}
             included |= {

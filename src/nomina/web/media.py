@@ -17,7 +17,7 @@ from fastapi.responses import Response
 from PIL import Image
 
 from ..errors import InvalidField
-from ..imaging import decode_image, decoding_slot
+from ..imaging import decoded
 from ..workspace import Workspace
 
 __all__ = [
@@ -59,9 +59,8 @@ def photo_png(ws: Workspace, sha256: str, file_name: str, blur: bool = False) ->
     """A stored photo as a PNG response, re-encoded from its decoded pixels (blurred if ``blur``), in one of
     the process's decoding slots (:data:`nomina.imaging.decoding_slot`): a 50-megapixel photo holds
     150 MB while it is decoded and encoded."""
-    with decoding_slot(ws.settings.workers):
-        pixels = decode_image(ws.photos.read(sha256), file_name, ws.settings.max_pixels).pixels
-        return png_response(pixels, blur=blur)
+    with decoded(ws.photos.read(sha256), file_name, ws.settings.max_pixels, ws.settings.workers) as image:
+        return png_response(image.pixels, blur=blur)
 
 
 def show_unblurred(kind: str, preferences: dict[str, bool], reveal: bool) -> bool:

@@ -51,9 +51,7 @@ def _crop_size(size: int) -> int:
 
 def _crop(viewer: Viewer, face: StoredFace, size: int, blur: bool) -> Response:
     ws = viewer.ws
-    pixels = casefile.face_crop(ws.photos.read, ws.settings.max_pixels, ws.settings.workers)(
-        face.photo_sha256, face.landmarks
-    )
+    pixels = casefile.face_crop(ws.photos.read, ws.settings)(face.photo_sha256, face.landmarks)
     if size != ALIGNED_SIZE:
         pixels = cv2.resize(pixels, (size, size), interpolation=cv2.INTER_CUBIC)
     return media.png_response(pixels, blur=blur)
