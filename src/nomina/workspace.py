@@ -1534,7 +1534,7 @@ def _typed(function: Callable[..., Any]) -> Callable[..., Any]:
             rule = checked.get(name)
             if rule is None or (value is None and rule[2]):
                 continue
-            if rule[1] == "is not a whole number" and isinstance(value, np.integer):
+            if isinstance(value, np.integer):  # numpy's integers are the int they hold, for any rule
                 bound.arguments[name] = value = int(value)
             if not rule[0](value):
                 raise InvalidField(f"{name}: {shown_id(value)} {rule[1]}", field=name)
