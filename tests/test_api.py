@@ -160,12 +160,15 @@ def test_the_whole_workflow_through_the_api(
         client.post(
             f"{API}/cases/C3/identification/verification",
             headers=eve,
-            json={"conclusion": "same person", "reasons": "x"},
+            json={"conclusion": "same person", "reasons": "x", "reference_id": "R3"},
         ),
         403,
         "permission_denied",
     )
     answer = {"conclusion": "same person", "reasons": "ears, chin and eyelids agree"}
+    # the verifier names the reference they compared: without it nothing is recorded
+    unnamed = client.post(f"{API}/cases/C3/identification/verification", headers=vic, json=answer)
+    assert_error(unnamed, 422, "invalid_field", "reference_id")
     stale = {**answer, "reference_id": "R1"}  # not what is proposed now: refused, not recorded against R3
     assert_error(
         client.post(f"{API}/cases/C3/identification/verification", headers=vic, json=stale),

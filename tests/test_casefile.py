@@ -38,7 +38,8 @@ def identified_template(casework_template, tmp_path_factory) -> Path:  # noqa: F
         args = ("search", "conclude", "1", "--rank", "1", "--conclusion", "possible-match", "--reasons", "ear shape")
         assert cli(None, ws, USER, *args)[0] == 0
         propose(None, ws)
-        verify = ("identification", "verify", "UP-1", "--conclusion", "same-person", "--reasons", "same ears")
+        verify = ("identification", "verify", "UP-1", "--conclusion", "same-person", "--reasons", "same ears",
+                  "--reference", "MP-012")  # fmt: skip
         assert cli(None, ws, "ben", *verify)[0] == 0
 
     return build_once(tmp_path_factory, "identified", build)

@@ -85,8 +85,8 @@ def test_sixteen_threads_as_different_users_keep_every_rule(team: Workspace, fac
         task("propose", "ex1", lambda me: me.propose_identification("UP-001", "MP-001", "ears")),
         task("propose", "ex2", lambda me: me.propose_identification("UP-001", "MP-001", "ears")),
         # two verifiers verify the same proposal at once: exactly one
-        task("verify", "ver1", lambda me: me.verify_identification("UP-002", "same person", "ears match")),
-        task("verify", "ver2", lambda me: me.verify_identification("UP-002", "same person", "ears match")),
+        task("verify", "ver1", lambda me: me.verify_identification("UP-002", "same person", "ears match", "MP-002")),
+        task("verify", "ver2", lambda me: me.verify_identification("UP-002", "same person", "ears match", "MP-002")),
         # searches while the gallery changes
         task("search", "ex1", lambda me: me.search("UP-003"), repeat=4),
         task("search", "ex2", lambda me: me.search("UP-003", top=3), repeat=4),

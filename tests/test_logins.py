@@ -356,7 +356,8 @@ def test_the_proposer_cannot_verify_by_naming_someone_else(logged_out: Path, cap
     assert run(capsys, "login", "-u", USER, "--password-stdin", "-w", logged_out, stdin=PASSWORD + "\n")[0] == 0
     before = snapshot(logged_out)
     monkeypatch.setenv("NOMINA_USER", "ben")
-    verify = ("identification", "verify", "C1", "--conclusion", "same-person", "--reasons", "alike", "-w", logged_out)
+    verify = ("identification", "verify", "C1", "--conclusion", "same-person", "--reasons", "alike",
+              "--reference", "R1", "-w", logged_out)  # fmt: skip
     code, _, err = run(capsys, *verify)
     assert code == 1
     assert_one_error_line(err, r"user 'ana' does not have the verifier role")

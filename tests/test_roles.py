@@ -54,7 +54,7 @@ def test_the_auditor_reads_everything_and_changes_nothing(team: Workspace, faces
         lambda: aud.update_reference("R1", notes="changed"),
         lambda: aud.search("C1"),
         lambda: aud.conclude(1, 1, "excluded", "r"),
-        lambda: aud.verify_identification("C1", "same person", "r"),
+        lambda: aud.verify_identification("C1", "same person", "r", "R1"),
         lambda: aud.set_config("quality_gate", "off"),
         lambda: aud.delete_reference("R1", "r"),
         lambda: aud.set_roles("eve", "verifier"),

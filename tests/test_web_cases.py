@@ -195,9 +195,11 @@ def test_blind_verification(site: dict[str, Any]) -> None:
     verify = vic.get("/cases/C1/verify").text
     assert "/crops/case/C1/1" in verify and "/crops/reference/R1/" in verify and "Ana Example" in verify
     assert '<input type="hidden" name="reference_id" value="R1">' in verify  # what the verifier compared
-    no_reasons = vic.post("/cases/C1/verify", data={"csrf": csrf, "conclusion": "same person"})
+    no_reasons = vic.post("/cases/C1/verify", data={"csrf": csrf, "conclusion": "same person", "reference_id": "R1"})
     assert no_reasons.status_code == 422 and 'id="err-reasons"' in no_reasons.text
     answer = {"csrf": csrf, "conclusion": "same person", "reasons": "same scar"}
+    unnamed = vic.post("/cases/C1/verify", data=answer)  # a form without the reference it showed
+    assert unnamed.status_code == 422 and 'id="err-reference_id"' in unnamed.text
     stale = vic.post("/cases/C1/verify", data={**answer, "reference_id": "R2"})  # the proposal changed since
     assert stale.status_code == 409 and 'id="err-reference_id"' in stale.text
     assert "not of reference &#39;R2&#39;" in stale.text
@@ -221,7 +223,9 @@ def test_proposer_cannot_verify_their_own(site: dict[str, Any]) -> None:
     assert done.status_code == 303 and found.startswith("/searches/")
     assert done.headers["location"] == "/cases/C2#identification"  # never to another site
     assert 'data-case="C2"' not in root.get("/verifications").text  # not offered their own
-    page = root.post("/cases/C2/verify", data={"csrf": csrf, "conclusion": "same person", "reasons": "mine"})
+    page = root.post(
+        "/cases/C2/verify", data={"csrf": csrf, "conclusion": "same person", "reasons": "mine", "reference_id": "R2"}
+    )
     assert page.status_code == 403
     assert "a different person must verify it" in page.text and "<form" in page.text
     assert "proposed" in root.get("/cases/C2").text

@@ -77,7 +77,7 @@ def test_agreement_after_blind_verification_identifies_the_case(casework, capsys
     assert mine["candidates"][0]["conclusions"][0]["conclusion"] == "possible match"
 
     code, out, err = cli(capsys, ws, "ben", "identification", "verify", "UP-1", "--conclusion", "same-person",
-                         "--reasons", "same ear shape")  # fmt: skip
+                         "--reasons", "same ear shape", "--reference", "MP-012")  # fmt: skip
     assert code == 0, err
     assert "Case UP-1 is identified as reference MP-012 (verified)" in out
     done = as_json(capsys, ws, "ben", "identification", "show", "UP-1")
@@ -95,7 +95,7 @@ def test_disagreement_keeps_both_conclusions_and_sends_the_case_back_to_review(c
     ws = casework
     propose(capsys, ws)
     code, out, _ = cli(capsys, ws, "ben", "identification", "verify", "UP-1", "--conclusion", "different-people",
-                       "--reasons", "different nose")  # fmt: skip
+                       "--reasons", "different nose", "--reference", "MP-012")  # fmt: skip
     assert code == 0 and "back to review" in out
     data = as_json(capsys, ws, USER, "identification", "show", "UP-1")
     assert data["status"] == "disputed"
@@ -124,7 +124,7 @@ def test_a_proposal_whose_reference_was_erased_cannot_be_verified(casework, caps
     before = snapshot(ws)
     for conclusion in ("same-person", "different-people"):
         code, _, err = cli(capsys, ws, "ben", "identification", "verify", "UP-1", "--conclusion", conclusion,
-                           "--reasons", "r")  # fmt: skip
+                           "--reasons", "r", "--reference", "MP-012")  # fmt: skip
         assert code == 1
         assert_one_error_line(err, r"^error: case UP-1: reference MP-012, which this identification proposes, has "
                                    r"been erased: .* an examiner withdraws the identification")  # fmt: skip
@@ -155,6 +155,20 @@ def test_a_verification_is_refused_when_the_proposal_changed_to_another_referenc
     assert as_json(capsys, ws, USER, "case", "show", "UP-1")["status"] == "disputed"
 
 
+def test_a_verification_that_does_not_name_the_reference_compared_is_refused(casework, capsys):
+    """Without the reference, a verification would apply to whatever proposal is open when it is saved."""
+    ws = casework
+    propose(capsys, ws)
+    before = snapshot(ws)
+    code, _, err = cli(capsys, ws, "ben", "identification", "verify", "UP-1", "--conclusion", "same-person",
+                       "--reasons", "ears")  # fmt: skip
+    assert code == 2 and "Missing option '--reference'" in err
+    assert snapshot(ws) == before
+    with Workspace.open(ws, user="ben") as ben, pytest.raises(TypeError):
+        ben.verify_identification("UP-1", "same person", "ears")  # type: ignore[call-arg]
+    assert snapshot(ws) == before
+
+
 def test_a_new_proposal_hides_the_earlier_ones_from_its_verifier(casework, capsys, tmp_path):
     """The earlier proposal of the same reference, its verifier's conclusion and the reason it was withdrawn
     would tell the next verifier what others concluded: they are hidden everywhere until the new proposal is
@@ -165,7 +179,7 @@ def test_a_new_proposal_hides_the_earlier_ones_from_its_verifier(casework, capsy
     assert code == 0, err
     propose(capsys, ws)
     code, _, err = cli(capsys, ws, "ben", "identification", "verify", "UP-1", "--conclusion", "different-people",
-                       "--reasons", "SECRET-VERIFIER")  # fmt: skip
+                       "--reasons", "SECRET-VERIFIER", "--reference", "MP-012")  # fmt: skip
     assert code == 0, err
     code, _, err = cli(capsys, ws, "dee", "identification", "withdraw", "UP-1", "--reason", "SECRET-WITHDRAWAL")
     assert code == 0, err
@@ -194,7 +208,7 @@ def test_a_new_proposal_hides_the_earlier_ones_from_its_verifier(casework, capsy
     mine = as_json(capsys, ws, "dee", "identification", "show", "UP-1")
     assert [h["status"] for h in mine["history"]] == ["withdrawn", "proposed"] and mine["hidden"] == 0
     code, _, err = cli(capsys, ws, "cy", "identification", "verify", "UP-1", "--conclusion", "same-person",
-                       "--reasons", "ears")  # fmt: skip
+                       "--reasons", "ears", "--reference", "MP-012")  # fmt: skip
     assert code == 0, err
     after = as_json(capsys, ws, "cy", "identification", "show", "UP-1")
     assert after["hidden"] == 0 and after["history"][0]["verification"]["reasons"] == "SECRET-VERIFIER"
@@ -225,7 +239,7 @@ def test_only_a_different_verifier_can_verify(casework, capsys, monkeypatch, use
         monkeypatch.delenv(ACT_AS)
     before = snapshot(ws)
     if args[1] == "verify":
-        args = (*args, "--conclusion", "same-person", "--reasons", "looks alike")
+        args = (*args, "--conclusion", "same-person", "--reasons", "looks alike", "--reference", "MP-012")
     code, _, err = run(capsys, *(("--as", user) if user else ()), *args, "-w", ws)
     assert code == 1
     assert_one_error_line(err, message)
@@ -237,7 +251,7 @@ def test_the_proposer_can_never_verify_their_own_proposal_even_with_the_verifier
     propose(capsys, ws, "cy")
     before = snapshot(ws)
     code, _, err = cli(capsys, ws, "cy", "identification", "verify", "UP-1", "--conclusion", "same-person",
-                       "--reasons", "mine")  # fmt: skip
+                       "--reasons", "mine", "--reference", "MP-012")  # fmt: skip
     assert code == 1
     assert_one_error_line(err, r"case UP-1: cy proposed this identification; a different person must verify it")
     assert snapshot(ws) == before
@@ -247,7 +261,8 @@ def test_a_disabled_verifier_is_refused_and_a_verification_happens_once(casework
     ws = casework
     propose(capsys, ws)
     assert cli(capsys, ws, USER, "user", "disable", "ben")[0] == 0
-    verify = ("identification", "verify", "UP-1", "--conclusion", "same-person", "--reasons", "alike")
+    verify = ("identification", "verify", "UP-1", "--conclusion", "same-person", "--reasons", "alike", "--reference",
+              "MP-012")  # fmt: skip
     code, _, err = cli(capsys, ws, "ben", *verify)
     assert code == 1
     assert_one_error_line(err, r"user 'ben' is disabled")
@@ -260,10 +275,10 @@ def test_a_disabled_verifier_is_refused_and_a_verification_happens_once(casework
 def test_identifications_only_come_from_reviewed_candidates(casework, faces_dir, capsys):
     ws = casework
     code, _, err = cli(capsys, ws, USER, "identification", "verify", "UP-1", "--conclusion", "same-person",
-                       "--reasons", "x")  # fmt: skip
+                       "--reasons", "x", "--reference", "MP-012")  # fmt: skip
     assert code == 1  # nothing proposed: nothing to verify (ana is no verifier either; cy is)
     code, _, err = cli(capsys, ws, "cy", "identification", "verify", "UP-1", "--conclusion", "same-person",
-                       "--reasons", "x")  # fmt: skip
+                       "--reasons", "x", "--reference", "MP-012")  # fmt: skip
     assert_one_error_line(err, r"case UP-1: no identification; there is nothing awaiting verification")
     code, _, err = cli(capsys, ws, USER, "identification", "propose", "UP-1", "MP-404", "--reasons", "x")
     assert_one_error_line(err, r"reference MP-404: no such reference")
@@ -289,7 +304,7 @@ def test_no_other_api_call_changes_a_case_to_identified(ws, faces_dir):
     with pytest.raises(InvalidField):
         ws.update_reference("nope", status="identified")
     with pytest.raises((PermissionDenied, Conflict)):
-        ws.verify_identification("UP-2", "same person", "no proposal, no verifier role")
+        ws.verify_identification("UP-2", "same person", "no proposal, no verifier role", "MP-020")
     assert ws.case("UP-2").status == "open"
     # In the library, only nomina.workflow.verify sets an identification's status to identified.
     src = Path(__file__).resolve().parents[1] / "src" / "nomina"

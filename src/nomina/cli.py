@@ -864,11 +864,11 @@ def identification_verify(
     ],
     reasons: Annotated[str, typer.Option(help="What your conclusion rests on.")],
     reference: Annotated[
-        str | None,
+        str,
         typer.Option(
             help="The reference you compared the case with: refused if the proposal changed to another meanwhile."
         ),
-    ] = None,
+    ],
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Verify a proposed identification blind (verifier, not the proposer): your conclusion is recorded

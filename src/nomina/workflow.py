@@ -245,7 +245,7 @@ def propose(s: Session, actor: str, case: db.Case, reference_id: str, reasons: s
 
 
 def verify(
-    s: Session, actor: str, case: db.Case, conclusion: str, reasons: str, reference_id: str | None = None
+    s: Session, actor: str, case: db.Case, conclusion: str, reasons: str, reference_id: str
 ) -> db.Identification:
     """The verifier's own conclusion on the case's proposed identification.
 
@@ -262,7 +262,7 @@ def verify(
     if found is None or found.status != "proposed":
         what = "no identification" if found is None else f"an identification that is {found.status}"
         raise Conflict(f"case {case.id}: {what}; there is nothing awaiting verification", record=f"case {case.id}")
-    if reference_id is not None and found.reference_id != _record_id(reference_id, "reference_id"):
+    if found.reference_id != _record_id(reference_id, "reference_id"):
         raise Conflict(
             f"case {case.id}: the identification awaiting verification is not of reference {shown(reference_id)} "
             "(another may have been proposed while you compared): look at the case again",

@@ -1176,12 +1176,12 @@ class Workspace:
             return workflow.describe(found, actor)
 
     def verify_identification(
-        self, case_id: str, conclusion: str, reasons: str, reference_id: str | None = None
+        self, case_id: str, conclusion: str, reasons: str, reference_id: str
     ) -> workflow.IdentificationRecord:
         """A verifier, not the proposer, records their own conclusion on the proposed identification.
 
-        Give ``reference_id``, the reference compared with the case: if the proposal was withdrawn and
-        another reference proposed meanwhile, the verification is refused (Conflict) instead of being
+        ``reference_id`` is the reference the verifier compared with the case: if the proposal was withdrawn
+        and another reference proposed meanwhile, the verification is refused (Conflict) instead of being
         recorded against a comparison the verifier never made."""
         with self._acting("identification.verify") as (s, actor):
             found = workflow.verify(s, actor, cases.get(s, case_id), conclusion, reasons, reference_id)

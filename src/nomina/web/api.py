@@ -343,10 +343,9 @@ class ProposalRequest(_Body):
 class VerificationRequest(_Body):
     conclusion: str = Field(description="same person, different people or inconclusive.")
     reasons: str = Field(description="What the verifier's conclusion rests on.")
-    reference_id: str | None = Field(
-        default=None,
-        description="The reference the verifier compared the case with (give it): refused with 409 if the "
-        "proposal was withdrawn and another reference proposed meanwhile.",
+    reference_id: str = Field(
+        description="The reference the verifier compared the case with: refused with 409 if the proposal was "
+        "withdrawn and another reference proposed meanwhile.",
     )
 
 

@@ -609,8 +609,10 @@ def verify(
     try:
         if not conclusion:
             raise InvalidField("conclusion: required: choose your own conclusion")
+        if not reference_id:
+            raise InvalidField("reference_id: required: the reference the page showed; look at the case again")
         # the reference the page showed: refused if the proposal changed to another since
-        viewer.ws.verify_identification(case_id, conclusion, reasons, reference_id or None)
+        viewer.ws.verify_identification(case_id, conclusion, reasons, reference_id)
     except NominaError as exc:
         # a proposal that changed meanwhile is compared afresh: nothing of the answer about the other is kept
         form = {} if exc.field == "reference_id" else {"conclusion": conclusion, "reasons": reasons}
