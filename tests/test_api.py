@@ -367,7 +367,7 @@ def test_tokens_users_and_eyes(client: TestClient, tokens: dict[str, dict[str, s
     assert added.json()["roles"] == ["intake"] and not keys(added.json()) & {"password", "password_hash"}
     assert client.put(f"{API}/users/zed/roles", headers=adm, json={"roles": ["auditor"]}).json()["roles"] == ["auditor"]
     reset = client.post(f"{API}/users/zed/password", headers=adm, json={"password": "another long password 456"})
-    assert reset.json() == {"user": "zed", "sessions_ended": 0}
+    assert reset.json() == {"user": "zed", "sessions_ended": 0, "tokens_revoked": 0}
     assert client.post(f"{API}/users/zed/disable", headers=adm).json()["active"] is False
     assert_error(client.post(f"{API}/users/zed/disable", headers=eve), 403, "permission_denied")
     users = client.get(f"{API}/users", headers=tokens["ian"], params={"size": 500}).json()

@@ -20,6 +20,7 @@ from conftest import (
     raw_database,
     run,
     snapshot,
+    token_for,
 )
 
 from nomina import Workspace, auth, credentials
@@ -170,7 +171,7 @@ def test_changing_ones_own_password_needs_the_current_one_and_only_admins_set_ot
         ben.set_password("ben", "another long passphrase", current="not the current one")
     with pytest.raises(PermissionDenied, match="does not have the admin role"):
         ben.set_password(USER, "ana's new long passphrase")
-    assert ben.set_password("ben", "another long passphrase", current=BEN_PASSWORD) == 0
+    assert ben.set_password("ben", "another long passphrase", current=BEN_PASSWORD).sessions_ended == 0
     team.login("ben", "another long passphrase")
 
 
@@ -206,6 +207,30 @@ def test_setting_a_password_ends_the_users_sessions(team: Workspace):
     team.set_password("ben", "reset by the admin now")
     with pytest.raises(NotLoggedIn, match="ended \\(password set\\)"):
         ben.users()
+
+
+def test_an_admins_reset_revokes_the_users_tokens_and_ones_own_change_keeps_them(team: Workspace):
+    """A reset takes an account back: a token made by whoever held it (or stole its password) must stop
+    with it, on every open view, and the trail says who revoked it."""
+    _, ben = team.login("ben", BEN_PASSWORD)
+    scripts = [ben.create_token(label) for label in ("nightly", "other")]
+    ben.revoke_token(scripts[1].token.id)  # already revoked: left as it was
+    views = [team.with_credential(t.secret) for t in scripts[:1]]
+    own = ben.set_password("ben", "his own new passphrase", current=BEN_PASSWORD)
+    assert (own.sessions_ended, own.tokens_revoked) == (0, 0)
+    assert views[0].whoami().user == "ben"  # his own change keeps his scripts running
+    done = team.set_password("ben", "reset by the admin now")
+    assert (done.user, done.sessions_ended, done.tokens_revoked) == ("ben", 1, 1)
+    with pytest.raises(NotLoggedIn, match="revoked"):
+        views[0].whoami()
+    with pytest.raises(NotLoggedIn):
+        team.with_credential(scripts[0].secret)
+    tokens = {t.id: t for t in team.tokens(everyone=True) if t.user == "ben"}
+    assert tokens[scripts[0].token.id].revoked_by == USER and tokens[scripts[1].token.id].revoked_by == "ben"
+    trail = _trail(team)[-2:]
+    assert [e["action"] for e in trail] == ["user.password", "token.revoke"]
+    assert trail[1]["actor"] == USER and trail[1]["details"]["token"] == scripts[0].token.id
+    assert team.audit_verify().ok
 
 
 def test_a_disabled_users_sessions_and_tokens_stop_at_once(team: Workspace):
@@ -490,3 +515,17 @@ def test_a_disabled_users_saved_session_can_still_be_logged_out(logged_out: Path
     assert_one_error_line(err, r"^error: user 'ben' is disabled$")
     assert run(capsys, "logout", "-w", logged_out)[1].strip() == "Logged out."
     assert not credentials.path_for(logged_out).exists()
+
+
+def test_an_admins_reset_on_the_command_line_says_what_it_revoked(logged_out: Path, capsys, monkeypatch):
+    add = ("user", "add", "ben", "--role", "verifier", "--password-stdin", "-w", logged_out)
+    assert run(capsys, "--as", USER, *add, stdin=BEN_PASSWORD + "\n")[0] == 0  # run() gives ben a token
+    bens = token_for(logged_out, "ben")
+    reset = ("user", "passwd", "ben", "--password-stdin", "-w", logged_out)
+    code, out, err = run(capsys, "--as", USER, *reset, stdin="a new passphrase for him\n")
+    assert code == 0, err
+    assert "Password set for ben; 0 other session(s) ended; 1 API token(s) revoked." in out
+    monkeypatch.setenv("NOMINA_TOKEN", bens)
+    code, _, err = run(capsys, "whoami", "-w", logged_out)
+    assert code == 1
+    assert_one_error_line(err, r"API token \d+: revoked")

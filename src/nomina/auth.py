@@ -64,6 +64,7 @@ __all__ = [
     "Identity",
     "LoginResult",
     "NewToken",
+    "PasswordResult",
     "SessionInfo",
     "TokenInfo",
     "authenticate",
@@ -169,14 +170,24 @@ def _matches(stored: str | None, password: str) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class PasswordResult(Record):
+    """What setting a password ended: the user's other sessions and, for an admin's reset, their API tokens."""
+
+    user: str
+    sessions_ended: int
+    tokens_revoked: int
+
+
 def set_password(
     s: Session, name: str, password: str, actor: str, current: str | None = None, keep_session: int | None = None
-) -> int:
-    """Set user ``name``'s password, acting as ``actor``; the number of their sessions this ended.
+) -> PasswordResult:
+    """Set user ``name``'s password, acting as ``actor``.
 
     A user setting their own password gives the ``current`` one (unless they have none yet); an admin
     sets anyone else's, which also ends a lockout. The user's sessions end, except ``keep_session`` (the
-    one the change was made from).
+    one the change was made from). An admin's reset also revokes the user's API tokens: a reset takes an
+    account back, and a token made by whoever held it must not outlive it.
     """
     acting = users.require_user(s, actor)
     row = users.user_row(s, name)
@@ -192,7 +203,8 @@ def set_password(
     ended = _end_sessions(s, row.name, "password set", keep=keep_session)
     s.flush()
     audit.record(s, acting.name, audit.PasswordSet(user=row.name, reset=reset, sessions_ended=ended))
-    return ended
+    revoked = _revoke_tokens(s, row.name, acting.name) if reset else 0
+    return PasswordResult(row.name, ended, revoked)
 
 
 # -- logins --------------------------------------------------------------------------------------------------
@@ -515,6 +527,22 @@ def list_tokens(s: Session, actor: str, everyone: bool = False) -> list[TokenInf
     return [_token_info(row) for row in s.scalars(query)]
 
 
+def _revoke(s: Session, row: db.ApiToken, actor: str) -> None:
+    row.revoked_at = _now()
+    row.revoked_by = actor
+    s.flush()
+    audit.record(s, actor, audit.TokenRevoked(user=row.user, token=row.id))
+
+
+def _revoke_tokens(s: Session, user: str, actor: str) -> int:
+    """Revoke every token of ``user`` still in force (expired ones included: nothing is left to reuse)."""
+    query = select(db.ApiToken).where(db.ApiToken.user == user, db.ApiToken.revoked_at.is_(None))
+    rows = list(s.scalars(query.order_by(db.ApiToken.id)))
+    for row in rows:
+        _revoke(s, row, actor)
+    return len(rows)
+
+
 def revoke_token(s: Session, actor: str, token_id: int) -> TokenInfo:
     """Revoke token ``token_id``: the actor's own, or anyone's for an admin."""
     user = users.require_user(s, actor)
@@ -523,8 +551,5 @@ def revoke_token(s: Session, actor: str, token_id: int) -> TokenInfo:
         raise NotFound(f"token {token_id}: no such token of yours", record=f"token {token_id}")
     if row.revoked_at is not None:
         raise Conflict(f"token {row.id}: already revoked", record=f"token {row.id}")
-    row.revoked_at = _now()
-    row.revoked_by = user.name
-    s.flush()
-    audit.record(s, user.name, audit.TokenRevoked(user=row.user, token=row.id))
+    _revoke(s, row, user.name)
     return _token_info(row)

@@ -1011,8 +1011,8 @@ def user_passwd(
     password_stdin: PasswordStdinOpt = False,
 ) -> None:
     """Set a password: your own (give the current one first) or, as an admin, another user's (which ends
-    their lockout). Ends the user's other sessions. With --password-stdin, your own change reads two lines
-    (current, then new)."""
+    their lockout and revokes their API tokens). Ends the user's other sessions. With --password-stdin, your
+    own change reads two lines (current, then new)."""
     with _open(workspace) as ws:
         me = ws.whoami()
         whose = me.user if name is None else name
@@ -1020,8 +1020,9 @@ def user_passwd(
         if whose == me.user and next((u.has_password for u in ws.users() if u.name == whose), False):
             current = _required_password(password_stdin, "Current password: ", confirm=False)
         password = _required_password(password_stdin, f"New password for {whose}: ")
-        ended = ws.set_password(whose, password, current)
-    out.print(f"Password set for {whose}; {ended} other session(s) ended.")
+        done = ws.set_password(whose, password, current)
+    revoked = f"; {done.tokens_revoked} API token(s) revoked" if done.tokens_revoked else ""
+    out.print(f"Password set for {whose}; {done.sessions_ended} other session(s) ended{revoked}.")
 
 
 @user_app.command("list")

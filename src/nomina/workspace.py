@@ -443,9 +443,9 @@ class Workspace:
             actor = self._actor(s)
             return auth.identity(s, users.require_user(s, actor), self._credential)
 
-    def set_password(self, name: str, password: str, current: str | None = None) -> int:
+    def set_password(self, name: str, password: str, current: str | None = None) -> auth.PasswordResult:
         """Set user ``name``'s password: one's own (give ``current``) or, for an admin, anyone's. Ends the
-        user's sessions (but the one this view acts with); returns how many it ended."""
+        user's sessions (but the one this view acts with); an admin's reset also revokes their API tokens."""
         keep = self._credential.id if self._credential is not None and self._credential.kind == "session" else None
         with self._acting() as (s, actor):
             return auth.set_password(s, name, password, actor, current, keep)

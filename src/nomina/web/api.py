@@ -851,10 +851,9 @@ async def set_roles(name: str, request: Request, viewer: Viewer = api("user.mana
     openapi_extra=_json_doc(PasswordRequest),
 )
 async def reset_password(name: str, request: Request, viewer: Viewer = api("user.manage")) -> Any:
-    """Set a user's password (an admin's reset); the user's sessions end."""
+    """Set a user's password (an admin's reset); the user's sessions end and their API tokens are revoked."""
     body = await _json(request, PasswordRequest)
-    ended = await _call(viewer.ws.set_password, name, body.password)
-    return {"user": name, "sessions_ended": ended}
+    return (await _call(viewer.ws.set_password, name, body.password)).to_dict()
 
 
 # -- the schema and its page ------------------------------------------------------------------------------------

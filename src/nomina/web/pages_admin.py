@@ -36,7 +36,8 @@ _DONE = {
     "added": "User added. They can log in with the first password you gave; ask them to change it.",
     "roles": "Roles changed. They apply from the user's next request, in sessions already open too.",
     "disabled": "User disabled. Their sessions and API tokens stopped working.",
-    "password": "Password set. The user's lockout (if any) ended, and so did their sessions.",
+    "password": "Password set. The user's lockout (if any) ended, and so did their sessions; their API tokens "
+    "are revoked.",
     "setting": "Setting changed.",
 }
 
@@ -217,7 +218,7 @@ def reset_password(
     repeat: str = Form(""),
     viewer: Viewer = page("user.manage"),
 ) -> Response:
-    """Set another user's password (ends their lockout and their sessions)."""
+    """Set another user's password (ends their lockout and their sessions, revokes their API tokens)."""
     errors: dict[str, str] = {}
     status = 422
     if name == viewer.user:
