@@ -4,6 +4,7 @@ same way. The scan reads the raw bytes of every file, so it would find the data 
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -21,7 +22,7 @@ from conftest import (
 )
 
 from nomina import CaseFields, PhotoInput, Provenance, ReferenceFields, Workspace, erasure
-from nomina.errors import Conflict, InvalidField, PermissionDenied
+from nomina.errors import Conflict, InvalidField, NotFound, PermissionDenied
 from nomina.references import ReferenceRecord
 
 FAMILY = Provenance("family", "a sister", "family request under national missing-persons law")
@@ -526,3 +527,36 @@ def test_an_erased_reference_id_is_not_given_to_a_new_reference(ws, faces_dir, t
     ws.delete_case("UP-1", "wrong photos")
     ws.add_case(CaseFields("UP-1"), [PhotoInput(london(faces_dir, "037", "smiling"))])
     assert [a for a, _ in trail(ws, case_id="UP-1")] == ["case.create", "case.delete", "case.create"]
+
+
+# -- reading while an erasure commits ----------------------------------------------------------------------
+def test_a_record_erased_while_it_was_read_is_not_handed_out_nor_viewed_after_its_tombstone(ws, faces_dir, monkeypatch):
+    """A view reads in one snapshot and records its event in a later transaction: an erasure committing in
+    between must leave the reader with nothing, and the trail with no view or report after the erasure."""
+    add_ref(ws, faces_dir, "014", "MP-014")
+    ws.add_case(CaseFields("UP-1"), [PhotoInput(london(faces_dir, "014", "smiling"))])
+    ws.search("UP-1")
+    reading = ws._reading
+    armed = [True]
+
+    @contextmanager
+    def erased_after_the_snapshot():
+        with reading() as s:
+            yield s
+        if armed.pop() if armed else False:
+            ws.delete_reference("MP-014", "consent withdrawn")
+
+    monkeypatch.setattr(ws, "_reading", erased_after_the_snapshot)
+    with pytest.raises(NotFound, match="reference MP-014: no such reference"):
+        ws.reference("MP-014")
+    actions = [action for action, _ in trail(ws)]
+    assert actions[-1] == "reference.delete" and "reference.view" not in actions
+    assert ws.audit_verify().ok
+
+
+def test_a_photo_file_gone_since_its_record_was_read_is_not_found_not_a_crash(ws, faces_dir):
+    record = add_ref(ws, faces_dir, "014", "MP-014")
+    sha = record.photos[0].sha256
+    ws.photos.path(sha).unlink()  # what an erasure committing after the record was read leaves
+    with pytest.raises(NotFound, match=rf"photo {sha[:12]}: not in the photo store"):
+        ws.photos.read(sha)

@@ -573,7 +573,9 @@ class Workspace:
         with self._reading() as s:
             found = read(s, self._actor(s, action))
         with self._acting(action) as (s, actor):
-            audit.record(s, actor, event(found))
+            seen = event(found)
+            _still_there(s, seen)
+            audit.record(s, actor, seen)
         return found
 
     @contextmanager
@@ -1241,9 +1243,9 @@ class Workspace:
         fmt = path.suffix.lower().lstrip(".")
         try:
             with self._acting("report.read") as (s, actor):
-                audit.record(
-                    s, actor, audit.ReportCreated(case_id=case_id, sha256=sha, format=fmt, reference_id=reference)
-                )
+                written = audit.ReportCreated(case_id=case_id, sha256=sha, format=fmt, reference_id=reference)
+                _still_there(s, written)
+                audit.record(s, actor, written)
         except BaseException:
             path.unlink(missing_ok=True)  # a report whose writing is not recorded is not left behind
             raise
@@ -1403,6 +1405,17 @@ class Workspace:
 
 
 # -- helpers ------------------------------------------------------------------------------------------
+def _still_there(s: Session, event: audit.Event) -> None:
+    """Refuse (NotFound) to record the viewing or report of a case or reference erased since it was read:
+    what was read in the earlier snapshot is not handed out, and no event follows the record's tombstone."""
+    case_id = getattr(event, "case_id", None)
+    reference_id = getattr(event, "reference_id", None)
+    if case_id is not None:
+        cases.get(s, case_id)
+    if reference_id is not None:
+        references.get(s, reference_id)
+
+
 def _index_mode(s: Session) -> str:
     return str(_config(s)["index"])
 

@@ -15,6 +15,7 @@ import os
 import re
 from pathlib import Path
 
+from ..errors import NotFound
 from ..files import PRIVATE_FOLDER, write_whole
 from ..imaging import sha256_hex
 
@@ -47,7 +48,11 @@ class PhotoStore:
         return sha, True
 
     def read(self, sha256: str) -> bytes:
-        return self.path(sha256).read_bytes()
+        """The photo's bytes; NotFound when its file is gone (erased since its record was read)."""
+        try:
+            return self.path(sha256).read_bytes()
+        except FileNotFoundError:
+            raise NotFound(f"photo {sha256[:12]}: not in the photo store (erased?)", record=f"photo {sha256}") from None
 
     def remove(self, sha256: str) -> None:
         """Remove a photo's file, its bytes overwritten first (nothing happens when it is absent)."""
