@@ -326,6 +326,13 @@ TABLE: dict[str, Bad] = {
         1,
         r"reference_id: 'R1\\u200b' holds U\+200B",
     ),
+    "id with a combining grapheme joiner": Bad(case_add(case_id="C2\u034f"), 1, r"case_id: .* holds U\+034F COMBINING"),
+    "user name with a variation selector": Bad(
+        ("user", "add", "vi\ufe0fc", "--role", "verifier"), 1, r"user: .* holds U\+FE0F VARIATION SELECTOR-16"
+    ),
+    "user name with a Hangul filler": Bad(
+        ("user", "add", "vic\u3164tor", "--role", "verifier"), 1, r"user: .* holds U\+1160 HANGUL JUNGSEONG FILLER"
+    ),
     "id with a right-to-left override": Bad(case_add(case_id="C\u202e2"), 1, r"case_id: 'C\\u202e2' holds U\+202E"),
     "id with an ANSI escape": Bad(case_add(case_id="C\x1b[31m2"), 1, r"case_id: 'C\\x1b\[31m2' holds U\+001B"),
     "id with a space": Bad(case_add(case_id="C 2"), 1, r"case_id: 'C 2' must be a short id without spaces"),

@@ -103,6 +103,19 @@ _TEXT_FORMAT_ALLOWED = frozenset("\u00ad\u061c\u200c\u200d\u200e\u200f")
 # Characters that look like the ASCII hyphen-minus in an id: the dash punctuation (Unicode category Pd:
 # hyphen, non-breaking hyphen, figure dash, en and em dashes...) and these; an id stores them as "-".
 _OTHER_DASHES = frozenset("\u2212\u2043\u02d7\ufe63\uff0d")
+# Unicode's default-ignorable code points (DerivedCoreProperties.txt) that are not format or unassigned
+# characters, which an id refuses anyway: the combining grapheme joiner, variation selectors, Hangul and
+# Khmer fillers. They show as nothing, so "vic\u034ftor" would read as "victor" in the trail and a report.
+_INVISIBLE = (
+    (0x034F, 0x034F),
+    (0x115F, 0x1160),
+    (0x17B4, 0x17B5),
+    (0x180B, 0x180F),
+    (0x3164, 0x3164),
+    (0xFE00, 0xFE0F),
+    (0xFFA0, 0xFFA0),
+    (0xE0000, 0xE0FFF),
+)
 # What a decoder puts where bytes were not valid UTF-8 (a web form's field sent in another encoding): the
 # text given is not the text meant, so it is refused rather than stored.
 _NOT_DECODED = "\ufffd"
@@ -268,7 +281,7 @@ def _required_text(value: str | None, field_name: str) -> str:
 def _record_id(value: str | None, field_name: str) -> str:
     """A record id: NFKC-normalised, so that lookalike spellings (full-width letters, ligatures, the
     many Unicode dashes) become the one id they look like and an existing id is found again; without
-    spaces, control, format or unassigned characters; at most :data:`ID_MAX_LENGTH` characters."""
+    spaces, control, format, invisible or unassigned characters; at most :data:`ID_MAX_LENGTH` characters."""
     if value is not None and not isinstance(value, str):
         raise InvalidField(f"{field_name}: {shown(value)} is not text")
     if value is None or not value.strip():
@@ -276,7 +289,12 @@ def _record_id(value: str | None, field_name: str) -> str:
     text = unicodedata.normalize("NFKC", value.strip())
     text = "".join("-" if unicodedata.category(c) == "Pd" or c in _OTHER_DASHES else c for c in text)
     for c in text:
-        if unicodedata.category(c).startswith("C") or unicodedata.category(c) in ("Zl", "Zp") or c == _NOT_DECODED:
+        if (
+            unicodedata.category(c).startswith("C")
+            or unicodedata.category(c) in ("Zl", "Zp")
+            or c == _NOT_DECODED
+            or any(low <= ord(c) <= high for low, high in _INVISIBLE)
+        ):
             raise InvalidField(
                 f"{field_name}: {shown(text)} holds {_character(c)}; an id is letters, digits and punctuation"
             )
