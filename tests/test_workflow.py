@@ -321,3 +321,30 @@ def _verify_line(path: Path) -> int:
     lines = path.read_text().splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("def verify("))
     return next(i for i, line in enumerate(lines[start:], start + 1) if 'status = "identified"' in line)
+
+
+def test_a_blind_verifier_cannot_tell_the_proposer_by_who_searched_or_looked_at_the_case(casework, capsys):
+    """The proposer searches and looks at the case just before and after proposing: those events, and who ran
+    the search, would name them next to the hidden proposal. Until the verification, the verifier sees
+    no one's name on the case but their own."""
+    ws = casework
+    searched = as_json(capsys, ws, "dee", "search", "UP-1")["search_id"]
+    as_json(capsys, ws, "dee", "case", "show", "UP-1")
+    propose(capsys, ws, "dee")
+    as_json(capsys, ws, "dee", "search", "show", str(searched))
+    as_json(capsys, ws, "ben", "case", "show", "UP-1")
+
+    with Workspace.open(ws, user="ben") as ben:
+        trail = ben.audit_log(case_id="UP-1")
+        assert {e.actor for e in trail} == {"ben", "(hidden until verified)"}
+        assert all(e.os_user is None for e in trail if e.actor != "ben")
+        assert not [e for e in ben.audit_log(user="dee") if e.case_id == "UP-1"]
+        assert {s.user for s in ben.searches("UP-1")} == {"(hidden until verified)"}
+        shown = ben.get_search(searched)
+        assert (shown.user, shown.os_user) == ("(hidden until verified)", "(hidden until verified)")
+        assert "dee" not in json.dumps([e.to_dict() for e in trail], default=str)
+        ben.verify_identification("UP-1", "same person", "same ears", "MP-012")
+        assert "dee" in {e.actor for e in ben.audit_log(case_id="UP-1")}  # no longer blind
+        assert ben.get_search(searched).user == "dee"
+    with Workspace.open(ws, user="dee") as dee:  # the proposer was never blind
+        assert dee.searches("UP-1")[-1].user == "dee"

@@ -10,7 +10,7 @@ viewer may see it.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -355,7 +355,10 @@ def load(s: Session, search_id: int, viewer: str, age_gap_years: float) -> Searc
         for c in row.conclusions:
             conclusions.setdefault(c.rank, []).append(workflow.conclusion_record(c))
     faces = [ref for ref, _ in case_faces(row.case)]
-    return result_from_row(row, names, faces, used, _age_warnings(s, row, age_gap_years), conclusions)
+    found = result_from_row(row, names, faces, used, _age_warnings(s, row, age_gap_years), conclusions)
+    if conclusions is None and row.user != viewer:  # who searched a blind case is hidden as well
+        return replace(found, user=workflow.HIDDEN, os_user=workflow.HIDDEN)
+    return found
 
 
 def _age_warnings(s: Session, row: db.Search, gap_years: float) -> dict[int, list[str]]:
@@ -387,9 +390,10 @@ def _age_warnings(s: Session, row: db.Search, gap_years: float) -> dict[int, lis
     return out
 
 
-def summaries(s: Session, case_id: str | None = None) -> list[SearchSummary]:
+def summaries(s: Session, viewer: str, case_id: str | None = None) -> list[SearchSummary]:
     """Every search (of one case when given), oldest first, with its number of candidates and its first;
-    three queries whatever the number of searches (never one per search)."""
+    three queries whatever the number of searches (never one per search). Who ran a search of a case
+    ``viewer`` is blind to is hidden, unless it was ``viewer``."""
     q = select(db.Search).order_by(db.Search.id)
     counted = select(db.Candidate.search_id, func.count()).group_by(db.Candidate.search_id)
     first = select(db.Candidate.search_id, db.Candidate.reference_id).where(db.Candidate.rank == 1)
@@ -400,13 +404,14 @@ def summaries(s: Session, case_id: str | None = None) -> list[SearchSummary]:
         first = first.where(db.Candidate.search_id.in_(mine))
     counts = {row[0]: int(row[1]) for row in s.execute(counted)}
     tops = {row[0]: row[1] for row in s.execute(first)}
+    blind = workflow.blind_cases(s, viewer)
     return [
         SearchSummary(
             search_id=r.id,
             case_id=r.case_id,
             created_at=r.created_at,
-            user=r.user,
-            os_user=r.os_user,
+            user=workflow.HIDDEN if r.case_id in blind and r.user != viewer else r.user,
+            os_user=workflow.HIDDEN if r.case_id in blind and r.user != viewer else r.os_user,
             candidates=counts.get(r.id, 0),
             top_reference=tops.get(r.id),
         )

@@ -155,10 +155,21 @@ def status(case: db.Case) -> str:
     return "open" if found is None else found.status
 
 
+#: Who acted, as a blind viewer is shown it.
+HIDDEN = "(hidden until verified)"
+
+
 def blind(case: db.Case, viewer: str) -> bool:
     """Whether ``viewer`` must not see the examiners' conclusions on this case yet."""
     found = current(case)
     return found is not None and found.status == "proposed" and found.proposed_by != viewer
+
+
+def blind_cases(s: Session, viewer: str) -> set[str]:
+    """The cases ``viewer`` is blind to: those whose identification awaits verification by someone else
+    than its proposer. Who did anything on them (searched, looked) is hidden from ``viewer`` too, as the
+    proposer is usually who searched and looked just before proposing."""
+    return {i.case_id for i in identifications(s, "proposed") if blind(i.case, viewer)}
 
 
 def conclude(

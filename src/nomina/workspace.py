@@ -686,10 +686,12 @@ class Workspace:
         ``before`` when given (the newest ``limit``); the reading is recorded."""
         with self._acting("audit.read") as (s, actor):
             found = audit.entries(s, case_id=case_id, reference_id=reference_id, limit=limit, actor=user, before=before)
-            blind = {i.case_id for i in workflow.identifications(s, "proposed") if workflow.blind(i.case, actor)}
+            blind = workflow.blind_cases(s, actor)
 
             def hidden(e: audit.Entry) -> bool:
-                return e.case_id in blind and e.action in _BLIND_ACTIONS
+                # on a blind case, whoever acted next to the hidden events (a search, views of the case and
+                # its search just before and after a proposal) would name the proposer
+                return e.case_id in blind and (e.action in _BLIND_ACTIONS or e.actor != actor)
 
             # An event shown hidden in a list of one user's events would name its actor all the same.
             shown = [_hidden(e) if hidden(e) else e for e in found if user is None or not hidden(e)]
@@ -1151,7 +1153,7 @@ class Workspace:
     def searches(self, case_id: str | None = None) -> list[SearchSummary]:
         return self._viewed(
             "case.read",
-            lambda s, _: search.summaries(s, case_id),
+            lambda s, actor: search.summaries(s, actor, case_id),
             lambda found: audit.SearchesListed(count=len(found), case_id=case_id),
         )
 
@@ -1457,7 +1459,7 @@ def _config(s: Session) -> dict[str, Any]:
 def _hidden(e: audit.Entry) -> audit.Entry:
     """An audit entry as a blind viewer sees it: no actor, no details."""
     hidden = {
-        "actor": "(hidden until verified)",
+        "actor": workflow.HIDDEN,
         "details": {"hidden": _BLIND},
         "os_user": None,
         "host": None,
