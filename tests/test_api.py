@@ -261,6 +261,9 @@ def test_the_error_shape(
         "invalid_field",
         "body",
     )
+    twice = b'{"rank": 1, "rank": 2, "conclusion": "excluded", "reasons": "ears"}'  # which rank was meant?
+    refused = client.post(url, headers={**eve, "content-type": "application/json"}, content=twice)
+    assert "'rank' is given twice" in assert_error(refused, 422, "invalid_field", "body")["message"]
     good = {"conclusion": "excluded", "reasons": "different ears"}
     assert_error(client.post(url, headers=eve, json={**good, "rank": "1"}), 422, "invalid_field", "rank")
     assert_error(client.post(url, headers=eve, json={**good, "rank": True}), 422, "invalid_field", "rank")

@@ -43,7 +43,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import roles as role_table
 from ..errors import ImageTooLarge, InvalidField, NominaError, NotFound
 from ..faces import parse_eyes
-from ..records import CASE_KINDS, SEXES, CaseFields, PhotoInput, Provenance, Record, ReferenceFields, record_number
+from ..records import (
+    CASE_KINDS,
+    SEXES,
+    CaseFields,
+    PhotoInput,
+    Provenance,
+    Record,
+    ReferenceFields,
+    record_number,
+    shown,
+)
 from ..workflow import STATUSES
 from . import media, uploads
 from .access import Guard, Viewer, api, page
@@ -103,6 +113,19 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+class _GivenTwice(Exception):
+    """A JSON object naming a field twice: which one counts would be the parser's choice, not the sender's."""
+
+
+def _once_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _GivenTwice(key)
+        found[key] = value
+    return found
+
+
 async def _json(request: Request, model: type[T]) -> T:
     """The request's JSON body as ``model`` (an empty body is ``{}``), read after the caller was checked."""
     data = await _json_object(request)
@@ -120,7 +143,9 @@ async def _json_object(request: Request) -> dict[str, Any]:
     if kind != "application/json":
         raise InvalidField("body: send a JSON object with Content-Type: application/json", field="body")
     try:
-        data = json.loads(body, parse_constant=_refuse_constant)
+        data = json.loads(body, parse_constant=_refuse_constant, object_pairs_hook=_once_each)
+    except _GivenTwice as exc:
+        raise InvalidField(f"body: {shown(exc.args[0])} is given twice; give each field once", field="body") from None
     except (ValueError, RecursionError):
         raise InvalidField("body: not valid JSON", field="body") from None
     if not isinstance(data, dict):
