@@ -258,3 +258,41 @@ def test_erasure_leaves_no_vector_or_code_of_the_erased_faces_in_the_approximate
     )
     assert row not in set(np.asarray(entries).tolist())
     assert all(c.reference_id != "MP-1" for c in ws.search("C1").candidates)
+
+
+@pytest.mark.slow
+def test_audit_verify_finds_a_face_moved_to_another_list_of_the_approximate_index(
+    ws: Workspace, faces_dir: Path
+) -> None:
+    """A face moved to a list no probe near it reads (or given a code that scores it low) is never a
+    candidate, and the searches that miss it are recorded as genuine: audit verify re-encodes every face of
+    the snapshot from its own vector."""
+    from nomina.store import schema as db
+
+    ws.add_reference(ReferenceFields("MP-1", "Ana"), [PhotoInput(london(faces_dir, "001"))], FAMILY)
+    add_filler_faces(ws, 6000)
+    ws.set_config("index", "approximate")
+    assert ws.gallery_index().wait(60) and ws.gallery_index().kind == "approximate"
+    ws._keeper().save(ws._shared.db, lambda s: "approximate")
+    folder = ws.path / "index" / "gallery"
+    with ws._shared.db.read() as s:
+        face_id = s.query(db.Face.id).join(db.ReferencePhoto).filter(db.ReferencePhoto.reference_id == "MP-1").scalar()
+
+    def hidden_line() -> list[str]:
+        return [line for line in ws.audit_verify().records if "hidden from searches" in line]
+
+    assert hidden_line() == []
+    face_ids = np.load(folder / "face_ids.npy")
+    row = int(np.flatnonzero(face_ids == face_id)[0])
+    for name, edit in (("lists", lambda a: (a + 1) % 64), ("codes", lambda a: a ^ 0x77)):
+        array = np.load(folder / f"{name}.npy", mmap_mode="r+")
+        kept = np.array(array[row])
+        array[row] = edit(array[row])
+        array.flush()
+        (line,) = hidden_line()
+        assert line.startswith("gallery index: 1 face(s) in a list or with a code their vector does not give")
+        assert f"(face {face_id})" in line, line
+        array[row] = kept
+        array.flush()
+        del array
+    assert hidden_line() == []

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from .errors import RecordTampered
 from .index import Gallery, folder_lock, snapshot
+from .index.approximate import Layer, Params
 from .store import Database
 from .store import schema as db
 
@@ -246,6 +247,7 @@ class GalleryKeeper:
             if not _usable(seq, len(live), head(s)):
                 return []  # a process would rebuild the index from the database rather than load it
             kept_vectors = np.asarray(found.vectors[live])
+            hidden = _misplaced(found, live, kept_vectors)
         changed = np.array(
             sorted({int(f) for f in s.scalars(select(db.GalleryChange.face_id).where(db.GalleryChange.seq > seq))}),
             dtype=np.int64,
@@ -262,6 +264,7 @@ class GalleryKeeper:
             "with another vector": kept_ids[mine[other_vector]],
             "missing": np.setdiff1d(np.setdiff1d(ids, kept_ids), changed),
             "that are no reference face": np.setdiff1d(np.setdiff1d(kept_ids, ids), changed),
+            "in a list or with a code their vector does not give (hidden from searches)": kept_ids[hidden],
         }
         return [
             f"gallery index: {len(faces)} face(s) {what} in its snapshot (face {', '.join(map(str, faces[:5]))}"
@@ -303,6 +306,20 @@ class GalleryKeeper:
                 self.gallery.close()
             self.gallery = None
             self._saved_seq = -1
+
+
+def _misplaced(found: snapshot.Snapshot, live: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """Which live rows of a snapshot's approximate layer sit in a list or hold a code their own vector does
+    not give (:meth:`Layer.misplaced`); every row when the layer's trained index cannot be read."""
+    info = found.meta.get("approximate")
+    if info is None or found.lists is None or found.codes is None or found.trained is None:
+        return np.zeros(len(live), dtype=bool)
+    try:
+        params = Params(*(int(info[key]) for key in ("nlist", "nprobe", "fetch", "duplicate_lists")))
+        layer = Layer.from_trained(found.trained, params, int(info["trained_size"]))
+    except (ValueError, KeyError, TypeError, RuntimeError):
+        return np.ones(len(live), dtype=bool)
+    return layer.misplaced(vectors, np.asarray(found.lists[live]), np.asarray(found.codes[live]))
 
 
 def _remove(path: Path) -> None:

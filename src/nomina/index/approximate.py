@@ -82,6 +82,8 @@ _LISTS_PER_SQRT = 2.0  # nlist = this x sqrt(faces)
 #: faiss's fast-scan search that spreads ONE probe's lists over the cores (with a reservoir of results);
 #: the default implementation uses one core per probe, and a search here is one probe at a time.
 _SEARCH_IMPLEM = 15
+# Scores within this of each other are a tie (float32 products summed in another order differ by ~1e-6).
+_TIE = 1e-4
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,30 @@ class Layer:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         _, assigned = self.index.quantizer.search(vectors, 1)  # exact (an HNSW graph measured slower here)
         return assigned[:, 0].astype(np.int32), self.index.pq.compute_codes(vectors)
+
+    def misplaced(self, vectors: np.ndarray, lists: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """Which rows' stored list or code is not what :meth:`encode` gives their vector: a face moved to a
+        list no probe near it reads, or given a code that scores it low, is hidden from the searches that
+        should find it. Ties within float rounding count as agreeing (the product's summation order varies
+        with the batch), so the check compares scores, not list numbers."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        lists = np.asarray(lists, dtype=np.int64)
+        bad = (lists < 0) | (lists >= self.params.nlist)
+        pq = self.index.pq
+        books = faiss.vector_to_array(pq.centroids).reshape(pq.M, pq.ksub, pq.dsub)
+        codes = np.asarray(codes, dtype=np.uint8)
+        chosen = np.empty((len(codes), pq.M), dtype=np.int64)  # 4-bit codes, the low half of a byte first
+        chosen[:, 0::2], chosen[:, 1::2] = codes & 15, codes >> 4
+        for start in range(0, len(vectors), 4096):
+            part = slice(start, start + 4096)
+            scores = vectors[part] @ self.centroids().T
+            kept = np.take_along_axis(scores, np.clip(lists[part], 0, self.params.nlist - 1)[:, None], axis=1)[:, 0]
+            bad[part] |= kept < scores.max(axis=1) - _TIE
+            pieces = vectors[part].reshape(-1, pq.M, 1, pq.dsub)
+            distances = ((pieces - books[None]) ** 2).sum(axis=3)  # rows x sub-quantizers x codewords
+            given = np.take_along_axis(distances, chosen[part][:, :, None], axis=2)[:, :, 0]
+            bad[part] |= np.any(given > distances.min(axis=2) + _TIE, axis=1)
+        return bad
 
     def add(self, rows: np.ndarray, vectors: np.ndarray, commit: bool = True) -> None:
         """Add rows (each past every row added before) with their float vectors. ``commit=False`` only
