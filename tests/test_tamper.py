@@ -7,6 +7,7 @@ from __future__ import annotations
 import getpass
 import hashlib
 import json
+import re
 import socket
 import sqlite3
 from collections.abc import Callable
@@ -354,6 +355,21 @@ def test_a_row_written_into_the_gallery_log_to_hide_a_reference_is_found(casewor
         and f"gallery log: 1 face(s) logged as removed, yet a reference face (hidden from searches) (face {face})"
         in out
     ), out
+
+
+def test_a_gallery_log_row_naming_no_face_is_found_and_stops_nothing(casework, capsys):
+    """SQLite keeps text in an INTEGER column: such a row in the gallery log made every search, erasure and
+    opening end in a traceback, and an erasure could never finish its file steps."""
+    if not isinstance(database_of(casework), Path):
+        pytest.skip("PostgreSQL refuses text in an integer column")
+    tamper(casework, "INSERT INTO gallery_changes (face_id, added) VALUES ('abc', 0)")
+    assert as_json(capsys, casework, USER, "search", "UP-1")["candidates"][0]["reference_id"] == "MP-012"
+    code, _, err = cli(capsys, casework, USER, "reference", "delete", "MP-011", "--reason", "entered twice")
+    assert code == 0 and "warning" not in err, err
+    with raw_database(casework) as con:
+        assert con.execute("SELECT COUNT(*) FROM pending_erasures").fetchone()[0] == 0  # the file steps ran
+    code, out = verify(capsys, casework)
+    assert code == 1 and re.search(r"gallery log: 1 row\(s\) naming no face \(seq \d+\)", out), out
 
 
 def test_a_journal_row_written_to_have_a_photo_destroyed_destroys_nothing_and_a_missing_file_is_found(casework, capsys):

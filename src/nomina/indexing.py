@@ -64,23 +64,39 @@ def log_disagreements(s: Session) -> list[str]:
     one. Only the triggers on ``faces`` write the log, and face ids are never reused, so the last entry of
     each face says whether it is a reference face now."""
     last: dict[int, bool] = {}
-    for face_id, added in s.execute(
-        select(db.GalleryChange.face_id, db.GalleryChange.added).order_by(db.GalleryChange.seq)
+    named_nothing = []
+    for seq, face_id, added in s.execute(
+        select(db.GalleryChange.seq, db.GalleryChange.face_id, db.GalleryChange.added).order_by(db.GalleryChange.seq)
     ):
-        last[int(face_id)] = bool(added)
+        if _is_face_id(face_id):
+            last[face_id] = bool(added)
+        else:
+            named_nothing.append(seq)
     live = set(s.scalars(select(db.Face.id).where(db.Face.reference_photo_id.is_not(None))))
+    found = []
+    if named_nothing:
+        found.append(
+            f"gallery log: {len(named_nothing)} row(s) naming no face (seq {', '.join(map(str, named_nothing[:5]))}"
+            f"{' ...' if len(named_nothing) > 5 else ''}): rows written behind Nomina's back"
+        )
     wrong = {
         "logged as removed, yet a reference face (hidden from searches)": [
             f for f, a in last.items() if not a and f in live
         ],
         "logged as added, yet no reference face": [f for f, a in last.items() if a and f not in live],
     }
-    return [
+    return found + [
         f"gallery log: {len(faces)} face(s) {what} (face {', '.join(map(str, sorted(faces)[:5]))}"
         f"{' ...' if len(faces) > 5 else ''}): rows written behind Nomina's back; maintenance rebuilds the index"
         for what, faces in wrong.items()
         if faces
     ]
+
+
+def _is_face_id(value: object) -> bool:
+    """Whether a gallery log row's face id is one (SQLite keeps whatever a row written behind Nomina's back
+    holds, text too; such a row names no face and changes no index)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _face_rows(s: Session, dim: int, ids: list[int] | None = None) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -184,8 +200,8 @@ class GalleryKeeper:
             .where(db.GalleryChange.seq > gallery.seq, db.GalleryChange.seq <= now)
             .order_by(db.GalleryChange.seq)
         ).all()
-        removed = np.array(sorted({int(f) for f, added in rows if not added}), dtype=np.int64)
-        added_ids = sorted({int(f) for f, added in rows if added})
+        removed = np.array(sorted({f for f, added in rows if _is_face_id(f) and not added}), dtype=np.int64)
+        added_ids = sorted({f for f, added in rows if _is_face_id(f) and added})
         refs, ids, vectors = _face_rows(s, self.dim, added_ids)  # those still in the gallery now
         gallery.apply(refs, ids, vectors, removed, now)
 
@@ -220,7 +236,13 @@ class GalleryKeeper:
             if self.gallery is not None:
                 self._catch_up(s, self.gallery)
             removed = np.array(
-                sorted(set(s.scalars(select(db.GalleryChange.face_id).where(db.GalleryChange.added.is_(False))))),
+                sorted(
+                    {
+                        f
+                        for f in s.scalars(select(db.GalleryChange.face_id).where(db.GalleryChange.added.is_(False)))
+                        if _is_face_id(f)
+                    }
+                ),
                 dtype=np.int64,
             )
             with folder_lock(self.folder):
@@ -249,7 +271,13 @@ class GalleryKeeper:
             kept_vectors = np.asarray(found.vectors[live])
             hidden = _misplaced(found, live, kept_vectors)
         changed = np.array(
-            sorted({int(f) for f in s.scalars(select(db.GalleryChange.face_id).where(db.GalleryChange.seq > seq))}),
+            sorted(
+                {
+                    f
+                    for f in s.scalars(select(db.GalleryChange.face_id).where(db.GalleryChange.seq > seq))
+                    if _is_face_id(f)
+                }
+            ),
             dtype=np.int64,
         )
         try:
