@@ -560,3 +560,30 @@ def test_a_photo_file_gone_since_its_record_was_read_is_not_found_not_a_crash(ws
     ws.photos.path(sha).unlink()  # what an erasure committing after the record was read leaves
     with pytest.raises(NotFound, match=rf"photo {sha[:12]}: not in the photo store"):
         ws.photos.read(sha)
+
+
+def test_an_erasure_whose_file_steps_find_the_workspace_busy_says_it_is_recorded(ws, faces_dir, monkeypatch):
+    """Another change holding the write lock right after the erasure's commit made the command say "nothing
+    was changed, try again" and exit 1, while the erasure stood; trying again then said "no such reference"."""
+    from nomina.store import database
+
+    record = add_ref(ws, faces_dir, "014", "MP-014")
+    photo = ws.photos.path(record.photos[0].sha256)
+    monkeypatch.setattr(database, "BUSY_TIMEOUT_S", 0.2)
+    finish = ws._finish_erasure
+
+    def busy_meanwhile() -> list[str]:
+        with ws._shared.db._writer:  # another change is being written when the file steps begin
+            return finish()
+
+    monkeypatch.setattr(ws, "_finish_erasure", busy_meanwhile)
+    (warning,) = ws.delete_reference("MP-014", "consent withdrawn").warnings
+    assert warning.startswith("the erasure is recorded, but the workspace stayed busy") and "nomina maintain" in warning
+    assert photo.exists()  # the file step waits in the journal
+    monkeypatch.undo()
+    with pytest.raises(NotFound):
+        ws.reference("MP-014")
+    ws.maintain()
+    assert not photo.exists()
+    with raw_database(ws.path) as con:
+        assert con.execute("SELECT COUNT(*) FROM pending_erasures").fetchone()[0] == 0

@@ -964,12 +964,21 @@ class Workspace:
         erased: :func:`nomina.erasure.sweep`), then checkpoint the database; a line for each step not done."""
         shared = self._shared
         keeper = self._keeper()
-        with shared.db.write() as s:
-            _, warnings = erasure.finish(s, self.photos, lambda: keeper.scrub(s))
-            warnings += erasure.sweep(s, self.photos)[1]
-        with shared.db.exclusive():
-            unsettled = erasure.settle(shared.db.engine)
-        return warnings + self._forget_settled(unsettled)
+        try:
+            with shared.db.write() as s:
+                _, warnings = erasure.finish(s, self.photos, lambda: keeper.scrub(s))
+                warnings += erasure.sweep(s, self.photos)[1]
+            with shared.db.exclusive():
+                unsettled = erasure.settle(shared.db.engine)
+            return warnings + self._forget_settled(unsettled)
+        except Busy:
+            # the erasure itself has committed: "nothing was changed" would be untrue; the journal keeps the
+            # steps left for the next opening or maintenance
+            return [
+                "the erasure is recorded, but the workspace stayed busy with another change, so its file steps "
+                "(photo files, index, database pages) wait in the journal: the next command that opens the "
+                "workspace, or `nomina maintain`, completes them"
+            ]
 
     def _forget_settled(self, unsettled: list[str]) -> list[str]:
         """Once a checkpoint (or compaction) left nothing unsettled, forget the journalled ones and empty
