@@ -315,21 +315,20 @@ def record(s: Session, actor: str, found: Ranked, model: dict[str, Any]) -> int:
     )
     s.add(row)
     s.flush()
-    s.execute(  # one bulk insert: the ORM's per-object bookkeeping cost more than the search
-        insert(db.Candidate),
-        [
-            {
-                "search_id": row.id,
-                "rank": rk,
-                "reference_id": ref_id,
-                "score": score,
-                "reference_face_id": ref_face,
-                "photo_sha256": photo_of[ref_face],
-                "case_face_id": case_face,
-            }
-            for rk, ref_id, score, ref_face, case_face in found.ranked
-        ],
-    )
+    candidates = [
+        {
+            "search_id": row.id,
+            "rank": rk,
+            "reference_id": ref_id,
+            "score": score,
+            "reference_face_id": ref_face,
+            "photo_sha256": photo_of[ref_face],
+            "case_face_id": case_face,
+        }
+        for rk, ref_id, score, ref_face, case_face in found.ranked
+    ]
+    if candidates:  # an empty list would be one row of nulls to SQLAlchemy's bulk insert
+        s.execute(insert(db.Candidate), candidates)  # the ORM's per-object bookkeeping cost more than the search
     audit.record(
         s,
         actor,
