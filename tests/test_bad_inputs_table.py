@@ -318,8 +318,8 @@ TABLE: dict[str, Bad] = {
         1,
         r"--supplied-by: holds U\+0007",
     ),
-    "notes with a line separator": Bad(case_add("--notes", "a\u2028b"), 1, r"notes: holds U\+2028 LINE SEPARATOR"),
-    "place with a zero-width space": Bad(case_add("--found-at", "Ko\u200bs"), 1, r"found_at: holds U\+200B"),
+    "notes with a line separator": Bad(case_add("--notes", "a\u2028b"), 1, r"--notes: holds U\+2028 LINE SEPARATOR"),
+    "place with a zero-width space": Bad(case_add("--found-at", "Ko\u200bs"), 1, r"--found-at: holds U\+200B"),
     # ids
     "id with a zero-width space": Bad(
         ("reference", "add", "R1\u200b", "{good}", "--name", "Bea", *PROV),

@@ -529,3 +529,14 @@ def test_an_admins_reset_on_the_command_line_says_what_it_revoked(logged_out: Pa
     code, _, err = run(capsys, "whoami", "-w", logged_out)
     assert code == 1
     assert_one_error_line(err, r"API token \d+: revoked")
+
+
+def test_user_roles_takes_every_role_given_as_user_add_does(logged_out: Path, capsys):
+    """A repeated --role kept only the last one: a user quietly lost the others (an admin too)."""
+    assert run(capsys, "--as", USER, "user", "add", "cy", "--role", "verifier", "-w", logged_out)[0] == 0
+    code, out, err = run(capsys, "--as", USER, "user", "roles", "cy", "--role", "examiner", "--role", "verifier",
+                         "-w", logged_out)  # fmt: skip
+    assert code == 0, err
+    assert "User cy: examiner, verifier." in out
+    code, out, _ = run(capsys, "--as", USER, "user", "roles", "cy", "--role", "intake,auditor", "-w", logged_out)
+    assert code == 0 and "User cy: intake, auditor." in out

@@ -20,8 +20,8 @@ def test_serve_refuses_a_bad_workspace_port_or_worker_count_in_one_line(capsys, 
     assert code == 1
     assert_one_error_line(err, r"no such workspace folder")
     for args, pattern in (
-        (("--port", "0"), r"port: 0 is not between 1 and 65535"),
-        (("--workers", "0"), r"workers: 0 is not between 1 and 64"),
+        (("--port", "0"), r"--port: 0 is not between 1 and 65535"),
+        (("--workers", "0"), r"--workers: 0 is not between 1 and 64"),
         (("--host", " "), r"host: ' ' is not an address"),
     ):
         code, _, err = run(capsys, "serve", "-w", tmp_path / "nothing", *args)

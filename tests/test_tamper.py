@@ -674,7 +674,7 @@ def test_checkpoint_mistakes_are_one_line_errors(identified, capsys, keys, tmp_p
     code, _, err = run(capsys, "audit", "checkpoint", "--key", tmp_path / "nope.key", "--out", cp, "-w", identified)
     assert_one_error_line(err, "nope.key: no such private key file")
     code, _, err = run(capsys, "audit", "verify", "--checkpoint", cp, "-w", identified)
-    assert code != 0 and "--checkpoint and --public-key go together" in err
+    assert code == 2 and "--checkpoint and --public-key go together" in err
     code, _, err = run(capsys, "audit", "keygen", "--out", tmp_path / "authority")
     assert code == 1
     assert_one_error_line(err, "authority.key: already exists; not overwriting a key")

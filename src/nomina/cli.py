@@ -852,7 +852,7 @@ def identification_propose(
         ws.propose_identification(case_id, reference_id, reasons)
     out.print(
         f"Proposed: case {case_id} is reference {reference_id}. Not an identification until a different person "
-        f"with the verifier role verifies it: `nomina identification verify {case_id}`."
+        f"with the verifier role verifies it: `nomina identification verify {case_id} --reference {reference_id}`."
     )
 
 
@@ -986,7 +986,8 @@ def export_identifications(
 def user_add(
     name: Annotated[str, typer.Argument(help="The user's name (a short id without spaces).")],
     role: Annotated[
-        list[str], typer.Option(help="examiner, verifier or admin; repeat or separate with commas for several.")
+        list[str],
+        typer.Option(help="examiner, verifier, admin, intake or auditor; repeat or separate with commas for several."),
     ],
     workspace: WorkspaceOpt = None,
     password_stdin: PasswordStdinOpt = False,
@@ -1062,7 +1063,12 @@ def user_disable(name: str, workspace: WorkspaceOpt = None) -> None:
 def user_roles(
     name: str,
     role: Annotated[
-        str, typer.Option("--role", help="The user's roles from now on: examiner, verifier, admin, intake, auditor.")
+        list[str],
+        typer.Option(
+            "--role",
+            help="The user's roles from now on: examiner, verifier, admin, intake, auditor; repeat or separate "
+            "with commas for several.",
+        ),
     ],
     workspace: WorkspaceOpt = None,
 ) -> None:
@@ -1216,7 +1222,11 @@ def audit_verify(
     """Check the audit trail's hash chain and every record against it; report the first broken link and each
     record changed, added or removed behind Nomina's back (exit 1 when any)."""
     if (checkpoint is None) != (public_key is None):
-        raise InvalidField("--checkpoint and --public-key go together: the public key verifies the checkpoint")
+        # a usage mistake, as a missing option is (exit 2)
+        raise typer.BadParameter(
+            "--checkpoint and --public-key go together: the public key verifies the checkpoint",
+            param_hint="'--checkpoint' / '--public-key'",
+        )
     with _open(workspace) as ws:
         against = (
             None if checkpoint is None or public_key is None else ws.audit_verify_checkpoint(checkpoint, public_key)
@@ -1862,6 +1872,11 @@ _FLAGS: dict[str, str] = {
     "label": "--label",
     "expires_days": "--expires-days",
     "min_score": "--min-score",
+    "notes": "--notes",
+    "last_seen_at": "--last-seen-at",
+    "found_at": "--found-at",
+    "workers": "--workers",
+    "port": "--port",
 }
 
 # What to do next, in commands, for what the library says in words: (code, field) -> (the library's
@@ -1878,7 +1893,10 @@ _HINTS: dict[tuple[str, str | None], tuple[tuple[str, str], ...]] = {
         ("add the first user, an admin", "add the first, an admin: `nomina user add NAME --role admin,examiner`"),
     ),
     ("several_faces", "face"): (
-        ("choose one by its number", "choose one with --face N (numbers shown by `nomina inspect`)"),
+        (
+            "choose one by its number",
+            "choose one with --face N, or --face-a/--face-b for `nomina compare` (numbers shown by `nomina inspect`)",
+        ),
     ),
     ("quality_too_low", "quality_override"): (
         ("give the reason for accepting its quality", "give the reason with --accept-quality"),

@@ -42,7 +42,7 @@ class DemoSummary:
     seconds: float
 
     def text(self) -> str:
-        where = f"workspace kept at {self.workspace}" if self.kept else "temporary workspace removed"
+        where = f"workspace at {self.workspace}" if self.kept else "temporary workspace removed"
         return (
             f"{self.cases} cases searched against {self.references} references; "
             f"true person ranked first in {self.rank1}, in the top 5 in {self.rank5}"

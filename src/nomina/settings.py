@@ -91,7 +91,7 @@ SETTINGS: tuple[Setting, ...] = (
         str,
         "cases",
         "Which photos are also searched turned by 90, 180 and 270 degrees (bodies photographed lying "
-        "down): cases, all (also reference photos, inspect and compare) or off.",
+        "down): cases (case photos, inspect and compare), all (reference photos too) or off.",
         choices=("cases", "all", "off"),
     ),
     Setting("top", int, 50, "Candidates shown and stored per search.", minimum=1, maximum=TOP_MAX),
