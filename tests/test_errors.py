@@ -306,7 +306,7 @@ def test_the_command_line_names_the_flags(args, pattern, cli_searched, tmp_path,
     assert_one_error_line(err, pattern)
 
 
-def test_the_command_line_says_which_command_to_run(tmp_path, cli_ws, two_faces, capsys, monkeypatch):
+def test_the_command_line_says_which_command_to_run(tmp_path, cli_ws, two_faces, faces_dir, capsys, monkeypatch):
     code, _, err = run(capsys, "case", "list", "-w", tmp_path / "nowhere")
     assert code == 1
     assert_one_error_line(err, r"nowhere: no such workspace folder \(create one with `nomina init`\)$")
@@ -317,6 +317,11 @@ def test_the_command_line_says_which_command_to_run(tmp_path, cli_ws, two_faces,
     assert_one_error_line(
         err, r"two_people\.jpg: 2 faces found; choose one with --face N \(numbers shown by `nomina inspect`\)$"
     )
+    one_face = london(faces_dir, "001")
+    for photos, option in (((two_faces, one_face), "--face-a"), ((one_face, two_faces), "--face-b")):
+        code, _, err = run(capsys, "compare", *photos)
+        assert code == 1
+        assert_one_error_line(err, rf"two_people\.jpg: 2 faces found; choose one with {option} N \(numbers shown")
     monkeypatch.delenv(ACT_AS)
     code, _, err = run(capsys, "case", "list", "-w", cli_ws)
     assert_one_error_line(err, r"^error: not logged in: log in with `nomina login`, or set NOMINA_TOKEN")

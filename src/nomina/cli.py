@@ -18,7 +18,7 @@ import typer
 from typer.core import TyperGroup
 
 from ._version import __version__
-from .errors import InvalidField, NominaError, PermissionDenied
+from .errors import InvalidField, NominaError, PermissionDenied, SeveralFaces
 from .files import check_output
 from .settings import SETTINGS, Settings, load_settings
 from .store import DB_NAME, is_workspace
@@ -1428,7 +1428,12 @@ def compare(
             calibration = ws.calibration()
     else:
         analyzer = FaceAnalyzer(load_model(settings.model, settings.model_dir), settings)
-    score = compare_photos(analyzer, PhotoInput(photo_a, face_a), PhotoInput(photo_b, face_b))
+    try:
+        score = compare_photos(analyzer, PhotoInput(photo_a, face_a), PhotoInput(photo_b, face_b))
+    except SeveralFaces as exc:  # compare's options name the photo: --face-a, --face-b
+        option = "--face-a" if exc.message.startswith(f"{photo_a}:") else "--face-b"
+        hint = f"choose one with {option} N (numbers shown by `nomina inspect`)"
+        raise SeveralFaces(exc.message.replace("choose one by its number", hint), field=option) from None
     evidence = None if calibration is None else calibration[1].evidence(score)
     if as_json:
         _print_json(
@@ -1893,10 +1898,7 @@ _HINTS: dict[tuple[str, str | None], tuple[tuple[str, str], ...]] = {
         ("add the first user, an admin", "add the first, an admin: `nomina user add NAME --role admin,examiner`"),
     ),
     ("several_faces", "face"): (
-        (
-            "choose one by its number",
-            "choose one with --face N, or --face-a/--face-b for `nomina compare` (numbers shown by `nomina inspect`)",
-        ),
+        ("choose one by its number", "choose one with --face N (numbers shown by `nomina inspect`)"),
     ),
     ("quality_too_low", "quality_override"): (
         ("give the reason for accepting its quality", "give the reason with --accept-quality"),
