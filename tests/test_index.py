@@ -569,3 +569,21 @@ def test_searches_run_while_another_thread_applies_changes(saved):
     assert gallery.size == 7500 - 15 * 40
     assert not removed & {h.face_id for i in (0, 50, 1100) for h in gallery.search(vectors[i], 50)}
     gallery.close()
+
+
+def test_a_row_moved_to_another_list_or_given_another_code_is_named_and_no_honest_row_is():
+    """What audit verify relies on: each face re-encoded from its own vector; a tie within float rounding
+    (the product summed in another order) is no finding."""
+    from nomina.index.approximate import Layer, Params
+
+    vectors, _ = synthetic(5000, seed=3)
+    layer = Layer.train(vectors, 5000, Params(nlist=64, nprobe=16, fetch=500, duplicate_lists=8))
+    lists, codes = layer.encode(vectors)
+    assert not layer.misplaced(vectors, lists, codes).any()
+    assert not layer.misplaced(vectors[::-1], lists[::-1], codes[::-1]).any()  # other batches, same answer
+    moved, recoded = lists.copy(), codes.copy()
+    moved[13] = (moved[13] + 1) % 64
+    recoded[20, 3] ^= 0x11
+    moved[40] = -1
+    assert np.flatnonzero(layer.misplaced(vectors, moved, recoded)).tolist() == [13, 20, 40]
+    assert layer.misplaced(vectors, np.zeros_like(lists), codes).sum() > 4000

@@ -180,22 +180,33 @@ class Layer:
         with the batch), so the check compares scores, not list numbers."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         lists = np.asarray(lists, dtype=np.int64)
-        bad = (lists < 0) | (lists >= self.params.nlist)
+        codes = np.asarray(codes, dtype=np.uint8)
+        bad = np.zeros(len(vectors), dtype=bool)
+        for start in range(0, len(vectors), 65536):  # faiss's own encoding first: only rows that differ are looked at
+            part = slice(start, start + 65536)
+            fresh_lists, fresh_codes = self.encode(vectors[part])
+            bad[part] = (fresh_lists != lists[part]) | np.any(fresh_codes != codes[part], axis=1)
+        suspects = np.flatnonzero(bad)
+        for start in range(0, len(suspects), 4096):  # ties within float rounding: compare scores
+            rows = suspects[start : start + 4096]
+            bad[rows] = self._not_nearest(vectors[rows], lists[rows], codes[rows])
+        return bad
+
+    def _not_nearest(self, vectors: np.ndarray, lists: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """Whether each row's list scores below its vector's best list, or a sub-code of its code is farther
+        than the nearest codeword, by more than float rounding."""
+        wrong = (lists < 0) | (lists >= self.params.nlist)
+        scores = vectors @ self.centroids().T
+        kept = np.take_along_axis(scores, np.clip(lists, 0, self.params.nlist - 1)[:, None], axis=1)[:, 0]
+        wrong |= kept < scores.max(axis=1) - _TIE
         pq = self.index.pq
         books = faiss.vector_to_array(pq.centroids).reshape(pq.M, pq.ksub, pq.dsub)
-        codes = np.asarray(codes, dtype=np.uint8)
         chosen = np.empty((len(codes), pq.M), dtype=np.int64)  # 4-bit codes, the low half of a byte first
         chosen[:, 0::2], chosen[:, 1::2] = codes & 15, codes >> 4
-        for start in range(0, len(vectors), 4096):
-            part = slice(start, start + 4096)
-            scores = vectors[part] @ self.centroids().T
-            kept = np.take_along_axis(scores, np.clip(lists[part], 0, self.params.nlist - 1)[:, None], axis=1)[:, 0]
-            bad[part] |= kept < scores.max(axis=1) - _TIE
-            pieces = vectors[part].reshape(-1, pq.M, 1, pq.dsub)
-            distances = ((pieces - books[None]) ** 2).sum(axis=3)  # rows x sub-quantizers x codewords
-            given = np.take_along_axis(distances, chosen[part][:, :, None], axis=2)[:, :, 0]
-            bad[part] |= np.any(given > distances.min(axis=2) + _TIE, axis=1)
-        return bad
+        distances = ((vectors.reshape(-1, pq.M, 1, pq.dsub) - books[None]) ** 2).sum(axis=3)  # rows x M x codewords
+        given = np.take_along_axis(distances, chosen[:, :, None], axis=2)[:, :, 0]
+        far: np.ndarray = np.any(given > distances.min(axis=2) + _TIE, axis=1)
+        return np.asarray(wrong | far, dtype=bool)
 
     def add(self, rows: np.ndarray, vectors: np.ndarray, commit: bool = True) -> None:
         """Add rows (each past every row added before) with their float vectors. ``commit=False`` only
