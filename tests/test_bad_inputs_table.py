@@ -333,6 +333,14 @@ TABLE: dict[str, Bad] = {
     "user name with a Hangul filler": Bad(
         ("user", "add", "vic\u3164tor", "--role", "verifier"), 1, r"user: .* holds U\+1160 HANGUL JUNGSEONG FILLER"
     ),
+    "id with a slash": Bad(
+        ("reference", "add", "MP/2024/17", "{good}", "--name", "Bea", *PROV),
+        1,
+        r"reference_id: 'MP/2024/17' holds '/', which a web address reads as a separator; write it as '-'",
+    ),
+    "id of two dots": Bad(
+        case_add(case_id=".."), 1, r"case_id: '\.\.' is not an id \(a web address reads it as a folder\)"
+    ),
     "id with a right-to-left override": Bad(case_add(case_id="C\u202e2"), 1, r"case_id: 'C\\u202e2' holds U\+202E"),
     "id with an ANSI escape": Bad(case_add(case_id="C\x1b[31m2"), 1, r"case_id: 'C\\x1b\[31m2' holds U\+001B"),
     "id with a space": Bad(case_add(case_id="C 2"), 1, r"case_id: 'C 2' must be a short id without spaces"),

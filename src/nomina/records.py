@@ -281,7 +281,8 @@ def _required_text(value: str | None, field_name: str) -> str:
 def _record_id(value: str | None, field_name: str) -> str:
     """A record id: NFKC-normalised, so that lookalike spellings (full-width letters, ligatures, the
     many Unicode dashes) become the one id they look like and an existing id is found again; without
-    spaces, control, format, invisible or unassigned characters; at most :data:`ID_MAX_LENGTH` characters."""
+    spaces, control, format, invisible or unassigned characters, nor '/', nor '.' or '..' (an id is one
+    segment of a web address); at most :data:`ID_MAX_LENGTH` characters."""
     if value is not None and not isinstance(value, str):
         raise InvalidField(f"{field_name}: {shown(value)} is not text")
     if value is None or not value.strip():
@@ -300,6 +301,14 @@ def _record_id(value: str | None, field_name: str) -> str:
             )
     if any(c.isspace() for c in text):
         raise InvalidField(f"{field_name}: {shown(text)} must be a short id without spaces")
+    # an id is one segment of the web application's and the API's addresses
+    if "/" in text:
+        raise InvalidField(
+            f"{field_name}: {shown(text)} holds '/', which a web address reads as a separator; write it as '-' "
+            "(MP-2024-17)"
+        )
+    if text in (".", ".."):
+        raise InvalidField(f"{field_name}: {shown(text)} is not an id (a web address reads it as a folder)")
     if len(text) > ID_MAX_LENGTH:
         raise InvalidField(
             f"{field_name}: {shown(text)} is too long for an id ({len(text):,} characters; at most {ID_MAX_LENGTH})"

@@ -87,6 +87,10 @@ def segment(value: object) -> str:
     return quote(str(value), safe="")
 
 
+# in templates, ``{{ id|segment }}`` in a link's path (Jinja's ``urlencode`` leaves '/' as it is)
+_env.filters["segment"] = segment
+
+
 def field_errors(error: NominaError) -> dict[str, str]:
     """An error as the page shows it: ``{field: message}``, under ``""`` when it names no field."""
     return {error.field or "": error.message}
