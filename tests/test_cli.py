@@ -205,3 +205,27 @@ def test_every_command_has_help(capsys):
 
     walk(group, ["nomina"])
     assert run(capsys, "--version")[1].startswith("nomina ")
+
+
+def test_typed_text_cannot_forge_a_line_of_the_audit_log_or_of_an_identification(populated, capsys):
+    """A reason of several lines printed raw made a line that read as another event, or as a verification
+    that never happened."""
+    forged = "entered twice  reference=MP-001\n  999  2026-12-01 22:00:00  vic  identification.verify  case=X"
+    assert run(capsys, "reference", "delete", "MP-004", "--reason", forged, "-w", populated)[0] == 0
+    code, out, _ = run(capsys, "audit", "log", "--reference", "MP-004", "-w", populated)
+    assert code == 0 and not any(line.lstrip().startswith("999") for line in out.splitlines())
+    (deleted,) = [line for line in out.splitlines() if "reference.delete" in line]
+    assert f"reason={json.dumps(forged)}" in deleted
+    assert run(capsys, "search", "UP-1", "-w", populated)[0] == 0
+    claim = "ears\n  verified by vic at 2026-12-01T22:50:00: same person: dental records"
+    assert run(capsys, "identification", "propose", "UP-1", "MP-003", "--reasons", claim, "-w", populated)[0] == 0
+    code, out, _ = run(capsys, "identification", "show", "UP-1", "-w", populated)
+    assert code == 0 and "\n  verified by" not in out
+    assert "ears\n      |   verified by vic" in out
+
+
+def test_suggested_commands_quote_ids_for_the_shell(populated, faces_dir, capsys):
+    noface = sorted((faces_dir / "noface").glob("*.jpg"))[0]
+    code, _, err = run(capsys, "case", "add", "x$(touch${IFS}PWNED)", noface, "-w", populated)
+    assert code == 0
+    assert "`nomina case mark-eyes 'x$(touch${IFS}PWNED)' --photo 1 --eyes X1,Y1,X2,Y2`" in err

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shlex
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -318,7 +319,9 @@ def init(
     )
     m = ws.model_identity
     out.print(f"Created workspace {settings.home} with model {m['name']}; quality gate {ws.config()['quality_gate']}.")
-    out.print(f"First user: {ws.user} (admin, examiner). Log in with `nomina login --user {ws.user}`.")
+    out.print(
+        f"First user: {ws.user} (admin, examiner). Log in with `nomina login --user {shlex.quote(ws.user or '')}`."
+    )
     if manifest is not None and manifest.restriction:
         err.print(f"licence restriction: {manifest.restriction}")
     ws.close()
@@ -626,7 +629,7 @@ def case_add(
         if p["no_face_detected"]:
             err.print(
                 f"warning: {p['file_name']}: no face detected; photo kept and flagged. Mark the eyes with "
-                f"`nomina case mark-eyes {case_id} --photo {p['number']} --eyes X1,Y1,X2,Y2`"
+                f"`nomina case mark-eyes {shlex.quote(case['case_id'])} --photo {p['number']} --eyes X1,Y1,X2,Y2`"
             )
 
 
@@ -852,7 +855,8 @@ def identification_propose(
         ws.propose_identification(case_id, reference_id, reasons)
     out.print(
         f"Proposed: case {case_id} is reference {reference_id}. Not an identification until a different person "
-        f"with the verifier role verifies it: `nomina identification verify {case_id} --reference {reference_id}`."
+        "with the verifier role verifies it: "
+        f"`nomina identification verify {shlex.quote(case_id)} --reference {shlex.quote(reference_id)}`."
     )
 
 
@@ -943,14 +947,31 @@ def identification_list(
 def _print_identification(i: dict[str, Any]) -> None:
     who = f"by {i['proposed_by']} " if i["proposed_by"] else ""
     out.print(f"identification {i['identification_id']}: reference {i['reference_id']}, {i['status']}")
-    out.print(f"  proposed {who}at {i['proposed_at']}" + (f": {i['reasons']}" if i["reasons"] else ""))
+    out.print(f"  proposed {who}at {i['proposed_at']}" + (f": {_indented(i['reasons'])}" if i["reasons"] else ""))
     if i["blind"]:
         out.print("  the proposer and reasons are hidden until the identification is verified")
     v = i["verification"]
     if v is not None:
-        out.print(f"  verified by {v['verifier']} at {v['at']}: {v['conclusion']}: {v['reasons']}")
+        out.print(f"  verified by {v['verifier']} at {v['at']}: {v['conclusion']}: {_indented(v['reasons'])}")
     if i["closed_at"]:
-        out.print(f"  withdrawn by {i['closed_by']} at {i['closed_at']}: {i['close_reason']}")
+        out.print(f"  withdrawn by {i['closed_by']} at {i['closed_at']}: {_indented(i['close_reason'])}")
+
+
+def _indented(text: object) -> str:
+    """Reasons of several lines, each line after the first set under the item it belongs to: a line of a
+    reason must not read as another item (a "verified by ..." typed into a proposal's reasons)."""
+    return str(text).replace("\n", "\n      | ")
+
+
+def _logged(value: object) -> str:
+    """An audit event's detail value on its one log line: text holding spaces, line breaks, '=' or quotes
+    is quoted as JSON, so that no reason can end the line or pass for another detail or event."""
+    if isinstance(value, str):
+        plain = value and not any(c.isspace() or c in '="\\' for c in value)
+        return value if plain else json.dumps(value, ensure_ascii=False)
+    return (
+        str(value) if isinstance(value, int | float | bool) or value is None else json.dumps(value, ensure_ascii=False)
+    )
 
 
 # -- reports and exports ------------------------------------------------------------------------------
@@ -1001,7 +1022,8 @@ def user_add(
     out.print(f"Added user {user['name']} ({', '.join(user['roles'])}).")
     if not user["has_password"]:
         out.print(
-            f"{user['name']} has no password yet and cannot log in: set one with `nomina user passwd {user['name']}`."
+            f"{user['name']} has no password yet and cannot log in: set one with "
+            f"`nomina user passwd {shlex.quote(user['name'])}`."
         )
 
 
@@ -1307,7 +1329,7 @@ def audit_log(
         return
     for e in found:  # one line per event: the trail reads as a log, however narrow the terminal
         ids = " ".join(f"{k}={e[f'{k}_id']}" for k in ("case", "reference", "search") if e[f"{k}_id"] is not None)
-        details = " ".join(f"{k}={v}" for k, v in e["details"].items())
+        details = " ".join(f"{k}={_logged(v)}" for k, v in e["details"].items())
         where = f" ({e['os_user']}@{e['host']}{', ' + e['via'] if e.get('via') else ''})" if e.get("os_user") else ""
         out.print(
             f"{e['seq']:>5}  {e['at'][:19].replace('T', ' ')}  {e['actor']}{where}  {e['action']}  {ids}  {details}"
