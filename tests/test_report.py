@@ -452,3 +452,25 @@ def test_the_example_in_the_docs_runs(tmp_path, faces_dir, monkeypatch):
     page = (tmp_path / "UP-17.html").read_bytes()
     assert scope["sha256"] == hashlib.sha256(page).hexdigest()
     assert "Status: <b>proposed</b>" in page.decode()
+
+
+def test_long_unbroken_text_is_wrapped_inside_the_pdf_page(report, tmp_path):
+    """A reason holding a long address, or a long name, ran past the page's edge: the PDF's text layer held
+    it, but the printed page lost the end of the sentence."""
+    tail = "TAIL-MARKER: exclude if the scar is absent."
+    long_word = "https://evidence.example.org/cases/2026/" + "x" * 240 + "/dental-chart.pdf"
+    first = report.candidates[0]
+    reasons = f"Dental record at {long_word} agrees. {tail}"
+    conclusion = replace(first.conclusions[0], reasons=reasons)
+    longer = replace(
+        report,
+        candidates=[replace(first, name="N" * 150, conclusions=[conclusion, *first.conclusions[1:]])],
+    )
+    path = tmp_path / "long.pdf"
+    write_report(longer, path)
+    assert tail in pdf_text(path)
+    for page in pdf_pages(path):
+        width = page.get_width()
+        text = page.get_textpage()
+        rights = [text.get_charbox(i)[2] for i in range(text.count_chars())]
+        assert max(rights) <= width, f"text past the page's right edge: {max(rights):.0f} > {width:.0f} pt"
