@@ -164,9 +164,8 @@ def add_user(s: Session, name: str, roles: Iterable[str] | str, actor: str | Non
     from .auth import hash_password  # auth imports this module
 
     name = _record_id(name, "user")
-    if "/" in name or name.startswith("("):
-        # "(anonymous)" is the trail's actor of a refused login; a "/" cannot be named in a web address
-        raise InvalidField(f"user: {name!r} may not hold '/' or begin with '('", field="name")
+    if name.startswith("("):  # "(anonymous)" is the trail's actor of a refused login ('/' is no id's)
+        raise InvalidField(f"user: {name!r} may not begin with '('", field="name")
     wanted = parse_roles(roles)
     hashed = None if password is None else hash_password(name, password)
     bootstrap = not has_users(s)
