@@ -8,7 +8,18 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import ACT_AS, PROV, USER, assert_one_error_line, build_once, copy_workspace, london, run, snapshot
+from conftest import (
+    ACT_AS,
+    PROV,
+    USER,
+    assert_one_error_line,
+    build_once,
+    copy_workspace,
+    london,
+    raw_database,
+    run,
+    snapshot,
+)
 
 from nomina import CaseFields, PhotoInput, Workspace
 from nomina.errors import Conflict, InvalidField, PermissionDenied
@@ -343,6 +354,19 @@ def test_a_blind_verifier_cannot_tell_the_proposer_by_who_searched_or_looked_at_
         shown = ben.get_search(searched)
         assert (shown.user, shown.os_user) == ("(hidden until verified)", "(hidden until verified)")
         assert '"dee"' not in json.dumps([e.to_dict() for e in trail], default=str)  # (hashes may hold d-e-e)
+        assert {p.added_by for p in ben.case("UP-1").photos} == {"(hidden until verified)"}
+        # one user's newest events, a page at a time: the hidden ones are left out before the page is cut, so
+        # a page is never short (or empty) because dee's newest event is one ben must not see
+        (newest,) = ben.audit_log(user="dee", limit=1)
+        assert newest.case_id != "UP-1" and newest.actor == "dee"
+        assert ben.audit_log(user="dee", limit=1, before=trail[-1].seq) == [newest]
+        # a hidden event's hash, which the log shows, cannot be matched by hashing guesses of who acted and
+        # how: 128 random bits the log never shows are under it
+        with raw_database(ws) as con:
+            stored = [json.loads(d) for (d,) in con.execute("SELECT details FROM audit_events WHERE actor = 'dee'")]
+        salts = [d["context"]["salt"] for d in stored]
+        assert all(len(x) == 32 for x in salts) and len(set(salts)) == len(salts) >= 4
+        assert not any(x in json.dumps([e.to_dict() for e in trail], default=str) for x in salts)
         ben.verify_identification("UP-1", "same person", "same ears", "MP-012")
         assert "dee" in {e.actor for e in ben.audit_log(case_id="UP-1")}  # no longer blind
         assert ben.get_search(searched).user == "dee"

@@ -58,6 +58,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import secrets
 import socket
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator, Mapping
@@ -869,7 +870,9 @@ def _context(s: Session, event: Event) -> dict[str, Any]:
     behind Nomina's back before this change then shows in the trail as a *before* that differs from the
     previous event's *after*, instead of being taken in by the change.
     """
-    context: dict[str, Any] = _where()
+    # 128 random bits under the hash: an event shown hidden to a blind verifier (a view by the proposer) cannot
+    # be named by hashing each user's name and credential until the result matches the chain
+    context: dict[str, Any] = {**_where(), "salt": secrets.token_hex(16)}
     via = s.info.get(VIA)
     if via is not None:
         context["via"] = via

@@ -151,6 +151,7 @@ def summaries(s: Session) -> list[CaseSummary]:
 def record(s: Session, case_id: str, viewer: str) -> CaseRecord:
     case = get(s, case_id)
     found = workflow.current(case)
+    blind = workflow.blind(case, viewer)  # who added the photos would name the proposer as often as not
     numbers = {ref.face_id: ref.number for ref, _ in case_faces(case)}
     photos = [
         CasePhotoRecord(
@@ -160,7 +161,7 @@ def record(s: Session, case_id: str, viewer: str) -> CaseRecord:
             photo_date=cp.photo_date,
             no_face_detected=cp.no_face,
             added_at=cp.added_at,
-            added_by=cp.added_by,
+            added_by=workflow.HIDDEN if blind and cp.added_by != viewer else cp.added_by,
             faces=[CaseFaceRecord(case_face=numbers[f.id], **asdict(face_record(f))) for f in cp.faces],
         )
         for i, cp in enumerate(case.photos)

@@ -685,8 +685,18 @@ class Workspace:
         """The audit trail (oldest first), of one case, reference or acting user when given, before event
         ``before`` when given (the newest ``limit``); the reading is recorded."""
         with self._acting("audit.read") as (s, actor):
-            found = audit.entries(s, case_id=case_id, reference_id=reference_id, limit=limit, actor=user, before=before)
             blind = workflow.blind_cases(s, actor)
+            # A list of one user's events leaves the hidden ones out, so its limit counts what is left: a page
+            # cut short (or a `before` answering nothing) would name the actor of the event left out.
+            leaving_out = user is not None and bool(blind)
+            found = audit.entries(
+                s,
+                case_id=case_id,
+                reference_id=reference_id,
+                limit=None if leaving_out else limit,
+                actor=user,
+                before=before,
+            )
 
             def hidden(e: audit.Entry) -> bool:
                 # on a blind case, whoever acted next to the hidden events (a search, views of the case and
@@ -695,6 +705,8 @@ class Workspace:
 
             # An event shown hidden in a list of one user's events would name its actor all the same.
             shown = [_hidden(e) if hidden(e) else e for e in found if user is None or not hidden(e)]
+            if leaving_out and limit is not None:
+                shown = shown[-limit:] if limit > 0 else []
             audit.record(s, actor, audit.AuditViewed(count=len(shown), case_id=case_id, reference_id=reference_id))
         return shown
 
