@@ -161,7 +161,7 @@ def record(s: Session, case_id: str, viewer: str) -> CaseRecord:
             photo_date=cp.photo_date,
             no_face_detected=cp.no_face,
             added_at=cp.added_at,
-            added_by=workflow.HIDDEN if blind and cp.added_by != viewer else cp.added_by,
+            added_by=workflow.who(cp.added_by, blind, viewer),
             faces=[CaseFaceRecord(case_face=numbers[f.id], **asdict(face_record(f))) for f in cp.faces],
         )
         for i, cp in enumerate(case.photos)

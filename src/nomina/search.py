@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy import func, insert, select
@@ -111,6 +111,9 @@ class SearchSummary(Record):
     os_user: str
     candidates: int
     top_reference: str | None
+
+
+_Seen = TypeVar("_Seen", SearchResult, SearchSummary)
 
 
 def rank(
@@ -348,16 +351,22 @@ def load(s: Session, search_id: int, viewer: str, age_gap_years: float) -> Searc
     ids = [c.reference_id for c in row.candidates]
     names = dict(s.execute(select(db.Reference.id, db.Reference.name).where(db.Reference.id.in_(ids))).all())
     used = None if row.calibration_id is None else (row.calibration_id, calibration(s, row.calibration_id))
+    blind = workflow.blind(row.case, viewer)
     conclusions: dict[int, list[workflow.ConclusionRecord]] | None = None
-    if not workflow.blind(row.case, viewer):
+    if not blind:
         conclusions = {}
         for c in row.conclusions:
             conclusions.setdefault(c.rank, []).append(workflow.conclusion_record(c))
     faces = [ref for ref, _ in case_faces(row.case)]
     found = result_from_row(row, names, faces, used, _age_warnings(s, row, age_gap_years), conclusions)
-    if conclusions is None and row.user != viewer:  # who searched a blind case is hidden as well
-        return replace(found, user=workflow.HIDDEN, os_user=workflow.HIDDEN)
-    return found
+    return _as_seen(found, blind, viewer)
+
+
+def _as_seen(found: _Seen, blind: bool, viewer: str) -> _Seen:
+    """A search (result or summary) with who ran it hidden from a blind viewer, unless it was them."""
+    if workflow.who(found.user, blind, viewer) == found.user:
+        return found
+    return replace(found, user=workflow.HIDDEN, os_user=workflow.HIDDEN)
 
 
 def _age_warnings(s: Session, row: db.Search, gap_years: float) -> dict[int, list[str]]:
@@ -405,14 +414,18 @@ def summaries(s: Session, viewer: str, case_id: str | None = None) -> list[Searc
     tops = {row[0]: row[1] for row in s.execute(first)}
     blind = workflow.blind_cases(s, viewer)
     return [
-        SearchSummary(
-            search_id=r.id,
-            case_id=r.case_id,
-            created_at=r.created_at,
-            user=workflow.HIDDEN if r.case_id in blind and r.user != viewer else r.user,
-            os_user=workflow.HIDDEN if r.case_id in blind and r.user != viewer else r.os_user,
-            candidates=counts.get(r.id, 0),
-            top_reference=tops.get(r.id),
+        _as_seen(
+            SearchSummary(
+                search_id=r.id,
+                case_id=r.case_id,
+                created_at=r.created_at,
+                user=r.user,
+                os_user=r.os_user,
+                candidates=counts.get(r.id, 0),
+                top_reference=tops.get(r.id),
+            ),
+            r.case_id in blind,
+            viewer,
         )
         for r in s.scalars(q)
     ]

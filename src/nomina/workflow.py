@@ -165,6 +165,12 @@ def blind(case: db.Case, viewer: str) -> bool:
     return found is not None and found.status == "proposed" and found.proposed_by != viewer
 
 
+def who(actor: str | None, blind: bool, viewer: str) -> str | None:
+    """``actor`` as ``viewer`` may see it on a case: hidden from a blind viewer (:func:`blind`), unless it
+    is the viewer."""
+    return HIDDEN if blind and actor != viewer else actor
+
+
 def blind_cases(s: Session, viewer: str) -> set[str]:
     """The cases ``viewer`` is blind to: those whose identification awaits verification by someone else
     than its proposer. Who did anything on them (searched, looked) is hidden from ``viewer`` too, as the
