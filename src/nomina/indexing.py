@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from .errors import RecordTampered
 from .index import Gallery, folder_lock, snapshot
-from .index.approximate import Layer, Params
+from .index.approximate import Layer
 from .store import Database
 from .store import schema as db
 
@@ -343,8 +343,7 @@ def _misplaced(found: snapshot.Snapshot, live: np.ndarray, vectors: np.ndarray) 
     if info is None or found.lists is None or found.codes is None or found.trained is None:
         return np.zeros(len(live), dtype=bool)
     try:
-        params = Params(*(int(info[key]) for key in ("nlist", "nprobe", "fetch", "duplicate_lists")))
-        layer = Layer.from_trained(found.trained, params, int(info["trained_size"]))
+        layer = Layer.from_saved(found.trained, info)
     except (ValueError, KeyError, TypeError, RuntimeError):
         return np.ones(len(live), dtype=bool)
     return layer.misplaced(vectors, np.asarray(found.lists[live]), np.asarray(found.codes[live]))

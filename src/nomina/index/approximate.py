@@ -64,6 +64,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import faiss
 import numpy as np
@@ -156,6 +157,15 @@ class Layer:
         if not isinstance(index, faiss.IndexIVFPQFastScan) or index.nlist != params.nlist or index.ntotal:
             raise ValueError("not a trained, empty IVF-PQ fast-scan index of the expected shape")
         return cls(index, params, trained, trained_size)
+
+    @classmethod
+    def from_saved(cls, trained: np.ndarray, info: dict[str, Any]) -> Layer:
+        """A layer from a snapshot: its serialised trained index and the meta the snapshot keeps of it
+        (parameters, code size, faces when trained); raises ValueError on one this Nomina cannot use."""
+        params = Params(*(int(info[key]) for key in ("nlist", "nprobe", "fetch", "duplicate_lists")))
+        if int(info["code_size"]) != CODE_BYTES:
+            raise ValueError(f"codes of {info['code_size']} bytes, not {CODE_BYTES}")
+        return cls.from_trained(trained, params, int(info["trained_size"]))
 
     @property
     def dim(self) -> int:

@@ -47,7 +47,7 @@ import faiss
 import numpy as np
 
 from . import snapshot
-from .approximate import CODE_BYTES, MIN_FACES, Layer, Params
+from .approximate import MIN_FACES, Layer, Params
 from .exact import Hit, top_references
 from .rows import BLOCK_ROWS, Rows
 
@@ -540,10 +540,7 @@ class Gallery:
             info = found.meta.get("approximate")
             trained, lists, codes = found.trained, found.lists, found.codes
             if info is not None and trained is not None and lists is not None and codes is not None and mode != "exact":
-                params = Params(*(int(info[key]) for key in ("nlist", "nprobe", "fetch", "duplicate_lists")))
-                if int(info["code_size"]) != CODE_BYTES:
-                    return None
-                layer = Layer.from_trained(trained, params, int(info["trained_size"]))
+                layer = Layer.from_saved(trained, info)
                 kept = np.array(codes[live], dtype=np.uint8)
                 layer.add_codes(np.arange(len(live), dtype=np.int64), np.asarray(lists[live]), kept)
                 kept.fill(0)
