@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TypeGuard
 
 import numpy as np
 from sqlalchemy import func, select
@@ -93,10 +94,15 @@ def log_disagreements(s: Session) -> list[str]:
     ]
 
 
-def _is_face_id(value: object) -> bool:
+def _is_face_id(value: object) -> TypeGuard[int]:
     """Whether a gallery log row's face id is one (SQLite keeps whatever a row written behind Nomina's back
     holds, text too; such a row names no face and changes no index)."""
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _face_ids(logged: Iterable[object]) -> np.ndarray:
+    """The face ids among gallery log values, once each and in order (:func:`_is_face_id`)."""
+    return np.array(sorted({f for f in logged if _is_face_id(f)}), dtype=np.int64)
 
 
 def _face_rows(s: Session, dim: int, ids: list[int] | None = None) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -200,8 +206,8 @@ class GalleryKeeper:
             .where(db.GalleryChange.seq > gallery.seq, db.GalleryChange.seq <= now)
             .order_by(db.GalleryChange.seq)
         ).all()
-        removed = np.array(sorted({f for f, added in rows if _is_face_id(f) and not added}), dtype=np.int64)
-        added_ids = sorted({f for f, added in rows if _is_face_id(f) and added})
+        removed = _face_ids(f for f, added in rows if not added)
+        added_ids = _face_ids(f for f, added in rows if added).tolist()
         refs, ids, vectors = _face_rows(s, self.dim, added_ids)  # those still in the gallery now
         gallery.apply(refs, ids, vectors, removed, now)
 
@@ -235,16 +241,7 @@ class GalleryKeeper:
         with self._lock:
             if self.gallery is not None:
                 self._catch_up(s, self.gallery)
-            removed = np.array(
-                sorted(
-                    {
-                        f
-                        for f in s.scalars(select(db.GalleryChange.face_id).where(db.GalleryChange.added.is_(False)))
-                        if _is_face_id(f)
-                    }
-                ),
-                dtype=np.int64,
-            )
+            removed = _face_ids(s.scalars(select(db.GalleryChange.face_id).where(db.GalleryChange.added.is_(False))))
             with folder_lock(self.folder):
                 if self.folder.is_dir():
                     Gallery.scrub(self.folder, removed)
@@ -270,16 +267,7 @@ class GalleryKeeper:
                 return []  # a process would rebuild the index from the database rather than load it
             kept_vectors = np.asarray(found.vectors[live])
             hidden = _misplaced(found, live, kept_vectors)
-        changed = np.array(
-            sorted(
-                {
-                    f
-                    for f in s.scalars(select(db.GalleryChange.face_id).where(db.GalleryChange.seq > seq))
-                    if _is_face_id(f)
-                }
-            ),
-            dtype=np.int64,
-        )
+        changed = _face_ids(s.scalars(select(db.GalleryChange.face_id).where(db.GalleryChange.seq > seq)))
         try:
             refs, ids, vectors = _face_rows(s, self.dim)
         except RecordTampered as exc:
