@@ -261,6 +261,12 @@ def test_the_error_shape(
         "invalid_field",
         "body",
     )
+    # 413: a JSON body over 1 MB, whether declared or only counted as it arrives
+    long_reasons = json.dumps({"rank": 1, "conclusion": "excluded", "reasons": "x" * 1024**2}).encode()
+    declared = client.post(url, headers={**eve, "content-type": "application/json"}, content=long_reasons)
+    assert "over 1,048,576 bytes" in assert_error(declared, 413, "image_too_large", "body")["message"]
+    chunked = client.post(url, headers={**eve, "content-type": "application/json"}, content=iter([long_reasons]))
+    assert_error(chunked, 413, "image_too_large", "body")
     twice = b'{"rank": 1, "rank": 2, "conclusion": "excluded", "reasons": "ears"}'  # which rank was meant?
     refused = client.post(url, headers={**eve, "content-type": "application/json"}, content=twice)
     assert "'rank' is given twice" in assert_error(refused, 422, "invalid_field", "body")["message"]
@@ -371,7 +377,12 @@ def test_tokens_users_and_eyes(client: TestClient, tokens: dict[str, dict[str, s
     assert client.put(f"{API}/users/zed/roles", headers=adm, json={"roles": ["auditor"]}).json()["roles"] == ["auditor"]
     reset = client.post(f"{API}/users/zed/password", headers=adm, json={"password": "another long password 456"})
     assert reset.json() == {"user": "zed", "sessions_ended": 0, "tokens_revoked": 0}
+    ws: Workspace = client.app.state.workspace  # type: ignore[attr-defined]
+    zed = {"authorization": f"Bearer {ws.as_user('zed').create_token('zed script').secret}"}
+    assert client.get(f"{API}/me", headers=zed).json()["user"] == "zed"
     assert client.post(f"{API}/users/zed/disable", headers=adm).json()["active"] is False
+    # a disabled user's token is known but acts no more: 403, not a request to log in again
+    assert "disabled" in assert_error(client.get(f"{API}/audit", headers=zed), 403, "permission_denied")["message"]
     assert_error(client.post(f"{API}/users/zed/disable", headers=eve), 403, "permission_denied")
     users = client.get(f"{API}/users", headers=tokens["ian"], params={"size": 500}).json()
     assert "zed" in {u["name"] for u in users["items"]} and not keys(users) & {"password_hash", "password"}

@@ -100,12 +100,12 @@ async def _call(function: Callable[..., R], *args: Any, **kwargs: Any) -> R:
 async def _read_limited(request: Request, limit: int, what: str) -> bytes:
     declared = uploads.declared_length(request.headers)
     if declared is not None and declared > limit:
-        raise InvalidField(f"body: {what} is over {limit:,} bytes", field="body")
+        raise ImageTooLarge(f"body: {what} is over {limit:,} bytes", field="body")
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise InvalidField(f"body: {what} is over {limit:,} bytes", field="body")
+            raise ImageTooLarge(f"body: {what} is over {limit:,} bytes", field="body")
     return bytes(body)
 
 
