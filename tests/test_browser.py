@@ -502,6 +502,32 @@ def test_bulk_import(people: Any, faces_dir: Path, tmp_path: Path) -> None:
     assert page.locator("main img[src*='/references/R5/photos/']").count() == 2
 
 
+@pytest.mark.slow
+def test_long_unbroken_text_stays_inside_the_page(browser: Any, web_ws: Path, shots: Shots) -> None:
+    """A name, place or note of one long word (a pasted file number, an address) wraps instead of pushing the
+    page wider than the window, where the actions beside it would be out of sight."""
+    word = "Kilometre" * 30
+    with Workspace.open(web_ws) as ws:
+        eve = ws.as_user("eve")
+        eve.update_reference("R1", name=word, last_seen_at=word, notes=word)
+    with serve(web_ws) as site:
+        eve = Person(browser, site, shots, "eve")
+        eve.log_in()
+        for where in (
+            "/references",
+            "/references/R1",
+            "/references/R1/edit",
+            "/searches/1",
+            "/searches/1/candidates/1/compare",
+            "/audit?reference_id=R1",
+        ):
+            answer = eve.goto(where, "long-" + where.strip("/").replace("/", "-").split("?")[0])
+            assert answer.status == 200, where
+            wide = eve.page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert wide <= 0, f"{where}: {wide} px wider than the window"
+        eve.close()
+
+
 def test_the_web_guide_shows_its_pictures() -> None:
     """docs/web.md shows every picture the journeys take for it, each present and small (the pictures are
     regenerated with bench/screenshots.py; a fast check, in the default run)."""
