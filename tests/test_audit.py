@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from nomina import audit
 from nomina.errors import AuditBroken, Conflict, DetailRefused, PermissionDenied, UnknownEvent
+from nomina.store import schema
 
 
 def write(engine: Engine, *events: audit.Event, actor: str = "ana") -> audit.Head:
@@ -307,10 +308,14 @@ def test_small_plain_details_are_kept_as_given(engine):
     with Session(engine) as s:
         shown = audit.events(s)
     assert [e["details"] for e in shown] == [
-        {"setting": "top", "old": 50, "new": 20},
+        {"setting": "top", "old": 50, "new": 20, "initial": False},
         {"fields": ["found_at", "notes"]},
         {"photos": 2, "faces": 2, "reason": "família pediu: retirado"},
     ]
+    # verify compares the stored value with the trail's: the setting is 20, as the event left it
+    assert "setting 'top': gone, but seq 1 set it to 20" in check(engine).records[0]
+    with Session(engine) as s, s.begin():
+        s.add(schema.WorkspaceInfo(key="setting.top", value="20"))
     assert check(engine).ok
 
 

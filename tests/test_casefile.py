@@ -215,16 +215,19 @@ def test_every_action_is_in_the_trail_in_order(cli_ws, faces_dir, capsys):
         assert code == 0, (step, err)
     trail = json.loads(run(capsys, "audit", "log", "--json", "-w", cli_ws)[1])
     actions = [e["action"] for e in trail]
+    # the workspace's first settings are in the trail from the start, each by whoever made it
+    made = ["setting.change"] * 4
     assert actions == [
-        "user.add", "token.create", "reference.create", "case.create", "reference.view", "reference.update",
+        "user.add", *made, "token.create", "reference.create", "case.create", "reference.view", "reference.update",
         "search.run", "search.view", "case.view", "setting.change",
     ]  # fmt: skip
-    assert all(e["actor"] == USER for e in trail[1:])  # the first user is added by the OS user
-    assert trail[5]["details"] == {"fields": ["notes"]}  # the field's name, never its value
+    assert [e["details"]["initial"] for e in trail if e["action"] == "setting.change"] == [True] * 4 + [False]
+    assert all(e["actor"] == USER for e in trail[5:])  # the first user and settings by the OS user
+    assert trail[9]["details"] == {"fields": ["notes"]}  # the field's name, never its value
     assert "tattoo" not in json.dumps(trail)
-    assert [e["seq"] for e in trail] == list(range(1, 11))
+    assert [e["seq"] for e in trail] == list(range(1, 15))
     code, out, _ = run(capsys, "audit", "verify", "-w", cli_ws)
-    assert code == 0 and re.search(r"audit trail intact: 11 events, head [0-9a-f]{64}", out)
+    assert code == 0 and re.search(r"audit trail intact: 15 events, head [0-9a-f]{64}", out)
 
 
 @pytest.mark.parametrize(

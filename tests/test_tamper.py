@@ -4,13 +4,16 @@
 
 from __future__ import annotations
 
+import base64
 import getpass
 import hashlib
 import json
+import math
 import re
 import socket
 import sqlite3
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +23,8 @@ from conftest import USER, assert_one_error_line, database_of, drop_trigger, lon
 from test_casefile import identified, identified_template  # noqa: F401 (fixtures)
 from test_workflow import as_json, casework, casework_template, cli, propose  # noqa: F401 (fixtures)
 
-from nomina import Workspace, audit
-from nomina.errors import NotLoggedIn
+from nomina import Workspace, audit, calibration
+from nomina.errors import NotLoggedIn, RecordTampered
 from nomina.models import MODELS
 
 
@@ -159,6 +162,26 @@ EDITS = {
     "a changed provenance": (
         ["UPDATE reference_photos SET legal_basis = 'none' WHERE reference_id = 'MP-011'"],
         "reference MP-011: changed behind Nomina's back since seq",
+    ),
+    "a lowered quality gate": (
+        ["""UPDATE workspace_info SET value = '"off"' WHERE key = 'setting.quality_gate'"""],
+        "setting 'quality_gate': 'off', but seq .* set it to 'standard': changed behind Nomina's back",
+    ),
+    "a retention period given as text": (
+        ["""UPDATE workspace_info SET value = '"20"' WHERE key = 'setting.retention_years'"""],
+        "setting 'retention_years': '20', but seq .* set it to 20: changed behind Nomina's back",
+    ),
+    "a deleted setting": (
+        ["DELETE FROM workspace_info WHERE key = 'setting.duplicate_score'"],
+        "setting 'duplicate_score': gone, but seq .* set it to 0.5: removed behind Nomina's back",
+    ),
+    "an added setting": (
+        ["""INSERT INTO workspace_info (key, value) VALUES ('setting.debug', 'true')"""],
+        "setting 'debug': no event records it: added behind Nomina's back",
+    ),
+    "an unreadable setting": (
+        ["""UPDATE workspace_info SET value = '{oops' WHERE key = 'setting.index'"""],
+        "setting 'index': its stored value is not JSON: edited behind Nomina's back",
     ),
     "a deleted reference": (
         ["DELETE FROM \"references\" WHERE id = 'MP-011'"],
@@ -509,6 +532,85 @@ def test_a_replaced_digest_key_is_caught(identified, capsys):
 
 
 # -- a workspace from before record digests ------------------------------------------------------------
+def test_a_setting_changed_between_two_changes_is_caught_after_the_second(identified, capsys):
+    """An insider lowers the quality gate, enrols what it lets in, and puts it back with `nomina config`: the
+    stored value then agrees with the trail again, but the second change found what the first did not leave."""
+    tamper(identified, """UPDATE workspace_info SET value = '"off"' WHERE key = 'setting.quality_gate'""")
+    with Workspace.open(identified, user="ana") as ws:
+        ws.set_config("quality_gate", "standard")
+    code, out = verify(capsys, identified)
+    assert code == 1, out
+    assert re.search(
+        r"^setting 'quality_gate': changed behind Nomina's back between seq \d+ and seq \d+ "
+        r"\(left 'standard', found 'off'\)",
+        out,
+        re.MULTILINE,
+    ), out
+
+
+#: The calibration the calibration tests add: LRs from 1/13 to 13 (log10 bounds of 1.11).
+FITTED = calibration.fit([0.6, 0.7, 0.8, 0.9] * 3, [0.1, 0.2, 0.3, 0.4] * 3)
+#: The same calibration with its intercept raised: every likelihood ratio it gives a hundred times stronger.
+STRONGER = {**FITTED.to_dict(), "params": {**FITTED.params, "a": FITTED.params["a"] + math.log(100)}}
+ANOTHER_ROW = (
+    "INSERT INTO calibrations (id, model, mapping, created_at, created_by) SELECT 2, model, mapping, created_at, "
+    "'ana' FROM calibrations WHERE id = 1"
+)
+
+
+def _calibrated(ws_path: Path) -> Workspace:
+    ws = Workspace.open(ws_path, user="ana")
+    ws.add_calibration(replace(FITTED, data={"model": ws.model_identity}))
+    return ws
+
+
+@pytest.mark.parametrize(
+    ("edit", "finding"),
+    [
+        (
+            ("UPDATE calibrations SET mapping = ? WHERE id = 1", (json.dumps(STRONGER),)),
+            "calibration 1: changed behind Nomina's back since seq",
+        ),
+        (ANOTHER_ROW, "calibration 2: no event records it: added behind Nomina's back"),
+    ],
+    ids=["stronger", "added"],
+)
+def test_an_edited_or_inserted_calibration_is_caught_and_not_used(identified, capsys, edit, finding):
+    """The calibration in use puts its likelihood ratios into every search and report: one edited or written
+    behind Nomina's back is named by verify, and searches and compare refuse to use it."""
+    with _calibrated(identified) as ws:
+        assert ws.calibration() is not None and ws.search("UP-1").calibration is not None
+    assert verify(capsys, identified)[0] == 0
+    tamper(identified, edit)
+    code, out = verify(capsys, identified)
+    assert code == 1 and re.search(rf"^{finding}", out, re.MULTILINE), out
+    with Workspace.open(identified, user="ana") as ws:
+        with pytest.raises(RecordTampered, match=rf"^{finding}.*calibration not used: run nomina audit verify"):
+            ws.search("UP-1")
+        with pytest.raises(RecordTampered):
+            ws.calibration()
+
+
+def test_a_calibration_added_before_calibrations_had_digests_is_accounted_for_by_its_event(identified, capsys):
+    """A workspace whose calibration.add event holds no digest (an earlier Nomina's) verifies, and its
+    calibration is used; a calibration row that no event names at all is still caught."""
+    with _calibrated(identified):
+        pass
+
+    def undigested(event: dict[str, Any]) -> None:
+        context = event["details"].get("context", {})
+        if event["action"] == "calibration.add":
+            context.pop("records")
+            context.pop("key")
+
+    rewrite_chain(identified, undigested)
+    assert verify(capsys, identified)[0] == 0
+    with Workspace.open(identified, user="ana") as ws:
+        assert ws.calibration() is not None
+    tamper(identified, ANOTHER_ROW)
+    assert "calibration 2: no event records it: added behind Nomina's back" in verify(capsys, identified)[1]
+
+
 def test_a_trail_from_before_record_digests_gets_one_baseline(casework, capsys):
     ws = casework
 
@@ -595,6 +697,37 @@ def test_a_checkpoint_signs_the_head_and_the_records_and_later_changes_still_lea
     data = json.loads(run(capsys, "audit", "verify", "--json", "--checkpoint", cp, "--public-key", public, "-w",
                           identified)[1])  # fmt: skip
     assert data["ok"] and data["checkpoint"]["ok"] and data["checkpoint"]["findings"] == []
+
+
+def test_a_checkpoint_covers_calibrations_and_one_written_before_them_still_verifies(
+    identified, capsys, keys, tmp_path
+):
+    """A checkpoint signs the calibrations (and says which kinds of record it covers); one written by a
+    Nomina before calibrations were records (no ``kinds``, no calibration) still verifies against the same
+    trail, and leaves the calibration to audit verify, which still names an edit of it."""
+    from nomina import checkpoints
+
+    private, public = keys
+    with _calibrated(identified):
+        pass
+    cp = tmp_path / "checkpoint.json"
+    signed = checkpoint(capsys, identified, private, cp)
+    assert signed["kinds"] == ["case", "reference", "search", "user", "calibration"]
+    assert "calibration 1" in signed["records"] and len(signed["records"]) == 10
+    older = {k: v for k, v in signed.items() if k not in ("kinds", "signature")}
+    older["records"] = {k: v for k, v in signed["records"].items() if not k.startswith("calibration ")}
+    older["signature"] = base64.b64encode(checkpoints.private_key(private).sign(checkpoints._canonical(older))).decode()
+    old_cp = tmp_path / "older.json"
+    old_cp.write_text(json.dumps(older))
+    for which in (cp, old_cp):
+        code, out, err = verify_against(capsys, identified, which, public)
+        assert code == 0, out + err
+    tamper(identified, ("UPDATE calibrations SET mapping = ? WHERE id = 1", (json.dumps(STRONGER),)))
+    code, out, _ = verify_against(capsys, identified, cp, public)
+    assert code == 1 and "calibration 1: differs from the checkpoint, and no later event changed it" in out, out
+    code, out, _ = verify_against(capsys, identified, old_cp, public)
+    assert code == 1 and "calibration 1: changed behind Nomina's back since seq" in out, out
+    assert "differs from the checkpoint" not in out, out
 
 
 def test_a_whole_chain_rewrite_passes_the_bare_check_but_not_the_checkpoint(identified, capsys, keys, tmp_path):

@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import math
 import secrets
@@ -76,7 +77,7 @@ from . import digests
 from .errors import AuditBroken, Conflict, DetailRefused, InvalidField, PermissionDenied, RecordTampered, UnknownEvent
 from .records import Record
 from .records import shown as shown_value
-from .settings import os_user
+from .settings import STORED_PREFIX, os_user
 from .store import schema as db
 
 __all__ = [
@@ -505,16 +506,21 @@ class TokenRevoked(Event):
 @dataclass(frozen=True, kw_only=True)
 class CalibrationAdded(Event):
     action: ClassVar[str] = "calibration.add"
+    changes: ClassVar[tuple[str, ...]] = ("calibration",)
     calibration_id: int
     model: str
 
 
 @dataclass(frozen=True, kw_only=True)
 class SettingChanged(Event):
+    """A workspace setting changed, or (``initial``) the value a new workspace was made with: the trail holds
+    every value a setting has had, which :func:`verify` compares with the stored one."""
+
     action: ClassVar[str] = "setting.change"
     setting: str
     old: Scalar
     new: Scalar
+    initial: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -1070,8 +1076,26 @@ def verify(s: Session) -> Verification:
     if stored.hash != last_hash:
         return broken(last_seq, "the head's hash does not match the newest event: newest event rewritten")
     problems, checked = found.check(s)
+    problems += found.check_settings(_stored_settings(s))
     problems += _dangling(s)
     return Verification(not problems, count, last_hash, records=problems, records_checked=checked)
+
+
+#: A stored setting that is not JSON: it equals no value the trail can hold.
+_UNREADABLE = object()
+
+
+def _stored_settings(s: Session) -> dict[str, Any]:
+    """The workspace settings as stored (name -> value), an unreadable value as :data:`_UNREADABLE`."""
+    stored: dict[str, Any] = {}
+    for key, value in s.execute(
+        select(db.WorkspaceInfo.key, db.WorkspaceInfo.value).where(db.WorkspaceInfo.key.startswith(STORED_PREFIX))
+    ):
+        try:
+            stored[key.removeprefix(STORED_PREFIX)] = json.loads(value)
+        except (TypeError, ValueError):
+            stored[key.removeprefix(STORED_PREFIX)] = _UNREADABLE
+    return stored
 
 
 def _dangling(s: Session) -> list[str]:
@@ -1099,6 +1123,11 @@ def _dangling(s: Session) -> list[str]:
 _UNSEEN = object()
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Whether two JSON values are the same value of the same type (``1`` is not ``true``)."""
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
 class _Records:
     """Each record's history through the trail, and its judgement against the records in the database.
 
@@ -1117,9 +1146,16 @@ class _Records:
         self.bare: list[int] = []  # events without a context after the first with one
         self.keys: dict[str, int] = {}  # digest key fingerprint -> first seq that used it
         self.events = 0
+        # calibrations added before calibrations had digests: their rows cannot be compared, only accounted for
+        self.undigested: set[str] = set()
+        # workspace settings: the values the trail gave each, newest last, with the seq; whether the trail
+        # holds the values the workspace was made with (workspaces made before that hold them only in part)
+        self.settings: dict[str, list[tuple[int, Any, Any]]] = defaultdict(list)
+        self.settings_from_start = False
 
     def add(self, seq: int, action: str, case_id: str | None, details: Any) -> None:
         self.events += 1
+        self._note_setting(seq, action, details)
         context = details.get(CONTEXT) if isinstance(details, dict) else None
         if not isinstance(context, dict):
             if self.started is not None:
@@ -1138,7 +1174,8 @@ class _Records:
             )
         records = context.get("records")
         if not isinstance(records, dict):
-            return
+            records = {}
+        self._note_calibration(action, details, records)
         fp = context.get("key")
         if isinstance(fp, str):
             self.keys.setdefault(fp, seq)
@@ -1146,6 +1183,55 @@ class _Records:
             self.history[k].append((seq, action, value))
             if k.startswith("search ") and case_id is not None:
                 self.case_of[k].append((seq, case_id))
+
+    def _note_calibration(self, action: str, details: Any, records: dict[str, Any]) -> None:
+        if action != CalibrationAdded.action or not isinstance(details, dict):
+            return
+        number = details.get("calibration_id")
+        if isinstance(number, int) and not isinstance(number, bool):
+            k = digests.record_key("calibration", number)
+            if k not in records:
+                self.undigested.add(k)
+
+    def _note_setting(self, seq: int, action: str, details: Any) -> None:
+        if action != SettingChanged.action or not isinstance(details, dict):
+            return
+        name = details.get("setting")
+        if isinstance(name, str):
+            self.settings[name].append((seq, details.get("old"), details.get("new")))
+            if details.get("initial") is True:
+                self.settings_from_start = True
+
+    def check_settings(self, stored: Mapping[str, Any]) -> list[str]:
+        """One line per workspace setting whose stored value (``stored``: name -> value, as the database holds
+        it) is not the one the trail gave it last, or was changed behind Nomina's back between two changes."""
+        problems = []
+        for name in sorted(stored.keys() | self.settings.keys()):
+            history = self.settings.get(name, [])
+            shown = shown_value(name)
+            for (seq, _, new), (later, old, _) in itertools.pairwise(history):
+                if not _same(old, new):
+                    problems.append(
+                        f"setting {shown}: changed behind Nomina's back between seq {seq} and seq {later} "
+                        f"(left {new!r}, found {old!r})"
+                    )
+                    break
+            if not history:
+                if self.settings_from_start:
+                    problems.append(f"setting {shown}: no event records it: added behind Nomina's back")
+                continue
+            seq, _, last = history[-1]
+            if name not in stored:
+                problems.append(
+                    f"setting {shown}: gone, but seq {seq} set it to {last!r}: removed behind Nomina's back"
+                )
+            elif stored[name] is _UNREADABLE:
+                problems.append(f"setting {shown}: its stored value is not JSON: edited behind Nomina's back")
+            elif not _same(stored[name], last):
+                problems.append(
+                    f"setting {shown}: {stored[name]!r}, but seq {seq} set it to {last!r}: changed behind Nomina's back"
+                )
+        return problems
 
     def check(self, s: Session, keys: Collection[str] | None = None) -> tuple[list[str], int]:
         """One line per finding, and how many records were compared (of ``keys``, or all)."""
@@ -1210,7 +1296,9 @@ class _Records:
                 return f"{k}: seq {seq} ({action}) holds an unreadable digest: event written outside Nomina"
             last_seq, last_action = seq, action
         if last is _UNSEEN:
-            return None if now is None else f"{k}: no event records it: added behind Nomina's back"
+            if now is None or k in self.undigested:
+                return None
+            return f"{k}: no event records it: added behind Nomina's back"
         if now == last:
             return None
         if now is None:
@@ -1257,6 +1345,8 @@ def check_records(s: Session, keys: Iterable[str]) -> list[str]:
             conditions.append(db.AuditEvent.search_id == int(ident))
         elif kind == "user":
             conditions.append(db.AuditEvent.action.in_([UserAdded.action, UserDisabled.action]))
+        elif kind == "calibration":
+            conditions.append(db.AuditEvent.action == CalibrationAdded.action)
     first = s.get(db.AuditEvent, 1)
     found = _Records()
     if first is not None and _context_of(first.details) is not None:
@@ -1276,6 +1366,7 @@ def check_records(s: Session, keys: Iterable[str]) -> list[str]:
         if isinstance(context, dict) and found.started is None:
             found.started = row.seq  # the baseline
         records = context.get("records") if isinstance(context, dict) else None
+        found._note_calibration(row.action, parsed, records if isinstance(records, dict) else {})
         if isinstance(records, dict):
             fp = context.get("key") if isinstance(context, dict) else None
             if isinstance(fp, str):

@@ -19,8 +19,13 @@ Records
         the user's row (roles, active, who created or disabled them, their password hash, failed logins
         and lockout), their login sessions and their API tokens (each as the SHA-256 of its secret), so
         that a session or token written behind Nomina's back shows.
+    ``calibration N``
+        the calibration's row: the model it was fitted for and its score-to-likelihood-ratio mapping, which
+        every later search's likelihood ratios come from.
 
     The keys read like the ``record`` of an error (``case UP-17``, ``search 4``, ``user 'ben'``).
+    Workspace settings are not records: each ``setting.change`` event holds the setting's new value
+    itself, and :func:`nomina.audit.verify` compares the stored values with them.
 
 Canonical form
     Every column of every row, by name, in a JSON object with sorted keys and no spaces; rows in id
@@ -62,7 +67,7 @@ __all__ = ["KEY_INFO", "KINDS", "digests", "fingerprint", "key", "parse_key", "r
 #: The ``workspace_info`` key holding the record digest key (64 hex digits).
 KEY_INFO = "record_digest_key"
 #: The kinds of record, as the first word of a record key.
-KINDS = ("case", "reference", "search", "user")
+KINDS = ("case", "reference", "search", "user", "calibration")
 
 # Ids per query: well under SQLite's limit on bound parameters.
 _CHUNK = 500
@@ -134,7 +139,14 @@ def state(s: Session, keys: Iterable[str] | None = None) -> dict[str, Any]:
             kind, ident = parse_key(k)
             wanted[kind].append(ident)
     found: dict[str, Any] = {}
-    for kind, collect in (("case", _cases), ("reference", _references), ("search", _searches), ("user", _users)):
+    collectors = (
+        ("case", _cases),
+        ("reference", _references),
+        ("search", _searches),
+        ("user", _users),
+        ("calibration", _calibrations),
+    )
+    for kind, collect in collectors:
         ids = None if wanted is None else wanted.get(kind)
         if wanted is not None and not ids:
             continue
@@ -245,8 +257,13 @@ def _references(s: Session, ids: list[str] | None) -> Iterator[tuple[str, Any]]:
         yield r["id"], {"reference": r, "photos": photos.get(r["id"], [])}
 
 
+def _numbers(ids: list[str] | None) -> list[int] | None:
+    """The ids of numbered records (searches, calibrations) as numbers; an id that is not one names nothing."""
+    return None if ids is None else [int(i) for i in ids if i.isascii() and i.isdigit()]
+
+
 def _searches(s: Session, ids: list[str] | None) -> Iterator[tuple[str, Any]]:
-    numbers = None if ids is None else [int(i) for i in ids if i.isascii() and i.isdigit()]
+    numbers = _numbers(ids)
     rows = list(_rows(s, db.Search, "id", numbers))
     present = None if ids is None else [r["id"] for r in rows]
     candidates = _grouped(_rows(s, db.Candidate, "search_id", present), "search_id")
@@ -269,3 +286,8 @@ def _users(s: Session, ids: list[str] | None) -> Iterator[tuple[str, Any]]:
         # digest it had before sessions and tokens existed.
         extra = {"user": rows.get(name), "sessions": sessions.get(name), "tokens": tokens.get(name)}
         yield name, {k: v for k, v in extra.items() if v}
+
+
+def _calibrations(s: Session, ids: list[str] | None) -> Iterator[tuple[str, Any]]:
+    for r in _rows(s, db.Calibration, "id", _numbers(ids)):
+        yield str(r["id"]), {"calibration": r}

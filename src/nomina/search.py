@@ -224,9 +224,16 @@ def get(s: Session, search_id: int) -> db.Search:
 
 
 def current_calibration(s: Session) -> tuple[int, Calibration] | None:
-    """The calibration in use (the newest stored) with its id; None when scores are uncalibrated."""
+    """The calibration in use (the newest stored) with its id; None when scores are uncalibrated.
+
+    Refused (RecordTampered) when its row is not as the audit trail recorded it, or no event recorded it:
+    its likelihood ratios would go into every search and report.
+    """
     newest = s.scalar(select(func.max(db.Calibration.id)))
-    return None if newest is None else (int(newest), calibration(s, int(newest)))
+    if newest is None:
+        return None
+    audit.require_records(s, [f"calibration {int(newest)}"], "calibration not used")
+    return int(newest), calibration(s, int(newest))
 
 
 def calibration(s: Session, calibration_id: int) -> Calibration:

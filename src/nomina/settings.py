@@ -17,7 +17,16 @@ from typing import Any
 
 from .errors import InvalidField
 
-__all__ = ["SETTINGS", "TOP_MAX", "WORKSPACE_SETTINGS", "Setting", "Settings", "load_settings", "workspace_setting"]
+__all__ = [
+    "SETTINGS",
+    "STORED_PREFIX",
+    "TOP_MAX",
+    "WORKSPACE_SETTINGS",
+    "Setting",
+    "Settings",
+    "load_settings",
+    "workspace_setting",
+]
 
 
 @dataclass(frozen=True)
@@ -124,6 +133,9 @@ _BY_NAME = {s.name: s for s in SETTINGS}
 
 #: Settings kept inside a workspace (its database), the same for everyone who uses it: shown and changed
 #: with `nomina config`, chosen at `nomina init`. They never come from the environment.
+#: The prefix of a workspace setting's key in ``workspace_info`` (its value is stored as JSON).
+STORED_PREFIX = "setting."
+
 WORKSPACE_SETTINGS: tuple[Setting, ...] = (
     Setting(
         "quality_gate",

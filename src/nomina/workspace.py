@@ -103,7 +103,7 @@ from .records import shown as shown_id
 from .references import ReferenceRecord, ReferenceSummary
 from .report import write_report
 from .search import CaseFacts, Ranked, RefFacts, SearchResult, SearchSummary, calibration_summary, rank
-from .settings import TOP_MAX, WORKSPACE_SETTINGS, Settings, load_settings, os_user, workspace_setting
+from .settings import STORED_PREFIX, TOP_MAX, WORKSPACE_SETTINGS, Settings, load_settings, os_user, workspace_setting
 from .store import DB_NAME, DB_URL_NAME, Database, PhotoStore, connect, is_workspace, server, upgrade
 from .store import schema as db
 from .store.database import current_revision, head_revision, known_revision
@@ -144,7 +144,7 @@ _BLIND_ACTIONS = frozenset(
     )
 )
 # Workspace settings are kept in workspace_info under this prefix, as JSON.
-_CONFIG = "setting."
+_CONFIG = STORED_PREFIX
 
 
 @dataclass(frozen=True)
@@ -270,6 +270,10 @@ class Workspace:
                     s.add(db.WorkspaceInfo(key=key, value=value))
                 if admin is not None:
                     users.add_user(s, admin, ("admin", "examiner"), None, admin_password)
+                # the values the workspace starts with, by whoever made it, so that audit verify can tell them
+                # from a value written behind Nomina's back
+                for name, value in chosen.items():
+                    audit.record(s, os_user(), audit.SettingChanged(setting=name, old=None, new=value, initial=True))
             private_folder(path / "photos")
         except BaseException:
             if url:
