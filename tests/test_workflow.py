@@ -341,6 +341,7 @@ def test_a_blind_verifier_cannot_tell_the_proposer_by_who_searched_or_looked_at_
     ws = casework
     searched = as_json(capsys, ws, "dee", "search", "UP-1")["search_id"]
     as_json(capsys, ws, "dee", "case", "show", "UP-1")
+    as_json(capsys, ws, "dee", "reference", "show", "MP-012")  # the proposed reference, looked at closely
     propose(capsys, ws, "dee")
     as_json(capsys, ws, "dee", "search", "show", str(searched))
     as_json(capsys, ws, "ben", "case", "show", "UP-1")
@@ -348,6 +349,9 @@ def test_a_blind_verifier_cannot_tell_the_proposer_by_who_searched_or_looked_at_
     with Workspace.open(ws, user="ben") as ben:
         trail = ben.audit_log(case_id="UP-1")
         assert {e.actor for e in trail} == {"ben", "(hidden until verified)"}
+        # who looked at the reference proposed is hidden as well; another reference's trail is not
+        assert {e.actor for e in ben.audit_log(reference_id="MP-012")} == {"(hidden until verified)"}
+        assert "ana" in {e.actor for e in ben.audit_log(reference_id="MP-011")}
         assert all(e.os_user is None for e in trail if e.actor != "ben")
         assert not [e for e in ben.audit_log(user="dee") if e.case_id == "UP-1"]
         assert {s.user for s in ben.searches("UP-1")} == {"(hidden until verified)"}
@@ -369,6 +373,7 @@ def test_a_blind_verifier_cannot_tell_the_proposer_by_who_searched_or_looked_at_
         assert not any(x in json.dumps([e.to_dict() for e in trail], default=str) for x in salts)
         ben.verify_identification("UP-1", "same person", "same ears", "MP-012")
         assert "dee" in {e.actor for e in ben.audit_log(case_id="UP-1")}  # no longer blind
+        assert "dee" in {e.actor for e in ben.audit_log(reference_id="MP-012")}
         assert ben.get_search(searched).user == "dee"
     with Workspace.open(ws, user="dee") as dee:  # the proposer was never blind
         assert dee.searches("UP-1")[-1].user == "dee"

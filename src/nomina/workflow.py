@@ -175,7 +175,14 @@ def blind_cases(s: Session, viewer: str) -> set[str]:
     """The cases ``viewer`` is blind to: those whose identification awaits verification by someone else
     than its proposer. Who did anything on them (searched, looked) is hidden from ``viewer`` too, as the
     proposer is usually who searched and looked just before proposing."""
-    return {i.case_id for i in identifications(s, "proposed") if blind(i.case, viewer)}
+    return blind_records(s, viewer)[0]
+
+
+def blind_records(s: Session, viewer: str) -> tuple[set[str], set[str]]:
+    """The cases ``viewer`` is blind to (:func:`blind_cases`) and the references proposed for them: who looked
+    at a proposed reference, just before proposing it, would name the proposer as well."""
+    pending = [i for i in identifications(s, "proposed") if blind(i.case, viewer)]
+    return {i.case_id for i in pending}, {i.reference_id for i in pending}
 
 
 def conclude(

@@ -689,7 +689,7 @@ class Workspace:
         """The audit trail (oldest first), of one case, reference or acting user when given, before event
         ``before`` when given (the newest ``limit``); the reading is recorded."""
         with self._acting("audit.read") as (s, actor):
-            blind = workflow.blind_cases(s, actor)
+            blind, proposed = workflow.blind_records(s, actor)
             # A list of one user's events leaves the hidden ones out, so its limit counts what is left: a page
             # cut short (or a `before` answering nothing) would name the actor of the event left out.
             leaving_out = user is not None and bool(blind)
@@ -705,6 +705,8 @@ class Workspace:
             def hidden(e: audit.Entry) -> bool:
                 # on a blind case, whoever acted next to the hidden events (a search, views of the case and
                 # its search just before and after a proposal) would name the proposer
+                if e.case_id is None and e.reference_id in proposed:  # who looked at the reference proposed
+                    return e.actor != actor
                 return e.case_id in blind and (e.action in _BLIND_ACTIONS or e.actor != actor)
 
             # An event shown hidden in a list of one user's events would name its actor all the same.
