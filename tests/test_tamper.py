@@ -548,6 +548,24 @@ def test_a_setting_changed_between_two_changes_is_caught_after_the_second(identi
     ), out
 
 
+@pytest.mark.parametrize("stored", ["{oops", '"bogus"', "NaN", "[1, 2]"])
+def test_a_damaged_setting_is_refused_in_one_line_and_an_admin_sets_it_again(identified, capsys, faces_dir, stored):
+    """A setting written behind Nomina's back as something it cannot be is not guessed at: whatever needs it
+    stops with one line naming it, and `nomina config` (which must still work) sets it again."""
+    tamper(identified, ("UPDATE workspace_info SET value = ? WHERE key = 'setting.quality_gate'", (stored,)))
+    add = ("reference", "add", "MP-099", str(london(faces_dir, "099")), "--name", "Z", "--source", "family",
+           "--supplied-by", "a", "--legal-basis", "consent")  # fmt: skip
+    for args in (add, ("config",), ("search", "UP-1")):
+        code, _, err = cli(capsys, identified, USER, *args)
+        assert code == 1
+        assert_one_error_line(err, r"workspace setting quality_gate: the stored value .* is not valid: changed behind")
+    code, _, err = cli(capsys, identified, USER, "config", "quality_gate", "strict")
+    assert code == 0, err
+    code, out = verify(capsys, identified)
+    assert code == 1 and "setting 'quality_gate': changed behind Nomina's back between seq" in out, out
+    assert cli(capsys, identified, USER, *add)[0] == 0
+
+
 #: The calibration the calibration tests add: LRs from 1/13 to 13 (log10 bounds of 1.11).
 FITTED = calibration.fit([0.6, 0.7, 0.8, 0.9] * 3, [0.1, 0.2, 0.3, 0.4] * 3)
 #: The same calibration with its intercept raised: every likelihood ratio it gives a hundred times stronger.

@@ -757,7 +757,7 @@ class Workspace:
         """Change one workspace setting (by an admin); returns every setting."""
         checked = workspace_setting(name, value)
         with self._acting("workspace.manage") as (s, actor):
-            old = _config(s)[name]
+            old = _config(s, being_set=name)[name]
             row = s.get(db.WorkspaceInfo, _CONFIG + name)
             if row is None:
                 s.add(db.WorkspaceInfo(key=_CONFIG + name, value=json.dumps(checked)))
@@ -1474,13 +1474,39 @@ def _info(s: Session, key: str) -> str:
     return row.value
 
 
-def _config(s: Session) -> dict[str, Any]:
-    """The workspace settings: stored values, defaults for any not stored."""
-    kept = {
-        row.key.removeprefix(_CONFIG): json.loads(row.value)
+def _config(s: Session, being_set: str | None = None) -> dict[str, Any]:
+    """The workspace settings: stored values, defaults for any not stored.
+
+    A stored value that is not JSON or not valid for its setting was written behind Nomina's back: refused
+    (WorkspaceError, naming it and how to set it again) rather than guessed at, but for ``being_set``, the
+    setting an admin is setting again, whose value is then what was found (the text itself when not JSON).
+    """
+    stored = {
+        row.key.removeprefix(_CONFIG): row.value
         for row in s.scalars(select(db.WorkspaceInfo).where(db.WorkspaceInfo.key.startswith(_CONFIG)))
     }
-    return {st.name: kept.get(st.name, st.default) for st in WORKSPACE_SETTINGS}
+    values: dict[str, Any] = {}
+    for st in WORKSPACE_SETTINGS:
+        raw = stored.get(st.name)
+        if raw is None:
+            values[st.name] = st.default
+            continue
+        try:
+            found: Any = json.loads(raw)
+        except (ValueError, RecursionError):
+            found = raw[:80]
+        try:
+            values[st.name] = workspace_setting(st.name, found)
+        except InvalidField:
+            if st.name != being_set:
+                raise WorkspaceError(
+                    f"workspace setting {st.name}: the stored value {shown_id(raw[:80])} is not valid: changed behind "
+                    f"Nomina's back; an admin sets it again with `nomina config {st.name} VALUE`, and `nomina audit "
+                    "verify` shows what it was"
+                ) from None
+            plain = isinstance(found, str | int | bool) or (isinstance(found, float) and math.isfinite(found))
+            values[st.name] = found if plain else raw[:80]
+    return values
 
 
 def _hidden(e: audit.Entry) -> audit.Entry:
