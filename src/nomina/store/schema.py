@@ -364,7 +364,7 @@ class AuditEvent(Base):
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     at: Mapped[str] = mapped_column(String)
     actor: Mapped[str] = mapped_column(String)
-    action: Mapped[str] = mapped_column(String)
+    action: Mapped[str] = mapped_column(String, index=True)
     case_id: Mapped[str | None] = mapped_column(String, index=True)
     reference_id: Mapped[str | None] = mapped_column(String, index=True)
     search_id: Mapped[int | None] = mapped_column(Integer, index=True)
