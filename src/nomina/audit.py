@@ -1157,6 +1157,8 @@ class _Records:
         self.events += 1
         self._note_setting(seq, action, details)
         context = details.get(CONTEXT) if isinstance(details, dict) else None
+        records = context.get("records") if isinstance(context, dict) else None
+        self._note_calibration(action, details, records if isinstance(records, dict) else {})
         if not isinstance(context, dict):
             if self.started is not None:
                 self.bare.append(seq)
@@ -1172,10 +1174,8 @@ class _Records:
             self.notes.append(
                 f"seq {seq}: a second baseline: the records were vouched for again, outside the normal course"
             )
-        records = context.get("records")
         if not isinstance(records, dict):
-            records = {}
-        self._note_calibration(action, details, records)
+            return
         fp = context.get("key")
         if isinstance(fp, str):
             self.keys.setdefault(fp, seq)
