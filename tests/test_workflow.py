@@ -334,6 +334,23 @@ def _verify_line(path: Path) -> int:
     return next(i for i, line in enumerate(lines[start:], start + 1) if 'status = "identified"' in line)
 
 
+@pytest.mark.slow
+def test_one_users_events_are_paged_past_many_hidden_ones(casework, capsys):
+    """A page of one user's events, for a blind verifier, is read a batch at a time until it is full: the
+    proposer's newest visible event is found behind more hidden events than one batch holds."""
+    ws = casework
+    as_json(capsys, ws, "dee", "reference", "show", "MP-011")  # visible to ben: not the proposed reference
+    propose(capsys, ws, "dee")
+    with Workspace.open(ws, user="dee") as dee:
+        for _ in range(230):  # views of the case under verification: hidden from ben
+            dee.case("UP-1")
+    with Workspace.open(ws, user="ben") as ben:
+        (newest,) = ben.audit_log(user="dee", limit=1)
+        assert (newest.action, newest.reference_id) == ("reference.view", "MP-011")
+        assert [e.action for e in ben.audit_log(user="dee", limit=3)][-1] == "reference.view"
+        assert all(e.case_id != "UP-1" for e in ben.audit_log(user="dee"))
+
+
 def test_a_blind_verifier_cannot_tell_the_proposer_by_who_searched_or_looked_at_the_case(casework, capsys):
     """The proposer searches and looks at the case just before and after proposing: those events, and who ran
     the search, would name them next to the hidden proposal. Until the verification, the verifier sees

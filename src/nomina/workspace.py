@@ -693,14 +693,6 @@ class Workspace:
             # A list of one user's events leaves the hidden ones out, so its limit counts what is left: a page
             # cut short (or a `before` answering nothing) would name the actor of the event left out.
             leaving_out = user is not None and bool(blind)
-            found = audit.entries(
-                s,
-                case_id=case_id,
-                reference_id=reference_id,
-                limit=None if leaving_out else limit,
-                actor=user,
-                before=before,
-            )
 
             def hidden(e: audit.Entry) -> bool:
                 # on a blind case, whoever acted next to the hidden events (a search, views of the case and
@@ -709,9 +701,25 @@ class Workspace:
                     return e.actor != actor
                 return e.case_id in blind and (e.action in _BLIND_ACTIONS or e.actor != actor)
 
-            # An event shown hidden in a list of one user's events would name its actor all the same.
-            shown = [_hidden(e) if hidden(e) else e for e in found if user is None or not hidden(e)]
-            if leaving_out and limit is not None:
+            def page(limit: int | None, before: int | None) -> list[audit.Entry]:
+                return audit.entries(
+                    s, case_id=case_id, reference_id=reference_id, limit=limit, actor=user, before=before
+                )
+
+            if not leaving_out:
+                shown = [_hidden(e) if hidden(e) else e for e in page(limit, before)]
+            elif limit is None:
+                shown = [e for e in page(None, before) if not hidden(e)]
+            else:
+                # An event shown hidden in a list of one user's events would name its actor all the same: read
+                # further back, a batch at a time, until ``limit`` events are left once the hidden are out.
+                shown, cursor, batch = [], before, max(2 * limit, 200)
+                while len(shown) < limit:
+                    found = page(batch, cursor)
+                    shown = [e for e in found if not hidden(e)] + shown
+                    if len(found) < batch:
+                        break
+                    cursor = found[0].seq
                 shown = shown[-limit:] if limit > 0 else []
             audit.record(s, actor, audit.AuditViewed(count=len(shown), case_id=case_id, reference_id=reference_id))
         return shown
