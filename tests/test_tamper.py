@@ -566,7 +566,9 @@ def test_a_damaged_setting_is_refused_in_one_line_and_an_admin_sets_it_again(ide
     for args in (add, ("config",), ("search", "UP-1")):
         code, _, err = cli(capsys, identified, USER, *args)
         assert code == 1
-        assert_one_error_line(err, r"workspace setting quality_gate: the stored value .* is not valid: changed behind")
+        assert_one_error_line(
+            err, r"workspace setting quality_gate: the stored value .* is not valid: .*`nomina config NAME VALUE`"
+        )
     code, _, err = cli(capsys, identified, USER, "config", "quality_gate", "strict")
     assert code == 0, err
     code, out = verify(capsys, identified)

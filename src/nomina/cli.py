@@ -1930,6 +1930,12 @@ _HINTS: dict[tuple[str, str | None], tuple[tuple[str, str], ...]] = {
     ("conflict", "reference_id"): (("add photos to it instead", "use `reference add-photos`"),),
     ("conflict", None): (("withdraw it first", "withdraw it first (`nomina identification withdraw`)"),),
     ("file_missing", "samples"): (("set NOMINA_SAMPLES", "set NOMINA_SAMPLES or --samples"),),
+    ("workspace_error", None): (
+        (
+            "an admin sets it again, and the audit trail's verification shows what it was",
+            "an admin sets it again with `nomina config NAME VALUE`; `nomina audit verify` shows what it was",
+        ),
+    ),
 }
 
 

@@ -1509,8 +1509,7 @@ def _config(s: Session, being_set: str | None = None) -> dict[str, Any]:
             if st.name != being_set:
                 raise WorkspaceError(
                     f"workspace setting {st.name}: the stored value {shown_id(raw[:80])} is not valid: changed behind "
-                    f"Nomina's back; an admin sets it again with `nomina config {st.name} VALUE`, and `nomina audit "
-                    "verify` shows what it was"
+                    "Nomina's back; an admin sets it again, and the audit trail's verification shows what it was"
                 ) from None
             plain = isinstance(found, str | int | bool) or (isinstance(found, float) and math.isfinite(found))
             values[st.name] = found if plain else raw[:80]
