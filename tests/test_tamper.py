@@ -556,7 +556,7 @@ def test_a_setting_changed_between_two_changes_is_caught_after_the_second(identi
     ), out
 
 
-@pytest.mark.parametrize("stored", ["{oops", '"bogus"', "NaN", "[1, 2]"])
+@pytest.mark.parametrize("stored", ["{oops", '"bogus"', "NaN", "[1, 2]", json.dumps("x" * 100_000)])
 def test_a_damaged_setting_is_refused_in_one_line_and_an_admin_sets_it_again(identified, capsys, faces_dir, stored):
     """A setting written behind Nomina's back as something it cannot be is not guessed at: whatever needs it
     stops with one line naming it, and `nomina config` (which must still work) sets it again."""

@@ -1511,8 +1511,8 @@ def _config(s: Session, being_set: str | None = None) -> dict[str, Any]:
                     f"workspace setting {st.name}: the stored value {shown_id(raw[:80])} is not valid: changed behind "
                     "Nomina's back; an admin sets it again, and the audit trail's verification shows what it was"
                 ) from None
-            plain = isinstance(found, str | int | bool) or (isinstance(found, float) and math.isfinite(found))
-            values[st.name] = found if plain else raw[:80]
+            plain = isinstance(found, int | bool) or (isinstance(found, float) and math.isfinite(found))
+            values[st.name] = found if plain else found[:80] if isinstance(found, str) else raw[:80]
     return values
 
 
