@@ -615,24 +615,46 @@ def _calibrated(ws_path: Path) -> Workspace:
             ("UPDATE calibrations SET mapping = ? WHERE id = 1", (json.dumps(STRONGER),)),
             "calibration 1: changed behind Nomina's back since seq",
         ),
-        (ANOTHER_ROW, "calibration 2: no event records it: added behind Nomina's back"),
+        ("DELETE FROM calibrations WHERE id = 1", "calibration 1: gone, but seq .* removed behind Nomina's back"),
     ],
-    ids=["stronger", "added"],
+    ids=["stronger", "deleted"],
 )
-def test_an_edited_or_inserted_calibration_is_caught_and_not_used(identified, capsys, edit, finding):
+def test_an_edited_or_deleted_calibration_is_caught_and_not_used(identified, capsys, edit, finding):
     """The calibration in use puts its likelihood ratios into every search and report: one edited or written
     behind Nomina's back is named by verify, and searches and compare refuse to use it."""
     with _calibrated(identified) as ws:
-        assert ws.calibration() is not None and ws.search("UP-1").calibration is not None
+        assert ws.calibration() is not None
+        searched = ws.search("UP-1").search_id
+        assert ws.get_search(searched).calibration is not None
     assert verify(capsys, identified)[0] == 0
     tamper(identified, edit)
     code, out = verify(capsys, identified)
     assert code == 1 and re.search(rf"^{finding}", out, re.MULTILINE), out
     with Workspace.open(identified, user="ana") as ws:
-        with pytest.raises(RecordTampered, match=rf"^{finding}.*calibration not used: run nomina audit verify"):
+        with pytest.raises(RecordTampered, match=r"calibration not used: run nomina audit verify"):
             ws.search("UP-1")
         with pytest.raises(RecordTampered):
             ws.calibration()
+        # the searches made with it are not shown, nor reported, with likelihood ratios of an edited calibration
+        with pytest.raises(RecordTampered):
+            ws.get_search(searched)
+
+
+@pytest.mark.parametrize("number", [2, 1000, 2**63 - 1])
+def test_a_calibration_row_added_behind_nominas_back_is_never_used(identified, capsys, number):
+    """The calibration in use is the one the trail added last, not the highest id: a row written behind
+    Nomina's back (a higher id, even the largest SQLite gives) is named by verify and never used, and the
+    next calibration added through Nomina is used, whatever id the database gave it."""
+    with _calibrated(identified):
+        pass
+    tamper(identified, ANOTHER_ROW.replace("SELECT 2,", f"SELECT {number},"))
+    assert f"calibration {number}: no event records it" in verify(capsys, identified)[1]
+    with Workspace.open(identified, user="ana") as ws:
+        assert ws.calibration()[0] == 1  # type: ignore[index]
+        assert ws.search("UP-1").calibration["id"] == 1  # type: ignore[index]
+        added = ws.add_calibration(replace(FITTED, data={"model": ws.model_identity})).id
+        assert added != number and ws.calibration()[0] == added  # type: ignore[index]
+        assert ws.search("UP-1").calibration["id"] == added  # type: ignore[index]
 
 
 def test_a_calibration_added_before_calibrations_had_digests_is_accounted_for_by_its_event(identified, capsys):

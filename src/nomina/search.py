@@ -9,6 +9,7 @@ viewer may see it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -226,17 +227,38 @@ def get(s: Session, search_id: int) -> db.Search:
 def current_calibration(s: Session) -> tuple[int, Calibration] | None:
     """The calibration in use (the newest stored) with its id; None when scores are uncalibrated.
 
-    Refused (RecordTampered) when its row is not as the audit trail recorded it, or no event recorded it:
-    its likelihood ratios would go into every search and report.
+    The one in use is the one the newest ``calibration.add`` event added; refused (RecordTampered, see
+    :func:`calibration`) when its row is not as the trail recorded it, or gone.
     """
-    newest = s.scalar(select(func.max(db.Calibration.id)))
-    if newest is None:
-        return None
-    audit.require_records(s, [f"calibration {int(newest)}"], "calibration not used")
+    newest = _newest_added(s)
+    if newest is None:  # calibrations older than the trail's calibration.add events, if any
+        newest = s.scalar(select(func.max(db.Calibration.id)))
+        if newest is None:
+            return None
     return int(newest), calibration(s, int(newest))
 
 
-def calibration(s: Session, calibration_id: int) -> Calibration:
+def _newest_added(s: Session) -> int | None:
+    """The calibration the newest ``calibration.add`` event added: the one in use, whatever rows were added or
+    removed behind Nomina's back (the event's own hash is checked with the calibration, by :func:`calibration`)."""
+    details = s.scalar(
+        select(db.AuditEvent.details)
+        .where(db.AuditEvent.action == audit.CalibrationAdded.action)
+        .order_by(db.AuditEvent.seq.desc())
+        .limit(1)
+    )
+    try:
+        number = json.loads(details)["calibration_id"] if details is not None else None
+    except (TypeError, ValueError, KeyError, RecursionError):
+        return None
+    return number if isinstance(number, int) and not isinstance(number, bool) else None
+
+
+def calibration(s: Session, calibration_id: int, checked: bool = True) -> Calibration:
+    """A stored calibration; refused (RecordTampered) when ``checked`` and its row is not as the trail recorded
+    it, or gone: its likelihood ratios go into searches, their views and reports."""
+    if checked:
+        audit.require_records(s, [f"calibration {calibration_id}"], "calibration not used")
     row = s.get(db.Calibration, calibration_id)
     if row is None:
         raise NotFound(f"calibration {calibration_id}: no such calibration", record=f"calibration {calibration_id}")

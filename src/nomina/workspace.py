@@ -1345,17 +1345,18 @@ class Workspace:
         return CalibrationRecord(**calibration_summary(calibration_id, calibration))
 
     def calibration(self) -> tuple[int, Calibration] | None:
-        """The calibration in use (the newest stored), with its id; None when scores are uncalibrated."""
+        """The calibration in use (the newest added through Nomina), with its id; None when scores are uncalibrated."""
         with self._reading() as s:
             return search.current_calibration(s)
 
     def calibrations(self) -> list[StoredCalibration]:
-        """Every stored calibration, oldest first; the last is the one in use."""
+        """Every stored calibration, oldest first, as stored (``audit verify`` checks them); the last added
+        through Nomina is the one in use."""
         with self._reading() as s:
             rows = s.scalars(select(db.Calibration).order_by(db.Calibration.id)).all()
             return [
                 StoredCalibration(
-                    **calibration_summary(r.id, search.calibration(s, r.id)),
+                    **calibration_summary(r.id, search.calibration(s, r.id, checked=False)),
                     created_at=r.created_at,
                     created_by=r.created_by,
                     calibration=r.mapping,
