@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import USER, assert_one_error_line, database_of, drop_trigger, london, raw_database, run
+from conftest import USER, assert_one_error_line, current_engine, database_of, drop_trigger, london, raw_database, run
 from test_casefile import identified, identified_template  # noqa: F401 (fixtures)
 from test_workflow import as_json, casework, casework_template, cli, propose  # noqa: F401 (fixtures)
 
@@ -556,11 +556,19 @@ def test_a_setting_changed_between_two_changes_is_caught_after_the_second(identi
     ), out
 
 
-@pytest.mark.parametrize("stored", ["{oops", '"bogus"', "NaN", "[1, 2]", json.dumps("x" * 100_000)])
+@pytest.mark.parametrize(
+    "stored", ["{oops", '"bogus"', "NaN", "[1, 2]", json.dumps("x" * 100_000), "[" * 100_000 + "]" * 100_000, "blob"]
+)
 def test_a_damaged_setting_is_refused_in_one_line_and_an_admin_sets_it_again(identified, capsys, faces_dir, stored):
     """A setting written behind Nomina's back as something it cannot be is not guessed at: whatever needs it
     stops with one line naming it, and `nomina config` (which must still work) sets it again."""
-    tamper(identified, ("UPDATE workspace_info SET value = ? WHERE key = 'setting.quality_gate'", (stored,)))
+    if stored == "blob":  # bytes in the text column: SQLite keeps them as given
+        if current_engine() != "sqlite":
+            pytest.skip("sqlite only: PostgreSQL refuses bytes in a text column")
+        edit: Any = "UPDATE workspace_info SET value = CAST('garbage' AS BLOB) WHERE key = 'setting.quality_gate'"
+    else:
+        edit = ("UPDATE workspace_info SET value = ? WHERE key = 'setting.quality_gate'", (stored,))
+    tamper(identified, edit)
     add = ("reference", "add", "MP-099", str(london(faces_dir, "099")), "--name", "Z", "--source", "family",
            "--supplied-by", "a", "--legal-basis", "consent")  # fmt: skip
     for args in (add, ("config",), ("search", "UP-1")):
@@ -569,10 +577,14 @@ def test_a_damaged_setting_is_refused_in_one_line_and_an_admin_sets_it_again(ide
         assert_one_error_line(
             err, r"workspace setting quality_gate: the stored value .* is not valid: .*`nomina config NAME VALUE`"
         )
+    code, out = verify(capsys, identified)  # names it, in a line of its own
+    assert code == 1 and "setting 'quality_gate': " in out and "Traceback" not in out, out
+    assert max(len(line) for line in out.splitlines()) < 400
     code, _, err = cli(capsys, identified, USER, "config", "quality_gate", "strict")
     assert code == 0, err
     code, out = verify(capsys, identified)
     assert code == 1 and "setting 'quality_gate': changed behind Nomina's back between seq" in out, out
+    assert max(len(line) for line in out.splitlines()) < 400  # a long value is cut
     assert cli(capsys, identified, USER, *add)[0] == 0
 
 

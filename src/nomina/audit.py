@@ -1093,7 +1093,7 @@ def _stored_settings(s: Session) -> dict[str, Any]:
     ):
         try:
             stored[key.removeprefix(STORED_PREFIX)] = json.loads(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RecursionError):
             stored[key.removeprefix(STORED_PREFIX)] = _UNREADABLE
     return stored
 
@@ -1121,6 +1121,12 @@ def _dangling(s: Session) -> list[str]:
 
 
 _UNSEEN = object()
+
+
+def _brief(value: Any) -> str:
+    """A setting's value as a finding shows it: its repr, cut to 80 characters."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -1208,12 +1214,12 @@ class _Records:
         problems = []
         for name in sorted(stored.keys() | self.settings.keys()):
             history = self.settings.get(name, [])
-            shown = shown_value(name)
+            shown = shown_value(name[:80])
             for (seq, _, new), (later, old, _) in itertools.pairwise(history):
                 if not _same(old, new):
                     problems.append(
                         f"setting {shown}: changed behind Nomina's back between seq {seq} and seq {later} "
-                        f"(left {new!r}, found {old!r})"
+                        f"(left {_brief(new)}, found {_brief(old)})"
                     )
                     break
             if not history:
@@ -1223,13 +1229,14 @@ class _Records:
             seq, _, last = history[-1]
             if name not in stored:
                 problems.append(
-                    f"setting {shown}: gone, but seq {seq} set it to {last!r}: removed behind Nomina's back"
+                    f"setting {shown}: gone, but seq {seq} set it to {_brief(last)}: removed behind Nomina's back"
                 )
             elif stored[name] is _UNREADABLE:
                 problems.append(f"setting {shown}: its stored value is not JSON: edited behind Nomina's back")
             elif not _same(stored[name], last):
                 problems.append(
-                    f"setting {shown}: {stored[name]!r}, but seq {seq} set it to {last!r}: changed behind Nomina's back"
+                    f"setting {shown}: {_brief(stored[name])}, but seq {seq} set it to {_brief(last)}: "
+                    "changed behind Nomina's back"
                 )
         return problems
 

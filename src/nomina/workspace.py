@@ -1500,6 +1500,8 @@ def _config(s: Session, being_set: str | None = None) -> dict[str, Any]:
         if raw is None:
             values[st.name] = st.default
             continue
+        if not isinstance(raw, str):  # bytes written into the text column (SQLite keeps what it is given)
+            raw = bytes(raw).decode("utf-8", "replace") if isinstance(raw, bytes | memoryview) else str(raw)
         try:
             found: Any = json.loads(raw)
         except (ValueError, RecursionError):
