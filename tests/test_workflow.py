@@ -369,6 +369,9 @@ def test_a_blind_verifier_cannot_tell_the_proposer_by_who_searched_or_looked_at_
         # who looked at the reference proposed is hidden as well; another reference's trail is not
         assert {e.actor for e in ben.audit_log(reference_id="MP-012")} == {"(hidden until verified)"}
         assert "ana" in {e.actor for e in ben.audit_log(reference_id="MP-011")}
+        # nor who enrolled it (often the proposer); another reference's photos still say
+        assert {p.added_by for p in ben.reference("MP-012").photos} == {"(hidden until verified)"}
+        assert {p.added_by for p in ben.reference("MP-011").photos} == {"ana"}
         assert all(e.os_user is None for e in trail if e.actor != "ben")
         assert not [e for e in ben.audit_log(user="dee") if e.case_id == "UP-1"]
         assert {s.user for s in ben.searches("UP-1")} == {"(hidden until verified)"}
@@ -391,6 +394,7 @@ def test_a_blind_verifier_cannot_tell_the_proposer_by_who_searched_or_looked_at_
         ben.verify_identification("UP-1", "same person", "same ears", "MP-012")
         assert "dee" in {e.actor for e in ben.audit_log(case_id="UP-1")}  # no longer blind
         assert "dee" in {e.actor for e in ben.audit_log(reference_id="MP-012")}
+        assert {p.added_by for p in ben.reference("MP-012").photos} == {"ana"}
         assert ben.get_search(searched).user == "dee"
     with Workspace.open(ws, user="dee") as dee:  # the proposer was never blind
         assert dee.searches("UP-1")[-1].user == "dee"

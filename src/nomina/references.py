@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy import update as update_rows
 from sqlalchemy.orm import Session
 
-from . import audit, erasure
+from . import audit, erasure, workflow
 from .enrolment import PhotoSink, Prepared, bump_gallery, now
 from .errors import Conflict, NoFaceFound, NotFound
 from .quality import stored
@@ -159,17 +159,19 @@ def _fields(r: db.Reference) -> dict[str, Any]:
     }
 
 
-def _photo_record(rp: db.ReferencePhoto) -> ReferencePhotoRecord:
+def _photo_record(rp: db.ReferencePhoto, blind: bool = False, viewer: str = "") -> ReferencePhotoRecord:
+    """A reference photo as ``viewer`` may see it: who added it, or accepted its quality, hidden while the
+    reference awaits a verification ``viewer`` is blind to (``blind``), unless it was the viewer."""
     return ReferencePhotoRecord(
         sha256=rp.photo_sha256,
         file_name=rp.file_name,
         provenance=PhotoProvenance(rp.source, rp.supplied_by, rp.legal_basis, rp.consent),
         photo_date=rp.photo_date,
         added_at=rp.added_at,
-        added_by=rp.added_by,
+        added_by=workflow.who(rp.added_by, blind, viewer),
         quality_override=None
         if rp.quality_override is None
-        else QualityOverride(rp.quality_override, rp.quality_override_by),
+        else QualityOverride(rp.quality_override, workflow.who(rp.quality_override_by, blind, viewer)),
         faces=[face_record(f) for f in rp.faces],
     )
 
@@ -182,9 +184,12 @@ def get(s: Session, reference_id: str) -> db.Reference:
     return row
 
 
-def record(s: Session, reference_id: str) -> ReferenceRecord:
+def record(s: Session, reference_id: str, viewer: str | None = None) -> ReferenceRecord:
+    """A reference with its photos; as ``viewer`` may see it when given (:func:`_photo_record`): who enrolled
+    a reference proposed for a case would often name the proposer to the case's blind verifier."""
     ref = get(s, reference_id)
-    return ReferenceRecord(**_fields(ref), photos=[_photo_record(rp) for rp in ref.photos])
+    blind = viewer is not None and reference_id in workflow.blind_records(s, viewer)[1]
+    return ReferenceRecord(**_fields(ref), photos=[_photo_record(rp, blind, viewer or "") for rp in ref.photos])
 
 
 def summaries(s: Session) -> list[ReferenceSummary]:

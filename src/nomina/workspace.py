@@ -962,7 +962,7 @@ class Workspace:
         """A reference with its photos, provenance and faces; the viewing is recorded."""
         return self._viewed(
             "reference.read",
-            lambda s, _: references.record(s, reference_id),
+            lambda s, viewer: references.record(s, reference_id, viewer),
             lambda _: audit.ReferenceViewed(reference_id=reference_id),
         )
 
