@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import WEB_PASSWORD, copy_workspace, web_login
+from conftest import WEB_PASSWORD, copy_workspace, raw_database, web_login
 from fastapi.testclient import TestClient
 
 from nomina import Workspace
@@ -216,6 +216,20 @@ def test_settings_change_one_value_read_as_text(site: tuple[Any, Path]) -> None:
     with Workspace.open(site[1]) as ws:
         assert ws.as_user("adm").config()["retention_years"] == 30
         ws.as_user("adm").set_config("retention_years", 20)
+
+
+def test_a_setting_damaged_behind_nominas_back_is_shown_on_its_form_and_set_again(web_app: Any, web_ws: Path) -> None:
+    with raw_database(web_ws) as db:
+        db.execute("""UPDATE workspace_info SET value = '"bogus"' WHERE key = 'setting.quality_gate'""")
+    adm, csrf = client_as((web_app, web_ws), "adm")
+    page = adm.get("/admin/settings")
+    assert page.status_code == 200, page.text
+    assert re.search(r'id="err-quality_gate">[^<]*the stored value', page.text), page.text
+    done = adm.post(
+        "/admin/settings", data={"csrf": csrf, "name": "quality_gate", "value": "standard"}, follow_redirects=False
+    )
+    assert done.status_code == 303, done.text
+    assert "err-quality_gate" not in adm.get("/admin/settings").text
 
 
 def test_audit_verify_shows_the_head_to_keep(site: tuple[Any, Path]) -> None:

@@ -1512,7 +1512,8 @@ def _config(s: Session, being_set: str | None = None) -> dict[str, Any]:
             if st.name != being_set:
                 raise WorkspaceError(
                     f"workspace setting {st.name}: the stored value {shown_id(raw[:80])} is not valid: changed behind "
-                    "Nomina's back; an admin sets it again, and the audit trail's verification shows what it was"
+                    "Nomina's back; an admin sets it again, and the audit trail's verification shows what it was",
+                    field=st.name,
                 ) from None
             plain = isinstance(found, int | bool) or (isinstance(found, float) and math.isfinite(found))
             values[st.name] = found if plain else found[:80] if isinstance(found, str) else raw[:80]

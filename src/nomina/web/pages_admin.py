@@ -17,7 +17,7 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from ..errors import NominaError, NotFound
+from ..errors import NominaError, NotFound, WorkspaceError
 from ..roles import ACTIONS, ROLES
 from ..settings import WORKSPACE_SETTINGS
 from ..users import User
@@ -241,17 +241,26 @@ def reset_password(
 def _settings(request: Request, viewer: Viewer, status: int = 200, **context: Any) -> HTMLResponse:
     ws = viewer.ws
     calibrations = ws.calibrations()
+    try:
+        values = ws.config()
+    except WorkspaceError as exc:  # a setting written behind Nomina's back: its form says so, and sets it again
+        values = {s.name: "" for s in WORKSPACE_SETTINGS}
+        context["errors"] = {exc.field or "": exc.message, **context.get("errors", {})}
+    try:
+        current = ws.calibration()
+    except NominaError:  # changed behind Nomina's back: none is in use until one is added again
+        current = None
     return render(
         request,
         "settings.html",
         viewer,
         status,
         settings=WORKSPACE_SETTINGS,
-        values=ws.config(),
+        values=values,
         info=ws.info(),
         model=ws.model_identity,
-        calibrations=list(reversed(calibrations)),  # newest (the one in use) first
-        in_use=calibrations[-1].id if calibrations else None,
+        calibrations=list(reversed(calibrations)),  # newest first
+        in_use=current[0] if current else None,
         **context,
     )
 
