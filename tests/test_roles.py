@@ -120,8 +120,8 @@ def test_a_user_disabled_while_their_read_runs_gets_nothing(team: Workspace, mon
     real = references.record
     eve = team.as_user("eve")
 
-    def disabled_meanwhile(s: Any, reference_id: str) -> Any:
-        found = real(s, reference_id)
+    def disabled_meanwhile(s: Any, reference_id: str, viewer: str | None = None) -> Any:
+        found = real(s, reference_id, viewer)
         team.as_user("root").disable_user("eve")  # another session commits while the read's snapshot is open
         return found
 
