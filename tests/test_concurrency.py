@@ -272,3 +272,56 @@ def test_two_openings_searching_at_once_never_give_a_search_id_twice(
     assert len(found) == 6 and len(set(found)) == 6 and min(found) > 3, found
     verified = ws.audit_verify()
     assert verified.ok, verified.records
+
+
+def test_settings_and_calibrations_changed_at_once_by_two_openings_stay_as_the_trail_says(
+    team: Workspace, settings, model
+) -> None:
+    """Two openings (two processes' worth of connections and write locks) change the same setting and add
+    calibrations at once while a third searches: every change is recorded with the value it found, the stored
+    value is the newest event's, the calibration in use is the one added last, and the trail verifies."""
+    from nomina import calibration
+
+    fitted = calibration.fit([0.6, 0.7, 0.8, 0.9] * 3, [0.1, 0.2, 0.3, 0.4] * 3, data={"model": team.model_identity})
+    openings = [Workspace.open(team.path, settings, model=model, user=USER) for _ in range(3)]
+    barrier = threading.Barrier(len(openings))
+    errors: list[BaseException] = []
+
+    def change(view: Workspace, years: int) -> None:
+        barrier.wait()
+        for n in range(6):
+            try:
+                view.set_config("retention_years", years + n)
+                view.add_calibration(fitted)
+            except BaseException as exc:  # noqa: BLE001 - every failure is reported by the assertion below
+                errors.append(exc)
+
+    def search(view: Workspace) -> None:
+        barrier.wait()
+        for _ in range(6):
+            try:
+                view.search("UP-001")
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+
+    threads = [
+        threading.Thread(target=change, args=(openings[0], 10)),
+        threading.Thread(target=change, args=(openings[1], 30)),
+        threading.Thread(target=search, args=(openings[2],)),
+    ]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    for view in openings:
+        view.close()
+    assert errors == []
+    trail = team.audit_log()
+    changes = [e.details for e in trail if e.action == "setting.change" and e.details["setting"] == "retention_years"]
+    assert len(changes) == 1 + 12  # the workspace's first value, then each change
+    assert all(a["new"] == b["old"] for a, b in zip(changes, changes[1:], strict=False))  # each found the last one
+    assert team.config()["retention_years"] == changes[-1]["new"]
+    added = [e.details["calibration_id"] for e in trail if e.action == "calibration.add"]
+    assert len(added) == 12 and team.calibration()[0] == added[-1]  # type: ignore[index]
+    verified = team.audit_verify()
+    assert verified.ok, verified.records
