@@ -135,6 +135,7 @@ __all__ = [
     "canonical",
     "check_detail",
     "check_records",
+    "newest_calibration",
     "entries",
     "events",
     "head",
@@ -1191,13 +1192,9 @@ class _Records:
                 self.case_of[k].append((seq, case_id))
 
     def _note_calibration(self, action: str, details: Any, records: dict[str, Any]) -> None:
-        if action != CalibrationAdded.action or not isinstance(details, dict):
-            return
-        number = details.get("calibration_id")
-        if isinstance(number, int) and not isinstance(number, bool):
-            k = digests.record_key("calibration", number)
-            if k not in records:
-                self.undigested.add(k)
+        number = _calibration_added(action, details)
+        if number is not None and digests.record_key("calibration", number) not in records:
+            self.undigested.add(digests.record_key("calibration", number))
 
     def _note_setting(self, seq: int, action: str, details: Any) -> None:
         if action != SettingChanged.action or not isinstance(details, dict):
@@ -1330,6 +1327,30 @@ class _Records:
             since < seq and (until is None or seq < until) and isinstance(value, list) and value[-1:] == [None]
             for seq, _, value in case
         )
+
+
+def _calibration_added(action: str, details: Any) -> int | None:
+    """The id of the calibration a ``calibration.add`` event's details name; None for any other event, or
+    details that name none."""
+    number = details.get("calibration_id") if action == CalibrationAdded.action and isinstance(details, dict) else None
+    return number if isinstance(number, int) and not isinstance(number, bool) else None
+
+
+def newest_calibration(s: Session) -> int | None:
+    """The calibration the newest ``calibration.add`` event added: the one in use, whatever rows were added or
+    removed behind Nomina's back (the event's own hash is checked by :func:`check_records` with the
+    calibration). None when no such event names one."""
+    details = s.scalar(
+        select(db.AuditEvent.details)
+        .where(db.AuditEvent.action == CalibrationAdded.action)
+        .order_by(db.AuditEvent.seq.desc())
+        .limit(1)
+    )
+    try:
+        parsed = json.loads(details) if details is not None else None
+    except (TypeError, ValueError, RecursionError):
+        return None
+    return _calibration_added(CalibrationAdded.action, parsed)
 
 
 def check_records(s: Session, keys: Iterable[str]) -> list[str]:

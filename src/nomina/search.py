@@ -9,7 +9,6 @@ viewer may see it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -225,33 +224,17 @@ def get(s: Session, search_id: int) -> db.Search:
 
 
 def current_calibration(s: Session) -> tuple[int, Calibration] | None:
-    """The calibration in use (the newest stored) with its id; None when scores are uncalibrated.
+    """The calibration in use with its id; None when scores are uncalibrated.
 
-    The one in use is the one the newest ``calibration.add`` event added; refused (RecordTampered, see
-    :func:`calibration`) when its row is not as the trail recorded it, or gone.
+    The one in use is the one the newest ``calibration.add`` event added (:func:`nomina.audit.newest_calibration`);
+    refused (RecordTampered, see :func:`calibration`) when its row is not as the trail recorded it, or gone.
     """
-    newest = _newest_added(s)
+    newest = audit.newest_calibration(s)
     if newest is None:  # calibrations older than the trail's calibration.add events, if any
         newest = s.scalar(select(func.max(db.Calibration.id)))
         if newest is None:
             return None
     return int(newest), calibration(s, int(newest))
-
-
-def _newest_added(s: Session) -> int | None:
-    """The calibration the newest ``calibration.add`` event added: the one in use, whatever rows were added or
-    removed behind Nomina's back (the event's own hash is checked with the calibration, by :func:`calibration`)."""
-    details = s.scalar(
-        select(db.AuditEvent.details)
-        .where(db.AuditEvent.action == audit.CalibrationAdded.action)
-        .order_by(db.AuditEvent.seq.desc())
-        .limit(1)
-    )
-    try:
-        number = json.loads(details)["calibration_id"] if details is not None else None
-    except (TypeError, ValueError, KeyError, RecursionError):
-        return None
-    return number if isinstance(number, int) and not isinstance(number, bool) else None
 
 
 def calibration(s: Session, calibration_id: int, checked: bool = True) -> Calibration:

@@ -143,8 +143,6 @@ _BLIND_ACTIONS = frozenset(
         audit.ReportCreated,
     )
 )
-# Workspace settings are kept in workspace_info under this prefix, as JSON.
-_CONFIG = STORED_PREFIX
 
 
 @dataclass(frozen=True)
@@ -265,7 +263,7 @@ class Workspace:
                     "created_by": os_user(),
                     "nomina_version": __version__,
                     "gallery_generation": uuid.uuid4().hex,
-                    **{_CONFIG + k: json.dumps(v) for k, v in chosen.items()},
+                    **{STORED_PREFIX + k: json.dumps(v) for k, v in chosen.items()},
                 }.items():
                     s.add(db.WorkspaceInfo(key=key, value=value))
                 if admin is not None:
@@ -766,9 +764,9 @@ class Workspace:
         checked = workspace_setting(name, value)
         with self._acting("workspace.manage") as (s, actor):
             old = _config(s, being_set=name)[name]
-            row = s.get(db.WorkspaceInfo, _CONFIG + name)
+            row = s.get(db.WorkspaceInfo, STORED_PREFIX + name)
             if row is None:
-                s.add(db.WorkspaceInfo(key=_CONFIG + name, value=json.dumps(checked)))
+                s.add(db.WorkspaceInfo(key=STORED_PREFIX + name, value=json.dumps(checked)))
             else:
                 row.value = json.dumps(checked)
             audit.record(s, actor, audit.SettingChanged(setting=name, old=old, new=checked))
@@ -1491,8 +1489,8 @@ def _config(s: Session, being_set: str | None = None) -> dict[str, Any]:
     setting an admin is setting again, whose value is then what was found (the text itself when not JSON).
     """
     stored = {
-        row.key.removeprefix(_CONFIG): row.value
-        for row in s.scalars(select(db.WorkspaceInfo).where(db.WorkspaceInfo.key.startswith(_CONFIG)))
+        row.key.removeprefix(STORED_PREFIX): row.value
+        for row in s.scalars(select(db.WorkspaceInfo).where(db.WorkspaceInfo.key.startswith(STORED_PREFIX)))
     }
     values: dict[str, Any] = {}
     for st in WORKSPACE_SETTINGS:

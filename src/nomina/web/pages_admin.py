@@ -245,7 +245,7 @@ def _settings(request: Request, viewer: Viewer, status: int = 200, **context: An
         values = ws.config()
     except WorkspaceError as exc:  # a setting written behind Nomina's back: its form says so, and sets it again
         values = {s.name: "" for s in WORKSPACE_SETTINGS}
-        context["errors"] = {exc.field or "": exc.message, **context.get("errors", {})}
+        context["errors"] = {**field_errors(exc), **context.get("errors", {})}
     try:
         current = ws.calibration()
     except NominaError:  # changed behind Nomina's back: none is in use until one is added again
