@@ -30,6 +30,16 @@ def _reference(ws: Workspace, ident: str, faces: Path) -> None:
     ws.add_reference(ReferenceFields(f"MP-{ident}", f"Person {ident}"), [PhotoInput(london(faces, ident))], PROV)
 
 
+def _run_then_close(threads: list[threading.Thread], openings: list[Workspace]) -> None:
+    """Start the threads, wait for all of them, then close the openings they acted through."""
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    for view in openings:
+        view.close()
+
+
 @pytest.fixture()
 def team(ws: Workspace, faces_dir: Path) -> Workspace:
     """A workspace with four references, three searched cases, and a team: examiners, verifiers, an admin."""
@@ -262,12 +272,7 @@ def test_two_openings_searching_at_once_never_give_a_search_id_twice(
                 errors.append(exc)
 
     threads = [threading.Thread(target=run, args=pair) for pair in zip(openings, ("UP-001", "UP-004"), strict=True)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    for view in openings:
-        view.close()
+    _run_then_close(threads, openings)
     assert errors == []
     assert len(found) == 6 and len(set(found)) == 6 and min(found) > 3, found
     verified = ws.audit_verify()
@@ -309,12 +314,7 @@ def test_settings_and_calibrations_changed_at_once_by_two_openings_stay_as_the_t
         threading.Thread(target=change, args=(openings[1], 30)),
         threading.Thread(target=search, args=(openings[2],)),
     ]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    for view in openings:
-        view.close()
+    _run_then_close(threads, openings)
     assert errors == []
     trail = team.audit_log()
     changes = [e.details for e in trail if e.action == "setting.change" and e.details["setting"] == "retention_years"]
