@@ -47,6 +47,7 @@ Keyed digests
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import hmac
 import json
@@ -90,8 +91,14 @@ def parse_key(k: str) -> tuple[str, str]:
     kind, _, ident = k.partition(" ")
     if kind not in KINDS or not ident:
         raise ValueError(f"{k!r} is not a record key")
-    if kind == "user" and len(ident) >= 2 and ident[0] == ident[-1] and ident[0] in "'\"":
-        ident = ident[1:-1]
+    if kind == "user":  # written by repr(): a Python string literal, escapes and all
+        try:
+            name = ast.literal_eval(ident)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            name = None
+        if not isinstance(name, str) or repr(name) != ident:
+            raise ValueError(f"{k!r} is not a record key")
+        ident = name
     return kind, ident
 
 
