@@ -317,10 +317,15 @@ def _record_id(value: str | None, field_name: str) -> str:
 
 
 def skeleton(text: str) -> str:
-    """Unicode's skeleton of ``text`` (UTS #39, section 4): strings that look alike, whatever characters
-    they are made of (Latin 'P1', Cyrillic 'Р1', Greek 'Ρ1'), have the same skeleton."""
+    """Unicode's skeleton of ``text`` (UTS #39, section 4) without combining marks: strings that look alike,
+    whatever characters they are made of (Latin 'P1', Cyrillic 'Р1', Greek 'Ρ1'), have the same skeleton.
+
+    Marks are left out because a reader takes a letter with a mark for the letter: 'erin' with a dot
+    above its 'i' (U+0307), 'cỵ' with a dot below, read as 'erin' and 'cy' in a list of names.
+    """
     decomposed = unicodedata.normalize("NFD", text)
-    return unicodedata.normalize("NFD", decomposed.translate(_prototypes()))
+    mapped = unicodedata.normalize("NFD", decomposed.translate(_prototypes()))
+    return "".join(c for c in mapped if unicodedata.category(c) != "Mn")
 
 
 @functools.cache
@@ -368,7 +373,7 @@ def id_skeleton(record_id: str) -> str:
 SKELETONS_INFO = "id_skeletons"
 #: How :func:`skeleton` and :func:`_prototypes` read the confusables data: raised when that changes, so that
 #: stored skeletons are made again.
-_SKELETON_RULE = 1
+_SKELETON_RULE = 2  # 2: combining marks left out
 
 
 @functools.cache
