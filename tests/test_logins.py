@@ -175,6 +175,43 @@ def test_changing_ones_own_password_needs_the_current_one_and_only_admins_set_ot
     team.login("ben", "another long passphrase")
 
 
+def test_guessing_the_current_password_from_an_open_session_is_counted_recorded_and_locked_out(team: Workspace):
+    """Someone who finds ben's session open cannot try passwords on the change form for ever: each wrong
+    current password is a failed login in the trail, and the fifth locks ben out, the right one included."""
+    _, ben = team.login("ben", BEN_PASSWORD)
+    for _ in range(auth.MAX_FAILURES - 1):
+        with pytest.raises(LoginFailed, match="^current password: wrong password$") as caught:
+            ben.set_password("ben", "the intruder's passphrase", current="a guess at his password")
+        assert type(caught.value) is LoginFailed and caught.value.field == "current_password"
+    with pytest.raises(LockedOut, match="^password change refused: user 'ben' is locked out until "):
+        ben.set_password("ben", "the intruder's passphrase", current="a guess at his password")
+    with pytest.raises(LockedOut):
+        ben.set_password("ben", "the intruder's passphrase", current=BEN_PASSWORD)  # not even checked
+    with pytest.raises(LockedOut):
+        team.login("ben", BEN_PASSWORD)
+    refused = [e for e in _trail(team) if e["action"] == "login.fail"]
+    assert [e["details"]["why"] for e in refused] == ["wrong current password"] * auth.MAX_FAILURES + [
+        "locked out",
+        "locked out",
+    ]
+    assert {e["actor"] for e in refused[:-1]} == {"ben"}  # the session's user; the last is the login page's
+    assert [e["action"] for e in _trail(team)].count("login.lockout") == 1
+    team.set_password("ben", "a brand new passphrase")  # an admin's reset ends the lockout
+    team.login("ben", "a brand new passphrase")
+    assert team.audit_verify().ok
+
+
+def test_a_right_current_password_clears_the_failures_before_it(team: Workspace):
+    _, ben = team.login("ben", BEN_PASSWORD)
+    for _ in range(auth.MAX_FAILURES - 1):
+        with pytest.raises(LoginFailed):
+            team.login("ben", "guessing his password")
+    ben.set_password("ben", "another long passphrase", current=BEN_PASSWORD)
+    with pytest.raises(LoginFailed) as caught:
+        team.login("ben", "guessing again")
+    assert type(caught.value) is LoginFailed  # a first failure again, not the fifth
+
+
 # -- sessions -----------------------------------------------------------------------------------------------
 def test_a_session_ends_at_logout_and_its_secret_opens_nothing_after(team: Workspace):
     result, ben = team.login("ben", BEN_PASSWORD)

@@ -231,6 +231,28 @@ def test_a_token_made_on_the_account_page_is_shown_once_and_can_be_revoked(web_a
     assert api.get("/api/v1/me", headers={"authorization": f"Bearer {secret.group(1)}"}).status_code == 401
 
 
+def test_the_password_form_counts_wrong_current_passwords_as_failed_logins(web_app: Any, web_ws: Path) -> None:
+    """A session left open at a shared terminal: whoever sits down cannot guess the password on the form."""
+    client = TestClient(web_app, follow_redirects=False)
+    csrf = web_login(client, "ian")
+
+    def change(current: str) -> Any:
+        new = "a new long passphrase"
+        return client.post(
+            "/account/password", data={"csrf": csrf, "current_password": current, "password": new, "repeat": new}
+        )
+
+    for _ in range(auth.MAX_FAILURES - 1):
+        wrong = change("a guess at the password")
+        assert wrong.status_code == 422 and "current password: wrong password" in wrong.text
+    locked = change("a guess at the password")
+    assert locked.status_code == 422 and "password change refused: user &#39;ian&#39; is locked out" in locked.text
+    assert change(WEB_PASSWORD).status_code == 422  # refused unchecked
+    assert login_form(TestClient(web_app), "ian", WEB_PASSWORD).status_code == 401
+    trail = actions(web_ws)
+    assert trail.count("login.fail") == auth.MAX_FAILURES + 2 and trail.count("login.lockout") == 1
+
+
 def test_a_body_declared_too_large_is_refused_before_it_is_read(web_app: Any, web_ws: Path) -> None:
     client = TestClient(web_app)
     token = web_token(web_ws, "eve")

@@ -9,7 +9,7 @@ Passwords
     64 MiB). A password has at least :data:`PASSWORD_MIN` characters, at most :data:`PASSWORD_MAX`, and
     does not contain the user name. A user changes their own password by giving the current one; an
     admin sets anyone's (a reset), which also ends a lockout. Setting a password ends the user's other
-    sessions.
+    sessions. A wrong current password counts as a failed login (below).
 
 Logins and lockout
     A login names a user and gives their password. After :data:`MAX_FAILURES` failed logins in a row the
@@ -181,25 +181,41 @@ class PasswordResult(Record):
 
 def set_password(
     s: Session, name: str, password: str, actor: str, current: str | None = None, keep_session: int | None = None
-) -> PasswordResult:
-    """Set user ``name``'s password, acting as ``actor``.
+) -> PasswordResult | LoginFailed:
+    """Set user ``name``'s password, acting as ``actor``; or the refusal, to raise once the caller's
+    transaction has committed the failure it counted.
 
-    A user setting their own password gives the ``current`` one (unless they have none yet); an admin
-    sets anyone else's, which also ends a lockout. The user's sessions end, except ``keep_session`` (the
-    one the change was made from). An admin's reset also revokes the user's API tokens: a reset takes an
-    account back, and a token made by whoever held it must not outlive it.
+    A user setting their own password gives the ``current`` one (unless they have none yet). A wrong one
+    counts as a failed login: recorded (``login.fail``), and the fifth in a row locks the user out, after
+    which their own changes are refused without looking at the password; someone who found a session left
+    open cannot guess the password there for ever. An admin sets anyone else's password, which also ends a
+    lockout. The user's sessions end, except ``keep_session`` (the one the change was made from). An
+    admin's reset also revokes the user's API tokens: a reset takes an account back, and a token made by
+    whoever held it must not outlive it.
     """
     acting = users.require_user(s, actor)
     row = users.user_row(s, name)
     reset = row.name != acting.name
     if reset:
         users.require_user(s, actor, "admin")
-    elif row.password_hash is not None and (current is None or not _matches(row.password_hash, current)):
-        raise LoginFailed("current password: wrong password", field="current_password", record=f"user {row.name!r}")
+    elif row.password_hash is not None:
+        now = _now()
+        if row.locked_until is not None and row.locked_until > now:
+            _matches(None, current or "")  # as long as a wrong password
+            audit.record(
+                s, acting.name, audit.LoginRefused(why="locked out", user=row.name, failures=row.failed_logins or 0)
+            )
+            return _locked(row.name, row.locked_until, "password change", "current_password")
+        if current is None or not _matches(row.password_hash, current):
+            locked = _count_failure(s, row, now, "wrong current password", acting.name)
+            if locked is not None:
+                return _locked(row.name, locked, "password change", "current_password")
+            return LoginFailed(
+                "current password: wrong password", field="current_password", record=f"user {row.name!r}"
+            )
     row.password_hash = hash_password(row.name, password)
-    if reset:
-        row.failed_logins = None
-        row.locked_until = None
+    row.failed_logins = None
+    row.locked_until = None
     ended = _end_sessions(s, row.name, "password set", keep=keep_session)
     s.flush()
     audit.record(s, acting.name, audit.PasswordSet(user=row.name, reset=reset, sessions_ended=ended))
@@ -275,21 +291,9 @@ def login(
         )
         return LoginResult(None, None, _locked(row.name, row.locked_until))
     if not matches(row.password_hash):
-        # A lockout that has ended starts the count again: its five failures are not held against the next.
-        failures = 1 if row.locked_until is not None else (row.failed_logins or 0) + 1
-        row.failed_logins = failures
-        row.locked_until = now + LOCKOUT if failures >= MAX_FAILURES else None
         why = "no password set" if row.password_hash is None else "wrong password"
-        s.flush()
-        audit.record(s, "(anonymous)", audit.LoginRefused(why=why, user=row.name, failures=failures))
-        if row.locked_until is not None:
-            audit.record(
-                s,
-                "(anonymous)",
-                audit.LoginLockedOut(user=row.name, failures=failures, until=_iso(row.locked_until) or ""),
-            )
-            return LoginResult(None, None, _locked(row.name, row.locked_until))
-        return LoginResult(None, None, refusal)
+        locked = _count_failure(s, row, now, why, "(anonymous)")
+        return LoginResult(None, None, refusal if locked is None else _locked(row.name, locked))
     row.failed_logins = None
     row.locked_until = None
     _end_sessions(s, row.name, "expired", only_over=now)  # tidy: ended rows stay, as the trail names them
@@ -314,11 +318,26 @@ def login(
     return LoginResult(_session_info(session), secret)
 
 
-def _locked(name: str, until: datetime) -> LockedOut:
+def _count_failure(s: Session, row: db.User, now: datetime, why: str, actor: str) -> datetime | None:
+    """Count a failed login of ``row``'s user and record it (with the lockout it brings): when the user is
+    now locked out, until when."""
+    # A lockout that has ended starts the count again: its five failures are not held against the next.
+    failures = 1 if row.locked_until is not None else (row.failed_logins or 0) + 1
+    row.failed_logins = failures
+    row.locked_until = now + LOCKOUT if failures >= MAX_FAILURES else None
+    s.flush()
+    audit.record(s, actor, audit.LoginRefused(why=why, user=row.name, failures=failures))
+    if row.locked_until is None:
+        return None
+    audit.record(s, actor, audit.LoginLockedOut(user=row.name, failures=failures, until=_iso(row.locked_until) or ""))
+    return row.locked_until
+
+
+def _locked(name: str, until: datetime, what: str = "login", field: str = "") -> LockedOut:
     return LockedOut(
-        f"login refused: user {name!r} is locked out until {until:%Y-%m-%d %H:%M} UTC after {MAX_FAILURES} "
+        f"{what} refused: user {name!r} is locked out until {until:%Y-%m-%d %H:%M} UTC after {MAX_FAILURES} "
         "failed logins in a row; wait, or ask an admin to set a new password",
-        field="",
+        field=field,
         record=f"user {name!r}",
     )
 

@@ -66,6 +66,7 @@ from .errors import (
     Conflict,
     FaceNumberInvalid,
     InvalidField,
+    LoginFailed,
     ModelMismatch,
     NoFaceFound,
     NominaError,
@@ -447,10 +448,15 @@ class Workspace:
 
     def set_password(self, name: str, password: str, current: str | None = None) -> auth.PasswordResult:
         """Set user ``name``'s password: one's own (give ``current``) or, for an admin, anyone's. Ends the
-        user's sessions (but the one this view acts with); an admin's reset also revokes their API tokens."""
+        user's sessions (but the one this view acts with); an admin's reset also revokes their API tokens.
+        A wrong ``current`` password is recorded and counted as a failed login (the lockout applies), then
+        raised: LoginFailed, or LockedOut."""
         keep = self._credential.id if self._credential is not None and self._credential.kind == "session" else None
         with self._acting() as (s, actor):
-            return auth.set_password(s, name, password, actor, current, keep)
+            result = auth.set_password(s, name, password, actor, current, keep)
+        if isinstance(result, LoginFailed):
+            raise result
+        return result
 
     def create_token(self, label: str, expires_days: int | None = None) -> auth.NewToken:
         """A new API token for the acting user (its secret is in the result, and nowhere else)."""
