@@ -19,7 +19,17 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import USER, assert_one_error_line, current_engine, database_of, drop_trigger, london, raw_database, run
+from conftest import (
+    USER,
+    assert_one_error_line,
+    current_engine,
+    database_of,
+    drop_trigger,
+    london,
+    raw_database,
+    run,
+    sqlite_only,
+)
 from test_casefile import identified, identified_template  # noqa: F401 (fixtures)
 from test_workflow import as_json, casework, casework_template, cli, propose  # noqa: F401 (fixtures)
 
@@ -468,6 +478,37 @@ def test_an_embedding_of_the_wrong_length_is_named_not_a_crash(casework, capsys)
     assert_one_error_line(err, r"^error: face \d+ of reference MP-013: its embedding has 3 bytes, not 512: changed")
     data = verify_json(capsys, casework)
     assert not data["ok"] and any(r.startswith("reference MP-013: changed behind") for r in data["records"])
+
+
+# Values no column of Nomina's ever holds: (column, the statement that writes it, the command that reads it).
+# PostgreSQL refuses text in a number or date column and JSON that does not parse; SQLite keeps them all.
+_ANY_ENGINE = [
+    ("users.roles", "UPDATE users SET roles = '5' WHERE name = 'ben'", ("user", "list")),
+    ("users.roles", "UPDATE users SET roles = '[\"admin\", 3]' WHERE name = 'ben'", ("user", "list")),
+    ("faces.landmarks", "UPDATE faces SET landmarks = '{}'", ("case", "show", "UP-1")),
+]
+_SQLITE = [
+    ("users.roles", "UPDATE users SET roles = '[\"admin\"' WHERE name = 'ben'", ("user", "list")),
+    ("candidates.score", "UPDATE candidates SET score = 'abc' WHERE rank = 1", ("search", "show", "1")),
+    ("users.active", "UPDATE users SET active = 'no' WHERE name = 'ben'", ("user", "list")),
+    ("cases.found_on", "UPDATE cases SET found_on = 'last tuesday'", ("case", "show", "UP-1")),
+    ("searches.created_at", "UPDATE searches SET created_at = 12", ("search", "show", "1")),
+]
+
+
+@pytest.mark.parametrize(
+    ("column", "statement", "command"),
+    _ANY_ENGINE + [pytest.param(*case, marks=sqlite_only("the column's type refuses the value")) for case in _SQLITE],
+)
+def test_a_value_no_column_holds_is_one_line_naming_the_column_not_a_crash(
+    identified, capsys, column, statement, command
+):
+    tamper(identified, statement)
+    code, _, err = cli(capsys, identified, USER, *command)
+    assert code == 1
+    assert_one_error_line(err, rf"^error: {re.escape(column)}: the database holds .*, which Nomina never writes there")
+    data = verify_json(capsys, identified)  # the trail's check still runs, and names the record
+    assert not data["ok"] and data["records"], data
 
 
 def _unchecked(db: Any) -> None:

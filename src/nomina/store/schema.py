@@ -27,6 +27,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from .checked import check_reads
+
 __all__ = [
     "AuditEvent",
     "Base",
@@ -65,6 +67,9 @@ class WorkspaceInfo(Base):
     """Key/value facts about the workspace: model identity, creation time, index generation."""
 
     __tablename__ = "workspace_info"
+    # Read as they are: a damaged setting is refused naming the setting, and an admin sets it again
+    # (nomina.workspace); a damaged chain head or key is the audit trail's own finding.
+    __checked__ = False
     key: Mapped[str] = mapped_column(String, primary_key=True)
     value: Mapped[str] = mapped_column(Text)
 
@@ -292,6 +297,9 @@ class GalleryChange(Base):
 
     __tablename__ = "gallery_changes"
     __table_args__ = ({"sqlite_autoincrement": True},)
+    # Read as they are: the index's update skips a row naming no face and audit verify reports it, so that
+    # one such row stops no search or erasure (nomina.indexing).
+    __checked__ = False
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     face_id: Mapped[int] = mapped_column(Integer)
     added: Mapped[bool] = mapped_column(Boolean)
@@ -456,3 +464,6 @@ class PendingErasure(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     step: Mapped[str] = mapped_column(String)  # "photo" or "index"
     photo_sha256: Mapped[str | None] = mapped_column(String(64))
+
+
+check_reads(Base)  # a value edited into a column behind Nomina's back is refused where it is read
