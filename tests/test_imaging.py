@@ -110,8 +110,87 @@ def test_a_file_of_several_images_is_refused(faces_dir):
     face = Image.open(london(faces_dir, "001")).convert("RGB")
     for fmt, name in (("TIFF", "pages.tif"), ("PNG", "frames.png"), ("WEBP", "frames.webp")):
         data = _bytes(face, fmt, save_all=True, append_images=[face.rotate(90), face.rotate(180)])
-        with pytest.raises(UnsupportedFormat, match=f"{name}: 3 images in one {fmt} file"):
+        with pytest.raises(UnsupportedFormat, match=f"{name}: several images in one {fmt} file"):
             decode_image(data, name, 10**7)
+
+
+def _tiff_pages(pages: int) -> bytes:
+    """A TIFF of ``pages`` 16 x 16 grey pages that share one strip: 114 bytes a page."""
+    import struct
+
+    entries = [(256, 3, 16), (257, 3, 16), (258, 3, 8), (259, 3, 1), (262, 3, 1), (273, 4, 8), (277, 3, 1)]
+    entries += [(278, 3, 16), (279, 4, 256)]
+    size = 2 + 12 * len(entries) + 4
+    out = bytearray(b"II*\x00" + struct.pack("<I", 8 + 256) + bytes(256))
+    for i in range(pages):
+        out += struct.pack("<H", len(entries))
+        for tag, kind, value in entries:
+            out += struct.pack("<HHI", tag, kind, 1)
+            out += struct.pack("<HH", value, 0) if kind == 3 else struct.pack("<I", value)
+        out += struct.pack("<I", 8 + 256 + (i + 1) * size if i < pages - 1 else 0)
+    return bytes(out)
+
+
+def test_a_tiff_of_a_hundred_thousand_pages_is_refused_at_its_second(monkeypatch):
+    """Counting the pages walked all of them first, in a time that grows with their square: minutes for
+    11 MB, hours for a file under the size limit, with every other decode of the process waiting."""
+    from PIL import TiffImagePlugin
+
+    read = []
+    real = TiffImagePlugin.TiffImageFile._seek
+    monkeypatch.setattr(
+        TiffImagePlugin.TiffImageFile, "_seek", lambda self, frame: read.append(frame) or real(self, frame)
+    )
+    with pytest.raises(UnsupportedFormat, match="many.tif: several images in one TIFF file"):
+        decode_image(_tiff_pages(100_000), "many.tif", 10**7)
+    assert max(read) <= 1  # the first page, and a look for the second
+    assert decode_image(_tiff_pages(1), "one.tif", 10**7).width == 16
+
+
+def test_a_jpeg_of_very_many_scans_is_refused_before_decoding(faces_dir):
+    """Each scan of a progressive JPEG is decoded over the whole image: 100,000 tiny scans took minutes."""
+    from nomina.imaging import MAX_JPEG_SCANS
+
+    photo = _bytes(Image.open(london(faces_dir, "001")), "JPEG", progressive=True)
+    assert decode_image(photo, "progressive.jpg", 10**7).width == 400  # about 10 scans: decoded
+    start = photo.rindex(b"\xff\xda")
+    last_scan = photo[start : photo.rindex(b"\xff\xd9")]
+    bomb = photo[: photo.rindex(b"\xff\xd9")] + last_scan * MAX_JPEG_SCANS + b"\xff\xd9"
+    with pytest.raises(NotAnImage, match=r"^bomb.jpg: a JPEG of \d+ scans \(at most 256 are decoded"):
+        decode_image(bomb, "bomb.jpg", 10**7)
+
+
+def test_a_jpeg_carrying_a_second_image_is_read_as_its_first(faces_dir):
+    """Phones write HDR photos as MPO: the photo, then its gain map."""
+    face = Image.open(london(faces_dir, "001"))
+    data = _bytes(face, "MPO", save_all=True, append_images=[face.resize((100, 100))])
+    image = decode_image(data, "hdr.jpg", 10**7)
+    plain = decode_image(_bytes(face, "JPEG"), "plain.jpg", 10**7)
+    assert image.format == "MPO" and (image.width, image.height) == (400, 400)
+    assert np.abs(image.pixels.astype(int) - plain.pixels.astype(int)).mean() < 1
+
+
+def test_pillow_logging_an_error_prints_nothing_beside_the_one_line_message(tmp_path):
+    """Pillow logs some damage (an impossible samples-per-pixel tag) before refusing the file; Python would print
+    that on standard error beside Nomina's message. (In a process of its own: pytest catches log records.)"""
+    import struct
+    import subprocess
+    import sys
+
+    data = bytearray(_bytes(Image.new("RGB", (64, 64), (120, 100, 90)), "TIFF"))
+    start = struct.unpack("<I", data[4:8])[0]
+    for k in range(struct.unpack("<H", data[start : start + 2])[0]):
+        entry = start + 2 + 12 * k
+        if struct.unpack("<H", data[entry : entry + 2])[0] == 277:  # SamplesPerPixel
+            data[entry + 8 : entry + 10] = struct.pack("<H", 40707)
+    (tmp_path / "spp.tif").write_bytes(data)
+    script = (
+        "import sys\nfrom nomina.errors import NotAnImage\nfrom nomina.imaging import decode_image\n"
+        "try:\n    decode_image(open(sys.argv[1], 'rb').read(), 'spp.tif', 10**7)\n"
+        "except NotAnImage as exc:\n    print(exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "spp.tif")], capture_output=True, text=True)
+    assert done.stdout.startswith("spp.tif: ") and done.stderr == ""
 
 
 def _flip(data: bytes, at: int) -> bytes:

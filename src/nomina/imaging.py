@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import stat
 import struct
@@ -39,8 +40,12 @@ __all__ = [
     "sha256_hex",
 ]
 
-#: Pillow format names Nomina accepts: lossless and lossy formats in which photos are supplied.
-ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF")
+#: Pillow format names Nomina accepts: lossless and lossy formats in which photos are supplied. MPO is a JPEG
+#: followed by more images (a phone's HDR gain map, a depth map, a stereo pair): its first image is the photo.
+ACCEPTED_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "BMP", "TIFF")
+#: The most scans a JPEG may hold. Every scan of a progressive JPEG is decoded over the whole image, so a
+#: small file of 100,000 tiny scans of a large image would take hours; a camera's has about 10.
+MAX_JPEG_SCANS = 256
 
 
 @dataclass(frozen=True)
@@ -171,8 +176,10 @@ def decode_image(data: bytes, name: str, max_pixels: int) -> DecodedImage:
         raise NotAnImage(f"{name}: empty file (0 bytes)")
     if data.startswith(_PNG_SIGNATURE):
         _check_png_chunks(data, name)
+    if data.startswith(b"\xff\xd8"):
+        _check_jpeg_scans(data, name)
     # warnings.catch_warnings changes process-wide state: decodes in worker threads take turns.
-    with _DECODING, warnings.catch_warnings():
+    with _DECODING, warnings.catch_warnings(), _pillow_log_kept() as logged:
         warnings.simplefilter("ignore")
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
@@ -198,14 +205,15 @@ def decode_image(data: bytes, name: str, max_pixels: int) -> DecodedImage:
             raise NotAnImage(
                 f"{name}: {width}x{height} pixels, too small to show a face (at least {MIN_SIDE} pixels each way)"
             )
-        said: list[str] = []
+        said: list[str] = logged
         try:
             with _c_stderr_kept(fmt == "TIFF", said):
-                frames = int(getattr(img, "n_frames", 1))
-                if frames > 1:
+                # is_animated looks for a second image only; n_frames would walk every page of a TIFF first,
+                # which takes minutes for 100,000 pages.
+                if fmt != "MPO" and getattr(img, "is_animated", False):
                     raise UnsupportedFormat(
-                        f"{name}: {frames} images in one {fmt} file (pages or frames); give each photo as a file of "
-                        "its own"
+                        f"{name}: several images in one {fmt} file (pages or frames); give each photo as a file "
+                        "of its own"
                     )
                 img.load()
                 upright = _rgb(_upright(img), name)
@@ -279,6 +287,47 @@ def _c_stderr_kept(active: bool, said: list[str]) -> Iterator[None]:
                 said.extend(" ".join(line.split()) for line in text.splitlines() if line.strip())
     finally:
         os.close(saved)
+
+
+class _PillowLog(logging.Handler):
+    """Pillow's log messages of warning level and above, kept in the list of the decode running in this
+    thread (none elsewhere). Pillow reports some damage (a TIFF's impossible samples per pixel) by logging
+    an error before raising, which Python would otherwise print to standard error beside Nomina's one-line
+    message; it is shown as part of that message instead."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.kept = threading.local()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        kept: list[str] | None = getattr(self.kept, "lines", None)
+        if kept is not None:
+            kept.append(" ".join(record.getMessage().split())[:200])
+
+
+_PILLOW_LOG = _PillowLog()
+logging.getLogger("PIL").addHandler(_PILLOW_LOG)
+
+
+@contextmanager
+def _pillow_log_kept() -> Iterator[list[str]]:
+    """Pillow's log messages in this thread while the block runs, in the list it gives."""
+    _PILLOW_LOG.kept.lines = lines = []
+    try:
+        yield lines
+    finally:
+        _PILLOW_LOG.kept.lines = None
+
+
+def _check_jpeg_scans(data: bytes, name: str) -> None:
+    """Refuse a JPEG of more than :data:`MAX_JPEG_SCANS` scans. A scan starts with the marker FF DA, which
+    cannot occur inside compressed data (an FF there is always followed by 00 or a restart marker)."""
+    scans = data.count(b"\xff\xda")
+    if scans > MAX_JPEG_SCANS:
+        raise NotAnImage(
+            f"{name}: a JPEG of {scans:,} scans (at most {MAX_JPEG_SCANS} are decoded; a camera's photo has about "
+            "10): damaged, or made to take hours to decode"
+        )
 
 
 def _why(exc: BaseException) -> str:
