@@ -162,12 +162,13 @@ def test_an_unreadable_photo_is_listed_counted_and_exits_non_zero(dataset, capsy
 
 
 @pytest.mark.slow
-def test_a_broken_link_is_a_photo_that_cannot_be_read_not_a_silent_gap(dataset, tmp_path, capsys):
+def test_a_broken_link_or_a_pipe_is_a_photo_that_cannot_be_read_not_a_silent_gap(dataset, tmp_path, capsys):
     (dataset / "Person_003" / "Person_003_0003.jpg").symlink_to(tmp_path / "moved-away.jpg")
+    os.mkfifo(dataset / "Person_003" / "Person_003_0004.jpg")  # never opened: it would wait for a writer
     code, m, err = evaluate(capsys, dataset)
     assert code == 1
-    assert m["detection"]["unreadable"] == 1 and m["dataset"]["photos"] == 29
-    assert "Person_003_0003.jpg" in err
+    assert m["detection"]["unreadable"] == 2 and m["dataset"]["photos"] == 30
+    assert "Person_003_0003.jpg" in err and "Person_003_0004.jpg: not a file" in err
 
 
 def test_the_face_nearest_the_centre_is_used(faces_dir, model):

@@ -63,8 +63,8 @@ def scan(path: Path) -> Dataset:
     ignored = 0
     for folder in sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")):
         for f in sorted(folder.iterdir()):
-            if f.name.startswith(".") or not (f.is_file() or f.is_symlink()):
-                continue  # a broken link stays in: it is reported as a photo that cannot be read
+            if f.name.startswith(".") or f.is_dir():
+                continue  # a broken link, a pipe or a device stays in: reported as a photo that cannot be read
             if f.suffix.lower() in IMAGE_SUFFIXES:
                 photos.append(Photo(f, folder.name))
             else:
