@@ -312,7 +312,8 @@ logging.getLogger("PIL").addHandler(_PILLOW_LOG)
 @contextmanager
 def _pillow_log_kept() -> Iterator[list[str]]:
     """Pillow's log messages in this thread while the block runs, in the list it gives."""
-    _PILLOW_LOG.kept.lines = lines = []
+    lines: list[str] = []
+    _PILLOW_LOG.kept.lines = lines
     try:
         yield lines
     finally:
