@@ -211,6 +211,7 @@ def decode_image(data: bytes, name: str, max_pixels: int) -> DecodedImage:
                 # is_animated looks for a second image only; n_frames would walk every page of a TIFF first,
                 # which takes minutes for 100,000 pages.
                 if fmt != "MPO" and getattr(img, "is_animated", False):
+                    img.seek(1)  # a damaged file that only points to a second image fails here
                     raise UnsupportedFormat(
                         f"{name}: several images in one {fmt} file (pages or frames); give each photo as a file "
                         "of its own"

@@ -17,14 +17,14 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Boolean, Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import NullType, TypeDecorator, TypeEngine
 
 from ..errors import RecordTampered
 
-__all__ = ["Checked", "check_reads", "conforms"]
+__all__ = ["Checked", "CheckedBoolean", "check_reads", "conforms"]
 
 _SIMPLE: dict[str, type | tuple[type, ...]] = {
     "str": str,
@@ -75,13 +75,7 @@ class Checked(TypeDecorator[Any]):
         where, kind = self.where, self.kind
 
         def refuse(value: Any) -> RecordTampered:
-            text = repr(value)
-            shown = text if len(text) <= 80 else text[:77] + "..."
-            return RecordTampered(
-                f"{where}: the database holds {shown}, which Nomina never writes there (not a {kind}): it was "
-                "edited behind Nomina's back; the audit trail's check names the record",
-                field=where,
-            )
+            return _refusal(where, value, kind)
 
         exact = _EXACT.get(kind) if inner is None else None
         if exact is not None:  # the common case, kept quick: a gallery of a million faces is read in one go
@@ -98,8 +92,6 @@ class Checked(TypeDecorator[Any]):
         def process(value: Any) -> Any:
             if value is None:
                 return None
-            if kind == "bool" and not (type(value) in (int, bool) and value in (0, 1)):
-                raise refuse(value)  # SQLite's flags are 0 and 1; bool() of anything else would read as true
             try:
                 out = value if inner is None else inner(value)
             except (ValueError, TypeError, OverflowError):
@@ -109,6 +101,37 @@ class Checked(TypeDecorator[Any]):
             return out
 
         return process
+
+
+class CheckedBoolean(Boolean):
+    """A flag read back checked: SQLite's flags are 0 and 1, and Boolean reads anything else as true (a user
+    edited to ``active = 'no'`` would be active)."""
+
+    def __init__(self, where: str = "", **options: Any) -> None:  # options: Boolean's, as SQLAlchemy copies it
+        super().__init__(**options)
+        self.where = where
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any]:
+        where = self.where
+
+        def process(value: Any) -> Any:
+            if value is None or type(value) is bool:
+                return value
+            if type(value) is int and value in (0, 1):
+                return value == 1
+            raise _refusal(where, value, "bool")
+
+        return process
+
+
+def _refusal(where: str, value: Any, kind: str) -> RecordTampered:
+    text = repr(value)
+    shown = text if len(text) <= 80 else text[:77] + "..."
+    return RecordTampered(
+        f"{where}: the database holds {shown}, which Nomina never writes there (not a {kind}): it was edited "
+        "behind Nomina's back; the audit trail's check names the record",
+        field=where,
+    )
 
 
 def check_reads(base: type[DeclarativeBase]) -> None:
@@ -127,7 +150,13 @@ def check_reads(base: type[DeclarativeBase]) -> None:
                 continue
             key = mapper.get_property_by_column(column).key
             kind = _kind(str(annotations[key]))
-            column.type = Checked(column.type, f"{table.name}.{column.name}", kind)
+            where = f"{table.name}.{column.name}"
+            if isinstance(column.type, Boolean):  # a subclass: a decorated Boolean loses SQL's "IS true"
+                column.type = CheckedBoolean(
+                    where, create_constraint=column.type.create_constraint, name=column.type.name
+                )
+            else:
+                column.type = Checked(column.type, where, kind)
 
 
 def _kind(annotation: str) -> str:
