@@ -55,7 +55,8 @@ def conforms(value: Any, kind: str) -> bool:
 
 
 class Checked(TypeDecorator[Any]):
-    """A column's own type (DDL, binding and comparisons unchanged), its values checked as they are read."""
+    """A column's own type (its DDL and how values are bound unchanged), its values checked as they are read.
+    Not for flags: SQL comparisons of a decorated Boolean lose "IS true" (:class:`CheckedBoolean` is used)."""
 
     impl = NullType  # replaced by the column's own type
     cache_ok = True
