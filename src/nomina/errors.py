@@ -37,8 +37,9 @@ code and HTTP status::
         ├── UnknownEvent           unknown_event         500  an event type that is not in the registry
         ├── DetailRefused          detail_refused        500  an event detail that could carry biometric content
         ├── AuditBroken            audit_broken          500  the chain's head no longer matches its newest event
-        └── RecordTampered         record_tampered       500  a record disagrees with the trail, or the gallery index
-                                                              with the database: changed behind its back
+        └── RecordTampered         record_tampered       500  a record disagrees with the trail, the gallery index
+                                                              with the database, or a value with its column:
+                                                              changed behind Nomina's back
 """
 
 from __future__ import annotations
@@ -238,7 +239,8 @@ class AuditBroken(AuditError):
 
 class RecordTampered(AuditError):
     """A record a report or export would include is not as the audit trail last left it (see nomina.digests),
-    or a search's candidate is not borne out by the database (the gallery index's files changed)."""
+    a search's candidate is not borne out by the database (the gallery index's files changed), or the
+    database holds a value its column never holds (nomina.store.checked; ``field`` is ``table.column``)."""
 
 
 #: HTTP status of each error kind; a kind not listed takes its nearest listed ancestor's.
