@@ -490,6 +490,7 @@ _ANY_ENGINE = [
 _SQLITE = [
     ("users.roles", "UPDATE users SET roles = '[\"admin\"' WHERE name = 'ben'", ("user", "list")),
     ("candidates.score", "UPDATE candidates SET score = 'abc' WHERE rank = 1", ("search", "show", "1")),
+    ("candidates.rank", "UPDATE candidates SET rank = 'zz' WHERE rank = 2", ("search", "show", "1")),
     ("users.active", "UPDATE users SET active = 'no' WHERE name = 'ben'", ("user", "list")),
     ("cases.found_on", "UPDATE cases SET found_on = 'last tuesday'", ("case", "show", "UP-1")),
     ("searches.created_at", "UPDATE searches SET created_at = 12", ("search", "show", "1")),
@@ -509,6 +510,17 @@ def test_a_value_no_column_holds_is_one_line_naming_the_column_not_a_crash(
     assert_one_error_line(err, rf"^error: {re.escape(column)}: the database holds .*, which Nomina never writes there")
     data = verify_json(capsys, identified)  # the trail's check still runs, and names the record
     assert not data["ok"] and data["records"], data
+
+
+def test_an_event_whose_details_do_not_parse_is_listed_as_unreadable_and_breaks_the_chain(identified, capsys):
+    with raw_database(identified) as db:
+        drop_trigger(db, "audit_events", "audit_events_no_update")
+        db.execute("UPDATE audit_events SET details = '{not json' WHERE seq = 3")
+    code, out, err = cli(capsys, identified, USER, "audit", "log", "--json")
+    assert code == 0, err
+    assert next(e for e in json.loads(out) if e["seq"] == 3)["details"] == {"unreadable": "'{not json'"}
+    code, printed = verify(capsys, identified)
+    assert code == 1 and "audit trail broken at seq 3" in printed, printed
 
 
 def _unchecked(db: Any) -> None:

@@ -218,8 +218,13 @@ def _grouped(rows: Iterable[dict[str, Any]], by: str) -> dict[Any, list[dict[str
     for row in rows:
         out[row.get(by)].append(row)
     for group in out.values():
-        group.sort(key=lambda r: (str(type(r.get("id"))), r.get("id"), r.get("rank")))
+        group.sort(key=lambda r: (_sortable(r.get("id")), _sortable(r.get("rank"))))
     return out
+
+
+def _sortable(value: Any) -> tuple[str, Any]:
+    """A raw value as a sort key that orders values of different types too (a rank edited into text)."""
+    return type(value).__name__, value
 
 
 def _photo_links(
