@@ -129,7 +129,7 @@ def _refusal(where: str, value: Any, kind: str) -> RecordTampered:
     text = repr(value)
     shown = text if len(text) <= 80 else text[:77] + "..."
     return RecordTampered(
-        f"{where}: the database holds {shown}, which Nomina never writes there (not a {kind}): it was edited "
+        f"{where}: the database holds {shown}, which Nomina never writes there (expected: {kind}): it was edited "
         "behind Nomina's back; the audit trail's check names the record",
         field=where,
     )
