@@ -34,8 +34,9 @@ from test_casefile import identified, identified_template  # noqa: F401 (fixture
 from test_workflow import as_json, casework, casework_template, cli, propose  # noqa: F401 (fixtures)
 
 from nomina import Workspace, audit, calibration
-from nomina.errors import Conflict, NotLoggedIn, RecordTampered
+from nomina.errors import Conflict, NominaError, NotLoggedIn, RecordTampered
 from nomina.models import MODELS
+from nomina.store import schema as db_schema
 
 
 def tamper(ws: Path, *statements: str | tuple[str, tuple[Any, ...]]) -> None:
@@ -521,6 +522,46 @@ def test_an_event_whose_details_do_not_parse_is_listed_as_unreadable_and_breaks_
     assert next(e for e in json.loads(out) if e["seq"] == 3)["details"] == {"unreadable": "'{not json'"}
     code, printed = verify(capsys, identified)
     assert code == 1 and "audit trail broken at seq 3" in printed, printed
+
+
+_COLUMNS = [(table.name, column.name) for table in db_schema.Base.metadata.sorted_tables for column in table.columns]
+
+
+@pytest.mark.slow
+@sqlite_only("PostgreSQL's column types refuse most of these values")
+@pytest.mark.parametrize("value", ["[1", 7])
+@pytest.mark.parametrize(("table", "column"), _COLUMNS)
+def test_no_value_edited_into_any_column_ends_a_read_in_a_traceback(identified, table, column, value):
+    """Each column of the newest row of each table in turn holds text that is not JSON, or a number: every
+    read either works or refuses in Nomina's own terms (an error with one line, naming what is wrong)."""
+    with raw_database(identified) as con:
+        for (trigger,) in con.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?", (table,)
+        ).fetchall():
+            con.execute(f'DROP TRIGGER "{trigger}"')
+        try:
+            con.execute(
+                f'UPDATE "{table}" SET "{column}" = ? WHERE rowid = (SELECT max(rowid) FROM "{table}")', (value,)
+            )
+        except sqlite3.Error:
+            return  # the database itself refuses it (a constraint): nothing to read
+    with Workspace.open(identified, user=USER) as ws:
+        reads: list[Callable[[], Any]] = [
+            ws.audit_verify,
+            ws.info,
+            ws.references,
+            ws.cases,
+            ws.users,
+            ws.audit_log,
+            lambda: ws.get_search(1),
+            lambda: ws.case("UP-1"),
+            lambda: ws.search("UP-1"),
+        ]
+        for read in reads:
+            try:
+                read()
+            except NominaError as exc:
+                assert "\n" not in str(exc), str(exc)
 
 
 def _unchecked(db: Any) -> None:

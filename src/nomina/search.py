@@ -220,6 +220,11 @@ def get(s: Session, search_id: int) -> db.Search:
     row = s.get(db.Search, record_number(search_id, "search_id"))
     if row is None:
         raise NotFound(f"search {search_id}: no such search", record=f"search {search_id}")
+    if row.case is None:  # the database keeps no search without its case: a case id was edited
+        raise RecordTampered(
+            f"search {search_id}: its case {row.case_id!r} is not in the database: edited behind Nomina's back",
+            record=f"search {search_id}",
+        )
     return row
 
 
