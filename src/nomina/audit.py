@@ -1124,12 +1124,6 @@ def _dangling(s: Session) -> list[str]:
 _UNSEEN = object()
 
 
-def _brief(value: Any) -> str:
-    """A setting's value as a finding shows it: its repr, cut to 80 characters."""
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 def _same(a: Any, b: Any) -> bool:
     """Whether two JSON values are the same value of the same type (``1`` is not ``true``)."""
     return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
@@ -1216,7 +1210,7 @@ class _Records:
                 if not _same(old, new):
                     problems.append(
                         f"setting {shown}: changed behind Nomina's back between seq {seq} and seq {later} "
-                        f"(left {_brief(new)}, found {_brief(old)})"
+                        f"(left {shown_value(new)}, found {shown_value(old)})"
                     )
                     break
             if not history:
@@ -1226,13 +1220,13 @@ class _Records:
             seq, _, last = history[-1]
             if name not in stored:
                 problems.append(
-                    f"setting {shown}: gone, but seq {seq} set it to {_brief(last)}: removed behind Nomina's back"
+                    f"setting {shown}: gone, but seq {seq} set it to {shown_value(last)}: removed behind Nomina's back"
                 )
             elif stored[name] is _UNREADABLE:
                 problems.append(f"setting {shown}: its stored value is not JSON: edited behind Nomina's back")
             elif not _same(stored[name], last):
                 problems.append(
-                    f"setting {shown}: {_brief(stored[name])}, but seq {seq} set it to {_brief(last)}: "
+                    f"setting {shown}: {shown_value(stored[name])}, but seq {seq} set it to {shown_value(last)}: "
                     "changed behind Nomina's back"
                 )
         return problems
@@ -1493,7 +1487,7 @@ def events(
         try:
             details = json.loads(r.details)
         except (TypeError, ValueError, RecursionError):  # edited behind Nomina's back: verify names the event
-            details = {"unreadable": _brief(r.details)}
+            details = {"unreadable": shown_value(r.details)}
         context = details.pop(CONTEXT, None) if isinstance(details, dict) else None
         context = context if isinstance(context, dict) else {}
         shown.append(

@@ -23,6 +23,7 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import NullType, TypeDecorator, TypeEngine
 
 from ..errors import RecordTampered
+from ..records import shown
 
 __all__ = ["Checked", "CheckedBoolean", "check_reads", "conforms"]
 
@@ -126,11 +127,9 @@ class CheckedBoolean(Boolean):
 
 
 def _refusal(where: str, value: Any, kind: str) -> RecordTampered:
-    text = repr(value)
-    shown = text if len(text) <= 80 else text[:77] + "..."
     return RecordTampered(
-        f"{where}: the database holds {shown}, which Nomina never writes there (expected: {kind}): it was edited "
-        "behind Nomina's back; the audit trail's check names the record",
+        f"{where}: the database holds {shown(value)}, which Nomina never writes there (expected: {kind}): it was "
+        "edited behind Nomina's back; the audit trail's check names the record",
         field=where,
     )
 
