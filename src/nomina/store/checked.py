@@ -34,7 +34,6 @@ _SIMPLE: dict[str, type | tuple[type, ...]] = {
     "datetime": datetime,
     "date": date,
     "bytes": bytes,
-    "bool": bool,
 }
 
 #: The type a value of each simple kind has when nothing converts it on the way out of the database.
@@ -43,7 +42,8 @@ _EXACT: dict[str, type] = {"str": str, "int": int, "float": float, "bytes": byte
 
 def conforms(value: Any, kind: str) -> bool:
     """Whether ``value`` (not None) is of ``kind``, a type as the schema's annotations write it: ``str``,
-    ``float``, ``list[list[float]]``, ``dict[str, object]``, ``Any``... (a bool is not an int or float)."""
+    ``float``, ``list[list[float]]``, ``dict[str, object]``, ``Any``... (a bool is not an int or float; flags
+    are :class:`CheckedBoolean`'s)."""
     if kind in ("Any", "object"):
         return True
     if kind.startswith("list[") and kind.endswith("]"):
@@ -52,7 +52,7 @@ def conforms(value: Any, kind: str) -> bool:
     if kind.startswith("dict["):
         return isinstance(value, dict)
     expected = _SIMPLE[kind]
-    return isinstance(value, expected) and (kind == "bool" or not isinstance(value, bool))
+    return isinstance(value, expected) and not isinstance(value, bool)
 
 
 class Checked(TypeDecorator[Any]):
@@ -75,10 +75,6 @@ class Checked(TypeDecorator[Any]):
     def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any]:
         inner = super().result_processor(dialect, coltype)
         where, kind = self.where, self.kind
-
-        def refuse(value: Any) -> RecordTampered:
-            return _refusal(where, value, kind)
-
         exact = _EXACT.get(kind) if inner is None else None
         if exact is not None:  # the common case, kept quick: a gallery of a million faces is read in one go
 
@@ -86,7 +82,7 @@ class Checked(TypeDecorator[Any]):
                 if value is None or type(value) is exact:
                     return value
                 if not conforms(value, kind):
-                    raise refuse(value)
+                    raise _refusal(where, value, kind)
                 return value
 
             return quick
@@ -97,9 +93,9 @@ class Checked(TypeDecorator[Any]):
             try:
                 out = value if inner is None else inner(value)
             except (ValueError, TypeError, OverflowError):
-                raise refuse(value) from None
+                raise _refusal(where, value, kind) from None
             if out is not None and not conforms(out, kind):
-                raise refuse(value)
+                raise _refusal(where, value, kind)
             return out
 
         return process
@@ -146,7 +142,7 @@ def check_reads(base: type[DeclarativeBase]) -> None:
         for cls in reversed(mapper.class_.__mro__):
             annotations.update(getattr(cls, "__annotations__", {}))
         for column in table.columns:
-            if isinstance(column.type, Checked):
+            if isinstance(column.type, Checked | CheckedBoolean):
                 continue
             key = mapper.get_property_by_column(column).key
             kind = _kind(str(annotations[key]))
