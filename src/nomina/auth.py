@@ -202,10 +202,7 @@ def set_password(
         now = _now()
         if row.locked_until is not None and row.locked_until > now:
             _matches(None, current or "")  # as long as a wrong password
-            audit.record(
-                s, acting.name, audit.LoginRefused(why="locked out", user=row.name, failures=row.failed_logins or 0)
-            )
-            return _locked(row.name, row.locked_until, "password change", "current_password")
+            return _refuse_locked(s, row, acting.name, "password change", "current_password")
         if current is None or not _matches(row.password_hash, current):
             locked = _count_failure(s, row, now, "wrong current password", acting.name)
             if locked is not None:
@@ -286,10 +283,7 @@ def login(
     if row.locked_until is not None and row.locked_until > now:
         if checked is None:
             _matches(None, password)  # as long as any other refusal: a quick one would show the name is a user's
-        audit.record(
-            s, "(anonymous)", audit.LoginRefused(why="locked out", user=row.name, failures=row.failed_logins or 0)
-        )
-        return LoginResult(None, None, _locked(row.name, row.locked_until))
+        return LoginResult(None, None, _refuse_locked(s, row, "(anonymous)"))
     if not matches(row.password_hash):
         why = "no password set" if row.password_hash is None else "wrong password"
         locked = _count_failure(s, row, now, why, "(anonymous)")
@@ -331,6 +325,13 @@ def _count_failure(s: Session, row: db.User, now: datetime, why: str, actor: str
         return None
     audit.record(s, actor, audit.LoginLockedOut(user=row.name, failures=failures, until=_iso(row.locked_until) or ""))
     return row.locked_until
+
+
+def _refuse_locked(s: Session, row: db.User, actor: str, what: str = "login", field: str = "") -> LockedOut:
+    """Record that ``row``'s user, locked out, was refused (without the password being checked); the refusal."""
+    audit.record(s, actor, audit.LoginRefused(why="locked out", user=row.name, failures=row.failed_logins or 0))
+    assert row.locked_until is not None
+    return _locked(row.name, row.locked_until, what, field)
 
 
 def _locked(name: str, until: datetime, what: str = "login", field: str = "") -> LockedOut:
