@@ -513,6 +513,40 @@ def test_failed_logins_at_once_lock_out_exactly_once(team: Workspace):
     assert team.audit_verify().ok
 
 
+def test_guesses_on_the_login_page_and_the_password_form_at_once_share_one_count(team: Workspace):
+    """Five wrong current passwords from ben's open session and five wrong logins, all at the same moment:
+    one count of ten failures, one lockout, and the right password refused after it on either path."""
+    import threading
+
+    _, ben = team.login("ben", BEN_PASSWORD)
+    barrier = threading.Barrier(10)
+    refusals: list[type] = []
+
+    def guess(on_form: bool) -> None:
+        barrier.wait()
+        try:
+            if on_form:
+                ben.set_password("ben", "the intruder's passphrase", current="a guess at his password")
+            else:
+                team.login("ben", "guessing his password")
+        except LoginFailed as exc:
+            refusals.append(type(exc))
+
+    threads = [threading.Thread(target=guess, args=(k % 2 == 0,)) for k in range(10)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert len(refusals) == 10 and refusals.count(LockedOut) == 10 - (auth.MAX_FAILURES - 1)
+    actions = [e["action"] for e in _trail(team)]
+    assert actions.count("login.fail") == 10 and actions.count("login.lockout") == 1
+    with pytest.raises(LockedOut):
+        ben.set_password("ben", "the intruder's passphrase", current=BEN_PASSWORD)
+    with pytest.raises(LockedOut):
+        team.login("ben", BEN_PASSWORD)
+    assert team.audit_verify().ok
+
+
 def test_a_workspace_from_a_newer_version_is_refused_in_one_line(cli_ws: Path, capsys):
     with raw_database(cli_ws) as con:
         con.execute("UPDATE alembic_version SET version_num = '9999'")
