@@ -179,7 +179,7 @@ def decode_image(data: bytes, name: str, max_pixels: int) -> DecodedImage:
     if data.startswith(b"\xff\xd8"):
         _check_jpeg_scans(data, name)
     # warnings.catch_warnings changes process-wide state: decodes in worker threads take turns.
-    with _DECODING, warnings.catch_warnings(), _pillow_log_kept() as logged:
+    with _DECODING, warnings.catch_warnings(), _pillow_log_kept() as said:
         warnings.simplefilter("ignore")
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
@@ -205,7 +205,6 @@ def decode_image(data: bytes, name: str, max_pixels: int) -> DecodedImage:
             raise NotAnImage(
                 f"{name}: {width}x{height} pixels, too small to show a face (at least {MIN_SIDE} pixels each way)"
             )
-        said: list[str] = logged
         try:
             with _c_stderr_kept(fmt == "TIFF", said):
                 # is_animated looks for a second image only; n_frames would walk every page of a TIFF first,
@@ -285,7 +284,7 @@ def _c_stderr_kept(active: bool, said: list[str]) -> Iterator[None]:
                 os.dup2(saved, 2)
                 sink.seek(0)
                 text = sink.read(4096).decode("utf-8", "replace")
-                said.extend(" ".join(line.split()) for line in text.splitlines() if line.strip())
+                said.extend(_one_line(line) for line in text.splitlines() if line.strip())
     finally:
         os.close(saved)
 
@@ -294,7 +293,7 @@ class _PillowLog(logging.Handler):
     """Pillow's log messages of warning level and above, kept in the list of the decode running in this
     thread (none elsewhere). Pillow reports some damage (a TIFF's impossible samples per pixel) by logging
     an error before raising, which Python would otherwise print to standard error beside Nomina's one-line
-    message; it is shown as part of that message instead."""
+    message; a damaged image's message quotes the first line kept instead."""
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
@@ -303,7 +302,7 @@ class _PillowLog(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         kept: list[str] | None = getattr(self.kept, "lines", None)
         if kept is not None:
-            kept.append(" ".join(record.getMessage().split())[:200])
+            kept.append(_one_line(record.getMessage()))
 
 
 _PILLOW_LOG = _PillowLog()
@@ -332,9 +331,14 @@ def _check_jpeg_scans(data: bytes, name: str) -> None:
         )
 
 
+def _one_line(text: str) -> str:
+    """Text as part of a one-line message: its whitespace runs made single spaces, cut to 200 characters."""
+    return " ".join(text.split())[:200]
+
+
 def _why(exc: BaseException) -> str:
     """An exception as a short phrase for a one-line message (its text, else its kind)."""
-    text = " ".join(str(exc).split())[:200]
+    text = _one_line(str(exc))
     return text or type(exc).__name__
 
 
