@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -488,21 +489,23 @@ def test_tokens_on_the_command_line(logged_out: Path, capsys, monkeypatch):
     assert_one_error_line(err, rf"API token {listed[0]['id']}: revoked")
 
 
-def test_failed_logins_at_once_lock_out_exactly_once(team: Workspace):
-    """Ten wrong passwords at the same moment: each is counted, and the lockout is written once."""
+def _ten_wrong_at_once(team: Workspace, guess: Callable[[int], object]) -> None:
+    """``guess(k)`` for k = 0..9 in ten threads released at the same moment, each a wrong password: each is
+    refused and counted, the fifth locks the user out (those after it are LockedOut), and the lockout is
+    written once."""
     import threading
 
     barrier = threading.Barrier(10)
     refusals: list[type] = []
 
-    def guess() -> None:
+    def run(k: int) -> None:
         barrier.wait()
         try:
-            team.login("ben", "guessing his password")
+            guess(k)
         except LoginFailed as exc:
             refusals.append(type(exc))
 
-    threads = [threading.Thread(target=guess) for _ in range(10)]
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(10)]
     for th in threads:
         th.start()
     for th in threads:
@@ -510,36 +513,25 @@ def test_failed_logins_at_once_lock_out_exactly_once(team: Workspace):
     assert len(refusals) == 10 and refusals.count(LockedOut) == 10 - (auth.MAX_FAILURES - 1)
     actions = [e["action"] for e in _trail(team)]
     assert actions.count("login.fail") == 10 and actions.count("login.lockout") == 1
+
+
+def test_failed_logins_at_once_lock_out_exactly_once(team: Workspace):
+    """Ten wrong passwords at the same moment: each is counted, and the lockout is written once."""
+    _ten_wrong_at_once(team, lambda k: team.login("ben", "guessing his password"))
     assert team.audit_verify().ok
 
 
 def test_guesses_on_the_login_page_and_the_password_form_at_once_share_one_count(team: Workspace):
     """Five wrong current passwords from ben's open session and five wrong logins, all at the same moment:
     one count of ten failures, one lockout, and the right password refused after it on either path."""
-    import threading
-
     _, ben = team.login("ben", BEN_PASSWORD)
-    barrier = threading.Barrier(10)
-    refusals: list[type] = []
 
-    def guess(on_form: bool) -> None:
-        barrier.wait()
-        try:
-            if on_form:
-                ben.set_password("ben", "the intruder's passphrase", current="a guess at his password")
-            else:
-                team.login("ben", "guessing his password")
-        except LoginFailed as exc:
-            refusals.append(type(exc))
+    def guess(k: int) -> object:
+        if k % 2 == 0:
+            return ben.set_password("ben", "the intruder's passphrase", current="a guess at his password")
+        return team.login("ben", "guessing his password")
 
-    threads = [threading.Thread(target=guess, args=(k % 2 == 0,)) for k in range(10)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    assert len(refusals) == 10 and refusals.count(LockedOut) == 10 - (auth.MAX_FAILURES - 1)
-    actions = [e["action"] for e in _trail(team)]
-    assert actions.count("login.fail") == 10 and actions.count("login.lockout") == 1
+    _ten_wrong_at_once(team, guess)
     with pytest.raises(LockedOut):
         ben.set_password("ben", "the intruder's passphrase", current=BEN_PASSWORD)
     with pytest.raises(LockedOut):
