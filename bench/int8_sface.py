@@ -48,6 +48,7 @@ from postmortem import POSTMORTEM_VARIANTS
 import nomina
 from nomina.faces import embedding_crop
 from nomina.imaging import decode_image, read_photo
+from nomina.models import onnx_graph
 from nomina.models.manifest import MODELS, locate_files
 
 FACES = Path(os.environ.get("NOMINA_TEST_FACES") or Path(__file__).resolve().parents[2] / "shared" / "faces")
@@ -61,49 +62,7 @@ DERIVED = {
 def dequantised(path: Path) -> bytes:
     """The shipped SFace file with its block-quantised weights turned into float32 initialisers, as OpenCV
     does at load time (onnxruntime's quantiser needs a float model)."""
-    import onnx
-    from onnx import helper, numpy_helper
-
-    model = onnx.load(str(path))
-    graph = model.graph
-    inits = {i.name: i for i in graph.initializer}
-    kept, made = [], []
-    for node in graph.node:
-        if node.op_type != "DequantizeLinear" or not all(x in inits for x in node.input if x):
-            kept.append(node)
-            continue
-        x = numpy_helper.to_array(inits[node.input[0]]).astype(np.float32)
-        scale = numpy_helper.to_array(inits[node.input[1]]).astype(np.float32)
-        zero = (
-            numpy_helper.to_array(inits[node.input[2]]).astype(np.float32)
-            if len(node.input) > 2 and node.input[2]
-            else np.zeros_like(scale)
-        )
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        axis, block = attrs.get("axis", 1) % max(x.ndim, 1), attrs.get("block_size", 0)
-        if scale.ndim and block:
-            cut = [slice(None)] * x.ndim
-            cut[axis] = slice(0, x.shape[axis])
-            scale = np.repeat(scale, block, axis=axis)[tuple(cut)]
-            zero = np.repeat(zero, block, axis=axis)[tuple(cut)]
-        elif scale.ndim:
-            shape = [1] * x.ndim
-            shape[axis] = -1
-            scale, zero = scale.reshape(shape), zero.reshape(shape)
-        made.append(numpy_helper.from_array(((x - zero) * scale).astype(np.float32), node.output[0]))
-    del graph.node[:]
-    graph.node.extend(kept)
-    used = {i for node in kept for i in node.input}
-    old = [i for i in graph.initializer if i.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(old + made)
-    # the file also lists its weights, and names no node reads, as inputs of the graph: only the photo is one
-    made_inside = {i.name for i in graph.initializer} | {o for node in graph.node for o in node.output}
-    read = {i for node in graph.node for i in node.input}
-    inputs = [i for i in graph.input if i.name in read and i.name not in made_inside]
-    del graph.input[:]
-    graph.input.extend(inputs)
-    return bytes(model.SerializeToString())
+    return bytes(onnx_graph.float_weights(onnx_graph.read(path.read_bytes())).SerializeToString())
 
 
 def crops(analyzer: nomina.FaceAnalyzer, photos: list[Path], max_pixels: int, turned: bool = False) -> list[np.ndarray]:

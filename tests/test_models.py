@@ -144,6 +144,72 @@ def test_a_model_file_names_its_own_package_or_takes_the_manifests():
     assert ModelFile("x", "x.onnx", "0" * 64).package is None
 
 
+# -- YuNet on onnxruntime ---------------------------------------------------------------------------
+
+
+def opencv_yunet(path: str, image: np.ndarray) -> np.ndarray:
+    """OpenCV's own YuNet detector on the same file (floor 0.3, NMS 0.3, top 5000, as Nomina's): rows of box,
+    landmarks and score."""
+    net = cv2.FaceDetectorYN.create(path, "", (image.shape[1], image.shape[0]), 0.3, 0.3, 5000)
+    _, rows = net.detect(image)
+    return np.zeros((0, 15), np.float32) if rows is None else rows
+
+
+def hard_copies(image: np.ndarray) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(3)
+    noisy = np.clip(image * 0.25 + rng.normal(0, 12, image.shape), 0, 255).astype(np.uint8)
+    small = cv2.resize(image, (90, 90), interpolation=cv2.INTER_AREA)
+    turned = cv2.warpAffine(image, cv2.getRotationMatrix2D((200, 200), 35, 1.0), (400, 400))
+    return {
+        "as is": image,
+        "dark and noisy": noisy,
+        "blurred": cv2.GaussianBlur(image, (0, 0), 5),
+        "small": small,
+        "turned 35 degrees": turned,
+        "sideways": np.ascontiguousarray(np.rot90(image)),
+        "odd size": cv2.copyMakeBorder(image, 3, 70, 41, 6, cv2.BORDER_REFLECT),
+        "crowd": np.hstack([image, cv2.flip(image, 1), cv2.resize(image, (400, 400))[:, ::-1]]),
+    }
+
+
+def test_yunet_on_onnxruntime_finds_what_opencv_finds_in_the_same_file(faces_dir, sface, two_faces):
+    photos = [london(faces_dir, p) for p in PEOPLE[:6]] + sorted((faces_dir / "canada").glob("*/*.jpg"))[:3]
+    images = {f"{p.name} {k}": v for p in photos for k, v in hard_copies(pixels(p)).items()}
+    images["two faces"] = pixels(two_faces)
+    images["blank"] = np.full((240, 320, 3), 127, np.uint8)
+    faces = 0
+    for what, image in images.items():
+        want = opencv_yunet(sface.paths["detector"], image)
+        got = sface.detector.detect(image)
+        assert len(got) == len(want), what
+        for row, face in zip(want[np.argsort(-want[:, 14])], sorted(got, key=lambda f: -f.score), strict=True):
+            assert np.abs(face.landmarks - row[4:14].reshape(5, 2)).max() < 1e-3, what
+            assert np.abs(np.array(face.box) - row[:4]).max() < 1e-3, what
+            assert abs(face.score - row[14]) < 1e-5, what
+            faces += 1
+    assert faces >= 60  # the comparison was about faces, not about empty lists
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 700), (700, 1), (31, 33), (32, 32), (1000, 1500)])
+def test_yunet_takes_an_image_of_any_size(sface, shape):
+    image = np.random.default_rng(0).integers(0, 256, size=(*shape, 3), dtype=np.uint8)
+    found = sface.detector.detect(image)
+    assert len(found) == len(opencv_yunet(sface.paths["detector"], image))
+
+
+def test_a_detector_file_that_is_not_a_yunet_network_is_refused(tmp_path, sface, arcface):
+    shutil.copy(sface.paths["embedder"], tmp_path / "face_recognition_sface_2021dec_int8bq.onnx")
+    cases = {
+        b"not a network at all": "not an ONNX file",
+        # SCRFD under YuNet's name
+        Path(arcface.paths["detector"]).read_bytes(): "has no output cls_8 .not a YuNet network.",
+    }
+    for data, why in cases.items():
+        (tmp_path / "face_detection_yunet_2023mar_int8bq.onnx").write_bytes(data)
+        with pytest.raises(ModelError, match=f"model sface: cannot load its files from {tmp_path}: .*{why}"):
+            load_model("sface", str(tmp_path))
+
+
 # -- SCRFD ------------------------------------------------------------------------------------------
 
 

@@ -53,7 +53,8 @@ class ModelManifest:
 
 
 def _build_sface(paths: dict[str, str]) -> tuple[Detector, Embedder]:
-    from .sface import SFaceEmbedder, YuNetDetector
+    from .sface import SFaceEmbedder
+    from .yunet import YuNetDetector
 
     return YuNetDetector(paths["detector"]), SFaceEmbedder(paths["embedder"])
 
@@ -66,14 +67,15 @@ def _build_arcface(paths: dict[str, str]) -> tuple[Detector, Embedder]:
 
 def _build_yunet_arcface(paths: dict[str, str]) -> tuple[Detector, Embedder]:
     from .insightface import ArcFaceEmbedder
-    from .sface import YuNetDetector
+    from .yunet import YuNetDetector
 
     return YuNetDetector(paths["detector"]), ArcFaceEmbedder(paths["embedder"])
 
 
 def _build_sface_dlib(paths: dict[str, str]) -> tuple[Detector, Embedder]:
     from .dlib import DlibEmbedder, FusedEmbedder, load_fusion
-    from .sface import SFaceEmbedder, YuNetDetector
+    from .sface import SFaceEmbedder
+    from .yunet import YuNetDetector
 
     fused = FusedEmbedder(SFaceEmbedder(paths["embedder"]), DlibEmbedder(paths["dlib"]), load_fusion(paths["fusion"]))
     return YuNetDetector(paths["detector"]), fused

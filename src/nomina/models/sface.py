@@ -1,4 +1,4 @@
-"""YuNet detection and SFace embedding, run with OpenCV's DNN module.
+"""SFace embedding, run with OpenCV's DNN module (YuNet detection is in :mod:`nomina.models.yunet`).
 
 Pitfalls handled here: on OpenCV 5 the int8 SFace file crashes ``FaceRecognizerSF.feature()``, so the
 network is loaded with ``readNetFromONNX`` and fed an RGB blob (``swapRB=True``: feeding BGR nearly
@@ -14,17 +14,10 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from .base import Detection
-
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["SFaceEmbedder", "YuNetDetector", "unit_rows"]
-
-# Lowest score YuNet itself reports; Nomina applies its own threshold afterwards.
-_YUNET_FLOOR = 0.3
-_NMS = 0.3
-_TOP_K = 5000
+__all__ = ["SFaceEmbedder", "unit_rows"]
 
 
 @contextmanager
@@ -49,27 +42,6 @@ def _quiet_opencv() -> Iterator[None]:
 
 _QUIET = threading.Lock()
 _quiet = [0, 0]  # networks loading now, and the log level before the first of them
-
-
-class YuNetDetector:
-    def __init__(self, path: str) -> None:
-        with _quiet_opencv():
-            self._net = cv2.FaceDetectorYN.create(path, "", (320, 320), _YUNET_FLOOR, _NMS, _TOP_K)
-
-    def detect(self, bgr: np.ndarray) -> list[Detection]:
-        h, w = bgr.shape[:2]
-        self._net.setInputSize((w, h))
-        _, rows = self._net.detect(bgr)
-        if rows is None:
-            return []
-        return [
-            Detection(
-                box=(float(r[0]), float(r[1]), float(r[2]), float(r[3])),
-                landmarks=np.asarray(r[4:14], dtype=np.float32).reshape(5, 2),
-                score=float(r[14]),
-            )
-            for r in rows
-        ]
 
 
 class SFaceEmbedder:
