@@ -197,6 +197,11 @@ def test_yunet_takes_an_image_of_any_size(sface, shape):
     assert len(found) == len(opencv_yunet(sface.paths["detector"], image))
 
 
+def test_yunet_finds_nothing_in_an_empty_image(sface):
+    assert sface.detector.detect(np.zeros((0, 0, 3), np.uint8)) == []
+    assert sface.detector.detect(np.zeros((0, 50, 3), np.uint8)) == []
+
+
 def test_a_detector_file_that_is_not_a_yunet_network_is_refused(tmp_path, sface, arcface):
     shutil.copy(sface.paths["embedder"], tmp_path / "face_recognition_sface_2021dec_int8bq.onnx")
     cases = {

@@ -53,6 +53,8 @@ class YuNetDetector:
 
     def detect(self, bgr: np.ndarray) -> list[Detection]:
         h, w = bgr.shape[:2]
+        if h == 0 or w == 0:
+            return []  # as OpenCV's detector answers an empty image
         padded_h, padded_w = -(-h // _PAD_MULTIPLE) * _PAD_MULTIPLE, -(-w // _PAD_MULTIPLE) * _PAD_MULTIPLE
         blob = np.zeros((1, 3, padded_h, padded_w), dtype=np.float32)
         blob[0, :, :h, :w] = bgr.transpose(2, 0, 1)

@@ -1,0 +1,174 @@
+"""YuNet on onnxruntime (what Nomina runs) against OpenCV's ``FaceDetectorYN`` on the same file: detections
+and speed, in one run.
+
+1. Detections: every sample photo, the no-face photos, and the first ``--probes`` London smiling probes in
+   every derived set of bench/degrade.py and bench/postmortem.py, given to both detectors as they are. For
+   each photo, the number of faces (floor 0.3) must agree; for each face, the largest landmark and box
+   difference and the score difference are kept.
+2. The network alone: both detectors on the 102 London neutral photos (400 x 400), one thread, in turn
+   ``--rounds`` times; milliseconds a photo, median and interquartile range.
+3. Enrolment: ``Workspace.import_references`` of the 244 sample photos (as bench/enrolment.py, 2 workers),
+   ``--imports`` times with each detector, taken in turn: photos a second and CPU milliseconds a photo.
+   OpenCV's detector is put in place of Nomina's for its imports; nothing else changes.
+
+    python bench/detector_engines.py [--probes 25] [--rounds 5] [--imports 5] [--out FILE.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import cv2
+import numpy as np
+from degrade import GROUPS as DEGRADE_GROUPS
+from postmortem import POSTMORTEM_VARIANTS
+
+import nomina
+import nomina.models.yunet as yunet
+from nomina import Workspace, load_model, load_settings
+from nomina.demo import write_sample_manifest
+from nomina.models import Detection
+
+HERE = Path(__file__).resolve().parent
+FACES = HERE.parent.parent / "shared" / "faces"
+FLOOR, NMS, TOP_K = 0.3, 0.3, 5000
+
+
+class OpenCVYuNet:
+    """OpenCV's own detector for the file, with Nomina's floor, suppression and number of faces."""
+
+    def __init__(self, path: str) -> None:
+        self._net = cv2.FaceDetectorYN.create(path, "", (320, 320), FLOOR, NMS, TOP_K)
+
+    def detect(self, bgr: np.ndarray) -> list[Detection]:
+        self._net.setInputSize((bgr.shape[1], bgr.shape[0]))
+        _, rows = self._net.detect(bgr)
+        rows = np.zeros((0, 15), np.float32) if rows is None else rows
+        return [
+            Detection(box=tuple(map(float, r[:4])), landmarks=r[4:14].reshape(5, 2).copy(), score=float(r[14]))
+            for r in rows
+        ]
+
+
+def photos_to_compare(probes: int) -> dict[str, np.ndarray]:
+    images = {str(p.relative_to(FACES)): cv2.imread(str(p)) for p in sorted(FACES.glob("*/*/*.jpg"))}
+    images |= {str(p.relative_to(FACES)): cv2.imread(str(p)) for p in sorted((FACES / "noface").iterdir())}
+    images = {k: v for k, v in images.items() if v is not None}
+    detector = OpenCVYuNet(str(load_model("sface").paths["detector"]))
+    variants = {name: v for group in DEGRADE_GROUPS.values() for name, v in group.items()} | POSTMORTEM_VARIANTS
+    rng = np.random.default_rng(20240611)
+    for path in sorted(FACES.glob("london/*/*_smiling.jpg"))[:probes]:
+        image = cv2.imread(str(path))
+        found = detector.detect(image)
+        if not found:
+            continue
+        marks = max(found, key=lambda d: d.score).landmarks.astype(np.float64)
+        for name, variant in variants.items():
+            data, _ = variant(image, marks, rng)
+            images[f"{path.name} {name}"] = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    return images
+
+
+def compare(images: dict[str, np.ndarray], ours: yunet.YuNetDetector, theirs: OpenCVYuNet) -> dict:
+    differ, faces = [], 0
+    worst = {"landmarks_px": 0.0, "box_px": 0.0, "score": 0.0}
+    for name, image in images.items():
+        a = sorted(theirs.detect(image), key=lambda d: -d.score)
+        b = sorted(ours.detect(image), key=lambda d: -d.score)
+        if len(a) != len(b):
+            differ.append(name)
+            continue
+        for x, y in zip(a, b, strict=True):
+            faces += 1
+            worst["landmarks_px"] = max(worst["landmarks_px"], float(np.abs(x.landmarks - y.landmarks).max()))
+            worst["box_px"] = max(worst["box_px"], float(np.abs(np.subtract(x.box, y.box)).max()))
+            worst["score"] = max(worst["score"], abs(x.score - y.score))
+    return {"photos": len(images), "faces": faces, "photos_with_other_face_counts": differ, "largest_difference": worst}
+
+
+def network_speed(ours: yunet.YuNetDetector, theirs: OpenCVYuNet, rounds: int) -> dict:
+    images = [cv2.imread(str(p)) for p in sorted(FACES.glob("london/*/*_neutral.jpg"))]
+    times: dict[str, list[float]] = {"onnxruntime": [], "opencv": []}
+    for _ in range(rounds):
+        for name, detector in (("opencv", theirs), ("onnxruntime", ours)):
+            for image in images:
+                start = time.perf_counter()
+                detector.detect(image)
+                times[name].append((time.perf_counter() - start) * 1e3)
+    return {
+        name: {"median_ms": round(statistics.median(t), 2), "iqr_ms": [round(q, 2) for q in np.percentile(t, [25, 75])]}
+        for name, t in times.items()
+    }
+
+
+def enrolment(imports: int) -> dict:
+    photos = sorted(FACES.glob("london/*/*_neutral.jpg")) + sorted(FACES.glob("canada/*/*.jpg"))
+    photos += sorted(FACES.glob("london/*/*_smiling.jpg"))
+    runs: dict[str, list[dict]] = {"opencv": [], "onnxruntime": []}
+    engines = {"opencv": OpenCVYuNet, "onnxruntime": yunet.YuNetDetector}
+    for _ in range(imports):
+        for name, engine in engines.items():
+            yunet.YuNetDetector = engine  # what the model's builder makes
+            try:
+                model = load_model("sface")
+                with tempfile.TemporaryDirectory(prefix="nomina-engines-") as tmp:
+                    manifest = write_sample_manifest(
+                        [(f"p{i:04d}", p) for i, p in enumerate(photos)], Path(tmp) / "m.csv"
+                    )
+                    ws = Workspace.create(Path(tmp) / "ws", load_settings(), model=model, admin="bench")
+                    cpu, start = time.process_time(), time.perf_counter()
+                    report = ws.import_references(manifest)
+                    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+                    ws.close()
+            finally:
+                yunet.YuNetDetector = engines["onnxruntime"]
+            assert report.added == len(photos), report.failures
+            runs[name].append(
+                {
+                    "photos_per_second": round(len(photos) / seconds, 2),
+                    "cpu_ms_per_photo": round(cpu / len(photos) * 1e3, 1),
+                }
+            )
+            print(name, runs[name][-1], flush=True)
+    summary = {
+        name: {key: statistics.median(r[key] for r in rs) for key in ("photos_per_second", "cpu_ms_per_photo")}
+        for name, rs in runs.items()
+    }
+    return {"photos": len(photos), "runs": runs, "median": summary}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--probes", type=int, default=25)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--imports", type=int, default=5)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    cv2.setNumThreads(1)
+    path = str(load_model("sface").paths["detector"])
+    ours, theirs = yunet.YuNetDetector(path), OpenCVYuNet(path)
+    result = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.system()} {platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores",
+        "nomina_version": nomina.__version__,
+        "opencv": cv2.__version__,
+        "onnxruntime": yunet.ort.__version__,
+        "detections": compare(photos_to_compare(args.probes), ours, theirs),
+        "network_ms_a_photo": network_speed(ours, theirs, args.rounds),
+    }
+    print(json.dumps(result, indent=1), flush=True)
+    result["enrolment"] = enrolment(args.imports)
+    print(json.dumps(result["enrolment"]["median"], indent=1))
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
