@@ -82,6 +82,7 @@ def degraded(faces_dir: Path, folder: Path) -> Path:
     return path
 
 
+@pytest.mark.slow  # over a second
 def test_the_whole_workflow_through_the_api(
     client: TestClient, tokens: dict[str, dict[str, str]], faces_dir: Path, tmp_path: Path
 ) -> None:

@@ -52,6 +52,7 @@ def identified(identified_template, tmp_path) -> Path:
     return copy_workspace(identified_template, tmp_path)
 
 
+@pytest.mark.slow  # over a second
 def test_the_html_report_shows_the_aligned_faces_conclusions_model_and_trail(identified, tmp_path, capsys):
     with Workspace.open(identified, user=USER) as ws:
         head = ws.audit_head()  # the trail's newest event when the report is written

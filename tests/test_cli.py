@@ -155,6 +155,7 @@ def test_inspect_numbers_faces_and_writes_an_annotated_copy(two_faces, tmp_path,
     assert "2 face(s)" in out and "face 2:" in out
 
 
+@pytest.mark.slow  # over a second
 def test_compare_same_and_different_people(faces_dir, capsys, two_faces):
     code, out, _ = run(capsys, "compare", london(faces_dir, "005"), london(faces_dir, "005", "smiling"), "--json")
     same = json.loads(out)["score"]

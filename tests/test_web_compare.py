@@ -10,6 +10,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import pytest
 from conftest import web_login
 from fastapi.testclient import TestClient
 
@@ -89,6 +90,7 @@ def checked(page: str, name: str) -> str | None:
     return found.group(1) if found else None
 
 
+@pytest.mark.slow  # over a second
 def test_the_page_compares_and_an_examiner_saves_the_checklist_and_conclusion(
     web_app: Any, web_ws: Path, tmp_path: Path
 ) -> None:

@@ -64,6 +64,7 @@ def propose(capsys, ws: Path, user: str = USER, reference: str = "MP-012") -> No
     assert code == 0, err
 
 
+@pytest.mark.slow  # over a second
 def test_agreement_after_blind_verification_identifies_the_case(casework, capsys):
     ws = casework
     for rank, conclusion in ((1, "possible-match"), (2, "excluded")):
@@ -180,6 +181,7 @@ def test_a_verification_that_does_not_name_the_reference_compared_is_refused(cas
     assert snapshot(ws) == before
 
 
+@pytest.mark.slow  # over a second
 def test_a_new_proposal_hides_the_earlier_ones_from_its_verifier(casework, capsys, tmp_path):
     """The earlier proposal of the same reference, its verifier's conclusion and the reason it was withdrawn
     would tell the next verifier what others concluded: they are hidden everywhere until the new proposal is
