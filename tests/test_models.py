@@ -17,7 +17,7 @@ from nomina import CaseFields, FaceAnalyzer, PhotoInput, Provenance, ReferenceFi
 from nomina.errors import ChecksumMismatch, ModelError, ModelMismatch, ModelMissing
 from nomina.faces import align
 from nomina.imaging import decode_image
-from nomina.models import MODELS, FaceModel, ModelFile, load_model, locate_files
+from nomina.models import MODELS, FaceModel, ModelFile, load_model, locate_files, onnx_graph
 from nomina.models.insightface import ArcFaceEmbedder
 
 pytestmark = pytest.mark.slow  # every model's networks loaded: about 4 s; CI runs them
@@ -200,6 +200,17 @@ def test_yunet_takes_an_image_of_any_size(sface, shape):
 def test_yunet_finds_nothing_in_an_empty_image(sface):
     assert sface.detector.detect(np.zeros((0, 0, 3), np.uint8)) == []
     assert sface.detector.detect(np.zeros((0, 50, 3), np.uint8)) == []
+
+
+def test_a_full_precision_yunet_file_in_a_model_folder_finds_the_same_faces(tmp_path, faces_dir, sface):
+    full = onnx_graph.float_weights(onnx_graph.read(Path(sface.paths["detector"]).read_bytes()))
+    (tmp_path / "face_detection_yunet_2023mar_int8bq.onnx").write_bytes(full.SerializeToString())
+    shutil.copy(sface.paths["embedder"], tmp_path / "face_recognition_sface_2021dec_int8bq.onnx")
+    variant = load_model("sface", str(tmp_path))
+    assert variant.identity != sface.identity  # recorded as the other file it is
+    image = pixels(london(faces_dir, "007"))
+    (a,), (b,) = variant.detector.detect(image), sface.detector.detect(image)
+    assert np.abs(a.landmarks - b.landmarks).max() < 1e-3
 
 
 def test_a_detector_file_that_is_not_a_yunet_network_is_refused(tmp_path, sface, arcface):
