@@ -7,7 +7,10 @@ and speed, in one run.
    difference and the score difference are kept.
 2. The network alone: both detectors on the 102 London neutral photos (400 x 400), one thread, in turn
    ``--rounds`` times; milliseconds a photo, median and interquartile range.
-3. Enrolment: ``Workspace.import_references`` of the 244 sample photos (as bench/enrolment.py, 2 workers),
+3. A case photo's analysis: ``FaceAnalyzer.analyze(..., any_orientation=True)`` (the photo searched turned
+   four ways, as case photos are by default) of 40 London smiling photos, one thread, ``--rounds`` times in
+   turn; milliseconds a photo, median.
+4. Enrolment: ``Workspace.import_references`` of the 244 sample photos (as bench/enrolment.py, 2 workers),
    ``--imports`` times with each detector, taken in turn: photos a second and CPU milliseconds a photo.
    OpenCV's detector is put in place of Nomina's for its imports; nothing else changes.
 
@@ -32,8 +35,9 @@ from postmortem import POSTMORTEM_VARIANTS
 
 import nomina
 import nomina.models.yunet as yunet
-from nomina import Workspace, load_model, load_settings
+from nomina import FaceAnalyzer, Workspace, load_model, load_settings
 from nomina.demo import write_sample_manifest
+from nomina.imaging import decode_image, read_photo
 from nomina.models import Detection
 
 HERE = Path(__file__).resolve().parent
@@ -108,6 +112,24 @@ def network_speed(ours: yunet.YuNetDetector, theirs: OpenCVYuNet, rounds: int) -
     }
 
 
+def case_analysis(ours: yunet.YuNetDetector, theirs: OpenCVYuNet, rounds: int) -> dict:
+    model, settings = load_model("sface"), load_settings()
+    paths = sorted(FACES.glob("london/*/*_smiling.jpg"))[:40]
+    images = [decode_image(read_photo(p), str(p), settings.max_pixels) for p in paths]
+    analyzers = {
+        name: FaceAnalyzer(model, settings, parts=(d, model.embedder))
+        for name, d in (("opencv", theirs), ("onnxruntime", ours))
+    }
+    times: dict[str, list[float]] = {name: [] for name in analyzers}
+    for _ in range(rounds):
+        for name, analyzer in analyzers.items():
+            for image in images:
+                start = time.perf_counter()
+                analyzer.analyze(image, any_orientation=True)
+                times[name].append((time.perf_counter() - start) * 1e3)
+    return {name: {"median_ms": round(statistics.median(t), 1)} for name, t in times.items()}
+
+
 def enrolment(imports: int) -> dict:
     photos = sorted(FACES.glob("london/*/*_neutral.jpg")) + sorted(FACES.glob("canada/*/*.jpg"))
     photos += sorted(FACES.glob("london/*/*_smiling.jpg"))
@@ -162,10 +184,12 @@ def main() -> None:
         "onnxruntime": yunet.ort.__version__,
         "detections": compare(photos_to_compare(args.probes), ours, theirs),
         "network_ms_a_photo": network_speed(ours, theirs, args.rounds),
+        "case_photo_analysis": case_analysis(ours, theirs, args.rounds),
     }
     print(json.dumps(result, indent=1), flush=True)
-    result["enrolment"] = enrolment(args.imports)
-    print(json.dumps(result["enrolment"]["median"], indent=1))
+    if args.imports:
+        result["enrolment"] = enrolment(args.imports)
+        print(json.dumps(result["enrolment"]["median"], indent=1))
     if args.out:
         args.out.write_text(json.dumps(result, indent=1) + "\n")
 
