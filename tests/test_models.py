@@ -213,6 +213,19 @@ def test_a_full_precision_yunet_file_in_a_model_folder_finds_the_same_faces(tmp_
     assert np.abs(a.landmarks - b.landmarks).max() < 1e-3
 
 
+def test_a_damaged_detector_file_is_refused_in_one_line_and_nothing_else_is_printed(tmp_path, sface, capfd):
+    data = bytearray(Path(sface.paths["detector"]).read_bytes())
+    at = data.index(b"multi_level_obj.2.conv1.weight_quantized") + 27
+    data[at] = 0x8C  # a name that is not UTF-8, which onnxruntime fails on while loading the graph
+    (tmp_path / "face_detection_yunet_2023mar_int8bq.onnx").write_bytes(bytes(data))
+    shutil.copy(sface.paths["embedder"], tmp_path / "face_recognition_sface_2021dec_int8bq.onnx")
+    capfd.readouterr()
+    with pytest.raises(ModelError, match=f"^model sface: cannot load its files from {tmp_path}: ") as caught:
+        load_model("sface", str(tmp_path))
+    assert "\n" not in str(caught.value)
+    assert capfd.readouterr() == ("", "")
+
+
 def test_a_detector_file_that_is_not_a_yunet_network_is_refused(tmp_path, sface, arcface):
     shutil.copy(sface.paths["embedder"], tmp_path / "face_recognition_sface_2021dec_int8bq.onnx")
     cases = {

@@ -44,7 +44,11 @@ class YuNetDetector:
         options.inter_op_num_threads = 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3  # errors only: no notices on the terminal
-        self._session = ort.InferenceSession(graph.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        # no fallback: onnxruntime would print a banner on the terminal and retry the same provider
+        self._session = ort.InferenceSession(
+            graph.SerializeToString(), options, providers=["CPUExecutionProvider"], enable_fallback=0
+        )
+        self._session.disable_fallback()
         self._input = self._session.get_inputs()[0].name
         has = {o.name for o in self._session.get_outputs()}
         missing = [name for name in _OUTPUTS if name not in has]
