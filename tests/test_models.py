@@ -226,6 +226,16 @@ def test_a_damaged_detector_file_is_refused_in_one_line_and_nothing_else_is_prin
     assert capfd.readouterr() == ("", "")
 
 
+def test_a_detector_file_that_loads_but_cannot_run_is_refused_when_loaded(tmp_path, sface):
+    data = bytearray(Path(sface.paths["detector"]).read_bytes())
+    shape = data.index(b"multi_level_cls.0.conv1.weight_shapeJ ") + len(b"multi_level_cls.0.conv1.weight_shapeJ ")
+    data[shape + 24 : shape + 32] = (15).to_bytes(8, "little")  # a conv weight reshaped to [1, 64, 1, 15]
+    (tmp_path / "face_detection_yunet_2023mar_int8bq.onnx").write_bytes(bytes(data))
+    shutil.copy(sface.paths["embedder"], tmp_path / "face_recognition_sface_2021dec_int8bq.onnx")
+    with pytest.raises(ModelError, match=f"^model sface: cannot load its files from {tmp_path}: .*Reshape"):
+        load_model("sface", str(tmp_path))
+
+
 def test_a_detector_file_that_is_not_a_yunet_network_is_refused(tmp_path, sface, arcface):
     shutil.copy(sface.paths["embedder"], tmp_path / "face_recognition_sface_2021dec_int8bq.onnx")
     cases = {

@@ -54,6 +54,7 @@ class YuNetDetector:
         missing = [name for name in _OUTPUTS if name not in has]
         if missing:
             raise ValueError(f"the detector's network has no output {missing[0]} (not a YuNet network)")
+        self.detect(np.zeros((64, 64, 3), np.uint8))  # a network that loads but cannot run fails here, not mid-import
 
     def detect(self, bgr: np.ndarray) -> list[Detection]:
         h, w = bgr.shape[:2]
