@@ -17,7 +17,7 @@ from nomina import CaseFields, FaceAnalyzer, PhotoInput, Provenance, ReferenceFi
 from nomina.errors import ChecksumMismatch, ModelError, ModelMismatch, ModelMissing
 from nomina.faces import align
 from nomina.imaging import decode_image
-from nomina.models import MODELS, FaceModel, ModelFile, load_model, locate_files, onnx_graph
+from nomina.models import MODELS, FaceModel, ModelFile, load_model, locate_files, onnx_graph, yunet
 from nomina.models.insightface import ArcFaceEmbedder
 
 pytestmark = pytest.mark.slow  # every model's networks loaded: about 4 s; CI runs them
@@ -211,6 +211,15 @@ def test_a_full_precision_yunet_file_in_a_model_folder_finds_the_same_faces(tmp_
     image = pixels(london(faces_dir, "007"))
     (a,), (b,) = variant.detector.detect(image), sface.detector.detect(image)
     assert np.abs(a.landmarks - b.landmarks).max() < 1e-3
+
+
+def test_onnxruntime_usage_events_are_turned_off_before_the_detector_loads(sface, monkeypatch):
+    calls: list[str] = []
+    monkeypatch.setattr(yunet.ort, "disable_telemetry_events", lambda: calls.append("off"))
+    real = yunet.ort.InferenceSession
+    monkeypatch.setattr(yunet.ort, "InferenceSession", lambda *a, **k: calls.append("load") or real(*a, **k))
+    yunet.YuNetDetector(sface.paths["detector"])
+    assert calls == ["off", "load"]
 
 
 def test_a_damaged_detector_file_is_refused_in_one_line_and_nothing_else_is_printed(tmp_path, sface, capfd):

@@ -38,6 +38,8 @@ class YuNetDetector:
     """YuNet on one thread of the caller's (build one per thread, as for every network here)."""
 
     def __init__(self, path: str) -> None:
+        # onnxruntime's Windows builds record usage events for the operating system's telemetry unless told not to
+        ort.disable_telemetry_events()
         graph = onnx_graph.open_input_size(onnx_graph.float_weights(onnx_graph.read(Path(path).read_bytes())))
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1  # the caller runs one detector per worker thread
