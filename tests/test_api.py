@@ -429,3 +429,34 @@ def test_the_api_describes_itself(client: TestClient, tokens: dict[str, dict[str
     assert f"{API}/cases/{{case_id}}/identification/verification" in page.text
     assert "identification.verify" in page.text and "<script>" not in page.text
     assert TestClient(client.app).get("/api-docs", follow_redirects=False).status_code == 303
+
+
+def test_text_fields_of_an_upload_are_read_up_to_their_own_limit(
+    client: TestClient, tokens: dict[str, dict[str, str]]
+) -> None:
+    """A multipart field is refused by its own length check (in characters, naming it), not by the size of its
+    part in bytes: 19,000 emoji are within the 20,000-character limit though they take 76,000 bytes."""
+    eve = tokens["eve"]
+    photo = [("photos", ("a.jpg", b"\xff\xd8\xff not analysed", "image/jpeg"))]
+    within = client.post(
+        f"{API}/cases", headers=eve, data={"case_id": "CT1", "notes": "\U0001f600" * 19_000}, files=photo
+    )
+    assert_error(within, 422, "not_an_image", "photos")  # the notes were read; the photo is what is wrong
+    over = client.post(f"{API}/cases", headers=eve, data={"case_id": "CT1", "notes": "n" * 30_000}, files=photo)
+    assert "notes: " in assert_error(over, 422, "invalid_field", "notes")["message"]
+    huge = client.post(f"{API}/cases", headers=eve, data={"case_id": "CT1", "notes": "n" * 100_000}, files=photo)
+    message = assert_error(huge, 422, "invalid_field")["message"]
+    assert "text fields hold at most 20,000 characters" in message and "photos" not in message
+    assert_error(client.get(f"{API}/cases/CT1", headers=eve), 404, "not_found")
+
+
+def test_a_face_number_and_eyes_marked_by_hand_together_are_refused(
+    client: TestClient, tokens: dict[str, dict[str, str]]
+) -> None:
+    eve = tokens["eve"]
+    photo = [("photos", ("a.jpg", b"\xff\xd8\xff not analysed", "image/jpeg"))]
+    both = client.post(
+        f"{API}/cases", headers=eve, data={"case_id": "CT2", "face": "1", "eyes": "100,100,200,100"}, files=photo
+    )
+    assert "not both" in assert_error(both, 422, "invalid_field", "face")["message"]
+    assert_error(client.get(f"{API}/cases/CT2", headers=eve), 404, "not_found")

@@ -124,6 +124,12 @@ def test_a_photo_that_is_no_path_is_refused(path):
         PhotoInput(path)
 
 
+def test_a_face_number_and_eyes_marked_by_hand_are_not_both_taken(tmp_path):
+    with pytest.raises(InvalidField, match="^face: give a face number or the eyes marked by hand, not both$"):
+        PhotoInput(tmp_path / "a.jpg", face=2, eyes=np.array([[100.0, 100.0], [200.0, 100.0]]))
+    assert PhotoInput(tmp_path / "a.jpg", face=2).face == 2
+
+
 def test_a_workspace_folder_that_cannot_be_made_is_one_error(tmp_path):
     (tmp_path / "a file").write_text("")
     for where in (tmp_path / "a file" / "ws", f"{tmp_path}/a\x00b"):

@@ -173,6 +173,32 @@ def test_every_answer_carries_the_security_headers(web_app: Any) -> None:
         assert (headers.get("cache-control") == "no-store") is not path.startswith("/static/"), path
 
 
+def test_head_is_answered_wherever_get_is_with_its_rules_and_without_a_body(web_app: Any, web_ws: Path) -> None:
+    client = TestClient(web_app)
+    page, head = client.get("/login"), client.head("/login")
+    assert head.status_code == page.status_code == 200 and head.content == b""
+    assert head.headers["content-type"] == page.headers["content-type"]
+    assert head.headers["content-length"] == page.headers["content-length"] != "0"
+    assert head.headers["content-security-policy"] == page.headers["content-security-policy"]
+    assert client.head("/api/v1/me").status_code == 401  # GET's access rules hold for HEAD
+    assert client.head("/cases", follow_redirects=False).status_code == 303  # to the login page
+    token = web_token(web_ws, "eve")
+    me = client.head("/api/v1/me", headers={"authorization": f"Bearer {token}"})
+    assert me.status_code == 200 and me.content == b""
+
+
+def test_a_method_an_address_does_not_take_is_answered_with_the_methods_it_does(web_app: Any) -> None:
+    client = TestClient(web_app)
+    for path, methods in (
+        ("/api/v1/me", "GET, HEAD"),
+        ("/login", "GET, HEAD, POST"),
+        ("/api/v1/cases", "GET, HEAD, POST"),
+    ):
+        answer = client.put(path)
+        assert answer.status_code == 405, path
+        assert answer.headers["allow"] == methods, path
+
+
 def test_the_pages_have_no_inline_script_or_style_and_load_nothing_from_another_host() -> None:
     bad: list[str] = []
     for file in sorted((WEB / "templates").glob("*.html")):

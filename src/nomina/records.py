@@ -592,4 +592,6 @@ class PhotoInput:
                 number = shown(self.face)
                 raise InvalidField(f"face: {number} is not a face number (faces are numbered from 1)") from None
         if self.eyes is not None:
+            if self.face is not None:  # which would be meant: the detected face, or the one marked by hand?
+                raise InvalidField("face: give a face number or the eyes marked by hand, not both", field="face")
             object.__setattr__(self, "eyes", check_eyes(self.eyes))

@@ -46,6 +46,7 @@ from ..faces import parse_eyes
 from ..records import (
     CASE_KINDS,
     SEXES,
+    TEXT_MAX_LENGTH,
     CaseFields,
     PhotoInput,
     Provenance,
@@ -198,6 +199,11 @@ def _fields_named(names: dict[str, str]) -> Iterator[None]:
         raise
 
 
+# A text field of a multipart upload, in bytes: the longest text accepted, in UTF-8's longest characters (the
+# field's own check then counts its characters and names it).
+_MAX_TEXT_PART = 4 * TEXT_MAX_LENGTH + 1024
+
+
 @asynccontextmanager
 async def _upload(request: Request) -> AsyncIterator[tuple[dict[str, str], list[UploadFile]]]:
     """The text fields and the ``photos`` files of a multipart request, refused when too large."""
@@ -213,8 +219,13 @@ async def _upload(request: Request) -> AsyncIterator[tuple[dict[str, str], list[
         raise too_big()
     reader = Request(request.scope, uploads.counted(request.receive, MAX_UPLOAD_BYTES, too_big))
     try:
-        form: FormData = await reader.form(max_files=MAX_PHOTOS, max_fields=100, max_part_size=64 * 1024)
+        form: FormData = await reader.form(max_files=MAX_PHOTOS, max_fields=100, max_part_size=_MAX_TEXT_PART)
     except StarletteHTTPException as exc:  # a malformed body, or too many files or fields
+        if "Part exceeded maximum size" in str(exc.detail):  # Starlette does not say which part
+            raise InvalidField(
+                f"a text field of the upload is over {_MAX_TEXT_PART:,} bytes: text fields hold at most "
+                f"{TEXT_MAX_LENGTH:,} characters"
+            ) from None
         raise InvalidField(f"photos: the upload cannot be read: {exc.detail}", field="photos") from None
     try:
         fields: dict[str, str] = {}

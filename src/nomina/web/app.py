@@ -26,7 +26,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import auth, users
 from ..errors import ImageTooLarge, LoginFailed, NominaError, NotLoggedIn, http_status
@@ -95,6 +96,7 @@ def create_app(workspace: Path | str | Workspace, secure_cookies: bool | None = 
     app.state.secure_cookies = secure_cookies
     app.state.throttle = LoginThrottle()
     app.add_middleware(_BodyLimit)
+    app.add_middleware(_HeadAsGet)
 
     @app.middleware("http")
     async def headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -141,12 +143,15 @@ def create_app(workspace: Path | str | Workspace, secure_cookies: bool | None = 
         message = {404: "no such page", 405: "this address does not take that method"}.get(
             exc.status_code, str(exc.detail)
         )
+        allow = {"allow": _allowed(request)} if exc.status_code == 405 else {}
         if _is_api(request):
-            return JSONResponse(error_body(code, message), exc.status_code)
+            return JSONResponse(error_body(code, message), exc.status_code, headers=allow)
         viewer = getattr(request.state, "viewer", None)
-        return render(
+        page = render(
             request, "error.html", viewer, exc.status_code, error=_PlainError(code, message), status=exc.status_code
         )
+        page.headers.update(allow)
+        return page
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
@@ -210,6 +215,41 @@ class _BodyLimit:
         await self.app(
             scope, uploads.counted(receive, limit, lambda: ImageTooLarge(f"body: {_too_big_message(limit)}")), send
         )
+
+
+def _allowed(request: Request) -> str:
+    """The methods the request's address takes, for a 405's Allow header (Starlette's own names those of one
+    route of the address only): each method is tried against the routes, as the router would."""
+    methods = [
+        method
+        for method in ("DELETE", "GET", "PATCH", "POST", "PUT")
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in request.app.router.routes
+        )
+    ]
+    if "GET" in methods:
+        methods.append("HEAD")  # answered wherever GET is (_HeadAsGet)
+    return ", ".join(sorted(methods))
+
+
+class _HeadAsGet:
+    """HEAD answered wherever GET is, as HTTP asks of a server: the GET route runs (its access rules too) and its
+    answer goes out without the body, with the headers GET would send."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
 
 
 class _PlainError:
