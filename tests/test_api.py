@@ -286,6 +286,10 @@ def test_the_error_shape(
         client.post(users, headers=adm, json={"name": "", "roles": ["examiner"]}), 422, "invalid_field", "name"
     )
     assert_error(client.post(users, headers=adm, json={"name": "zed", "roles": ["god"]}), 422, "invalid_field", "roles")
+    spaced = assert_error(
+        client.post(users, headers=adm, json={"name": "a b", "roles": ["examiner"]}), 422, "invalid_field"
+    )
+    assert spaced["field"] == "name" and spaced["message"].startswith("name: "), spaced
     for key in ("reference_id", "self"):  # the names of the library call's own parameters
         assert_error(client.patch(f"{API}/references/R1", headers=eve, json={key: "R9"}), 422, "invalid_field", key)
     for digit in ("\u00b2", "\u0661"):  # a superscript two, an Arabic-Indic one: digits, but not 0-9
@@ -369,6 +373,9 @@ def test_tokens_users_and_eyes(client: TestClient, tokens: dict[str, dict[str, s
     assert_error(
         client.post(f"{API}/tokens", headers=eve, json={"label": "x", "expires_days": 9999}), 422, "invalid_field"
     )
+    for label, why in (("", "label: required"), ("x" * 101, "label: 101 characters"), ("a\u202eb", "not printable")):
+        refused = client.post(f"{API}/tokens", headers=eve, json={"label": label})
+        assert why in assert_error(refused, 422, "invalid_field", "label")["message"]
 
     added = client.post(
         f"{API}/users", headers=adm, json={"name": "zed", "roles": ["intake"], "password": WEB_PASSWORD}
@@ -460,3 +467,18 @@ def test_a_face_number_and_eyes_marked_by_hand_together_are_refused(
     )
     assert "not both" in assert_error(both, 422, "invalid_field", "face")["message"]
     assert_error(client.get(f"{API}/cases/CT2", headers=eve), 404, "not_found")
+
+
+def test_photos_sent_as_text_or_as_no_file_are_named_for_what_they_are(
+    client: TestClient, tokens: dict[str, dict[str, str]]
+) -> None:
+    eve = tokens["eve"]
+    as_text = client.post(f"{API}/cases", headers=eve, data={"case_id": "CT3", "photos": "a.jpg"})
+    assert "send each photo as a file" in assert_error(as_text, 422, "invalid_field", "photos")["message"]
+    nothing_chosen = client.post(
+        f"{API}/cases", headers=eve, data={"case_id": "CT3"}, files=[("photos", ("", b"", "application/octet-stream"))]
+    )
+    assert (
+        "at least one photo file is required" in assert_error(nothing_chosen, 422, "invalid_field", "photos")["message"]
+    )
+    assert_error(client.get(f"{API}/cases/CT3", headers=eve), 404, "not_found")

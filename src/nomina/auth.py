@@ -515,10 +515,14 @@ def create_token(s: Session, actor: str, label: str, expires_days: int | None = 
     """A new API token for ``actor`` themself, labelled (what program holds it), optionally expiring."""
     user = users.require_user(s, actor)
     label = " ".join(str(label or "").split())
-    if not label or len(label) > 100 or not label.isprintable():
-        raise InvalidField(
-            "label: required: a short printable name of what will use the token (at most 100 characters)"
-        )
+    if not label:
+        why = "required"
+    elif len(label) > 100:
+        why = f"{len(label)} characters"
+    else:
+        why = "" if label.isprintable() else "not printable"
+    if why:
+        raise InvalidField(f"label: {why}: a short printable name of what will use the token (at most 100 characters)")
     if expires_days is not None and not 0 < expires_days <= 3660:
         raise InvalidField(f"expires_days: {expires_days!r} must be between 1 and 3660")
     now = _now()

@@ -195,7 +195,12 @@ def _fields_named(names: dict[str, str]) -> Iterator[None]:
     try:
         yield
     except InvalidField as exc:
-        exc.field = names.get(exc.field or "", exc.field)
+        key = names.get(exc.field or "")
+        if key is not None:
+            if exc.message.startswith(f"{exc.field}:"):  # the message names the key too
+                exc.message = key + exc.message[len(exc.field or "") :]
+                exc.args = (exc.message,)
+            exc.field = key
         raise
 
 
@@ -240,6 +245,9 @@ async def _upload(request: Request) -> AsyncIterator[tuple[dict[str, str], list[
                         field="photos",
                     )
                 files.append(value)
+            elif name == "photos":  # text, or a file input sent with no file chosen (an empty file name)
+                why = "at least one photo file is required" if not value else "send each photo as a file, not as text"
+                raise InvalidField(f"photos: {why}", field="photos")
             elif name in fields:
                 raise InvalidField(f"{name}: given more than once", field=name)
             else:
