@@ -330,6 +330,20 @@ def test_a_reference_an_open_identification_names_is_held_past_its_date(dated):
     assert [r.reference_id for r in dated.apply_retention(today=due).references] == ["MP-021"]
 
 
+@pytest.mark.slow  # over a second
+def test_the_report_of_a_case_whose_proposed_reference_was_deleted_says_so(dated, tmp_path):
+    dated.add_user("ben", "verifier")
+    dated.propose_identification("UP-1", "MP-021", "same scar")
+    dated.delete_reference("MP-021", "the family withdrew the report")
+    written = dated.report("UP-1", tmp_path / "report.html")
+    html = (tmp_path / "report.html").read_text()
+    assert "(reference deleted since the proposal)" in html and "(reference deleted since the search)" in html
+    created = [e for e in dated.audit_log(case_id="UP-1") if e.action == "report.create"]
+    assert created[-1].details["sha256"] == written.sha256
+    assert created[-1].reference_id is None  # no event names a record after its tombstone
+    assert dated.audit_verify().ok
+
+
 def test_a_reference_is_kept_on_its_retention_date_and_erased_the_day_after(dated):
     retain = date.today() + timedelta(days=10)
     assert dated.apply_retention(today=retain).references == []

@@ -1272,6 +1272,8 @@ class Workspace:
             found = workflow.current(case)
             search_id = found.search_id if found is not None and found.search_id is not None else case.searches[-1].id
             reference = None if found is None else found.reference_id
+            # a reference erased before the report: the report says so, and its event names no erased record
+            held = reference if reference is not None and s.get(db.Reference, reference) is not None else None
             crop = casefile.face_crop(self.photos.read, self.settings)
             result = search.load(s, search_id, actor, self.settings.age_gap_years)
             included = {record_key("case", case_id), record_key("search", search_id)}
@@ -1284,7 +1286,7 @@ class Workspace:
         fmt = path.suffix.lower().lstrip(".")
         try:
             with self._acting("report.read") as (s, actor):
-                written = audit.ReportCreated(case_id=case_id, sha256=sha, format=fmt, reference_id=reference)
+                written = audit.ReportCreated(case_id=case_id, sha256=sha, format=fmt, reference_id=held)
                 _still_there(s, written)
                 audit.record(s, actor, written)
         except BaseException:
