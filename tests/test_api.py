@@ -302,6 +302,12 @@ def test_the_error_shape(
         assert_error(superscript, 422, "invalid_field", "face")
     eyes = {"left": [10, 10], "right": [11, 10]}
     assert_error(client.post(f"{API}/cases/C2/photos/1/eyes", headers=eve, json=eyes), 422, "invalid_field", "eyes")
+    far = client.post(
+        f"{API}/cases/C2/photos/1/eyes",
+        headers={**eve, "content-type": "application/json"},
+        content=b'{"left": [10, 10], "right": [1e999, 10]}',  # JSON's number read as infinity
+    )
+    assert "right: [inf, 10.0] is not a point" in assert_error(far, 422, "invalid_field", "right")["message"]
     assert_error(
         client.get(f"{API}/cases/C1/report", headers=eve, params={"format": "docx"}), 422, "invalid_field", "format"
     )

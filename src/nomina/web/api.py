@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -52,6 +53,7 @@ from ..records import (
     Provenance,
     Record,
     ReferenceFields,
+    check_eyes,
     record_number,
     shown,
 )
@@ -683,7 +685,10 @@ async def mark_eyes(case_id: str, number: int, request: Request, viewer: Viewer 
     body = await _json(request, EyesRequest)
     if not 1 <= number <= 100_000:
         raise InvalidField(f"photo: {number} is not a photo number", field="number")
-    eyes = parse_eyes(",".join(repr(v) for v in (*body.left, *body.right)))
+    for key, point in (("left", body.left), ("right", body.right)):  # 1e999 reads as infinity
+        if not all(math.isfinite(v) for v in point):
+            raise InvalidField(f"{key}: {shown(list(point))} is not a point [x, y] of finite numbers", field=key)
+    eyes = check_eyes([list(body.left), list(body.right)])
     return (await _call(viewer.ws.mark_eyes, case_id, number, eyes)).to_dict()
 
 
