@@ -160,6 +160,28 @@ def test_a_jpeg_of_very_many_scans_is_refused_before_decoding(faces_dir):
         decode_image(bomb, "bomb.jpg", 10**7)
 
 
+def _with_size(jpeg: bytes, width: int, height: int) -> bytes:
+    """The JPEG with the size in its frame header (SOF0) changed, its data left as it is."""
+    at = jpeg.index(b"\xff\xc0") + 5  # marker, length (2), precision (1): then height and width
+    return jpeg[:at] + height.to_bytes(2, "big") + width.to_bytes(2, "big") + jpeg[at + 4 :]
+
+
+def test_a_jpeg_whose_data_was_cut_or_damaged_is_refused_though_its_end_marker_is_there(faces_dir, capfd):
+    good = london(faces_dir, "004").read_bytes()
+    damaged = {f"cut at {share}%": good[: len(good) * share // 100] + b"\xff\xd9" for share in (30, 50, 80, 95)}
+    damaged["frame header claims 7000 x 7000"] = _with_size(good, 7000, 7000)
+    damaged["data with unread bytes before its end"] = good[:-2] + bytes(range(1, 120)) + b"\xff\xd9"
+    capfd.readouterr()
+    for what, data in damaged.items():
+        with pytest.raises(NotAnImage, match=r"^photo\.jpg: damaged or truncated image \(Corrupt JPEG data: "):
+            decode_image(data, "photo.jpg", 10**8)
+            pytest.fail(f"{what}: decoded")
+    assert capfd.readouterr() == ("", ""), "libjpeg's warnings stay out of the terminal"
+    # what cameras and editors do to a sound JPEG is not damage: a few bytes before the end marker, data after it
+    for sound in (good, good[:-2] + bytes(3) + b"\xff\xd9", good + b"a thumbnail or a trailer"):
+        assert decode_image(sound, "photo.jpg", 10**8).pixels.shape == (400, 400, 3)
+
+
 def test_a_jpeg_carrying_a_second_image_is_read_as_its_first(faces_dir):
     """Phones write HDR photos as MPO: the photo, then its gain map."""
     face = Image.open(london(faces_dir, "001"))

@@ -10,6 +10,7 @@ import hashlib
 import io
 import logging
 import os
+import re
 import stat
 import struct
 import sys
@@ -216,6 +217,8 @@ def decode_image(data: bytes, name: str, max_pixels: int) -> DecodedImage:
                         "of its own"
                     )
                 img.load()
+                if fmt in ("JPEG", "MPO"):
+                    _check_jpeg_data(data, name)
                 upright = _rgb(_upright(img), name)
         except NominaError:
             raise
@@ -329,6 +332,27 @@ def _check_jpeg_scans(data: bytes, name: str) -> None:
             f"{name}: a JPEG of {scans:,} scans (at most {MAX_JPEG_SCANS} are decoded; a camera's photo has about "
             "10): damaged, or made to take hours to decode"
         )
+
+
+#: What libjpeg says, as its first warning, of a JPEG whose pixels it could not all decode (it fills the rest with
+#: grey and goes on): a truncated file whose end marker was put back, a damaged Huffman code, a scan cut short.
+_JPEG_DAMAGE = ("Corrupt JPEG data", "Premature end of JPEG file", "Invalid SOS parameters", "Inconsistent progression")
+#: ... except a few bytes between the image data and the end marker, which some cameras and editors leave (no pixel
+#: is lost). Damage inside the data also leaves bytes there, unread, but tens or hundreds of them.
+_JPEG_PADDING = re.compile(r"Corrupt JPEG data: ([1-9]|1[0-6]) extraneous bytes before marker 0xd9")
+
+
+def _check_jpeg_data(data: bytes, name: str) -> None:
+    """Refuse a JPEG whose compressed data is damaged. Pillow decodes it without a word, the missing part grey;
+    libjpeg's warning is only printed, so the file is decoded again by OpenCV's libjpeg at an eighth of its size
+    in grey (the whole compressed data is still read, at a fraction of the cost) and its first warning read
+    from standard error. Called under the decoding lock, like every capture of standard error."""
+    heard: list[str] = []
+    with _c_stderr_kept(True, heard):
+        cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_REDUCED_GRAYSCALE_8 | cv2.IMREAD_IGNORE_ORIENTATION)
+    first = heard[0] if heard else ""
+    if first.startswith(_JPEG_DAMAGE) and not _JPEG_PADDING.match(first):
+        raise NotAnImage(f"{name}: damaged or truncated image ({first})")
 
 
 def _one_line(text: str) -> str:
