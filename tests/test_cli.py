@@ -230,3 +230,14 @@ def test_suggested_commands_quote_ids_for_the_shell(populated, faces_dir, capsys
     code, _, err = run(capsys, "case", "add", "x$(touch${IFS}PWNED)", noface, "-w", populated)
     assert code == 0
     assert "`nomina case mark-eyes 'x$(touch${IFS}PWNED)' --photo 1 --eyes X1,Y1,X2,Y2`" in err
+
+
+def test_a_face_whose_landmarks_give_no_pitch_is_printed_with_n_a():
+    """Landmarks with the mouth above the eyes (a damaged detector, an odd photo) give no pitch: the quality
+    line says so instead of failing halfway through the command's output."""
+    from nomina import cli
+
+    quality = {"detector_score": 0.9, "yaw": 3.2, "pitch": None, "roll": -1.0, "score": 40, "reasons": [],
+               "inter_eye_px": 60, "sharpness": 100, "brightness": 120}  # fmt: skip
+    line = cli._quality_line({"manual": False, "quality": quality})
+    assert "yaw=+3 pitch=n/a" in line and "roll=-1" in line

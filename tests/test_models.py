@@ -245,6 +245,47 @@ def test_a_detector_file_that_loads_but_cannot_run_is_refused_when_loaded(tmp_pa
         load_model("sface", str(tmp_path))
 
 
+def damaged_yunet(sface: FaceModel, folder: Path, change) -> Path:
+    """A model folder whose YuNet file is the shipped one with ``change`` made to its graph."""
+    model = onnx_graph.read(Path(sface.paths["detector"]).read_bytes())
+    change(model.graph)
+    (folder / "face_detection_yunet_2023mar_int8bq.onnx").write_bytes(model.SerializeToString())
+    shutil.copy(sface.paths["embedder"], folder / "face_recognition_sface_2021dec_int8bq.onnx")
+    return folder
+
+
+def _scales_of_the_box_head_not_numbers(graph) -> None:
+    for t in graph.initializer:
+        if t.name.startswith("bbox_head.multi_level_bbox") and t.name.endswith("weight_scales"):
+            t.raw_data = np.full(len(t.raw_data) // 4, np.nan, np.float32).tobytes()
+
+
+def _a_weight_of_impossible_size(graph) -> None:
+    plain = next(t for t in graph.initializer if t.data_type == 1 and t.raw_data and not t.name.endswith("scales"))
+    plain.dims[:] = [2**40, 2**40]
+
+
+def test_a_detector_that_gives_faces_at_no_finite_place_is_refused_in_one_line(tmp_path, faces_dir, sface):
+    variant = load_model("sface", str(damaged_yunet(sface, tmp_path, _scales_of_the_box_head_not_numbers)))
+    with pytest.raises(ModelError, match="^model: the face detector gave a face at no finite place"):
+        variant.detector.detect(pixels(london(faces_dir, "001")))
+
+
+def test_onnxruntime_says_nothing_on_the_terminal_when_a_detector_file_cannot_load(tmp_path, sface, capfd):
+    folder = damaged_yunet(sface, tmp_path, _a_weight_of_impossible_size)
+    capfd.readouterr()
+    with pytest.raises(ModelError, match=f"^model sface: cannot load its files from {tmp_path}: "):
+        load_model("sface", str(folder))
+    assert capfd.readouterr() == ("", "")
+
+
+def test_an_embedder_file_that_is_not_sface_is_refused_when_loaded(tmp_path, sface):
+    shutil.copy(sface.paths["detector"], tmp_path / "face_detection_yunet_2023mar_int8bq.onnx")
+    shutil.copy(sface.paths["detector"], tmp_path / "face_recognition_sface_2021dec_int8bq.onnx")  # YuNet again
+    with pytest.raises(ModelError, match=f"^model sface: cannot load its files from {tmp_path}: .*'data'"):
+        load_model("sface", str(tmp_path))
+
+
 def test_a_detector_file_that_is_not_a_yunet_network_is_refused(tmp_path, sface, arcface):
     shutil.copy(sface.paths["embedder"], tmp_path / "face_recognition_sface_2021dec_int8bq.onnx")
     cases = {

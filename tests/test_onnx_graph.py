@@ -55,6 +55,13 @@ def test_weights_quantised_per_tensor_per_axis_and_per_block_become_what_they_st
     assert np.allclose(dequantise(X, scale, zero, axis=1, block_size=4), (X - full[1]) * full[0])
 
 
+def test_one_block_longer_than_its_axis_is_the_whole_axis():
+    scale, zero = np.array([[[[0.5]], [[0.25]]]], np.float32).reshape(2, 1, 1, 1), np.zeros((2, 1, 1, 1), np.int8)
+    scale, zero = np.broadcast_to(scale, (2, 1, 3, 3)).copy(), np.broadcast_to(zero, (2, 1, 3, 3)).copy()
+    got = dequantise(X, scale, zero, axis=1, block_size=2**40)  # repeated as often as the axis is long, no more
+    assert np.array_equal(got, X.astype(np.float32) * scale)
+
+
 def test_values_kept_in_typed_fields_are_read_like_raw_bytes():
     node_scale = np.array([0.25, 4.0], np.float32)
     graph = onnx_graph.message("Graph")
@@ -79,9 +86,15 @@ def five_scales_for_two_channels(x, s):
     s.dims[:] = [5]
 
 
+def blocks_of_a_million(x, s):
+    s.dims[:] = [2, 2, 3, 3]  # two blocks along axis 1 ...
+    s.raw_data = np.full(36, 0.5, np.float32).tobytes()
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
+        (blocks_of_a_million, r"node 'w': blocks of 1000000 do not fit weights \(2, 6, 3, 3\)"),
         (longer_shape, r"tensor 'x' holds 108 values, not the \(2, 6, 3, 3, 2\) its shape says"),
         (unread_type, "tensor 'x': element type 8 is not one Nomina reads"),
         (five_scales_for_two_channels, r"node 'w': scale \(1, 5, 1, 1\) does not fit weights \(2, 6, 3, 3\)"),
@@ -89,10 +102,21 @@ def five_scales_for_two_channels(x, s):
 )
 def test_tensors_that_do_not_hold_what_they_say_are_refused(change, message):
     graph = onnx_graph.message("Graph")
-    graph.node.add(input=["x", "s"], output=["w"], op_type="DequantizeLinear").attribute.add(name="axis", i=1)
+    node = graph.node.add(input=["x", "s"], output=["w"], op_type="DequantizeLinear")
+    node.attribute.add(name="axis", i=1)
+    if change is blocks_of_a_million:
+        node.attribute.add(name="block_size", i=1_000_000)  # ... of a million weights each, over six
     graph.initializer.extend([tensor("x", X, 3), tensor("s", np.full(6, 0.5, np.float32), 1)])
     change(graph.initializer[0], graph.initializer[1])
     with pytest.raises(ValueError, match=message):
+        onnx_graph.float_weights(onnx_graph.message("Model", graph=graph))
+
+
+def test_a_dequantisation_node_without_its_inputs_is_refused_in_one_line():
+    graph = onnx_graph.message("Graph")
+    graph.node.add(input=["x"], output=["w"], op_type="DequantizeLinear")
+    graph.initializer.extend([tensor("x", X, 3)])
+    with pytest.raises(ValueError, match=r"^a DequantizeLinear node has 1 input\(s\) and 1 output\(s\)$"):
         onnx_graph.float_weights(onnx_graph.message("Model", graph=graph))
 
 

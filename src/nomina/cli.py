@@ -1388,7 +1388,7 @@ def inspect(
         out.print(
             f"    detector score={q.detector_score:.2f}  eyes {q.inter_eye_px:.0f} px apart  "
             f"sharpness={q.sharpness:.0f}  brightness={q.brightness:.0f}  "
-            f"yaw={q.yaw:+.0f} pitch={q.pitch:+.0f} roll={q.roll:+.0f} deg"
+            f"yaw={_degrees(q.yaw)} pitch={_degrees(q.pitch)} roll={_degrees(q.roll)} deg"
         )
     if out_path is not None:
         out.print(_printable(f"Annotated copy written to {out_path}"))
@@ -1855,10 +1855,15 @@ def _print_record(record: dict[str, Any], skip: tuple[str, ...]) -> None:
             out.print(f"{key}: {value}")
 
 
+def _degrees(angle: float | None) -> str:
+    """A pose angle as a signed whole number; "n/a" when the landmarks do not give it (a mouth above the eyes)."""
+    return "n/a" if angle is None else f"{angle:+.0f}"
+
+
 def _quality_line(f: dict[str, Any]) -> str:
     q = f["quality"]
     how = "marked by hand" if f["manual"] else f"detector score {q['detector_score']:.2f}"
-    pose = "" if q["yaw"] is None else f"  yaw={q['yaw']:+.0f} pitch={q['pitch']:+.0f}"
+    pose = "" if q["yaw"] is None else f"  yaw={_degrees(q['yaw'])} pitch={_degrees(q['pitch'])}"
     why = f" ({'; '.join(q['reasons'])})" if q["reasons"] else ""
     return (
         f"face ({how}): quality {q['score']:.0f}/100{why}\n    eyes {q['inter_eye_px']:.0f} px apart  "

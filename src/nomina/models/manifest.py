@@ -263,7 +263,7 @@ def load_model(name: str = "sface", model_dir: str = "") -> FaceModel:
     try:
         detector, embedder = manifest.build(str_paths)
     except Exception as exc:  # noqa: BLE001 - OpenCV raises cv2.error, with a multi-line message
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
         folder = Path(str_paths["embedder"]).parent
         raise ModelError(f"model {manifest.name}: cannot load its files from {folder}: {reason}") from None
     return FaceModel(manifest=manifest, file_hashes=hashes, detector=detector, embedder=embedder, paths=str_paths)

@@ -120,6 +120,8 @@ def _array(tensor: Any) -> np.ndarray:
 def _dequantised(node: Any, stored: dict[str, Any]) -> np.ndarray:
     """What a DequantizeLinear of stored tensors computes: (x - zero point) * scale, per tensor, per axis or
     per block of ``block_size`` along ``axis`` (float32)."""
+    if len(node.input) < 2 or len(node.output) != 1:
+        raise ValueError(f"a DequantizeLinear node has {len(node.input)} input(s) and {len(node.output)} output(s)")
     x = _array(stored[node.input[0]]).astype(np.float32)
     scale = _array(stored[node.input[1]]).astype(np.float32)
     has_zero = len(node.input) > 2 and node.input[2]
@@ -127,10 +129,13 @@ def _dequantised(node: Any, stored: dict[str, Any]) -> np.ndarray:
     attrs = {a.name: int(a.i) for a in node.attribute}
     axis, block = attrs.get("axis", 1) % max(x.ndim, 1), attrs.get("block_size", 0)
     if scale.ndim and block > 0:
+        if scale.ndim != x.ndim or scale.shape[axis] != -(-x.shape[axis] // block):  # as ONNX requires
+            raise ValueError(f"node {node.output[0]!r}: blocks of {block} do not fit weights {x.shape}")
         whole = [slice(None)] * x.ndim
         whole[axis] = slice(0, x.shape[axis])
-        scale = np.repeat(scale, block, axis=axis)[tuple(whole)]
-        zero = np.repeat(zero, block, axis=axis)[tuple(whole)]
+        each = min(block, x.shape[axis])  # one block of a million weights over six: six copies, not a million
+        scale = np.repeat(scale, each, axis=axis)[tuple(whole)]
+        zero = np.repeat(zero, each, axis=axis)[tuple(whole)]
     elif scale.ndim:
         shape = [1] * x.ndim
         shape[axis] = -1

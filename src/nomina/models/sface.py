@@ -51,6 +51,11 @@ class SFaceEmbedder:
     def __init__(self, path: str) -> None:
         with _quiet_opencv():
             self._net = cv2.dnn.readNetFromONNX(path)
+        # One blank face checks that the file is SFace (it takes 'data' and gives 128 numbers), at load rather
+        # than in the middle of an import.
+        got = self.outputs([np.zeros((112, 112, 3), np.uint8)]).shape[1]
+        if got != self.dim:
+            raise ValueError(f"the network gives {got}-d vectors, not {self.dim}-d")
 
     def outputs(self, aligned: list[np.ndarray]) -> np.ndarray:
         """The network's output for each crop, before L2 normalisation (its length is a quality signal)."""

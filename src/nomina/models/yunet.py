@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
+from ..errors import ModelError
 from . import onnx_graph
 from .base import Detection
 
@@ -45,7 +46,10 @@ class YuNetDetector:
         options.intra_op_num_threads = 1  # the caller runs one detector per worker thread
         options.inter_op_num_threads = 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.log_severity_level = 3  # errors only: no notices on the terminal
+        # nothing on the terminal: a file that fails to load or run raises, and Nomina says so in one line (the
+        # environment's logger, which speaks before a session has its own, is onnxruntime's only: set here too)
+        ort.set_default_logger_severity(4)
+        options.log_severity_level = 4
         # no fallback: onnxruntime would print a banner on the terminal and retry the same provider
         self._session = ort.InferenceSession(
             graph.SerializeToString(), options, providers=["CPUExecutionProvider"], enable_fallback=0
@@ -66,7 +70,10 @@ class YuNetDetector:
         blob = np.zeros((1, 3, padded_h, padded_w), dtype=np.float32)
         blob[0, :, :h, :w] = bgr.transpose(2, 0, 1)
         out = dict(zip(_OUTPUTS, self._session.run(list(_OUTPUTS), {self._input: blob}), strict=True))
-        faces = np.concatenate([_decode(out, stride, padded_w // stride) for stride in _STRIDES])
+        with np.errstate(over="ignore", invalid="ignore"):  # a damaged network's infinities are refused below
+            faces = np.concatenate([_decode(out, stride, padded_w // stride) for stride in _STRIDES])
+        if not np.isfinite(faces).all():
+            raise ModelError("model: the face detector gave a face at no finite place; its file is damaged")
         if len(faces) > 1:
             boxes = [[int(v) for v in face[:4]] for face in faces]  # OpenCV suppresses on whole-pixel boxes
             keep = cv2.dnn.NMSBoxes(boxes, faces[:, 14].tolist(), _FLOOR, _NMS, top_k=_TOP_K)
