@@ -118,6 +118,7 @@ def test_an_import_warns_per_row_of_ids_in_use_and_of_ids_earlier_in_the_manifes
     ]
 
 
+@pytest.mark.slow  # about a second or more
 def test_the_command_line_prints_one_warning_line_and_keeps_the_record(cli_ws, faces_dir, tmp_path, capsys):
     def added(*args: object) -> list[str]:
         code, _, err = run(capsys, *args, "-w", cli_ws)

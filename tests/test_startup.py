@@ -97,6 +97,7 @@ def test_the_public_names_still_load_on_first_use():
     assert HEAVY <= set(loaded)  # the library proper, loaded when a name is used
 
 
+@pytest.mark.slow  # about a second or more
 def test_no_module_takes_the_version_from_the_package_root():
     """`__version__` comes from nomina._version: a module importing it from the package root would load
     every public name with it, and would depend upward on the package."""

@@ -338,6 +338,7 @@ def _one_vector_for_all(folder: Path) -> None:
     vectors.flush()
 
 
+@pytest.mark.slow  # about a second or more
 @pytest.mark.parametrize("edit", [_rotate_references, _one_vector_for_all])
 def test_a_search_refuses_candidates_that_the_database_does_not_bear_out(casework, capsys, edit):
     """The gallery index's snapshot files are outside the records the trail accounts for: a candidate the
@@ -650,6 +651,7 @@ def test_a_setting_changed_between_two_changes_is_caught_after_the_second(identi
     ), out
 
 
+@pytest.mark.slow  # about a second or more
 @pytest.mark.parametrize(
     "stored", ["{oops", '"bogus"', "NaN", "[1, 2]", json.dumps("x" * 100_000), "[" * 100_000 + "]" * 100_000, "blob"]
 )
