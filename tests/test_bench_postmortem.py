@@ -68,6 +68,7 @@ def test_no_variant_changes_its_input(made, sample):
     assert np.array_equal(sample[0], img) and np.array_equal(sample[1], marks)
 
 
+@pytest.mark.slow  # about a second
 def test_each_variant_is_the_same_for_the_same_seed_and_the_chance_parts_follow_the_seed(made, sample):
     out, _ = made
     img, marks = sample

@@ -59,6 +59,7 @@ def test_a_case_id_in_greek_letters_warns_of_the_latin_one(ws, faces_dir):
     assert [c.case_id for c in ws.cases()] == ["A-7", f"{GREEK_ALPHA}-7"]
 
 
+@pytest.mark.slow  # about a second
 def test_no_warning_for_different_ids_ascii_lookalikes_or_the_other_kind_of_record(ws, faces_dir):
     add_ref(ws, faces_dir, "P1", "001")
     assert add_ref(ws, faces_dir, "P2", "002").warnings == []

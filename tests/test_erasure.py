@@ -396,6 +396,7 @@ def expire(ws: Path, reference_id: str, on: str) -> None:
         con.execute('UPDATE "references" SET retain_until = ? WHERE id = ?', (on, reference_id))
 
 
+@pytest.mark.slow  # about a second
 def test_retention_and_maintain_commands(cli_ws, faces_dir, capsys):
     assert run(capsys, "reference", "add", "R2", london(faces_dir, "002"), "--name", "B", *PROV,
                "--retain-until", "2999-12-31", "-w", cli_ws)[0] == 0  # fmt: skip

@@ -306,6 +306,7 @@ def test_the_command_line_names_the_flags(args, pattern, cli_searched, tmp_path,
     assert_one_error_line(err, pattern)
 
 
+@pytest.mark.slow  # about a second
 def test_the_command_line_says_which_command_to_run(tmp_path, cli_ws, two_faces, faces_dir, capsys, monkeypatch):
     code, _, err = run(capsys, "case", "list", "-w", tmp_path / "nowhere")
     assert code == 1

@@ -164,6 +164,7 @@ def test_every_line_is_accounted_for(ws_dir, tmp_path, faces_dir, capsys):
     }
 
 
+@pytest.mark.slow  # about a second
 def test_failures_written_nowhere_still_reported(ws_dir, tmp_path, faces_dir, capsys):
     """When the default failures file cannot be written (here a folder is in its way), the failed rows are
     still printed and the command still exits 1; the good rows are kept."""

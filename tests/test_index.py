@@ -571,6 +571,7 @@ def test_searches_run_while_another_thread_applies_changes(saved):
     gallery.close()
 
 
+@pytest.mark.slow  # about a second
 def test_a_row_moved_to_another_list_or_given_another_code_is_named_and_no_honest_row_is():
     """What audit verify relies on: each face re-encoded from its own vector; a tie within float rounding
     (the product summed in another order) is no finding."""

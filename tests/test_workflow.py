@@ -353,6 +353,7 @@ def test_one_users_events_are_paged_past_many_hidden_ones(casework, capsys):
         assert all(e.case_id != "UP-1" for e in ben.audit_log(user="dee"))
 
 
+@pytest.mark.slow  # about a second
 def test_a_blind_verifier_cannot_tell_the_proposer_by_who_searched_or_looked_at_the_case(casework, capsys):
     """The proposer searches and looks at the case just before and after proposing: those events, and who ran
     the search, would name them next to the hidden proposal. Until the verification, the verifier sees
