@@ -344,6 +344,30 @@ def test_the_report_of_a_case_whose_proposed_reference_was_deleted_says_so(dated
     assert dated.audit_verify().ok
 
 
+@pytest.mark.slow  # over a second
+def test_a_report_whose_proposed_reference_is_erased_while_it_is_read_is_not_left_behind(dated, tmp_path, monkeypatch):
+    """The report reads in one snapshot and records itself in a later transaction: a reference erased in
+    between (another process) leaves no report file and no report event after its tombstone."""
+    dated.add_user("ben", "verifier")
+    dated.propose_identification("UP-1", "MP-021", "same scar")
+    reading, armed = dated._reading, [True]
+
+    @contextmanager
+    def erased_after_the_snapshot():
+        with reading() as s:
+            yield s
+        if armed.pop() if armed else False:
+            dated.delete_reference("MP-021", "consent withdrawn")
+
+    monkeypatch.setattr(dated, "_reading", erased_after_the_snapshot)
+    with pytest.raises(NotFound, match="reference MP-021: no such reference"):
+        dated.report("UP-1", tmp_path / "report.html")
+    assert not (tmp_path / "report.html").exists()
+    actions = [action for action, _ in trail(dated)]
+    assert actions[-1] == "reference.delete" and "report.create" not in actions
+    assert dated.audit_verify().ok
+
+
 def test_a_reference_is_kept_on_its_retention_date_and_erased_the_day_after(dated):
     retain = date.today() + timedelta(days=10)
     assert dated.apply_retention(today=retain).references == []
