@@ -80,6 +80,8 @@ __all__ = [
     "UnsupportedFormat",
     "WorkspaceError",
     "http_status",
+    "one_line",
+    "reason",
 ]
 
 
@@ -267,3 +269,15 @@ def http_status(error: NominaError | type[NominaError]) -> int:
         if cls in HTTP_STATUS:
             return HTTP_STATUS[cls]
     return 500
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """Text as part of a one-line message: its whitespace runs (line breaks too) made single spaces, cut to
+    ``limit`` characters."""
+    return " ".join(text.split())[:limit]
+
+
+def reason(exc: BaseException, limit: int = 200) -> str:
+    """Why a library failed, as a short phrase for a one-line message: its exception's text (OpenCV's and
+    onnxruntime's run over several lines), else the exception's kind."""
+    return one_line(str(exc), limit) or type(exc).__name__

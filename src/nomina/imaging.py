@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .errors import FileMissing, ImageTooLarge, NominaError, NotAnImage, UnsupportedFormat
+from .errors import FileMissing, ImageTooLarge, NominaError, NotAnImage, UnsupportedFormat, one_line, reason
 
 __all__ = [
     "ACCEPTED_FORMATS",
@@ -192,7 +192,7 @@ def decode_image(data: bytes, name: str, max_pixels: int) -> DecodedImage:
         except MemoryError:
             raise ImageTooLarge(f"{name}: image too large to decode in the memory available") from None
         except Exception as exc:  # noqa: BLE001 (a damaged file can make a decoder fail in any way: struct.error, TypeError...)
-            raise NotAnImage(f"{name}: not a readable image ({_why(exc)})") from None
+            raise NotAnImage(f"{name}: not a readable image ({reason(exc)})") from None
         fmt = img.format or "unknown"
         if fmt not in ACCEPTED_FORMATS:
             raise UnsupportedFormat(f"{name}: unsupported image format {fmt} (accepted: {', '.join(ACCEPTED_FORMATS)})")
@@ -225,7 +225,7 @@ def decode_image(data: bytes, name: str, max_pixels: int) -> DecodedImage:
         except MemoryError:
             raise ImageTooLarge(f"{name}: image too large to decode in the memory available") from None
         except Exception as exc:  # noqa: BLE001 (as above)
-            why = "; ".join([_why(exc), *said[:1]])
+            why = "; ".join([reason(exc), *said[:1]])
             raise NotAnImage(f"{name}: damaged or truncated image ({why})") from None
     # Copying out the decoded pixels cannot warn, so it runs outside the lock: for a 12 MP photo it is most
     # of the time, and the workers' decodes then overlap.
@@ -287,7 +287,7 @@ def _c_stderr_kept(active: bool, said: list[str]) -> Iterator[None]:
                 os.dup2(saved, 2)
                 sink.seek(0)
                 text = sink.read(4096).decode("utf-8", "replace")
-                said.extend(_one_line(line) for line in text.splitlines() if line.strip())
+                said.extend(one_line(line) for line in text.splitlines() if line.strip())
     finally:
         os.close(saved)
 
@@ -305,7 +305,7 @@ class _PillowLog(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         kept: list[str] | None = getattr(self.kept, "lines", None)
         if kept is not None:
-            kept.append(_one_line(record.getMessage()))
+            kept.append(one_line(record.getMessage()))
 
 
 _PILLOW_LOG = _PillowLog()
@@ -353,17 +353,6 @@ def _check_jpeg_data(data: bytes, name: str) -> None:
     first = heard[0] if heard else ""
     if first.startswith(_JPEG_DAMAGE) and not _JPEG_PADDING.match(first):
         raise NotAnImage(f"{name}: damaged or truncated image ({first})")
-
-
-def _one_line(text: str) -> str:
-    """Text as part of a one-line message: its whitespace runs made single spaces, cut to 200 characters."""
-    return " ".join(text.split())[:200]
-
-
-def _why(exc: BaseException) -> str:
-    """An exception as a short phrase for a one-line message (its text, else its kind)."""
-    text = _one_line(str(exc))
-    return text or type(exc).__name__
 
 
 def _rgb(img: Image.Image, name: str) -> Image.Image | np.ndarray:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ChecksumMismatch, ModelError, ModelMissing, NotFound
+from ..errors import ChecksumMismatch, ModelError, ModelMissing, NotFound, reason
 from .base import Detector, Embedder, FaceModel
 
 __all__ = ["MODELS", "ModelFile", "ModelManifest", "load_model", "locate_files"]
@@ -263,7 +263,6 @@ def load_model(name: str = "sface", model_dir: str = "") -> FaceModel:
     try:
         detector, embedder = manifest.build(str_paths)
     except Exception as exc:  # noqa: BLE001 - OpenCV raises cv2.error, with a multi-line message
-        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
         folder = Path(str_paths["embedder"]).parent
-        raise ModelError(f"model {manifest.name}: cannot load its files from {folder}: {reason}") from None
+        raise ModelError(f"model {manifest.name}: cannot load its files from {folder}: {reason(exc, 300)}") from None
     return FaceModel(manifest=manifest, file_hashes=hashes, detector=detector, embedder=embedder, paths=str_paths)
