@@ -23,7 +23,6 @@ import argparse
 import json
 import platform
 import statistics
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,12 +30,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 from degrade import GROUPS as DEGRADE_GROUPS
+from enrolment import run_nomina
 from postmortem import POSTMORTEM_VARIANTS
 
 import nomina
 import nomina.models.yunet as yunet
-from nomina import FaceAnalyzer, Workspace, load_model, load_settings
-from nomina.demo import write_sample_manifest
+from nomina import FaceAnalyzer, load_model, load_settings
+from nomina.demo import sample_sets
 from nomina.imaging import decode_image, read_photo
 from nomina.models import Detection
 
@@ -131,39 +131,25 @@ def case_analysis(ours: yunet.YuNetDetector, theirs: OpenCVYuNet, rounds: int) -
 
 
 def enrolment(imports: int) -> dict:
-    photos = sorted(FACES.glob("london/*/*_neutral.jpg")) + sorted(FACES.glob("canada/*/*.jpg"))
-    photos += sorted(FACES.glob("london/*/*_smiling.jpg"))
+    refs, cases = sample_sets(FACES)
+    gallery, probes = [p for _, p in refs], [p for _, p in cases]
     runs: dict[str, list[dict]] = {"opencv": [], "onnxruntime": []}
     engines = {"opencv": OpenCVYuNet, "onnxruntime": yunet.YuNetDetector}
     for _ in range(imports):
         for name, engine in engines.items():
-            yunet.YuNetDetector = engine  # what the model's builder makes
+            yunet.YuNetDetector = engine  # what the model's builder makes, for the workers' copies too
             try:
-                model = load_model("sface")
-                with tempfile.TemporaryDirectory(prefix="nomina-engines-") as tmp:
-                    manifest = write_sample_manifest(
-                        [(f"p{i:04d}", p) for i, p in enumerate(photos)], Path(tmp) / "m.csv"
-                    )
-                    ws = Workspace.create(Path(tmp) / "ws", load_settings(), model=model, admin="bench")
-                    cpu, start = time.process_time(), time.perf_counter()
-                    report = ws.import_references(manifest)
-                    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-                    ws.close()
+                run = run_nomina(gallery, probes, load_model("sface"))
             finally:
                 yunet.YuNetDetector = engines["onnxruntime"]
-            assert report.added == len(photos), report.failures
-            runs[name].append(
-                {
-                    "photos_per_second": round(len(photos) / seconds, 2),
-                    "cpu_ms_per_photo": round(cpu / len(photos) * 1e3, 1),
-                }
-            )
+            assert run["failed"] == 0, run
+            runs[name].append({key: run[key] for key in ("photos_per_second", "cpu_ms_per_photo")})
             print(name, runs[name][-1], flush=True)
     summary = {
         name: {key: statistics.median(r[key] for r in rs) for key in ("photos_per_second", "cpu_ms_per_photo")}
         for name, rs in runs.items()
     }
-    return {"photos": len(photos), "runs": runs, "median": summary}
+    return {"photos": len(gallery) + len(probes), "runs": runs, "median": summary}
 
 
 def main() -> None:
