@@ -14,6 +14,7 @@ verified file: nothing derived is written to disk.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import cv2
@@ -35,13 +36,20 @@ _PAD_MULTIPLE = 32
 _OUTPUTS = tuple(f"{kind}_{stride}" for kind in ("cls", "obj", "bbox", "kps") for stride in _STRIDES)
 
 
+@lru_cache(maxsize=4)
+def _runnable(data: bytes) -> bytes:
+    """A YuNet file's graph as onnxruntime runs it, made once for the detectors of every thread (keyed by the
+    file's bytes, so a file changed since is made again)."""
+    return bytes(onnx_graph.open_input_size(onnx_graph.float_weights(onnx_graph.read(data))).SerializeToString())
+
+
 class YuNetDetector:
     """YuNet on one thread of the caller's (build one per thread, as for every network here)."""
 
     def __init__(self, path: str) -> None:
         # onnxruntime's Windows builds record usage events for the operating system's telemetry unless told not to
         ort.disable_telemetry_events()
-        graph = onnx_graph.open_input_size(onnx_graph.float_weights(onnx_graph.read(Path(path).read_bytes())))
+        graph = _runnable(Path(path).read_bytes())
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1  # the caller runs one detector per worker thread
         options.inter_op_num_threads = 1
@@ -51,9 +59,7 @@ class YuNetDetector:
         ort.set_default_logger_severity(4)
         options.log_severity_level = 4
         # no fallback: onnxruntime would print a banner on the terminal and retry the same provider
-        self._session = ort.InferenceSession(
-            graph.SerializeToString(), options, providers=["CPUExecutionProvider"], enable_fallback=0
-        )
+        self._session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"], enable_fallback=0)
         self._session.disable_fallback()
         self._input = self._session.get_inputs()[0].name
         has = {o.name for o in self._session.get_outputs()}
