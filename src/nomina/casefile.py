@@ -281,7 +281,7 @@ def _identification(s: Session, i: db.Identification) -> dict[str, Any]:
     v = i.verification
     return {
         "reference_id": i.reference_id,
-        "name": "(reference deleted since the proposal)" if ref is None else ref.name,
+        "name": None if ref is None else ref.name,  # None: deleted since (the report says so)
         "status": i.status,
         "proposed_by": i.proposed_by,
         "proposed_at": i.proposed_at,
