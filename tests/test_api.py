@@ -215,6 +215,7 @@ def test_the_whole_workflow_through_the_api(
     assert bad.status_code == 422 and "exhaustive" in bad.text
 
 
+@pytest.mark.slow  # about a second or more
 def test_the_error_shape(
     client: TestClient, tokens: dict[str, dict[str, str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:

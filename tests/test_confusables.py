@@ -89,6 +89,7 @@ def test_skeletons_follow_unicode_confusables():
     assert skeleton("R1") != skeleton("B1")
 
 
+@pytest.mark.slow  # about a second or more
 def test_a_gallery_of_100000_ids_is_compared_at_once():
     ids = LookalikeIds("reference", "person", (f"MP-{i:06d}" for i in range(100_000)))
     assert ids.add("MP-100000") == []

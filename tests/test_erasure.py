@@ -491,6 +491,7 @@ def test_an_unknown_retention_option_is_a_usage_error(cli_ws, capsys):
 
 
 # -- ids that searches keep are never given to someone else -------------------------------------------------
+@pytest.mark.slow  # about a second or more
 def test_an_erased_face_id_is_never_given_to_another_face(ws, faces_dir):
     add_ref(ws, faces_dir, "031", "MP-031")
     add_ref(ws, faces_dir, "032", "MP-032")

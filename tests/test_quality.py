@@ -234,6 +234,7 @@ def test_the_gate_is_a_workspace_setting(cli_ws, tiny_photo, capsys):
     assert json.loads(out)["photos"][0]["quality_override"] is None
 
 
+@pytest.mark.slow  # about a second or more
 def test_strict_gate_chosen_at_init_refuses_what_standard_accepts(tmp_path, faces_dir, capsys):
     photo = cv2.imread(str(london(faces_dir, "006")))
     half = tmp_path / "half.png"  # about 30 px between the eyes: standard accepts, strict does not

@@ -379,6 +379,7 @@ def test_audit_verify_finds_a_face_hidden_from_the_gallery_index(casework, capsy
     assert verify(capsys, casework)[0] == 0
 
 
+@pytest.mark.slow  # about a second or more
 def test_a_row_written_into_the_gallery_log_to_hide_a_reference_is_found(casework, capsys):
     """Every process applies the gallery log to its index: one row logging MP-012's face as removed hid the
     true match from every search, and the searches recorded it, while audit verify passed."""
@@ -857,6 +858,7 @@ def verify_against(capsys, ws: Path, cp: Path, public: Path) -> tuple[int, str, 
     return run(capsys, "audit", "verify", "--checkpoint", cp, "--public-key", public, "-w", ws)
 
 
+@pytest.mark.slow  # about a second or more
 def test_a_checkpoint_signs_the_head_and_the_records_and_later_changes_still_lead_to_it(
     identified, capsys, keys, tmp_path
 ):

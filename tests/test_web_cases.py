@@ -59,6 +59,7 @@ def _count(html: str, stage: str) -> int:
     return int(found.group(1))
 
 
+@pytest.mark.slow  # about a second or more
 def test_queue_sorts_cases_by_stage_with_counts(site: dict[str, Any]) -> None:
     eve, _ = site["eve"]
     page = eve.get("/queue")
