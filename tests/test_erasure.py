@@ -4,10 +4,12 @@ same way. The scan reads the raw bytes of every file, so it would find the data 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import (
@@ -96,6 +98,20 @@ def add_ref(ws: Workspace, faces_dir: Path, ident: str, ref_id: str, **fields: o
 def trail(ws: Workspace, **filters: str) -> list[tuple[str, dict]]:
     """(action, details) of the audit trail, the readings of the trail itself left out."""
     return [(e.action, e.details) for e in ws.audit_log(**filters) if e.action != "audit.view"]
+
+
+def erase_after_the_next_snapshot(ws: Workspace, reference_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reference erased (as by another process) right after the next read snapshot of ``ws`` ends, once."""
+    reading, armed = ws._reading, [True]
+
+    @contextmanager
+    def erased_after_the_snapshot() -> Iterator[Any]:
+        with reading() as s:
+            yield s
+        if armed.pop() if armed else False:
+            ws.delete_reference(reference_id, "consent withdrawn")
+
+    monkeypatch.setattr(ws, "_reading", erased_after_the_snapshot)
 
 
 def runs(ws: Workspace, action: str) -> list[dict]:
@@ -350,16 +366,7 @@ def test_a_report_whose_proposed_reference_is_erased_while_it_is_read_is_not_lef
     between (another process) leaves no report file and no report event after its tombstone."""
     dated.add_user("ben", "verifier")
     dated.propose_identification("UP-1", "MP-021", "same scar")
-    reading, armed = dated._reading, [True]
-
-    @contextmanager
-    def erased_after_the_snapshot():
-        with reading() as s:
-            yield s
-        if armed.pop() if armed else False:
-            dated.delete_reference("MP-021", "consent withdrawn")
-
-    monkeypatch.setattr(dated, "_reading", erased_after_the_snapshot)
+    erase_after_the_next_snapshot(dated, "MP-021", monkeypatch)
     with pytest.raises(NotFound, match="reference MP-021: no such reference"):
         dated.report("UP-1", tmp_path / "report.html")
     assert not (tmp_path / "report.html").exists()
@@ -576,17 +583,7 @@ def test_a_record_erased_while_it_was_read_is_not_handed_out_nor_viewed_after_it
     add_ref(ws, faces_dir, "014", "MP-014")
     ws.add_case(CaseFields("UP-1"), [PhotoInput(london(faces_dir, "014", "smiling"))])
     ws.search("UP-1")
-    reading = ws._reading
-    armed = [True]
-
-    @contextmanager
-    def erased_after_the_snapshot():
-        with reading() as s:
-            yield s
-        if armed.pop() if armed else False:
-            ws.delete_reference("MP-014", "consent withdrawn")
-
-    monkeypatch.setattr(ws, "_reading", erased_after_the_snapshot)
+    erase_after_the_next_snapshot(ws, "MP-014", monkeypatch)
     with pytest.raises(NotFound, match="reference MP-014: no such reference"):
         ws.reference("MP-014")
     actions = [action for action, _ in trail(ws)]
