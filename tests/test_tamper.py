@@ -14,6 +14,7 @@ import socket
 import sqlite3
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -578,12 +579,13 @@ def test_a_credential_under_a_lookalike_of_a_user_name_acts_for_nobody_and_is_ca
     """A token or session written for "ben " (names typed by people are trimmed) must not act as ben, and its
     record, which belongs to no user, is named by audit verify."""
     secret = ("nmt_" if kind == "token" else "nms_") + "forged" * 7
+    made = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")  # fresh: a session idle too long ends before any user check
     table, columns, values = {
-        "token": ("api_tokens", "label, created_at", "'x', '2026-12-01 10:00:00'"),
+        "token": ("api_tokens", "label, created_at", f"'x', '{made}'"),
         "session": (
             "login_sessions",
             "kind, created_at, expires_at, idle_minutes",
-            "'cli', '2026-12-01 10:00:00', '2099-01-01 00:00:00', 1440",
+            f"'cli', '{made}', '2099-01-01 00:00:00', 1440",
         ),
     }[kind]
     with raw_database(identified) as db:
