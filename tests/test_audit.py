@@ -97,6 +97,33 @@ def test_each_hash_covers_the_previous_hash_and_the_canonical_event(engine):
     assert len(rows[0][1]) == len("2026-12-07T09:00:00.000000")
 
 
+def test_events_recorded_together_chain_like_events_recorded_one_by_one(engine):
+    write(engine, audit.UserAdded(user="ana", roles=("admin", "examiner"), bootstrap=True), actor="root")
+    events = [audit.ReferenceCreated(reference_id=f"MP-{n}", photos=1) for n in range(3)]
+    with Session(engine) as s, s.begin():
+        last = audit.record_all(s, "ana", events)
+    result = check(engine)
+    assert result.ok and result.events == 4 and result.head == last.hash and last.seq == 4
+    with raw_database(engine) as db:
+        rows = db.execute("SELECT reference_id, details FROM audit_events WHERE seq > 1 ORDER BY seq").fetchall()
+    assert [r[0] for r in rows] == ["MP-0", "MP-1", "MP-2"]
+    contexts = [json.loads(r[1])[audit.CONTEXT] for r in rows]
+    assert [list(c["records"]) for c in contexts] == [["reference MP-0"], ["reference MP-1"], ["reference MP-2"]]
+    assert len({c["salt"] for c in contexts}) == 3  # each event its own salt
+
+
+def test_events_recorded_together_must_change_different_records(engine):
+    """Each event's *after* is read once for all of them: two changing one record would both show its last
+    state, so the call is refused before anything is appended."""
+    twice = [
+        audit.ReferenceCreated(reference_id="MP-1", photos=1),
+        audit.ReferencePhotosAdded(reference_id="MP-1", photos=1),
+    ]
+    with Session(engine) as s, s.begin(), pytest.raises(ValueError, match="must change different records"):
+        audit.record_all(s, "ana", twice)
+    assert check(engine).events == 0
+
+
 # -- tampering -----------------------------------------------------------------------------------------
 def test_an_edited_detail_is_found_at_its_event(engine):
     six_events(engine)

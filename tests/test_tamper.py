@@ -29,12 +29,14 @@ from conftest import (
     london,
     raw_database,
     run,
+    snapshot,
     sqlite_only,
 )
 from test_casefile import identified, identified_template  # noqa: F401 (fixtures)
 from test_workflow import as_json, casework, casework_template, cli, propose  # noqa: F401 (fixtures)
 
 from nomina import Workspace, audit, calibration
+from nomina.demo import write_sample_manifest
 from nomina.errors import Conflict, NominaError, NotLoggedIn, RecordTampered
 from nomina.models import MODELS
 from nomina.store import schema as db_schema
@@ -1001,3 +1003,24 @@ def test_checkpoint_mistakes_are_one_line_errors(identified, capsys, keys, tmp_p
     code, _, err = run(capsys, "audit", "checkpoint", "--key", private, "--out", cp, "-w", identified)
     assert code == 1 and not cp.exists()
     assert_one_error_line(err, "search 1: changed behind Nomina's back since seq .*no checkpoint written")
+
+
+def test_an_import_onto_a_chain_whose_head_was_altered_writes_nothing(identified, tmp_path, faces_dir, capsys):
+    """Every row of an import is recorded; when the trail refuses to be extended (its head no longer matches
+    its newest event), the batch is refused whole: no row is kept unrecorded, none is reported as refused
+    for a reason of its own, and no photo file stays behind."""
+    with raw_database(identified) as db:
+        value = json.loads(db.execute("SELECT value FROM workspace_info WHERE key = 'audit_head'").fetchone()[0])
+        db.execute(
+            "UPDATE workspace_info SET value = ? WHERE key = 'audit_head'",
+            (json.dumps({**value, "hash": "0" * 64}),),
+        )
+    before = snapshot(identified)
+    manifest = write_sample_manifest(
+        [(f"MP-9{n}", london(faces_dir, f"0{n}", "smiling")) for n in (21, 22, 24)], tmp_path / "more.csv"
+    )
+    code, out, err = cli(capsys, identified, USER, "reference", "import", str(manifest))
+    assert code != 0
+    assert_one_error_line(err, r"audit trail: the newest event \(seq \d+\) is missing or altered; not appending")
+    assert "refused" not in out and "imported" not in out
+    assert snapshot(identified) == before

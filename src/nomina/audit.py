@@ -62,7 +62,7 @@ import math
 import secrets
 import socket
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -773,15 +773,31 @@ def record(s: Session, actor: str, event: Event) -> Head:
     extending the same head cannot both succeed (``seq`` and ``prev_hash`` are unique); the second gets
     Conflict and its whole transaction is rolled back by the caller.
     """
-    registered = EVENT_TYPES.get(getattr(event, "action", ""))
-    if registered is None or type(event) is not registered:
-        raise UnknownEvent(f"audit trail: {type(event).__name__} is not a registered event type")
-    if registered is AuditBaseline:
-        raise UnknownEvent("audit trail: audit.baseline is written by the trail itself, never recorded by a caller")
+    return record_all(s, actor, [event])
+
+
+def record_all(s: Session, actor: str, events: Sequence[Event]) -> Head:
+    """Append ``events``, in order, as :func:`record` appends one, for a transaction that made all their
+    changes first (an import batch): the records they change are read in one query per kind, not once per
+    event. Each event must change records no other of them changes, since each one's *after* is read once
+    the changes are all made (ValueError otherwise: a programming error, nothing is appended). Any refusal
+    (see :func:`record`) refuses them all, and the caller rolls its whole transaction back."""
+    checked = []
+    for event in events:
+        registered = EVENT_TYPES.get(getattr(event, "action", ""))
+        if registered is None or type(event) is not registered:
+            raise UnknownEvent(f"audit trail: {type(event).__name__} is not a registered event type")
+        if registered is AuditBaseline:
+            raise UnknownEvent("audit trail: audit.baseline is written by the trail itself, never recorded by a caller")
+        checked.append((event, *_split(event)))
     if not isinstance(actor, str) or not actor.strip():
         raise PermissionDenied("audit trail: no acting user named", field="user")
     actor = actor.strip()
-    ids, details = _split(event)
+    changes = [_changed(event) for event in events]
+    if len({k for keys in changes for k in keys}) != sum(map(len, changes)):
+        raise ValueError("audit trail: events recorded together must change different records")
+    if not checked:
+        return head(s)
     s.flush()  # the caller's own pending changes, so that their errors stay theirs
 
     info, current = _stored_head(s)
@@ -794,6 +810,7 @@ def record(s: Session, actor: str, event: Event) -> Head:
         newest = s.get(db.AuditEvent, current.seq)
         if newest is None or newest.hash != current.hash:
             raise AuditBroken(f"audit trail: the newest event (seq {current.seq}) is missing or altered; not appending")
+    first = current.seq + 1
     if newest is not None and _context_of(newest.details) is None:
         # A trail begun before record digests: vouch for the records as they were committed, once.
         secret = _digest_key(s)
@@ -801,10 +818,18 @@ def record(s: Session, actor: str, event: Event) -> Head:
             found = digests.digests(other, secret)
         context = {**_where(), "key": digests.fingerprint(secret), "records": dict(sorted(found.items()))}
         base = {"records": len(found), CONTEXT: context}
-        current = _append(s, actor, AuditBaseline.action, dict.fromkeys(OBJECT_IDS), base, current, info)
-        info = s.get(db.WorkspaceInfo, HEAD_KEY)
-    details[CONTEXT] = _context(s, event)
-    return _append(s, actor, event.action, ids, details, current, info)
+        current, info = _append(s, actor, AuditBaseline.action, dict.fromkeys(OBJECT_IDS), base, current, info)
+    for (event, ids, details), context in zip(checked, _contexts(s, changes), strict=True):
+        details[CONTEXT] = context
+        current, info = _append(s, actor, event.action, ids, details, current, info)
+    try:
+        s.flush()
+    except IntegrityError:
+        raise Conflict(
+            f"audit trail: event seq {first} already exists (another change was recorded at the same time, "
+            "or the chain head was moved back); try again, and verify the trail if this persists"
+        ) from None
+    return current
 
 
 def _append(
@@ -815,7 +840,9 @@ def _append(
     details: Mapping[str, Any],
     current: Head,
     info: db.WorkspaceInfo | None,
-) -> Head:
+) -> tuple[Head, db.WorkspaceInfo]:
+    """Add the event after ``current`` and move the head row (``info``, made when None) to it; the caller
+    flushes."""
     seq, at = current.seq + 1, _now()
     digest = link_hash(current.hash, canonical(seq, at, actor, action, ids, details))
     s.add(
@@ -832,17 +859,10 @@ def _append(
     )
     new_head = Head(seq, digest)
     if info is None:
-        s.add(db.WorkspaceInfo(key=HEAD_KEY, value=_json(dataclasses.asdict(new_head))))
-    else:
-        info.value = _json(dataclasses.asdict(new_head))
-    try:
-        s.flush()
-    except IntegrityError:
-        raise Conflict(
-            f"audit trail: event seq {seq} already exists (another change was recorded at the same time, "
-            "or the chain head was moved back); try again, and verify the trail if this persists"
-        ) from None
-    return new_head
+        info = db.WorkspaceInfo(key=HEAD_KEY, value="")
+        s.add(info)
+    info.value = _json(dataclasses.asdict(new_head))
+    return new_head, info
 
 
 def host() -> str:
@@ -868,8 +888,9 @@ def _changed(event: Event) -> list[str]:
     return keys
 
 
-def _context(s: Session, event: Event) -> dict[str, Any]:
-    """The context :func:`record` adds to an event: OS user, host, and the records it changes, before and after.
+def _contexts(s: Session, changes: list[list[str]]) -> list[dict[str, Any]]:
+    """The context :func:`record_all` adds to each event: OS user, host, and the records it changes (keys in
+    ``changes``, different for each event), before and after.
 
     *After* is the record as this transaction leaves it so far. *Before* is the record as the transaction
     found it: as an earlier event of the same transaction left it, or else as it was committed, read on a
@@ -877,23 +898,29 @@ def _context(s: Session, event: Event) -> dict[str, Any]:
     behind Nomina's back before this change then shows in the trail as a *before* that differs from the
     previous event's *after*, instead of being taken in by the change.
     """
-    # 128 random bits under the hash: an event shown hidden to a blind verifier (a view by the proposer) cannot
-    # be named by hashing each user's name and credential until the result matches the chain
-    context: dict[str, Any] = {**_where(), "salt": secrets.token_hex(16)}
-    via = s.info.get(VIA)
-    if via is not None:
-        context["via"] = via
-    changed = _changed(event)
-    if not changed:
-        return context
-    secret = _digest_key(s)
-    after = digests.digests(s, secret, changed)
-    read_before(s, changed)  # the ones no earlier event of the transaction left, unless a batch read them
+    where, via = _where(), s.info.get(VIA)
+    keys = [k for ks in changes for k in ks]
+    after: dict[str, str] = {}
+    fingerprint = ""
+    if keys:
+        secret = _digest_key(s)
+        fingerprint = digests.fingerprint(secret)
+        after = digests.digests(s, secret, keys)
+        read_before(s, keys)  # the ones no earlier event of the transaction left, unless a batch read them
     seen, committed = _seen(s), _committed_digests(s)
-    context["key"] = digests.fingerprint(secret)
-    context["records"] = {k: [seen[k] if k in seen else committed[k], after.get(k)] for k in changed}
-    seen.update({k: after.get(k) for k in changed})
-    return context
+    found = []
+    for ks in changes:
+        # 128 random bits under the hash: an event shown hidden to a blind verifier (a view by the proposer)
+        # cannot be named by hashing each user's name and credential until the result matches the chain
+        context: dict[str, Any] = {**where, "salt": secrets.token_hex(16)}
+        if via is not None:
+            context["via"] = via
+        if ks:
+            context["key"] = fingerprint
+            context["records"] = {k: [seen[k] if k in seen else committed[k], after.get(k)] for k in ks}
+            seen.update({k: after.get(k) for k in ks})
+        found.append(context)
+    return found
 
 
 def read_before(s: Session, keys: Iterable[str]) -> None:

@@ -385,11 +385,11 @@ def import_row(
     prov: Provenance,
     p: Prepared,
     default_retain: date | None,
-) -> bool:
-    """Add one manifest row (creating the reference on its first row); True when it created the reference.
+) -> audit.ReferenceCreated | audit.ReferencePhotosAdded:
+    """Add one manifest row (creating the reference on its first row); the event that records it, which the
+    caller records (with :func:`nomina.audit.record_all`, for a batch of rows) before its transaction ends.
     Every refusal comes before anything of the row is written, so the rest of the batch can go on."""
     ref = s.get(db.Reference, fields.id)
-    created = ref is None
     if ref is None:
         erasure.refuse_erased_reference_id(s, fields.id)
         s.add(_new_row(fields, default_retain))
@@ -405,9 +405,8 @@ def import_row(
             f"{p.name}: already a photo of reference {fields.id}", field="photos", record=f"reference {fields.id}"
         )
     _add_photo(s, sink, fields.id, p, prov, actor)
-    event = audit.ReferenceCreated if created else audit.ReferencePhotosAdded
-    audit.record(s, actor, event(reference_id=fields.id, **_counts([p])))
-    return created
+    event = audit.ReferenceCreated if ref is None else audit.ReferencePhotosAdded
+    return event(reference_id=fields.id, **_counts([p]))
 
 
 def update(s: Session, actor: str, reference_id: str, clean: dict[str, Any]) -> ReferenceRecord:

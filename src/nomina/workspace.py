@@ -883,29 +883,43 @@ class Workspace:
         retain: date | None,
     ) -> None:
         """Write analysed manifest rows in one transaction; refused rows are reported, the others kept."""
-        added = report.added
+        part = ImportReport()  # counted into ``report`` once committed: a failed batch imported none of its rows
         first_line: dict[str, int] = {}
         with self._enrolling("reference.write") as (s, actor, sink):
             in_use = references.lookalikes(s)
             present = references.enrolled_photos(s, {fields.id for _, _, fields, _, _ in batch})
             audit.read_before(s, [record_key("reference", fields.id) for _, _, fields, _, _ in batch])
+            # The rows' events are recorded together (one read of the records they change), before a second row
+            # of a reference changes it again; an audit refusal is the batch's, never a row's.
+            pending: dict[str, audit.ReferenceCreated | audit.ReferencePhotosAdded] = {}
             for line, row, fields, prov, p in batch:
                 if (fields.id, p.sha256) in present:  # enrolled meanwhile (another process on the same manifest)
-                    report.already_present += 1
+                    part.already_present += 1
                     continue
                 present.add((fields.id, p.sha256))
+                if fields.id in pending:
+                    audit.record_all(s, actor, list(pending.values()))
+                    pending.clear()
                 try:  # import_row refuses a row before it writes anything for it
-                    created = references.import_row(s, actor, sink, fields, prov, p, retain)
+                    event = references.import_row(s, actor, sink, fields, prov, p, retain)
                 except NominaError as exc:
-                    report.failures.append(RowFailure.of(line, row, exc))
+                    part.failures.append(RowFailure.of(line, row, exc))
                     continue
-                report.added += 1
-                report.references_created += int(created)
+                pending[fields.id] = event
+                created = isinstance(event, audit.ReferenceCreated)
+                part.added += 1
+                part.references_created += int(created)
                 first_line.setdefault(fields.id, line)
                 if created:
-                    report.warnings += [f"line {line}: {w}" for w in in_use.add(fields.id)]
-            if report.added > added:
+                    part.warnings += [f"line {line}: {w}" for w in in_use.add(fields.id)]
+            audit.record_all(s, actor, list(pending.values()))
+            if part.added:
                 enrolment.bump_gallery(s)
+        report.added += part.added
+        report.already_present += part.already_present
+        report.references_created += part.references_created
+        report.failures += part.failures
+        report.warnings += part.warnings
         for ref, found in self._duplicate_warnings(list(first_line)).items():
             report.warnings += [f"line {first_line[ref]}: {w}" for w in found]
 
