@@ -9,6 +9,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,10 @@ import pytest
 from conftest import REPO
 
 from nomina.errors import ChecksumMismatch, InvalidField, ModelError, ModelMissing, NotFound
+from nomina.imaging import decoded
 from nomina.index import ExactIndex
 from nomina.models import MODELS, load_model, locate_files
-from nomina.parallel import ordered_map
+from nomina.parallel import AnalyzerPool, ordered_map
 from nomina.settings import SETTINGS, Settings, load_settings
 
 
@@ -224,3 +226,35 @@ def test_ordered_map_stopped_early_does_not_run_the_rest_of_its_window():
     assert next(results) == 0
     results.close()
     assert len(work.started) <= 4  # the two running when it stopped, and at most the next two; not 40
+
+
+def test_worker_networks_are_built_once_and_lent_to_the_next_operations_workers(
+    model, settings, faces_dir, monkeypatch
+):
+    """Two workers build a set of networks each on their first photo; when they end, the sets go back to the
+    pool and the next operation's workers use them instead of building their own. The pool keeps no more
+    sets than there are workers, however many threads once asked for one."""
+    built: list[int] = []
+    make_parts = model.make_parts
+
+    def counted() -> Any:
+        built.append(1)
+        return make_parts()
+
+    monkeypatch.setattr(model, "make_parts", counted)
+    pool = AnalyzerPool(model, dataclasses.replace(settings, workers=2))
+    photos = [faces_dir / "london" / f"00{n}" / f"00{n}_neutral.jpg" for n in range(1, 7)]
+
+    def embed(photo: Path) -> np.ndarray:
+        with decoded(photo.read_bytes(), photo.name, settings.max_pixels, 1) as image:
+            return pool.get().analyze(image)[0].embedding
+
+    first = list(ordered_map(embed, photos, 2))
+    assert 1 <= len(built) <= 2  # two unless one worker took every photo
+    before = len(built)
+    again = list(ordered_map(embed, photos, 2))
+    assert len(built) == before, "the second operation's workers built networks again"
+    np.testing.assert_array_equal(np.stack(first), np.stack(again))  # lent networks give the same embeddings
+    with ThreadPoolExecutor(4) as threads:  # four threads at once: two more sets built, two kept afterwards
+        list(threads.map(lambda _: (pool.get(), time.sleep(0.3)), range(4)))
+    assert len(built) == 4 and len(pool._spare) == 2

@@ -8,6 +8,7 @@ order the photos were given, so the caller can write or cache each one while the
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -16,6 +17,7 @@ from typing import TypeVar
 from .errors import NominaError
 from .faces import FaceAnalyzer, one_opencv_thread
 from .models import FaceModel
+from .models.base import Detector, Embedder
 from .settings import Settings
 
 __all__ = ["AnalyzerPool", "ordered_map"]
@@ -24,25 +26,48 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+class _Lent:
+    """A worker thread's analyzer; when the thread ends and this goes, its networks go back to the pool."""
+
+    def __init__(self, analyzer: FaceAnalyzer) -> None:
+        self.analyzer = analyzer
+
+
 class AnalyzerPool:
-    """One :class:`FaceAnalyzer` per thread; the main thread uses the model's own networks."""
+    """One :class:`FaceAnalyzer` per thread; the main thread uses the model's own networks.
+
+    A worker thread's networks are built on its first photo and given back when the thread ends, for the
+    next operation's workers: building them (reading and checking the model files, a warm-up run) takes
+    about 50 ms, as long as analysing a few photos. At most ``settings.workers`` sets are kept between
+    operations.
+    """
 
     def __init__(self, model: FaceModel, settings: Settings) -> None:
         self.model = model
         self.settings = settings
         self._main: FaceAnalyzer | None = None
         self._local = threading.local()
+        self._spare: list[tuple[Detector, Embedder]] = []
+        self._lock = threading.Lock()
 
     def get(self) -> FaceAnalyzer:
         if threading.current_thread() is threading.main_thread():
             if self._main is None:
                 self._main = FaceAnalyzer(self.model, self.settings)
             return self._main
-        local: FaceAnalyzer | None = getattr(self._local, "analyzer", None)
-        if local is None:
-            local = FaceAnalyzer(self.model, self.settings, parts=self.model.make_parts())
-            self._local.analyzer = local
-        return local
+        lent: _Lent | None = getattr(self._local, "lent", None)
+        if lent is None:
+            with self._lock:
+                parts = self._spare.pop() if self._spare else None
+            lent = _Lent(FaceAnalyzer(self.model, self.settings, parts=parts or self.model.make_parts()))
+            weakref.finalize(lent, self._give_back, (lent.analyzer.detector, lent.analyzer.embedder))
+            self._local.lent = lent
+        return lent.analyzer
+
+    def _give_back(self, parts: tuple[Detector, Embedder]) -> None:
+        with self._lock:
+            if len(self._spare) < max(1, self.settings.workers):
+                self._spare.append(parts)
 
 
 def ordered_map(
