@@ -389,6 +389,8 @@ def import_row(
     """Add one manifest row (creating the reference on its first row); the event that records it, which the
     caller records (with :func:`nomina.audit.record_all`, for a batch of rows) before its transaction ends.
     Every refusal comes before anything of the row is written, so the rest of the batch can go on."""
+    if p.face is None:  # as _add_photo refuses, but before the reference row is written
+        raise NoFaceFound(f"{p.name}: no face to enrol", field="photos")
     ref = s.get(db.Reference, fields.id)
     if ref is None:
         erasure.refuse_erased_reference_id(s, fields.id)
