@@ -9,6 +9,7 @@ import getpass
 import hashlib
 import json
 import math
+import os
 import re
 import socket
 import sqlite3
@@ -1024,3 +1025,42 @@ def test_an_import_onto_a_chain_whose_head_was_altered_writes_nothing(identified
     assert_one_error_line(err, r"audit trail: the newest event \(seq \d+\) is missing or altered; not appending")
     assert "refused" not in out and "imported" not in out
     assert snapshot(identified) == before
+
+
+@pytest.mark.parametrize("named", ["absolute", "relative"])
+def test_an_erasure_journal_row_naming_a_file_outside_the_store_removes_nothing(casework, tmp_path, capsys, named):
+    """The erasure journal is followed by the next command any user runs: a row written into it by hand must
+    not make Nomina overwrite and remove a file of the insider's choosing (a report, another workspace)."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    value = str(victim) if named == "absolute" else os.path.relpath(victim, casework / "photos" / "ab")
+    tamper(casework, ("INSERT INTO pending_erasures (step, photo_sha256) VALUES ('photo', ?)", (value,)))
+    code, _, err = cli(capsys, casework, USER, "case", "list")
+    assert code == 0 and victim.read_text() == "precious"
+    assert "is not a photo's SHA-256; ignored and removed (the database was changed outside Nomina)" in err
+    with raw_database(casework) as con:
+        assert con.execute("SELECT COUNT(*) FROM pending_erasures").fetchone()[0] == 0
+
+
+def test_a_photo_record_naming_a_file_outside_the_store_is_never_read(casework, tmp_path):
+    """A photo's SHA-256 is its file's name in the store: one changed into a path is refused, not followed."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not a photo")
+    with raw_database(casework) as con:
+        [(sha,)] = con.execute("SELECT photo_sha256 FROM reference_photos WHERE reference_id = 'MP-012'").fetchall()
+    unchecked = (
+        "PRAGMA foreign_keys = OFF"
+        if isinstance(database_of(casework), Path)
+        else "SET session_replication_role = replica"
+    )
+    tamper(
+        casework,
+        unchecked,
+        ("UPDATE photos SET sha256 = ? WHERE sha256 = ?", (str(secret), sha)),
+        ("UPDATE reference_photos SET photo_sha256 = ? WHERE photo_sha256 = ?", (str(secret), sha)),
+    )
+    with Workspace.open(casework, user=USER) as ws:
+        [photo] = ws.reference("MP-012").photos  # as the API's photo download finds it
+        assert photo.sha256 == str(secret)
+        with pytest.raises(RecordTampered, match="not a SHA-256"):
+            ws.photos.read(photo.sha256)

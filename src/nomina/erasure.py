@@ -44,6 +44,7 @@ from . import audit
 from .errors import Conflict
 from .records import Record
 from .store import PhotoStore, server
+from .store.photos import is_photo_name
 from .store import schema as db
 from .store.database import Checkpoint, checkpoint, vacuum
 
@@ -273,6 +274,14 @@ def finish(s: Session, store: PhotoStore, scrub_index: Callable[[], None]) -> tu
     for row in s.scalars(select(db.PendingErasure).order_by(db.PendingErasure.id)).all():
         if row.step == "settle":
             continue  # done by settle once this transaction is committed, then forgotten by settled
+        if row.step == "photo" and not is_photo_name(row.photo_sha256):
+            # Nomina journals only SHA-256s: this row was written outside it, to make Nomina remove a file
+            warnings.append(
+                f"erasure journal row {row.id}: {str(row.photo_sha256)[:70]!r} is not a photo's SHA-256; ignored and "
+                "removed (the database was changed outside Nomina)"
+            )
+            s.delete(row)
+            continue
         try:
             if row.step == "index":
                 scrub_index()

@@ -15,15 +15,20 @@ import os
 import re
 from pathlib import Path
 
-from ..errors import NotFound
+from ..errors import NotFound, RecordTampered
 from ..files import PRIVATE_FOLDER, write_whole
 from ..imaging import sha256_hex
 
-__all__ = ["PhotoStore"]
+__all__ = ["PhotoStore", "is_photo_name"]
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _INCOMING = ".incoming-"
 _CHUNK = 1 << 20
+
+
+def is_photo_name(sha256: object) -> bool:
+    """Whether ``sha256`` is a name the store gives a photo: 64 lower-case hex digits."""
+    return isinstance(sha256, str) and bool(_SHA256.fullmatch(sha256))
 
 
 class PhotoStore:
@@ -31,6 +36,14 @@ class PhotoStore:
         self.root = root
 
     def path(self, sha256: str) -> Path:
+        """Where the photo with this SHA-256 is kept. RecordTampered for anything but 64 lower-case hex digits:
+        a value read from the database (a photo record, an erasure journal row) changed outside Nomina must
+        never name a file outside the store (``../../x``, ``/etc/x``)."""
+        if not is_photo_name(sha256):
+            raise RecordTampered(
+                f"photo {sha256[:70]!r}: not a SHA-256; the database was changed outside Nomina",
+                record="photo",
+            )
         return self.root / sha256[:2] / sha256
 
     def has(self, sha256: str) -> bool:
