@@ -44,9 +44,9 @@ from . import audit
 from .errors import Conflict
 from .records import Record
 from .store import PhotoStore, server
-from .store.photos import is_photo_name
 from .store import schema as db
 from .store.database import Checkpoint, checkpoint, vacuum
+from .store.photos import is_photo_name
 
 __all__ = [
     "CaseErased",
