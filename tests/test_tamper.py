@@ -13,6 +13,7 @@ import os
 import re
 import socket
 import sqlite3
+import struct
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -1064,3 +1065,36 @@ def test_a_photo_record_naming_a_file_outside_the_store_is_never_read(casework, 
         assert photo.sha256 == str(secret)
         with pytest.raises(RecordTampered, match="not a SHA-256"):
             ws.photos.read(photo.sha256)
+
+
+@pytest.mark.parametrize(
+    "vector",
+    [
+        struct.pack("<f", math.nan) + struct.pack("<f", 0.5) * 127,
+        struct.pack("<f", math.inf) * 128,
+        bytes(4 * 128),
+    ],
+    ids=["nan", "inf", "zero"],
+)
+@pytest.mark.parametrize("whose", ["reference", "case"])
+def test_a_stored_embedding_that_no_model_makes_refuses_searches_by_name(casework, capsys, vector, whose):
+    """One NaN in one reference face made every score NaN and every search empty, with exit 0; a zeroed one
+    dropped its face from every list. A vector a model cannot have made is named instead."""
+    with raw_database(casework) as con:
+        if whose == "reference":
+            [(face_id,)] = con.execute(
+                "SELECT f.id FROM faces f JOIN reference_photos rp ON rp.id = f.reference_photo_id "
+                "WHERE rp.reference_id = 'MP-012'"
+            ).fetchall()
+        else:
+            face_id = con.execute(
+                "SELECT f.id FROM faces f JOIN case_photos cp ON cp.id = f.case_photo_id WHERE cp.case_id = 'UP-1'"
+            ).fetchall()[0][0]
+        assert len(con.execute("SELECT embedding FROM faces WHERE id = ?", (face_id,)).fetchone()[0]) == len(vector)
+        con.execute("UPDATE faces SET embedding = ? WHERE id = ?", (vector, face_id))
+    code, out, err = cli(capsys, casework, USER, "search", "UP-1")
+    assert code != 0
+    named = "reference MP-012" if whose == "reference" else "case UP-1"
+    assert_one_error_line(
+        err, rf"face {face_id} of {named}: its embedding is not a vector of finite numbers of length 1"
+    )

@@ -23,6 +23,7 @@ from ._version import __version__
 from .calibration import Calibration
 from .errors import NotFound, RecordTampered, WorkspaceError
 from .index import GalleryIndex
+from .indexing import NOT_UNIT, unit_vectors
 from .records import Record, now, record_number
 from .settings import os_user
 from .store import schema as db
@@ -210,7 +211,14 @@ def case_faces(case: db.Case) -> list[tuple[CaseFaceRef, np.ndarray]]:
     for cp in case.photos:
         for f in cp.faces:
             ref = CaseFaceRef(number=len(out) + 1, face_id=f.id, photo_sha256=cp.photo_sha256, manual=f.manual)
-            out.append((ref, np.frombuffer(f.embedding, dtype=np.float32)))
+            vector = np.frombuffer(f.embedding, dtype=np.float32)
+            if not unit_vectors(vector[None, :])[0]:
+                raise RecordTampered(
+                    f"face {f.id} of case {case.id}: {NOT_UNIT}: changed behind Nomina's back; audit verification "
+                    "names the record",
+                    record=f"case {case.id}",
+                )
+            out.append((ref, vector))
     return out
 
 
