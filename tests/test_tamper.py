@@ -578,10 +578,14 @@ def _unchecked(db: Any) -> None:
         db.execute("SET session_replication_role = replica")
 
 
+@pytest.mark.parametrize("user_row", [False, True], ids=["alone", "with-user-row"])
 @pytest.mark.parametrize("kind", ["token", "session"])
-def test_a_credential_under_a_lookalike_of_a_user_name_acts_for_nobody_and_is_caught(identified, capsys, kind):
-    """A token or session written for "ben " (names typed by people are trimmed) must not act as ben, and its
-    record, which belongs to no user, is named by audit verify."""
+def test_a_credential_under_a_lookalike_of_a_user_name_acts_for_nobody_and_is_caught(
+    identified, capsys, kind, user_row
+):
+    """A token or session written for "ben " (names typed by people are trimmed) must not act as ben, even
+    with a user row "ben " written beside it, and its record, which belongs to no user, is named by audit
+    verify."""
     secret = ("nmt_" if kind == "token" else "nms_") + "forged" * 7
     made = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")  # fresh: a session idle too long ends before any user check
     table, columns, values = {
@@ -598,6 +602,13 @@ def test_a_credential_under_a_lookalike_of_a_user_name_acts_for_nobody_and_is_ca
             f'INSERT INTO {table} ("user", secret_sha256, {columns}) VALUES (?, ?, {values})',
             ("ben ", hashlib.sha256(secret.encode()).hexdigest()),
         )
+        if user_row:  # ben's row copied under "ben ", with the examiner role ben lacks
+            cursor = db.execute("SELECT * FROM users WHERE name = 'ben'")
+            columns = [c[0] for c in cursor.description]
+            row = dict(zip(columns, cursor.fetchone(), strict=True))
+            row.update(name="ben ", roles='["examiner", "verifier"]')
+            names = ", ".join(f'"{c}"' for c in columns)
+            db.execute(f"INSERT INTO users ({names}) VALUES ({', '.join('?' * len(columns))})", tuple(row.values()))
     with Workspace.open(identified) as ws, pytest.raises(NotLoggedIn, match="belongs to no user"):
         ws.with_credential(secret)
     data = verify_json(capsys, identified)

@@ -429,9 +429,10 @@ def check(s: Session, credential: Credential) -> None:
         user = token.user
     if user != credential.user:
         raise NotLoggedIn(f"{credential.via}: belongs to another user", field="")
-    # The user by the exact name the row holds: user names typed by people are trimmed, so a row written
-    # behind Nomina's back for "ben " must not act as ben (its record, under "ben ", is nobody's).
-    if s.get(db.User, user) is None:
+    # The user by the exact name the row holds: user names typed by people are trimmed and normalised, so a
+    # row written behind Nomina's back for "ben " must not act as ben, even with a user row "ben " beside it
+    # (written behind Nomina's back too: Nomina makes no such name).
+    if not users.is_user_name(user) or s.get(db.User, user) is None:
         raise NotLoggedIn(f"{credential.via}: belongs to no user of this workspace", field="")
 
 

@@ -87,6 +87,15 @@ def _user(row: db.User) -> User:
     )
 
 
+def is_user_name(name: object) -> bool:
+    """Whether ``name`` is a user name as Nomina makes them (trimmed, normalised: see ``add_user``); a row
+    under any other name was written behind Nomina's back and names nobody."""
+    try:
+        return isinstance(name, str) and _record_id(name, "user") == name
+    except InvalidField:
+        return False
+
+
 def user_row(s: Session, name: str) -> db.User:
     """The row of user ``name`` (NotFound when there is none)."""
     row = s.get(db.User, name.strip())
