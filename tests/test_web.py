@@ -4,6 +4,7 @@ error shape, and pages that load nothing from another host. Each test tries to g
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,38 @@ def test_one_address_is_throttled_across_users(web_app: Any) -> None:
     answer = login_form(client, "aud", WEB_PASSWORD)  # even the right password waits
     assert answer.status_code == 429 and int(answer.headers["retry-after"]) > 0
     assert "too many failed logins from this address" in answer.text
+
+
+def test_logins_sent_at_once_from_one_address_are_throttled_alike(web_app: Any) -> None:
+    """Each attempt counts from before its password is checked: twelve sent together, with a limit of three,
+    cannot all be checked before the first failure is counted."""
+    web_app.state.throttle = LoginThrottle(limit=3, window=600)
+    pages = []
+    for _ in range(12):  # each its own client with its own login form, all ready before any is sent
+        client = TestClient(web_app)
+        token = re.search(r'name="login_token" value="([^"]+)"', client.get("/login").text)
+        assert token
+        pages.append((client, token.group(1)))
+    users = ["eve", "vic", "ian", "aud"] * 3
+
+    def send(n: int) -> int:
+        client, token = pages[n]
+        data = {"name": users[n], "password": "wrong wrong wrong", "login_token": token}
+        return client.post("/login", data=data, follow_redirects=False).status_code
+
+    with ThreadPoolExecutor(12) as threads:
+        codes = sorted(threads.map(send, range(12)))
+    assert codes == [401] * 3 + [429] * 9
+
+
+def test_a_login_that_succeeds_is_not_counted_against_its_address() -> None:
+    throttle = LoginThrottle(limit=2, window=600)
+    for _ in range(5):
+        wait, stamp = throttle.attempt("10.0.0.1")
+        assert wait == 0
+        throttle.release("10.0.0.1", stamp)  # as the login page does once the password was right
+    assert throttle.attempt("10.0.0.1")[0] == 0 and throttle.attempt("10.0.0.1")[0] == 0
+    assert throttle.attempt("10.0.0.1")[0] > 0 and throttle.attempt("10.0.0.2")[0] == 0
 
 
 def test_a_form_without_the_csrf_token_changes_nothing(web_app: Any, web_ws: Path) -> None:

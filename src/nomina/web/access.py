@@ -178,19 +178,25 @@ class LoginThrottle:
             times.popleft()
         return times
 
-    def wait(self, address: str) -> int:
-        """Seconds until ``address`` may try again; 0 when it may now."""
+    def attempt(self, address: str) -> tuple[int, float]:
+        """Before a login's password is checked: (seconds until ``address`` may try again, 0), or (0, the
+        attempt's stamp) when it may now. The attempt counts as failed from this moment, so that many sent at
+        once cannot all be checked before the first of them is counted; :meth:`release` takes back one that
+        did not fail."""
         now = time.monotonic()
         with self._lock:
             times = self._recent(address, now)
-            if len(times) < self.limit:
-                return 0
-            return max(1, int(times[0] + self.window - now) + 1)
-
-    def failed(self, address: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            self._recent(address, now).append(now)
+            if len(times) >= self.limit:
+                return max(1, int(times[0] + self.window - now) + 1), 0.0
+            times.append(now)
             if len(self._failures) > 10_000:  # forget quiet addresses rather than grow without bound
                 for key in [k for k, v in self._failures.items() if not v]:
                     del self._failures[key]
+        return 0, now
+
+    def release(self, address: str, stamp: float) -> None:
+        """Take back the attempt ``stamp`` (:meth:`attempt`): the login succeeded."""
+        with self._lock:
+            times = self._failures.get(address)
+            if times is not None and stamp in times:
+                times.remove(stamp)

@@ -306,7 +306,7 @@ def _login_routes(app: FastAPI) -> None:
             return again(422, {"name" if not name.strip() else "password": "required"})
         throttle: LoginThrottle = request.app.state.throttle
         address = _client(request)
-        wait = throttle.wait(address)
+        wait, stamp = throttle.attempt(address)
         if wait:
             minutes = -(-wait // 60)
             errors = {"": f"too many failed logins from this address; try again in {minutes} minute(s)"}
@@ -319,10 +319,10 @@ def _login_routes(app: FastAPI) -> None:
         except LoginFailed:
             # One answer for a wrong name, a wrong password and a locked-out user: a lockout's own message
             # would tell anyone which names are users (the trail and the admin page say who is locked out).
-            throttle.failed(address)
             return again(401, {"": REFUSED})
         except NominaError as exc:
             return again(http_status(exc), {"": exc.message})
+        throttle.release(address, stamp)  # only a login that succeeded is not counted
         assert result.secret is not None and result.session is not None
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(
