@@ -401,3 +401,23 @@ def test_a_blind_verifier_cannot_tell_the_proposer_by_who_searched_or_looked_at_
         assert ben.get_search(searched).user == "dee"
     with Workspace.open(ws, user="dee") as dee:  # the proposer was never blind
         assert dee.searches("UP-1")[-1].user == "dee"
+
+
+@pytest.mark.parametrize("first", ["cy", "dee"], ids=["cy-proposed", "cy-withdrew"])
+def test_whoever_proposed_or_withdrew_an_earlier_identification_cannot_verify_the_next(casework, capsys, first):
+    """cy, an examiner and verifier, withdraws a proposal (reading its proposer and reasons), or proposes and
+    withdraws it; another examiner proposes the same again: cy is not blind to the case and cannot verify."""
+    propose(capsys, casework, first)
+    code, _, err = cli(capsys, casework, "cy", "identification", "withdraw", "UP-1", "--reason", "to look again")
+    assert code == 0, err
+    propose(capsys, casework, "ana")
+
+    def verify(user: str) -> tuple[int, str]:
+        code, _, err = cli(capsys, casework, user, "identification", "verify", "UP-1", "--conclusion", "same-person",
+                           "--reasons", "ears match", "--reference", "MP-012")  # fmt: skip
+        return code, err
+
+    code, err = verify("cy")
+    assert code != 0
+    assert_one_error_line(err, "cy proposed or withdrew an earlier identification of this case")
+    assert verify("ben") == (0, "")

@@ -275,7 +275,8 @@ def verify(
 
     ``same person`` makes the case identified; ``different people`` or ``inconclusive`` make it disputed:
     back to review, the examiner's proposal and the verifier's conclusion both kept. The proposer can
-    never verify their own proposal, and an identification is verified once. ``reference_id``, the
+    never verify their own proposal, nor can whoever proposed or withdrew an earlier identification of the
+    case; an identification is verified once. ``reference_id``, the
     reference the verifier compared the case with, is refused (Conflict) when the proposal awaiting
     verification is no longer of it: an examiner who withdrew and proposed another reference meanwhile
     must not have the verifier's conclusion attached to a comparison the verifier never made.
@@ -296,6 +297,15 @@ def verify(
     if found.proposed_by == actor:
         raise PermissionDenied(
             f"case {case.id}: {actor} proposed this identification; a different person must verify it",
+            record=f"case {case.id}",
+        )
+    if any(actor in (i.proposed_by, i.closed_by) for i in case.identifications if i.status == "withdrawn"):
+        # whoever proposed an earlier identification, or withdrew one (and saw its proposer and reasons), is
+        # not blind to the case: withdrawing a proposal to read it, or to have it proposed again by someone
+        # else, must not make its verifier
+        raise PermissionDenied(
+            f"case {case.id}: {actor} proposed or withdrew an earlier identification of this case; a verifier who "
+            "has not seen the case's proposals must verify it",
             record=f"case {case.id}",
         )
     if s.get(db.Reference, found.reference_id) is None:
