@@ -15,6 +15,7 @@ from conftest import (
     assert_one_error_line,
     build_once,
     copy_workspace,
+    drop_trigger,
     london,
     raw_database,
     run,
@@ -421,3 +422,29 @@ def test_whoever_proposed_or_withdrew_an_earlier_identification_cannot_verify_th
     assert code != 0
     assert_one_error_line(err, "cy proposed or withdrew an earlier identification of this case")
     assert verify("ben") == (0, "")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("case_id", "UP-1\x1b[31m"), ("reference_id", "\u202eevil"), ("reference_id", "y" * 60_000), ("user", "ben\x00")],
+)
+def test_audit_log_filters_are_ids_and_nothing_else_reaches_the_trail(casework, field, value):
+    """The filters of an audit reading are recorded in the trail, which keeps what it is given for good: a value
+    that is no id (terminal escapes, bidirectional overrides, 60 KB) is refused by name and records nothing."""
+    with Workspace.open(casework, user=USER) as ws:
+        before = ws.audit_head()
+        with pytest.raises(InvalidField, match=f"^{field}: "):
+            ws.audit_log(**{field: value})
+        assert ws.audit_head() == before
+
+
+def test_audit_log_shows_what_the_trail_holds_without_obeying_it(casework, capsys):
+    """Events written before ids were checked (or behind Nomina's back) may hold terminal escapes: the log
+    shows them written out."""
+    tamper_events = "UPDATE audit_events SET details = ? WHERE seq = (SELECT MAX(seq) FROM audit_events)"
+    with raw_database(casework) as db:
+        drop_trigger(db, "audit_events", "audit_events_no_update")
+        db.execute(tamper_events, (json.dumps({"note": "\x1b[31mred\u202e"}),))
+    code, out, _ = cli(capsys, casework, USER, "audit", "log", "--limit", "2")
+    assert code == 0 and "\x1b" not in out and "\u202e" not in out
+    assert "\\x1b[31mred\\u202e" in out

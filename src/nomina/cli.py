@@ -1331,9 +1331,8 @@ def audit_log(
         ids = " ".join(f"{k}={e[f'{k}_id']}" for k in ("case", "reference", "search") if e[f"{k}_id"] is not None)
         details = " ".join(f"{k}={_logged(v)}" for k, v in e["details"].items())
         where = f" ({e['os_user']}@{e['host']}{', ' + e['via'] if e.get('via') else ''})" if e.get("os_user") else ""
-        out.print(
-            f"{e['seq']:>5}  {e['at'][:19].replace('T', ' ')}  {e['actor']}{where}  {e['action']}  {ids}  {details}"
-        )
+        line = f"{e['seq']:>5}  {e['at'][:19].replace('T', ' ')}  {e['actor']}{where}  {e['action']}  {ids}  {details}"
+        out.print(_printable(line), markup=False)  # what the trail holds was typed by people: shown, never obeyed
 
 
 # -- faces --------------------------------------------------------------------------------------------

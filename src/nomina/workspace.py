@@ -94,6 +94,7 @@ from .records import (
     Record,
     ReferenceFields,
     _clean_text,
+    _record_id,
     check_eyes,
     now,
     parse_date,
@@ -692,6 +693,10 @@ class Workspace:
     ) -> list[audit.Entry]:
         """The audit trail (oldest first), of one case, reference or acting user when given, before event
         ``before`` when given (the newest ``limit``); the reading is recorded."""
+        # ids as ids are checked: the filters are recorded in the trail, which keeps whatever it is given
+        case_id = None if case_id is None else _record_id(case_id, "case_id")
+        reference_id = None if reference_id is None else _record_id(reference_id, "reference_id")
+        user = None if user is None else _record_id(user, "user")
         with self._acting("audit.read") as (s, actor):
             blind, proposed = workflow.blind_records(s, actor)
             # A list of one user's events leaves the hidden ones out, so its limit counts what is left: a page
