@@ -24,7 +24,7 @@ from conftest import (
 )
 
 from nomina import CaseFields, PhotoInput, Provenance, ReferenceFields, Workspace, erasure
-from nomina.errors import Conflict, InvalidField, NotFound, PermissionDenied
+from nomina.errors import Conflict, InvalidField, NotFound, PermissionDenied, RecordTampered
 from nomina.references import ReferenceRecord
 
 FAMILY = Provenance("family", "a sister", "family request under national missing-persons law")
@@ -390,6 +390,20 @@ def test_a_dry_run_reports_exactly_what_would_be_erased_and_changes_nothing(date
     assert [r.reference_id for r in preview.references] == ["MP-021", "MP-022"]
     done = dated.apply_retention(today=due)
     assert done.references == preview.references
+
+
+def test_a_retention_date_changed_behind_nomina_s_back_erases_nothing(dated):
+    """An erasure cannot be undone: someone who can reach the database must not be able to have a reference
+    erased by moving its retention date into the past."""
+    with raw_database(dated.path) as db:
+        db.execute("""UPDATE "references" SET retain_until = '2001-01-01' WHERE id = 'MP-024'""")
+    before = snapshot(dated.path)
+    with pytest.raises(RecordTampered, match="^reference MP-024: .*nothing erased"):
+        dated.apply_retention()
+    with pytest.raises(RecordTampered, match="^reference MP-024: "):
+        dated.apply_retention(dry_run=True)
+    assert snapshot(dated.path) == before
+    assert "MP-024" in {r.reference_id for r in dated.references()}
 
 
 def test_only_an_admin_applies_retention_or_maintains(dated, settings, model):

@@ -1398,10 +1398,15 @@ class Workspace:
         retention date. A reference named by an open identification (proposed, disputed or verified) is
         held, not erased, and listed under ``held``. ``dry_run`` does the same in a transaction that is
         rolled back: it reports exactly what would be erased and changes nothing, not even the audit trail.
+        Refused (RecordTampered), erasing nothing, when a reference due is not as the audit trail last left it
+        (its retention date may have been changed behind Nomina's back).
         """
         today = parse_date(today, "today") or date.today()
         with self._shared.db.write(commit=not dry_run) as s:
             actor = self._actor(s, "workspace.manage")
+            # An erasure cannot be undone: a retention date changed behind Nomina's back must not cause one
+            due, _ = erasure.due_references(s, today)
+            audit.require_records(s, [record_key("reference", r.id) for r in due], "nothing erased")
             erased, held = erasure.erase_due(s, today, actor)
             if not dry_run:
                 if erased:
