@@ -1109,3 +1109,18 @@ def test_a_stored_embedding_that_no_model_makes_refuses_searches_by_name(casewor
     assert_one_error_line(
         err, rf"face {face_id} of {named}: its embedding is not a vector of finite numbers of length 1"
     )
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["garbage", "[]", '{"name": "sface"}', '{"name": "sface", "files": "x"}', '{"name": "arcface", "files": {}}'],
+)
+def test_a_model_record_changed_behind_nomina_s_back_is_one_clear_refusal(casework, capsys, value):
+    """The workspace's model record decides which model loads and what reports name: one of another shape
+    is refused in one line by every command that reads it, not a traceback or a report naming a model
+    the searches never used."""
+    tamper(casework, ("UPDATE workspace_info SET value = ? WHERE key = 'model'", (value,)))
+    for command in (["info"], ["search", "UP-1"], ["report", "UP-1", "--out", str(casework.parent / "r.html")]):
+        code, _, err = cli(capsys, casework, USER, *command)
+        assert code == 1, command
+        assert_one_error_line(err, "workspace record 'model': .* is not a model Nomina records")

@@ -25,6 +25,7 @@ import inspect
 import json
 import math
 import os
+import re
 import shutil
 import threading
 import uuid
@@ -506,7 +507,7 @@ class Workspace:
         shared = self._shared
         if shared.identity is None:
             with shared.db.read() as s:
-                shared.identity = json.loads(_info(s, "model"))
+                shared.identity = _model_identity(s)
         return dict(shared.identity)
 
     @property
@@ -1461,7 +1462,7 @@ class Workspace:
 
             return WorkspaceSummary(
                 path=str(self.path),
-                model=json.loads(_info(s, "model")),
+                model=_model_identity(s),
                 created_at=_info(s, "created_at"),
                 references=count(db.Reference),
                 reference_photos=count(db.ReferencePhoto),
@@ -1511,6 +1512,32 @@ def _info(s: Session, key: str) -> str:
     if row is None:
         raise WorkspaceError(f"workspace record {key!r} is missing")
     return row.value
+
+
+def _model_identity(s: Session) -> dict[str, Any]:
+    """The model the workspace was built with, as recorded: ``{"name", "files": {file name: SHA-256}}``. A
+    record of another shape, or naming a model or files Nomina does not know, was written behind Nomina's
+    back: refused (WorkspaceError) rather than used to load a model or name one in a report."""
+    text = _info(s, "model")
+    try:
+        found = json.loads(text)
+    except ValueError:
+        found = None
+    if not isinstance(found, dict):
+        found = {}
+    name, files = found.get("name"), found.get("files")
+    manifest = MODELS.get(name) if isinstance(name, str) else None
+    if (
+        manifest is None
+        or not isinstance(files, dict)
+        or set(files) != {f.name for f in manifest.files}
+        or not all(isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) for v in files.values())
+    ):
+        raise WorkspaceError(
+            f"workspace record 'model': {text[:80]!r} is not a model Nomina records (a name it knows and the "
+            "SHA-256 of each of its files): changed behind Nomina's back; restore the workspace from a backup"
+        )
+    return dict(found)
 
 
 def _config(s: Session, being_set: str | None = None) -> dict[str, Any]:
