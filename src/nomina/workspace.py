@@ -1516,26 +1516,28 @@ def _info(s: Session, key: str) -> str:
 
 def _model_identity(s: Session) -> dict[str, Any]:
     """The model the workspace was built with, as recorded: ``{"name", "files": {file name: SHA-256}}``. A
-    record of another shape, or naming a model or files Nomina does not know, was written behind Nomina's
-    back: refused (WorkspaceError) rather than used to load a model or name one in a report."""
+    record of another shape was written behind Nomina's back: refused (WorkspaceError) rather than used to
+    load a model or name one in a report; so is a model this version of Nomina does not know."""
     text = _info(s, "model")
     try:
         found = json.loads(text)
     except ValueError:
         found = None
-    if not isinstance(found, dict):
-        found = {}
-    name, files = found.get("name"), found.get("files")
-    manifest = MODELS.get(name) if isinstance(name, str) else None
+    name, files = (found.get("name"), found.get("files")) if isinstance(found, dict) else (None, None)
     if (
-        manifest is None
+        not isinstance(name, str)
         or not isinstance(files, dict)
-        or set(files) != {f.name for f in manifest.files}
-        or not all(isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) for v in files.values())
+        or not files
+        or not all(isinstance(k, str) and isinstance(v, str) and re.fullmatch("[0-9a-f]+", v) for k, v in files.items())
     ):
         raise WorkspaceError(
-            f"workspace record 'model': {text[:80]!r} is not a model Nomina records (a name it knows and the "
-            "SHA-256 of each of its files): changed behind Nomina's back; restore the workspace from a backup"
+            f"workspace record 'model': {text[:80]!r} is not a model Nomina records (its name and the SHA-256 of "
+            "each of its files): changed behind Nomina's back; restore the workspace from a backup"
+        )
+    if name not in MODELS:
+        raise WorkspaceError(
+            f"workspace record 'model': built with model {name[:40]!r}, which this version of Nomina does not know "
+            f"(known: {', '.join(sorted(MODELS))})"
         )
     return dict(found)
 
