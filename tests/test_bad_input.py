@@ -205,5 +205,5 @@ def test_workspace_made_with_another_model(cli_ws, faces_dir, capsys):
     before = snapshot(cli_ws)
     code, _, err = run(capsys, "case", "add", "C2", london(faces_dir, "003"), "-w", cli_ws)
     assert code == 1
-    assert_one_error_line(err, r"model 'other' is not known|workspace built with model other")
+    assert_one_error_line(err, r"built with model 'other', which this version of Nomina does not know")
     assert snapshot(cli_ws) == before

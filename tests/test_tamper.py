@@ -1131,3 +1131,15 @@ def test_a_model_record_changed_behind_nomina_s_back_is_one_clear_refusal(casewo
         code, _, err = cli(capsys, casework, USER, *command)
         assert code == 1, command
         assert_one_error_line(err, "workspace record 'model': .*(is not a model Nomina records|does not know)")
+
+
+@pytest.mark.parametrize(("column", "value"), [("score", "1e999"), ("score", "5.0"), ("rank", "-1")])
+def test_a_candidate_no_search_records_is_named_not_shown(casework, capsys, column, value):
+    """An infinite score crashed search show with a traceback; a score of 5 was shown with a very strong
+    likelihood ratio. Scores are cosines, ranks count from 1."""
+    number = float(value) if column == "score" else int(value)
+    tamper(casework, (f"UPDATE candidates SET {column} = ? WHERE search_id = 1 AND rank = 2", (number,)))
+    for form in ([], ["--json"]):
+        code, _, err = cli(capsys, casework, USER, "search", "show", "1", *form)
+        assert code == 1
+        assert_one_error_line(err, r"search 1: candidate at rank -?\d+ has score .*, which no search records")

@@ -9,6 +9,7 @@ viewer may see it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -139,6 +140,13 @@ def result_from_row(
     by_id = {f.face_id: f for f in faces}
     mapping = calibration[1] if calibration is not None else None
     extra = candidate_warnings or {}
+    for c in row.candidates:  # what a search stores: ranks from 1, cosine similarities
+        if c.rank < 1 or not (math.isfinite(c.score) and -1.0001 <= c.score <= 1.0001):
+            raise RecordTampered(
+                f"search {row.id}: candidate at rank {c.rank} has score {c.score!r}, which no search records: "
+                "changed behind Nomina's back; audit verification names the record",
+                record=f"search {row.id}",
+            )
     return SearchResult(
         search_id=row.id,
         case_id=row.case_id,
