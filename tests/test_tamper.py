@@ -1143,3 +1143,14 @@ def test_a_candidate_no_search_records_is_named_not_shown(casework, capsys, colu
         code, _, err = cli(capsys, casework, USER, "search", "show", "1", *form)
         assert code == 1
         assert_one_error_line(err, r"search 1: candidate at rank -?\d+ has score .*, which no search records")
+
+
+def test_a_schema_version_moved_back_is_one_clear_refusal(casework, capsys):
+    """The recorded schema version moved back makes the opening try migrations already applied: a 109-line
+    database traceback on every command before; one line now, and the database as it was."""
+    tamper(casework, "UPDATE alembic_version SET version_num = '0001'")
+    before = snapshot(casework)
+    code, _, err = cli(capsys, casework, USER, "info")
+    assert code == 1
+    assert_one_error_line(err, r"cannot bring the database from schema 0001 to \w+ \(.*\): its tables do not match")
+    assert snapshot(casework) == before

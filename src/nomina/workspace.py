@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy import func, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from . import (
@@ -77,6 +77,7 @@ from .errors import (
     PermissionDenied,
     WorkspaceError,
 )
+from .errors import reason as failure_reason
 from .faces import FaceAnalyzer
 from .files import private_folder, restrict
 from .imaging import decoded, read_photo, sha256_hex
@@ -364,7 +365,16 @@ class Workspace:
                 record=str(path),
             )
         if rev != head_revision():
-            upgrade(engine)
+            try:
+                upgrade(engine)
+            except DBAPIError as exc:  # tables that do not match the version recorded (alembic_version edited)
+                engine.dispose()
+                raise WorkspaceError(
+                    f"{named}: cannot bring the database from schema {rev} to {head_revision()} "
+                    f"({failure_reason(exc.orig or exc, 120)}): its tables do not match the schema version it records, "
+                    "changed outside Nomina; restore the workspace from a backup",
+                    record=str(path),
+                ) from None
         workspace = cls(_Shared(path, Database(engine), settings, model), user)
         with workspace._shared.db.read() as s:
             interrupted = erasure.pending(s)
