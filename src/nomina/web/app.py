@@ -101,6 +101,10 @@ def create_app(workspace: Path | str | Workspace, secure_cookies: bool | None = 
     @app.middleware("http")
     async def headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         too_big = _too_big(request)
+        if too_big is None and not await _caller_known(request):
+            # a form or upload from nobody logged in is refused before any of it is read (FastAPI reads a form
+            # route's fields before its access rule runs): up to the body limit written to disk for nothing
+            too_big = await nomina_error(request, NotLoggedIn("not logged in", field="user"))
         response = too_big if too_big is not None else await call_next(request)
         for name, value in _HEADERS.items():
             response.headers.setdefault(name, value)
@@ -171,6 +175,28 @@ def create_app(workspace: Path | str | Workspace, secure_cookies: bool | None = 
 #: file again as they read it (a body sent without a length is counted there); a proxy should bound it too.
 MAX_IMPORT_BYTES = 2 * 1024**3 + 64 * 1024**2
 MAX_BODY_BYTES = 300 * 1024**2
+
+
+async def _caller_known(request: Request) -> bool:
+    """False for a request that sends a body (not a login) with no valid session (pages) or token (API)."""
+    sends_body = request.headers.get("content-length", "0") not in ("", "0") or "transfer-encoding" in request.headers
+    if not sends_body or request.method in ("GET", "HEAD", "OPTIONS") or request.url.path.rstrip("/") == "/login":
+        return True
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    secret = value.strip() if _is_api(request) and scheme.lower() == "bearer" else request.cookies.get(SESSION_COOKIE)
+    if not secret or _is_api(request) != secret.startswith(auth.TOKEN_PREFIX):
+        return False
+    ws: Workspace = request.app.state.workspace
+
+    def known() -> bool:
+        try:
+            ws.with_credential(secret).whoami()
+        except NominaError:
+            return False
+        return True
+
+    return await run_in_threadpool(known)
 
 
 def _too_big(request: Request) -> Response | None:
