@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import re
 import shutil
 import threading
@@ -258,3 +259,26 @@ def test_worker_networks_are_built_once_and_lent_to_the_next_operations_workers(
     with ThreadPoolExecutor(4) as threads:  # four threads at once: two more sets built, two kept afterwards
         list(threads.map(lambda _: (pool.get(), time.sleep(0.3)), range(4)))
     assert len(built) == 4 and len(pool._spare) == 2
+
+
+def test_stale_temporary_folders_of_killed_requests_are_overwritten_and_removed(tmp_path):
+    """A request's uploads go to a temporary folder removed when it ends, but not when its process is killed:
+    the server's start and maintenance remove such folders once no request can still be using them."""
+    from nomina.files import remove_stale_temporaries
+
+    old, young, other = tmp_path / "nomina-upload-old", tmp_path / "nomina-upload-young", tmp_path / "unrelated-x"
+    for folder in (old, young, other):
+        (folder / "1").mkdir(parents=True)
+        (folder / "1" / "face.jpg").write_bytes(b"\xff\xd8 a face" * 100)
+    outside = tmp_path / "kept.txt"
+    outside.write_text("not Nomina's")
+    (old / "1" / "link").symlink_to(outside)
+    held = (old / "1" / "face.jpg").open("rb")  # the bytes as a process still holding the file would see them
+    hour_ago = time.time() - 3700
+    for folder in (old, other):
+        os.utime(folder, (hour_ago, hour_ago))
+    assert remove_stale_temporaries(where=tmp_path) == 1
+    assert not old.exists() and young.exists() and other.exists()
+    assert held.read() == bytes(len(b"\xff\xd8 a face" * 100))  # overwritten before it was unlinked
+    held.close()
+    assert outside.read_text() == "not Nomina's"

@@ -15,8 +15,11 @@ import csv
 import io
 import os
 import secrets
+import shutil
 import stat
 import sys
+import tempfile
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -29,9 +32,15 @@ __all__ = [
     "check_output",
     "csv_text",
     "private_folder",
+    "remove_stale_temporaries",
     "restrict",
     "write_whole",
 ]
+
+#: The prefixes of the temporary folders Nomina's server writes a request's uploads, reports and exports to.
+TEMPORARY_PREFIXES = ("nomina-upload-", "nomina-report-", "nomina-export-")
+#: How old such a folder must be to be taken for one a killed process left (no request lasts this long).
+STALE_AFTER_SECONDS = 3600.0
 
 #: The permissions of every file Nomina writes: read and write for its owner, nothing for anyone else.
 PRIVATE_FILE = 0o600
@@ -131,3 +140,41 @@ def csv_text(rows: Iterable[Iterable[object]]) -> str:
             ["" if v is None else "'" + v if isinstance(v, str) and v.startswith(FORMULA_START) else v for v in row]
         )
     return buffer.getvalue()
+
+
+def remove_stale_temporaries(older_than: float = STALE_AFTER_SECONDS, where: Path | None = None) -> int:
+    """Remove this user's temporary folders of :data:`TEMPORARY_PREFIXES` not changed for ``older_than``
+    seconds, each file overwritten with zeros first; how many folders went. A request's folder is removed when
+    the request ends, but not when its process is killed (a worker stopped by the system, SIGKILL): the photos
+    uploaded with it, or the report written for it, would stay in the temporary folder for good. Anything
+    that is not this user's own folder (another user's, a link) is left alone; what cannot be removed is too."""
+    base = Path(where or tempfile.gettempdir())
+    removed, now = 0, time.time()
+    try:
+        entries = list(base.iterdir())
+    except OSError:
+        return 0
+    for folder in entries:
+        try:
+            found = folder.lstat()
+            if (
+                not folder.name.startswith(TEMPORARY_PREFIXES)
+                or not stat.S_ISDIR(found.st_mode)
+                or (sys.platform != "win32" and found.st_uid != os.getuid())
+                or now - found.st_mtime < older_than
+            ):
+                continue
+            for path in folder.rglob("*"):
+                if path.is_file() and not path.is_symlink():
+                    with path.open("r+b") as fh:
+                        size = fh.seek(0, os.SEEK_END)
+                        fh.seek(0)
+                        for start in range(0, size, 1 << 20):
+                            fh.write(bytes(min(1 << 20, size - start)))
+                        fh.flush()
+                        os.fsync(fh.fileno())
+            shutil.rmtree(folder)
+            removed += 1
+        except OSError:
+            continue
+    return removed

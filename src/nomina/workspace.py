@@ -79,7 +79,7 @@ from .errors import (
 )
 from .errors import reason as failure_reason
 from .faces import FaceAnalyzer
-from .files import private_folder, restrict
+from .files import private_folder, remove_stale_temporaries, restrict
 from .imaging import decoded, read_photo, sha256_hex
 from .importing import ImportReport, RowFailure, read_manifest, row_inputs
 from .index import Gallery
@@ -1444,6 +1444,7 @@ class Workspace:
         before = database_size(shared.db.engine)
         keeper = self._keeper()
         with self._acting("workspace.manage") as (s, _):
+            remove_stale_temporaries()  # a killed server's uploads and reports, outside the workspace
             removed, warnings = erasure.finish(s, self.photos, lambda: keeper.scrub(s))
             swept, more = erasure.sweep(s, self.photos)
             removed, warnings = removed + swept, warnings + more

@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import auth, users
 from ..errors import ImageTooLarge, LoginFailed, NominaError, NotLoggedIn, http_status
+from ..files import remove_stale_temporaries
 from ..workspace import Workspace
 from . import access, uploads
 from .access import LOGIN_COOKIE, SESSION_COOKIE, LoginThrottle, Viewer, page
@@ -83,6 +84,7 @@ def create_app(workspace: Path | str | Workspace, secure_cookies: bool | None = 
     ``secure_cookies``: mark the session cookie Secure; by default it is when the request came over HTTPS
     (directly, or through a reverse proxy whose forwarded headers uvicorn trusts)."""
     ws = workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
+    remove_stale_temporaries()  # uploads and reports of requests whose process was killed
     app = FastAPI(
         title="Nomina",
         version=_version(),
