@@ -245,6 +245,21 @@ def test_head_is_answered_wherever_get_is_with_its_rules_and_without_a_body(web_
     assert me.status_code == 200 and me.content == b""
 
 
+def test_head_of_a_recorded_download_records_nothing(web_app: Any, web_ws: Path) -> None:
+    """Writing a report or an export is recorded with its SHA-256; a HEAD, whose body nobody receives, is
+    refused instead of recorded."""
+    client = TestClient(web_app)
+    token = web_token(web_ws, "root")
+    with Workspace.open(web_ws) as ws:
+        before = ws.audit_head()
+    for path in ("/api/v1/export?format=csv", "/api/v1/export", "/api/v1/cases/UP-1/report", "/export.csv"):
+        answer = client.head(path, headers={"authorization": f"Bearer {token}"})
+        assert answer.status_code == 405 and answer.headers["allow"] == "GET", path
+    with Workspace.open(web_ws) as ws:
+        assert ws.audit_head() == before
+    assert client.get("/api/v1/export?format=csv", headers={"authorization": f"Bearer {token}"}).status_code == 200
+
+
 def test_a_method_an_address_does_not_take_is_answered_with_the_methods_it_does(web_app: Any) -> None:
     client = TestClient(web_app)
     for path, methods in (

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -260,6 +261,10 @@ def _allowed(request: Request) -> str:
     return ", ".join(sorted(methods))
 
 
+#: Downloads whose writing is recorded in the audit trail (reports, exports), on the pages and the API.
+_RECORDED_DOWNLOADS = re.compile(r"(?:/api/v1)?/(?:export(?:\.json|\.csv)?|cases/[^/]+/report(?:\.html|\.pdf)?)/?")
+
+
 class _HeadAsGet:
     """HEAD answered wherever GET is, as HTTP asks of a server: the GET route runs (its access rules too) and its
     answer goes out without the body, with the headers GET would send."""
@@ -270,6 +275,16 @@ class _HeadAsGet:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") != "HEAD":
             await self.app(scope, receive, send)
+            return
+        if _RECORDED_DOWNLOADS.fullmatch(str(scope.get("path", ""))):
+            # writing a report or an export is recorded with its SHA-256: a HEAD would record one nobody received
+            headers = [
+                (b"allow", b"GET"),
+                (b"content-length", b"0"),
+                *[(k.encode(), v.encode()) for k, v in _HEADERS.items()],
+            ]
+            await send({"type": "http.response.start", "status": 405, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
             return
 
         async def headers_only(message: Message) -> None:
