@@ -11,9 +11,11 @@ import json
 import math
 import os
 import re
+import shutil
 import socket
 import sqlite3
 import struct
+import tempfile
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -1045,7 +1047,7 @@ def test_an_import_onto_a_chain_whose_head_was_altered_writes_nothing(identified
 def test_an_erasure_journal_row_naming_a_file_outside_the_store_removes_nothing(casework, tmp_path, capsys, named):
     """The erasure journal is followed by the next command any user runs: a row written into it by hand must
     not make Nomina overwrite and remove a file of the insider's choosing (a report, another workspace)."""
-    victim = tmp_path / "victim.txt"
+    victim = Path(tempfile.mkdtemp(prefix="nv", dir="/tmp")) / "victim.txt"  # short: PostgreSQL's column holds 64
     victim.write_text("precious")
     value = str(victim) if named == "absolute" else os.path.relpath(victim, casework / "photos" / "ab")
     tamper(casework, ("INSERT INTO pending_erasures (step, photo_sha256) VALUES ('photo', ?)", (value,)))
@@ -1054,11 +1056,12 @@ def test_an_erasure_journal_row_naming_a_file_outside_the_store_removes_nothing(
     assert "is not a photo's SHA-256; ignored and removed (the database was changed outside Nomina)" in err
     with raw_database(casework) as con:
         assert con.execute("SELECT COUNT(*) FROM pending_erasures").fetchone()[0] == 0
+    shutil.rmtree(victim.parent)
 
 
 def test_a_photo_record_naming_a_file_outside_the_store_is_never_read(casework, tmp_path):
     """A photo's SHA-256 is its file's name in the store: one changed into a path is refused, not followed."""
-    secret = tmp_path / "secret.txt"
+    secret = Path(tempfile.mkdtemp(prefix="ns", dir="/tmp")) / "secret.txt"  # short: PostgreSQL's column holds 64
     secret.write_text("not a photo")
     with raw_database(casework) as con:
         [(sha,)] = con.execute("SELECT photo_sha256 FROM reference_photos WHERE reference_id = 'MP-012'").fetchall()
@@ -1078,6 +1081,7 @@ def test_a_photo_record_naming_a_file_outside_the_store_is_never_read(casework, 
         assert photo.sha256 == str(secret)
         with pytest.raises(RecordTampered, match="not a SHA-256"):
             ws.photos.read(photo.sha256)
+    shutil.rmtree(secret.parent)
 
 
 @pytest.mark.parametrize(
