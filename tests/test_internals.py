@@ -274,11 +274,17 @@ def test_stale_temporary_folders_of_killed_requests_are_overwritten_and_removed(
     outside.write_text("not Nomina's")
     (old / "1" / "link").symlink_to(outside)
     held = (old / "1" / "face.jpg").open("rb")  # the bytes as a process still holding the file would see them
+    # someone else's folder, linked into the temporary folder under the name Nomina uses: never followed
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "theirs.txt").write_text("theirs")
+    (tmp_path / "nomina-upload-link").symlink_to(elsewhere, target_is_directory=True)
     hour_ago = time.time() - 3700
-    for folder in (old, other):
-        os.utime(folder, (hour_ago, hour_ago))
+    for folder in (old, other, elsewhere, tmp_path / "nomina-upload-link"):
+        os.utime(folder, (hour_ago, hour_ago), follow_symlinks=False)
     assert remove_stale_temporaries(where=tmp_path) == 1
     assert not old.exists() and young.exists() and other.exists()
+    assert (elsewhere / "theirs.txt").read_text() == "theirs"
     assert held.read() == bytes(len(b"\xff\xd8 a face" * 100))  # overwritten before it was unlinked
     held.close()
     assert outside.read_text() == "not Nomina's"

@@ -34,13 +34,18 @@ __all__ = [
     "private_folder",
     "remove_stale_temporaries",
     "restrict",
+    "shred",
     "write_whole",
 ]
 
-#: The prefixes of the temporary folders Nomina's server writes a request's uploads, reports and exports to.
-TEMPORARY_PREFIXES = ("nomina-upload-", "nomina-report-", "nomina-export-")
+#: The prefixes of the temporary folders Nomina's server writes a request's uploads, reports and exports to
+#: (removed when the request ends; :func:`remove_stale_temporaries` removes those a killed process left).
+UPLOAD_TEMP, REPORT_TEMP, EXPORT_TEMP = "nomina-upload-", "nomina-report-", "nomina-export-"
+TEMPORARY_PREFIXES = (UPLOAD_TEMP, REPORT_TEMP, EXPORT_TEMP)
 #: How old such a folder must be to be taken for one a killed process left (no request lasts this long).
 STALE_AFTER_SECONDS = 3600.0
+
+_CHUNK = 1 << 20
 
 #: The permissions of every file Nomina writes: read and write for its owner, nothing for anyone else.
 PRIVATE_FILE = 0o600
@@ -164,17 +169,37 @@ def remove_stale_temporaries(older_than: float = STALE_AFTER_SECONDS, where: Pat
                 or now - found.st_mtime < older_than
             ):
                 continue
-            for path in folder.rglob("*"):
-                if path.is_file() and not path.is_symlink():
-                    with path.open("r+b") as fh:
-                        size = fh.seek(0, os.SEEK_END)
-                        fh.seek(0)
-                        for start in range(0, size, 1 << 20):
-                            fh.write(bytes(min(1 << 20, size - start)))
-                        fh.flush()
-                        os.fsync(fh.fileno())
-            shutil.rmtree(folder)
+            for path in [p for p in folder.rglob("*") if p.is_file() or p.is_symlink()]:
+                shred(path)  # which removes a folder it empties
+            if folder.exists():
+                shutil.rmtree(folder)
             removed += 1
         except OSError:
             continue
     return removed
+
+
+def shred(path: Path) -> None:
+    """Overwrite a file's bytes with zeros, flush them to disk, then unlink it and, when that empties it, its
+    folder. A symbolic link is only unlinked: the file it points to is not Nomina's to overwrite."""
+    if path.is_symlink():
+        path.unlink()
+        return
+    try:
+        with path.open("r+b") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(0)
+            zeros = bytes(min(size, _CHUNK))
+            for start in range(0, size, _CHUNK):
+                fh.write(zeros[: min(_CHUNK, size - start)])
+            fh.flush()
+            os.fsync(fh.fileno())
+    except FileNotFoundError:
+        return
+    except PermissionError:
+        pass  # a read-only file is still removed from the folder; its bytes stay until the space is reused
+    path.unlink(missing_ok=True)
+    try:
+        path.parent.rmdir()
+    except OSError:
+        pass  # the folder still holds other files

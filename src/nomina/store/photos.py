@@ -11,19 +11,17 @@ folder; on copy-on-write file systems, SSDs and snapshots it cannot, which docs/
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 from ..errors import NotFound, RecordTampered
-from ..files import PRIVATE_FOLDER, write_whole
+from ..files import PRIVATE_FOLDER, shred, write_whole
 from ..imaging import sha256_hex
 
 __all__ = ["PhotoStore", "is_photo_name"]
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _INCOMING = ".incoming-"
-_CHUNK = 1 << 20
 
 
 def is_photo_name(sha256: object) -> bool:
@@ -69,7 +67,7 @@ class PhotoStore:
 
     def remove(self, sha256: str) -> None:
         """Remove a photo's file, its bytes overwritten first (nothing happens when it is absent)."""
-        _shred(self.path(sha256))
+        shred(self.path(sha256))
 
     def strays(self, known: set[str]) -> list[Path]:
         """Files no photo record (``known``) names: photos whose record was erased or never committed (an
@@ -95,32 +93,4 @@ class PhotoStore:
 
     def remove_file(self, path: Path) -> None:
         """Remove a file of the store found by :meth:`strays`, its bytes overwritten first."""
-        _shred(path)
-
-
-def _shred(path: Path) -> None:
-    """Overwrite a file's bytes with zeros, flush them to disk, then unlink it and its emptied folder.
-
-    A symbolic link is only unlinked: the file it points to is not the store's to overwrite.
-    """
-    if path.is_symlink():
-        path.unlink()
-        return
-    try:
-        with path.open("r+b") as fh:
-            size = fh.seek(0, os.SEEK_END)
-            fh.seek(0)
-            zeros = bytes(min(size, _CHUNK))
-            for start in range(0, size, _CHUNK):
-                fh.write(zeros[: min(_CHUNK, size - start)])
-            fh.flush()
-            os.fsync(fh.fileno())
-    except FileNotFoundError:
-        return
-    except PermissionError:
-        pass  # a read-only file is still removed from the folder; its bytes stay until the space is reused
-    path.unlink(missing_ok=True)
-    try:
-        path.parent.rmdir()
-    except OSError:
-        pass  # folder still holds other photos
+        shred(path)

@@ -44,6 +44,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import roles as role_table
 from ..errors import ImageTooLarge, InvalidField, NominaError, NotFound
 from ..faces import parse_eyes
+from ..files import UPLOAD_TEMP
 from ..records import (
     CASE_KINDS,
     SEXES,
@@ -264,7 +265,7 @@ async def _saved(files: list[UploadFile]) -> AsyncIterator[list[Path]]:
     """:func:`nomina.web.uploads.saved`, writing the files outside the event loop."""
     if not files:
         raise InvalidField("photos: at least one photo file is required", field="photos")
-    with tempfile.TemporaryDirectory(prefix="nomina-upload-") as folder:
+    with tempfile.TemporaryDirectory(prefix=UPLOAD_TEMP) as folder:
         paths = await _call(uploads.write, files, Path(folder))
         try:
             yield paths

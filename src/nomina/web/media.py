@@ -17,6 +17,7 @@ from fastapi.responses import Response
 from PIL import Image
 
 from ..errors import InvalidField
+from ..files import EXPORT_TEMP, REPORT_TEMP
 from ..imaging import decoded
 from ..workspace import Workspace
 
@@ -93,7 +94,7 @@ def report_download(ws: Workspace, case_id: str, fmt: str) -> Response:
     """The case's identification report (html or pdf) as a download (:meth:`Workspace.report`)."""
     if fmt not in REPORT_TYPES:
         raise InvalidField(f"format: {fmt[:20]!r} is not one of html, pdf", field="format")
-    with tempfile.TemporaryDirectory(prefix="nomina-report-") as folder:
+    with tempfile.TemporaryDirectory(prefix=REPORT_TEMP) as folder:
         path = Path(folder) / f"report.{fmt}"
         ws.report(case_id, path)
         data = path.read_bytes()
@@ -104,7 +105,7 @@ def export_download(ws: Workspace, fmt: str) -> Response:
     """Every verified identification (json or csv) as a download (:meth:`Workspace.export_identifications`)."""
     if fmt not in EXPORT_TYPES:
         raise InvalidField(f"format: {fmt[:20]!r} is not one of json, csv", field="format")
-    with tempfile.TemporaryDirectory(prefix="nomina-export-") as folder:
+    with tempfile.TemporaryDirectory(prefix=EXPORT_TEMP) as folder:
         path = Path(folder) / f"identifications.{fmt}"
         ws.export_identifications(path, fmt)
         data = path.read_bytes()

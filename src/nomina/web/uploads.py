@@ -17,7 +17,7 @@ from typing import Any
 from starlette.datastructures import UploadFile
 
 from ..errors import ImageTooLarge, InvalidField, NominaError
-from ..files import PRIVATE_FILE
+from ..files import PRIVATE_FILE, UPLOAD_TEMP
 
 __all__ = [
     "MAX_PHOTOS",
@@ -126,7 +126,7 @@ def saved(files: list[UploadFile]) -> Iterator[list[Path]]:
     removed after; a NominaError raised in it names the files as they were sent (:func:`relabel`)."""
     if not files:
         raise InvalidField("photos: at least one photo file is required", field="photos")
-    with tempfile.TemporaryDirectory(prefix="nomina-upload-") as folder:
+    with tempfile.TemporaryDirectory(prefix=UPLOAD_TEMP) as folder:
         try:
             yield write(files, Path(folder))
         except NominaError as exc:
