@@ -24,7 +24,7 @@ from ._version import __version__
 from .calibration import Calibration
 from .errors import NotFound, RecordTampered, WorkspaceError
 from .index import GalleryIndex
-from .indexing import NOT_UNIT, unit_vectors
+from .indexing import not_unit, unit_vectors
 from .records import Record, now, record_number
 from .settings import os_user
 from .store import schema as db
@@ -221,11 +221,7 @@ def case_faces(case: db.Case) -> list[tuple[CaseFaceRef, np.ndarray]]:
             ref = CaseFaceRef(number=len(out) + 1, face_id=f.id, photo_sha256=cp.photo_sha256, manual=f.manual)
             vector = np.frombuffer(f.embedding, dtype=np.float32)
             if not unit_vectors(vector[None, :])[0]:
-                raise RecordTampered(
-                    f"face {f.id} of case {case.id}: {NOT_UNIT}: changed behind Nomina's back; audit verification "
-                    "names the record",
-                    record=f"case {case.id}",
-                )
+                raise not_unit(f.id, f"case {case.id}")
             out.append((ref, vector))
     return out
 

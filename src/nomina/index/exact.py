@@ -202,8 +202,6 @@ def top_references(best: np.ndarray, owner: np.ndarray, face_ids: np.ndarray, k:
     n = len(best)
     if n == 0 or k <= 0:
         return np.zeros(0, dtype=np.int64)
-    if np.isnan(best).any():  # never kept, and never the floor that would keep nothing else
-        best = np.where(np.isnan(best), -np.inf, best)
     m = k * max(1, max_faces)
     if m < n:
         part = np.argpartition(best, n - m)[n - m :]
