@@ -40,7 +40,7 @@ from datetime import date
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session
 
-from . import audit
+from . import audit, digests
 from .errors import Conflict
 from .records import Record
 from .store import PhotoStore, server
@@ -363,8 +363,11 @@ def due_references(s: Session, today: date) -> tuple[list[db.Reference], list[db
 
 def erase_due(s: Session, today: date, actor: str) -> tuple[list[Erasure], list[str]]:
     """Erase every reference due for erasure (see :func:`due_references`), each with its tombstone; return
-    the erasures and the ids of the references held."""
+    the erasures and the ids of the references held. Refused (RecordTampered), erasing nothing, when one due
+    is not as the audit trail last left it: an erasure cannot be undone, and a retention date moved into the
+    past behind Nomina's back must not cause one."""
     due, held = due_references(s, today)
+    audit.require_records(s, [digests.record_key("reference", r.id) for r in due], "nothing erased")
     erased = [erase_reference(s, ref, retention_reason(ref.retain_until), actor, retention=True) for ref in due]
     return erased, [r.id for r in held]
 

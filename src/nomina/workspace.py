@@ -1415,9 +1415,6 @@ class Workspace:
         today = parse_date(today, "today") or date.today()
         with self._shared.db.write(commit=not dry_run) as s:
             actor = self._actor(s, "workspace.manage")
-            # An erasure cannot be undone: a retention date changed behind Nomina's back must not cause one
-            due, _ = erasure.due_references(s, today)
-            audit.require_records(s, [record_key("reference", r.id) for r in due], "nothing erased")
             erased, held = erasure.erase_due(s, today, actor)
             if not dry_run:
                 if erased:
@@ -1466,6 +1463,7 @@ class Workspace:
 
     # -- overview -------------------------------------------------------------------------------------
     def info(self) -> WorkspaceSummary:
+        model = self.model_identity
         with self._reading() as s:
 
             def count(model: type[db.Base]) -> int:
@@ -1473,7 +1471,7 @@ class Workspace:
 
             return WorkspaceSummary(
                 path=str(self.path),
-                model=_model_identity(s),
+                model=model,
                 created_at=_info(s, "created_at"),
                 references=count(db.Reference),
                 reference_photos=count(db.ReferencePhoto),
