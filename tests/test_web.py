@@ -255,6 +255,7 @@ def test_head_of_a_recorded_download_records_nothing(web_app: Any, web_ws: Path)
     for path in ("/api/v1/export?format=csv", "/api/v1/export", "/api/v1/cases/UP-1/report", "/export.csv"):
         answer = client.head(path, headers={"authorization": f"Bearer {token}"})
         assert answer.status_code == 405 and answer.headers["allow"] == "GET", path
+        assert answer.headers["content-security-policy"] == client.get("/login").headers["content-security-policy"]
     with Workspace.open(web_ws) as ws:
         assert ws.audit_head() == before
     assert client.get("/api/v1/export?format=csv", headers={"authorization": f"Bearer {token}"}).status_code == 200

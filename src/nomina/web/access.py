@@ -39,6 +39,7 @@ __all__ = [
     "LoginThrottle",
     "Viewer",
     "api",
+    "bearer",
     "csrf_token",
     "page",
 ]
@@ -80,7 +81,8 @@ def base_workspace(request: Request) -> Workspace:
     return ws
 
 
-def _bearer(request: Request) -> str | None:
+def bearer(request: Request) -> str | None:
+    """The secret of an ``Authorization: Bearer`` header, if the request has one."""
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
@@ -101,7 +103,7 @@ class Guard:
 
     async def __call__(self, request: Request) -> Viewer:
         if self.for_api:
-            secret = _bearer(request)
+            secret = bearer(request)
             if secret is None or not secret.startswith(auth.TOKEN_PREFIX):
                 raise NotLoggedIn(
                     "not logged in: send an API token as 'Authorization: Bearer <token>' (nomina token create)",

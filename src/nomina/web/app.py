@@ -185,16 +185,14 @@ async def _caller_known(request: Request) -> bool:
     sends_body = request.headers.get("content-length", "0") not in ("", "0") or "transfer-encoding" in request.headers
     if not sends_body or request.method in ("GET", "HEAD", "OPTIONS") or request.url.path.rstrip("/") == "/login":
         return True
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    secret = value.strip() if _is_api(request) and scheme.lower() == "bearer" else request.cookies.get(SESSION_COOKIE)
+    secret = access.bearer(request) if _is_api(request) else request.cookies.get(SESSION_COOKIE)
     if not secret or _is_api(request) != secret.startswith(auth.TOKEN_PREFIX):
         return False
     ws: Workspace = request.app.state.workspace
 
     def known() -> bool:
         try:
-            ws.with_credential(secret).whoami()
+            ws.with_credential(secret)  # the credential and its user, as the route's Guard will check them
         except NominaError:
             return False
         return True
@@ -278,11 +276,7 @@ class _HeadAsGet:
             return
         if _RECORDED_DOWNLOADS.fullmatch(str(scope.get("path", ""))):
             # writing a report or an export is recorded with its SHA-256: a HEAD would record one nobody received
-            headers = [
-                (b"allow", b"GET"),
-                (b"content-length", b"0"),
-                *[(k.encode(), v.encode()) for k, v in _HEADERS.items()],
-            ]
+            headers = [(b"allow", b"GET"), (b"content-length", b"0")]  # the security headers: the app's middleware
             await send({"type": "http.response.start", "status": 405, "headers": headers})
             await send({"type": "http.response.body", "body": b""})
             return
