@@ -448,3 +448,18 @@ def test_audit_log_shows_what_the_trail_holds_without_obeying_it(casework, capsy
     code, out, _ = cli(capsys, casework, USER, "audit", "log", "--limit", "2")
     assert code == 0 and "\x1b" not in out and "\u202e" not in out
     assert "\\x1b[31mred\\u202e" in out
+
+
+def test_a_withdrawal_rewritten_in_the_database_does_not_make_its_withdrawer_a_verifier(casework, capsys):
+    """cy withdrew dee's proposal, then writes someone else's name over the withdrawal in the database to pass
+    the rule: the case is no longer as the trail left it, and the verification is refused."""
+    propose(capsys, casework, "dee")
+    code, _, err = cli(capsys, casework, "cy", "identification", "withdraw", "UP-1", "--reason", "to look again")
+    assert code == 0, err
+    propose(capsys, casework, "ana")
+    with raw_database(casework) as db:
+        db.execute("UPDATE identifications SET closed_by = 'ben' WHERE status = 'withdrawn'")
+    code, _, err = cli(capsys, casework, "cy", "identification", "verify", "UP-1", "--conclusion", "same-person",
+                       "--reasons", "ears match", "--reference", "MP-012")  # fmt: skip
+    assert code != 0
+    assert_one_error_line(err, r"^error: case UP-1: changed behind Nomina's back .*; not verified")

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import audit
+from . import audit, digests
 from .errors import Conflict, InvalidField, NotFound, PermissionDenied
 from .records import Record, _clean_text, _record_id, shown
 from .store import schema as db
@@ -299,6 +299,8 @@ def verify(
             f"case {case.id}: {actor} proposed this identification; a different person must verify it",
             record=f"case {case.id}",
         )
+    # the rules below read the case's identifications: as the trail last left them, not as edited since
+    audit.require_records(s, [digests.record_key("case", case.id)], "not verified")
     if any(actor in (i.proposed_by, i.closed_by) for i in case.identifications if i.status == "withdrawn"):
         # whoever proposed an earlier identification, or withdrew one (and saw its proposer and reasons), is
         # not blind to the case: withdrawing a proposal to read it, or to have it proposed again by someone
