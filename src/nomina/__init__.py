@@ -11,7 +11,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from . import offline
 from ._version import __version__
+
+offline.quiet_runtimes()  # before onnxruntime or OpenVINO can load: Nomina reports nothing to anyone
 
 if TYPE_CHECKING:
     from .errors import NominaError

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import offline
 from ..errors import ChecksumMismatch, ModelError, ModelMissing, NotFound, reason
 from .base import Detector, Embedder, FaceModel
 
@@ -260,6 +261,7 @@ def load_model(name: str = "sface", model_dir: str = "") -> FaceModel:
             )
         hashes[f.name] = actual
     str_paths = {role: str(p) for role, p in paths.items()}
+    offline.check()
     try:
         detector, embedder = manifest.build(str_paths)
     except Exception as exc:  # noqa: BLE001 - OpenCV raises cv2.error, with a multi-line message

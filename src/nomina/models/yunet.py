@@ -48,6 +48,7 @@ class YuNetDetector:
 
     def __init__(self, path: str) -> None:
         # onnxruntime's Windows builds record usage events for the operating system's telemetry unless told not to
+        # (elsewhere it is off for the whole process, before onnxruntime loads: nomina.offline)
         ort.disable_telemetry_events()
         graph = _runnable(Path(path).read_bytes())
         options = ort.SessionOptions()
