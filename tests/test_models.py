@@ -10,6 +10,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import openvino
 import pytest
 from conftest import USER, london
 
@@ -188,6 +189,38 @@ def test_yunet_on_onnxruntime_finds_what_opencv_finds_in_the_same_file(faces_dir
             assert abs(face.score - row[14]) < 1e-5, what
             faces += 1
     assert faces >= 60  # the comparison was about faces, not about empty lists
+
+
+def opencv_sface(path: str, faces: list[np.ndarray]) -> np.ndarray:
+    """OpenCV's DNN module on the same SFace file, fed as Nomina feeds it: the network's raw outputs."""
+    net = cv2.dnn.readNetFromONNX(path)
+    out = []
+    for face in faces:
+        net.setInput(cv2.dnn.blobFromImage(face, 1.0, (112, 112), (0, 0, 0), swapRB=True), "data")
+        out.append(net.forward().reshape(-1))
+    return np.array(out, np.float32)
+
+
+def test_sface_on_openvino_gives_what_opencv_gives_for_the_same_file(faces_dir, sface):
+    photos = [london(faces_dir, p) for p in PEOPLE[:6]] + sorted((faces_dir / "canada").glob("*/*.jpg"))[:3]
+    faces = []
+    for photo in photos:
+        for image in hard_copies(pixels(photo)).values():
+            faces += [align(image, d.landmarks) for d in sface.detector.detect(image)]
+    rng = np.random.default_rng(5)
+    faces += [np.zeros((112, 112, 3), np.uint8), rng.integers(0, 256, (112, 112, 3), dtype=np.uint8)]
+    assert len(faces) >= 60
+    got, want = sface.embedder.outputs(faces), opencv_sface(sface.paths["embedder"], faces)
+    assert got.shape == want.shape == (len(faces), 128)
+    # relative to each output's length (its quality measure, which must not move either)
+    assert (np.linalg.norm(got - want, axis=1) / np.linalg.norm(want, axis=1)).max() < 1e-5
+
+
+def test_sface_runs_in_float32_on_its_own_thread_unpinned(sface):
+    compiled = sface.embedder.compiled
+    assert compiled.get_property("INFERENCE_PRECISION_HINT") == openvino.Type.f32  # not bfloat16 where the CPU has it
+    assert compiled.get_property("INFERENCE_NUM_THREADS") == 1
+    assert compiled.get_property("ENABLE_CPU_PINNING") is False  # two workers pinned to one core would share it
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 700), (700, 1), (31, 33), (32, 32), (1000, 1500)])

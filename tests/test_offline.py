@@ -1,5 +1,5 @@
-"""Nomina reports nothing to anyone: the libraries that run its networks (onnxruntime) sends or
-stores usage telemetry unless told not to (nomina.offline). Each test runs a fresh Python process, since what
+"""Nomina reports nothing to anyone: the libraries that run its networks (onnxruntime, OpenVINO) send or
+store usage telemetry unless told not to (nomina.offline). Each test runs a fresh Python process, since what
 these libraries do happens once a process, at import."""
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ def everything_under(folder: Path) -> list[str]:
 
 
 def test_the_networks_leave_nothing_in_the_home_folder(tmp_path, faces_dir):
-    """onnxruntime keeps a device id and a database of usage events under ~/.cache/Microsoft unless turned off
-    before it loads; asking onnxruntime for its
+    """onnxruntime keeps a device id and a database of usage events under ~/.cache/Microsoft, OpenVINO a
+    client id and statistics under ~/intel, unless turned off before they load; asking onnxruntime for its
     telemetry does not turn it back on."""
     home = tmp_path / "home"
     home.mkdir()
@@ -57,7 +57,7 @@ def test_the_same_libraries_imported_without_nomina_write_there(tmp_path):
     """The check above can fail: without Nomina's switches, the same imports fill the home folder."""
     home = tmp_path / "home"
     home.mkdir()
-    done = run("import onnxruntime", home)
+    done = run("import onnxruntime, openvino", home)
     assert done.returncode == 0, done.stderr
     assert everything_under(home) != []
 
@@ -84,3 +84,13 @@ def test_onnxruntime_loaded_before_nomina_with_its_telemetry_on_is_refused(tmp_p
     last = done.stderr.strip().splitlines()[-1]
     assert re.fullmatch(r"nomina\.errors\.ModelError: onnxruntime was imported before Nomina with its usage .*", last)
     assert run(code, home, ORT_DISABLE_TELEMETRY="1").returncode == 0  # the program turned it off itself
+
+
+def test_openvino_imported_after_nomina_has_only_its_converters_stub(tmp_path):
+    code = (
+        "import nomina, sys\nimport openvino.tools.ovc.telemetry_utils as t\n"
+        "print(t.tm.__name__, sys.modules.get('openvino_telemetry'))"
+    )
+    done = run(code, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["openvino.tools.ovc.telemetry_stub", "None"]

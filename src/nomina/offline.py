@@ -1,5 +1,5 @@
-"""Nomina reports nothing to anyone: the usage telemetry of the library that runs its networks is turned off
-before it loads.
+"""Nomina reports nothing to anyone: the usage telemetry of the libraries that run its networks is turned off
+before they load.
 
 - onnxruntime (1.29 and later; YuNet runs on it) records usage events on Linux and macOS in a database under
   ``~/.cache/Microsoft/DeveloperTools`` with a device id, and uploads them to Microsoft, unless
@@ -7,6 +7,10 @@ before it loads.
   imported, whatever it was, and refuses to load a model if onnxruntime was imported before Nomina with its
   telemetry on (:func:`check`): a program that uses Nomina as a library imports Nomina first, or sets the
   variable itself.
+- OpenVINO's Python package (SFace runs on it) sends an event to Google Analytics when it is imported, from
+  its model converter, unless its ``openvino_telemetry`` package cannot be imported (the converter then uses
+  a stub that sends nothing). Nomina makes that package unimportable in its process before OpenVINO is
+  imported, and never calls the converter.
 
 ``tests/test_offline.py`` runs a model load and an analysis under ``strace`` with no network connection
 allowed to be made, and with an empty home folder that must stay empty.
@@ -27,8 +31,10 @@ _ort_was_loaded = "onnxruntime" in sys.modules and os.environ.get(_ORT_SWITCH) !
 
 
 def quiet_runtimes() -> None:
-    """Turn off the telemetry of onnxruntime for this process (done when Nomina is imported)."""
+    """Turn off the telemetry of onnxruntime and OpenVINO for this process (done when Nomina is imported)."""
     os.environ[_ORT_SWITCH] = "1"
+    if "openvino" not in sys.modules:
+        sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]  # makes `import openvino_telemetry` fail
 
 
 def check() -> None:

@@ -11,14 +11,16 @@ photo's own size. Its scores are lower than YuNet's and swing with the face's si
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
 
 import cv2
 import numpy as np
 
 from .base import Detection
-from .sface import _quiet_opencv, unit_rows
+from .sface import unit_rows
 
 __all__ = ["ArcFaceEmbedder", "ScrfdDetector"]
 
@@ -33,6 +35,30 @@ _PAD_VALUE = (127, 127, 127)
 # Faces per forward pass of the embedder (bounds memory on a photo of a crowd).
 _BATCH = 32
 _CROP = 112
+
+
+@contextmanager
+def _quiet_opencv() -> Iterator[None]:
+    """Silence OpenCV's notices while a network loads (OpenCV 5 warns about unused targets).
+
+    The log level is the process's: threads loading networks at once (the workers of an import) share one
+    quiet spell, counted, so that none restores the level while another is still loading."""
+    with _QUIET:
+        if _quiet[0] == 0:
+            _quiet[1] = cv2.utils.logging.getLogLevel()
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        _quiet[0] += 1
+    try:
+        yield
+    finally:
+        with _QUIET:
+            _quiet[0] -= 1
+            if _quiet[0] == 0:
+                cv2.utils.logging.setLogLevel(_quiet[1])
+
+
+_QUIET = threading.Lock()
+_quiet = [0, 0]  # networks loading now, and the log level before the first of them
 
 
 @lru_cache(maxsize=64)
