@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 from conftest import assert_one_error_line, london, run, snapshot
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from nomina.demo import write_sample_manifest
 
 HEADER = ["reference_id", "photo", "name", "source", "supplied_by", "legal_basis", "birth_year", "photo_date"]
 
@@ -220,4 +224,28 @@ def test_an_import_stopped_by_its_user_being_disabled_says_what_it_imported(ws, 
         str(stopped.value),
     ), str(stopped.value)
     assert stopped.value.record == "user 'dan'"
+    assert len(ws.references()) == 32
+
+
+@pytest.mark.slow  # 32 photos analysed: about 2 s
+def test_an_import_batch_reads_what_its_rows_need_at_once_not_row_by_row(ws, faces_dir, tmp_path):
+    """Each row more costs two statements (its photo link and face, whose ids come back from the database):
+    existing records, erased ids, lookalike ids and stored photos are read for the whole batch. The photos
+    are written with their rows in one flush, each row after its photo's (a foreign key)."""
+    people = sorted(p.name for p in (faces_dir / "london").iterdir())[:32]
+    statements: list[int] = []
+
+    def counted(*_: object) -> None:
+        statements[-1] += 1
+
+    event.listen(Engine, "before_cursor_execute", counted)
+    try:
+        for first, last in ((0, 8), (8, 32)):  # one batch of 8 rows, one of 24
+            rows = [(f"P-{ident}", london(faces_dir, ident)) for ident in people[first:last]]
+            statements.append(0)
+            report = ws.import_references(write_sample_manifest(rows, tmp_path / f"rows{first}.csv"))
+            assert (report.added, report.failures) == (last - first, [])
+    finally:
+        event.remove(Engine, "before_cursor_execute", counted)
+    assert (statements[1] - statements[0]) / 16 <= 2
     assert len(ws.references()) == 32

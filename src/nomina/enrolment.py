@@ -15,6 +15,7 @@ from datetime import date
 from typing import Any, TypeVar
 
 import numpy as np
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .errors import Conflict, InvalidField, NominaError, QualityTooLow, WorkspaceError
@@ -130,10 +131,11 @@ def prepare_all(
     return [r for r in results if isinstance(r, Prepared)]
 
 
-def store_photo(s: Session, store: PhotoStore, p: Prepared, new_files: list[str]) -> None:
-    """The photo's bytes in the store and its row, unless already there; files written are listed in
-    ``new_files`` so that a failed transaction can remove them."""
-    if s.get(db.Photo, p.sha256) is not None:
+def store_photo(s: Session, store: PhotoStore, p: Prepared, new_files: list[str], known_new: bool = False) -> None:
+    """The photo's bytes in the store and its row, unless already there (``known_new``: the caller has just
+    read that it is not); files written are listed in ``new_files`` so that a failed transaction can remove
+    them. The row is written when the session next flushes."""
+    if not known_new and s.get(db.Photo, p.sha256) is not None:
         return
     sha, written = store.put(p.data)
     if written:
@@ -148,7 +150,6 @@ def store_photo(s: Session, store: PhotoStore, p: Prepared, new_files: list[str]
             stored_at=now(),
         )
     )
-    s.flush()
 
 
 def face_row(face: Face, model_name: str) -> db.Face:
@@ -184,9 +185,20 @@ class PhotoSink:
     store: PhotoStore
     model_name: str
     new_files: list[str] = field(default_factory=list)
+    # photos known to have no row yet (:meth:`expect`), spared a query each
+    absent: set[str] = field(default_factory=set)
+
+    def expect(self, s: Session, shas: set[str]) -> None:
+        """Read at once which of these photos have no row yet, for a batch about to store them."""
+        ordered = sorted(shas)
+        self.absent = set(ordered)
+        for i in range(0, len(ordered), 500):
+            self.absent -= set(s.scalars(select(db.Photo.sha256).where(db.Photo.sha256.in_(ordered[i : i + 500]))))
 
     def photo(self, s: Session, p: Prepared) -> None:
-        store_photo(s, self.store, p, self.new_files)
+        known_new = p.sha256 in self.absent
+        self.absent.discard(p.sha256)  # a second row with the same bytes finds the first one's (in the session)
+        store_photo(s, self.store, p, self.new_files, known_new)
 
     def face(self, face: Face) -> db.Face:
         return face_row(face, self.model_name)

@@ -65,6 +65,8 @@ __all__ = [
     "erase_reference",
     "finish",
     "pending",
+    "erased_id_refused",
+    "erased_reference_ids",
     "refuse_erased_reference_id",
     "retention_reason",
     "settle",
@@ -209,19 +211,35 @@ def refuse_erased_reference_id(s: Session, reference_id: str) -> None:
     erased one there, with scores its photos never gave. A case's id may be given again: nothing but the
     audit trail keeps it, and the trail shows the erasure before the new record.
     """
-    erased_at = s.scalar(
-        select(db.AuditEvent.at)
-        .where(db.AuditEvent.reference_id == reference_id, db.AuditEvent.action == audit.ReferenceDeleted.action)
-        .order_by(db.AuditEvent.seq.desc())
-        .limit(1)
-    )
+    erased_at = erased_reference_ids(s, [reference_id]).get(reference_id)
     if erased_at is not None:
-        raise Conflict(
-            f"reference {reference_id}: the id of a reference erased on {erased_at[:10]}; give the new record "
-            "another id, so that earlier searches and the audit trail keep meaning one person",
-            field="reference_id",
-            record=f"reference {reference_id}",
+        raise erased_id_refused(reference_id, erased_at)
+
+
+def erased_reference_ids(s: Session, reference_ids: list[str]) -> dict[str, str]:
+    """Those of these ids that erased references had, each with the time of its last erasure (one query for
+    a batch of ids)."""
+    found: dict[str, str] = {}
+    for i in range(0, len(reference_ids), 500):
+        rows = s.execute(
+            select(db.AuditEvent.reference_id, db.AuditEvent.at)
+            .where(
+                db.AuditEvent.reference_id.in_(reference_ids[i : i + 500]),
+                db.AuditEvent.action == audit.ReferenceDeleted.action,
+            )
+            .order_by(db.AuditEvent.seq)
         )
+        found.update((ref, at) for ref, at in rows if ref is not None)
+    return found
+
+
+def erased_id_refused(reference_id: str, erased_at: str) -> Conflict:
+    return Conflict(
+        f"reference {reference_id}: the id of a reference erased on {erased_at[:10]}; give the new record "
+        "another id, so that earlier searches and the audit trail keep meaning one person",
+        field="reference_id",
+        record=f"reference {reference_id}",
+    )
 
 
 def _journal(s: Session, erased: Erasure, files: list[str]) -> Erasure:

@@ -7,6 +7,7 @@ Erasure lives in :mod:`nomina.erasure`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -47,6 +48,7 @@ __all__ = [
     "enrolled_photos",
     "face_record",
     "get",
+    "ImportBatch",
     "import_row",
     "lookalikes",
     "lookalikes_in",
@@ -215,9 +217,10 @@ def enrolled_photos(s: Session, reference_ids: set[str]) -> set[tuple[str, str]]
     return pairs
 
 
-def lookalikes(s: Session) -> LookalikeIds:
-    """The reference ids in use by skeleton, to warn of a new id that looks like one of them."""
-    return lookalikes_in(s, db.Reference, "reference", "person")
+def lookalikes(s: Session, new_ids: Iterable[str] = ()) -> LookalikeIds:
+    """The reference ids in use by skeleton, to warn of a new id that looks like one of them; those that
+    ``new_ids`` (a batch about to be added) may look like are read at once."""
+    return lookalikes_in(s, db.Reference, "reference", "person", new_ids)
 
 
 # -- id skeletons (lookalike ids) ---------------------------------------------------------------------
@@ -225,19 +228,27 @@ def lookalikes(s: Session) -> LookalikeIds:
 _SKELETON_BATCH = 1000
 
 
-def lookalikes_in(s: Session, model: type[db.Reference] | type[db.Case], kind: str, same: str) -> LookalikeIds:
+def lookalikes_in(
+    s: Session, model: type[db.Reference] | type[db.Case], kind: str, same: str, new_ids: Iterable[str] = ()
+) -> LookalikeIds:
     """The ids of ``model``'s records (references or cases) that a new id may look like, found by their stored
-    skeleton (the indexed ``id_skeleton`` column): one query per new id, whatever the number of records. The
-    session autoflushes, so rows added earlier in the same transaction are found too.
+    skeleton (the indexed ``id_skeleton`` column): one query per new id, whatever the number of records, or
+    one for all of ``new_ids`` (a batch). The session autoflushes, so rows added earlier in the same
+    transaction are found too; ids added to the result are remembered.
 
     In a write transaction, before the first check: the stored skeletons are brought up to date
     (:func:`refresh_skeletons`)."""
     refresh_skeletons(s, model)
+    read = sorted({id_skeleton(i) for i in new_ids})
+    in_use: list[str] = []
+    for i in range(0, len(read), 500):
+        in_use += s.scalars(select(model.id).where(model.id_skeleton.in_(read[i : i + 500])))
+    done = set(read)
 
     def lookup(key: str) -> list[str]:
-        return list(s.scalars(select(model.id).where(model.id_skeleton == key)))
+        return [] if key in done else list(s.scalars(select(model.id).where(model.id_skeleton == key)))
 
-    return LookalikeIds(kind, same, lookup=lookup)
+    return LookalikeIds(kind, same, ids=in_use, lookup=lookup)
 
 
 def refresh_skeletons(s: Session, model: type[db.Reference] | type[db.Case]) -> None:
@@ -377,25 +388,46 @@ def add_photos(
     return record(s, reference_id)
 
 
+@dataclass
+class ImportBatch:
+    """What a batch of manifest rows needs to know of the references it names, read in two queries before
+    any row is written (in the batch's write transaction, so nothing changes it but the batch itself): the
+    records in use, and the ids of erased references."""
+
+    existing: dict[str, db.Reference]
+    erased: dict[str, str]
+
+    @classmethod
+    def read(cls, s: Session, reference_ids: list[str]) -> ImportBatch:
+        existing: dict[str, db.Reference] = {}
+        for i in range(0, len(reference_ids), 500):
+            chunk = reference_ids[i : i + 500]
+            existing.update((r.id, r) for r in s.scalars(select(db.Reference).where(db.Reference.id.in_(chunk))))
+        return cls(existing, erasure.erased_reference_ids(s, reference_ids))
+
+
 def import_row(
     s: Session,
     actor: str,
     sink: PhotoSink,
+    batch: ImportBatch,
     fields: ReferenceFields,
     prov: Provenance,
     p: Prepared,
     default_retain: date | None,
 ) -> audit.ReferenceCreated | audit.ReferencePhotosAdded:
-    """Add one manifest row (creating the reference on its first row); the event that records it, which the
-    caller records (with :func:`nomina.audit.record_all`, for a batch of rows) before its transaction ends.
-    Every refusal comes before anything of the row is written, so the rest of the batch can go on."""
+    """Add one manifest row of ``batch`` (creating the reference on its first row); the event that records it,
+    which the caller records (with :func:`nomina.audit.record_all`, for a batch of rows) before its transaction
+    ends. Every refusal comes before anything of the row is written, so the rest of the batch can go on. The
+    rows are written when the session next flushes: a batch's in a few statements."""
     if p.face is None:  # as _add_photo refuses, but before the reference row is written
         raise NoFaceFound(f"{p.name}: no face to enrol", field="photos")
-    ref = s.get(db.Reference, fields.id)
+    ref = batch.existing.get(fields.id)
     if ref is None:
-        erasure.refuse_erased_reference_id(s, fields.id)
-        s.add(_new_row(fields, default_retain))
-        s.flush()
+        if fields.id in batch.erased:
+            raise erasure.erased_id_refused(fields.id, batch.erased[fields.id])
+        batch.existing[fields.id] = row = _new_row(fields, default_retain)
+        s.add(row)
     elif ref.name != fields.name:
         raise Conflict(
             f"name: {fields.name!r} differs from reference {fields.id}'s recorded name {ref.name!r}",

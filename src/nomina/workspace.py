@@ -901,10 +901,14 @@ class Workspace:
         """Write analysed manifest rows in one transaction; refused rows are reported, the others kept."""
         part = ImportReport()  # counted into ``report`` once committed: a failed batch imported none of its rows
         first_line: dict[str, int] = {}
+        ids = sorted({fields.id for _, _, fields, _, _ in batch})
         with self._enrolling("reference.write") as (s, actor, sink):
-            in_use = references.lookalikes(s)
-            present = references.enrolled_photos(s, {fields.id for _, _, fields, _, _ in batch})
-            audit.read_before(s, [record_key("reference", fields.id) for _, _, fields, _, _ in batch])
+            # what the rows need to know of the database, read for them all at once (none is read row by row)
+            in_use = references.lookalikes(s, ids)
+            present = references.enrolled_photos(s, set(ids))
+            known = references.ImportBatch.read(s, ids)
+            sink.expect(s, {p.sha256 for _, _, _, _, p in batch})
+            audit.read_before(s, [record_key("reference", ref) for ref in ids])
             # The rows' events are recorded together (one read of the records they change), before a second row
             # of a reference changes it again; an audit refusal is the batch's, never a row's.
             pending: dict[str, audit.ReferenceCreated | audit.ReferencePhotosAdded] = {}
@@ -917,7 +921,7 @@ class Workspace:
                     audit.record_all(s, actor, list(pending.values()))
                     pending.clear()
                 try:  # import_row refuses a row before it writes anything for it
-                    event = references.import_row(s, actor, sink, fields, prov, p, retain)
+                    event = references.import_row(s, actor, sink, known, fields, prov, p, retain)
                 except NominaError as exc:
                     part.failures.append(RowFailure.of(line, row, exc))
                     continue

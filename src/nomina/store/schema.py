@@ -130,6 +130,9 @@ class ReferencePhoto(Base):
     quality_override: Mapped[str | None] = mapped_column(Text)
     quality_override_by: Mapped[str | None] = mapped_column(String)
     reference: Mapped[Reference] = relationship(back_populates="photos")
+    # never set or read: it tells a flush that the photo's row goes in before its links (a batch of rows is
+    # written in one flush)
+    photo: Mapped[Photo] = relationship()
     faces: Mapped[list[Face]] = relationship(
         back_populates="reference_photo", cascade="all, delete-orphan", order_by="Face.id"
     )
@@ -172,6 +175,7 @@ class CasePhoto(Base):
     added_at: Mapped[datetime] = mapped_column(DateTime)
     added_by: Mapped[str] = mapped_column(String)
     case: Mapped[Case] = relationship(back_populates="photos")
+    photo: Mapped[Photo] = relationship()  # as ReferencePhoto.photo
     faces: Mapped[list[Face]] = relationship(
         back_populates="case_photo", cascade="all, delete-orphan", order_by="Face.id"
     )
