@@ -1,6 +1,6 @@
 """Would an int8 SFace make enrolment faster? Post-training quantisation measured against the shipped file.
 
-SFace takes 18-22 ms a face on one core of this machine (AMD EPYC, AVX2, no VNNI), about half of
+SFace took 18-22 ms a face on one core of this machine with OpenCV (AMD EPYC with AVX-512 VNNI), about half of
 enrolment's CPU time. The file Nomina ships (``face_recognition_sface_2021dec_int8bq.onnx``) holds int8
 weights in blocks that OpenCV turns back into float32 when it loads them, so it runs in float. This script
 quantises SFace properly (weights *and* activations in int8, onnxruntime's ``quantize_static``) and
