@@ -21,11 +21,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -130,54 +133,73 @@ def case_analysis(ours: yunet.YuNetDetector, theirs: OpenCVYuNet, rounds: int) -
     return {name: {"median_ms": round(statistics.median(t), 1)} for name, t in times.items()}
 
 
-def enrolment(imports: int) -> dict:
+def enrolment_by_engine(imports: int, module: Any, name: str, engines: dict[str, Any]) -> dict:
+    """``imports`` imports of the 244 sample photos with each engine in turn: ``module.name`` is set to the
+    engine's class for its imports (what the model's builder makes, for the workers' networks too), and put
+    back to the last engine, Nomina's own, after each."""
     refs, cases = sample_sets(FACES)
     gallery, probes = [p for _, p in refs], [p for _, p in cases]
-    runs: dict[str, list[dict]] = {"opencv": [], "onnxruntime": []}
-    engines = {"opencv": OpenCVYuNet, "onnxruntime": yunet.YuNetDetector}
+    runs: dict[str, list[dict]] = {engine: [] for engine in engines}
+    own = list(engines.values())[-1]
     for _ in range(imports):
-        for name, engine in engines.items():
-            yunet.YuNetDetector = engine  # what the model's builder makes, for the workers' copies too
+        for engine, made in engines.items():
+            setattr(module, name, made)
             try:
                 run = run_nomina(gallery, probes, load_model("sface"))
             finally:
-                yunet.YuNetDetector = engines["onnxruntime"]
+                setattr(module, name, own)
             assert run["failed"] == 0, run
-            runs[name].append({key: run[key] for key in ("photos_per_second", "cpu_ms_per_photo")})
-            print(name, runs[name][-1], flush=True)
+            runs[engine].append({key: run[key] for key in ("photos_per_second", "cpu_ms_per_photo")})
+            print(engine, runs[engine][-1], flush=True)
     summary = {
-        name: {key: statistics.median(r[key] for r in rs) for key in ("photos_per_second", "cpu_ms_per_photo")}
-        for name, rs in runs.items()
+        engine: {key: statistics.median(r[key] for r in rs) for key in ("photos_per_second", "cpu_ms_per_photo")}
+        for engine, rs in runs.items()
     }
     return {"photos": len(gallery) + len(probes), "runs": runs, "median": summary}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(doc: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--probes", type=int, default=25)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--imports", type=int, default=5)
     parser.add_argument("--out", type=Path)
-    args = parser.parse_args()
-    cv2.setNumThreads(1)
-    path = str(load_model("sface").paths["detector"])
-    ours, theirs = yunet.YuNetDetector(path), OpenCVYuNet(path)
-    result = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.system()} {platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores",
-        "nomina_version": nomina.__version__,
-        "opencv": cv2.__version__,
-        "onnxruntime": yunet.ort.__version__,
-        "detections": compare(photos_to_compare(args.probes), ours, theirs),
-        "network_ms_a_photo": network_speed(ours, theirs, args.rounds),
-        "case_photo_analysis": case_analysis(ours, theirs, args.rounds),
-    }
+    return parser.parse_args()
+
+
+def finish(result: dict, args: argparse.Namespace, enrolment: Callable[[int], dict]) -> None:
+    """Print the figures, run the imports, and save it all."""
     print(json.dumps(result, indent=1), flush=True)
     if args.imports:
         result["enrolment"] = enrolment(args.imports)
         print(json.dumps(result["enrolment"]["median"], indent=1))
     if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=1) + "\n")
+
+
+def header() -> dict:
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.system()} {platform.machine()}, {len(os.sched_getaffinity(0))} cores",
+        "nomina_version": nomina.__version__,
+        "opencv": cv2.__version__,
+    }
+
+
+def main() -> None:
+    args = arguments(__doc__)
+    cv2.setNumThreads(1)
+    path = str(load_model("sface").paths["detector"])
+    ours, theirs = yunet.YuNetDetector(path), OpenCVYuNet(path)
+    result = header() | {
+        "onnxruntime": yunet.ort.__version__,
+        "detections": compare(photos_to_compare(args.probes), ours, theirs),
+        "network_ms_a_photo": network_speed(ours, theirs, args.rounds),
+        "case_photo_analysis": case_analysis(ours, theirs, args.rounds),
+    }
+    engines = {"opencv": OpenCVYuNet, "onnxruntime": yunet.YuNetDetector}
+    finish(result, args, lambda imports: enrolment_by_engine(imports, yunet, "YuNetDetector", engines))
 
 
 if __name__ == "__main__":

@@ -7,33 +7,25 @@ one run.
    the output's length (that length is a quality measure, so it must agree too) and the lowest cosine.
 2. The network alone: the 102 London neutral faces, one thread, both engines in turn ``--rounds`` times;
    milliseconds a face, median and interquartile range.
-3. Enrolment: ``Workspace.import_references`` of the 244 sample photos (as bench/enrolment.py, 2 workers),
-   ``--imports`` times with each engine, taken in turn: photos a second and CPU milliseconds a photo.
-   OpenCV's embedder is put in place of Nomina's for its imports; nothing else changes.
+3. Enrolment, measured as bench/detector_engines.py measures it, OpenCV's embedder put in place of Nomina's
+   for its imports.
 
     python bench/embedder_engines.py [--probes 25] [--rounds 5] [--imports 5] [--out FILE.json]
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import platform
 import statistics
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
 import numpy as np
-from detector_engines import photos_to_compare
-from enrolment import run_nomina
+from detector_engines import arguments, enrolment_by_engine, finish, header, photos_to_compare
 
 import nomina
 import nomina.models.sface as sface
 from nomina import load_model
-from nomina.demo import sample_sets
 from nomina.faces import align
 
 HERE = Path(__file__).resolve().parent
@@ -92,57 +84,20 @@ def network_speed(ours: sface.SFaceEmbedder, theirs: OpenCVSFace, faces: list[np
     }
 
 
-def enrolment(imports: int) -> dict:
-    refs, cases = sample_sets(FACES)
-    gallery, probes = [p for _, p in refs], [p for _, p in cases]
-    runs: dict[str, list[dict]] = {"opencv": [], "openvino": []}
-    engines = {"opencv": OpenCVSFace, "openvino": sface.SFaceEmbedder}
-    for _ in range(imports):
-        for name, engine in engines.items():
-            sface.SFaceEmbedder = engine  # type: ignore[misc]  # what the model's builder makes, for the workers too
-            try:
-                run = run_nomina(gallery, probes, load_model("sface"))
-            finally:
-                sface.SFaceEmbedder = engines["openvino"]  # type: ignore[misc]
-            assert run["failed"] == 0, run
-            runs[name].append({key: run[key] for key in ("photos_per_second", "cpu_ms_per_photo")})
-            print(name, runs[name][-1], flush=True)
-    summary = {
-        name: {key: statistics.median(r[key] for r in rs) for key in ("photos_per_second", "cpu_ms_per_photo")}
-        for name, rs in runs.items()
-    }
-    return {"photos": len(gallery) + len(probes), "runs": runs, "median": summary}
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--probes", type=int, default=25)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--imports", type=int, default=5)
-    parser.add_argument("--out", type=Path)
-    args = parser.parse_args()
+    args = arguments(__doc__)
     cv2.setNumThreads(1)
     model = load_model("sface")
-    path = model.paths["embedder"]
-    ours, theirs = sface.SFaceEmbedder(path), OpenCVSFace(path)
+    ours, theirs = sface.SFaceEmbedder(model.paths["embedder"]), OpenCVSFace(model.paths["embedder"])
     import openvino  # only to name its version (Nomina has made its telemetry unimportable first)
 
-    result = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.system()} {platform.machine()}, {len(os.sched_getaffinity(0))} cores",
-        "nomina_version": nomina.__version__,
-        "opencv": cv2.__version__,
+    result = header() | {
         "openvino": openvino.get_version(),
         "vectors": compare(faces_to_compare(model, args.probes), ours, theirs),
         "network_ms_a_face": network_speed(ours, theirs, neutral_faces(model), args.rounds),
     }
-    print(json.dumps(result, indent=1), flush=True)
-    if args.imports:
-        result["enrolment"] = enrolment(args.imports)
-        print(json.dumps(result["enrolment"]["median"], indent=1))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=1) + "\n")
+    engines = {"opencv": OpenCVSFace, "openvino": sface.SFaceEmbedder}
+    finish(result, args, lambda imports: enrolment_by_engine(imports, sface, "SFaceEmbedder", engines))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ before they load.
 - OpenVINO's Python package (SFace runs on it) sends an event to Google Analytics when it is imported, from
   its model converter, unless its ``openvino_telemetry`` package cannot be imported (the converter then uses
   a stub that sends nothing). Nomina makes that package unimportable in its process before OpenVINO is
-  imported, and never calls the converter.
+  imported, and never calls the converter. (A program that imported OpenVINO before Nomina has sent that
+  event itself; nothing Nomina does with OpenVINO sends another.)
 
 ``tests/test_offline.py`` runs a model load and an analysis under ``strace`` with no network connection
 allowed to be made, and with an empty home folder that must stay empty.

@@ -64,7 +64,7 @@ def _graph(data: bytes) -> Any:
 def _compiled(graph: Any) -> Any:
     """A network compiled from ``graph`` that no embedder uses: a spare one, else a new one."""
     with _CORE_LOCK:
-        spare = _SPARE.setdefault(id(graph), (graph, []))[1]
+        spare = _spares(graph)
         if spare:
             return spare.pop()
     return _core().compile_model(graph, "CPU", _CONFIG)
@@ -72,9 +72,17 @@ def _compiled(graph: Any) -> Any:
 
 def _give_back(graph: Any, compiled: Any) -> None:
     with _CORE_LOCK:
-        spare = _SPARE.setdefault(id(graph), (graph, []))[1]
+        spare = _spares(graph)
         if len(spare) < _SPARE_MAX:
             spare.append(compiled)
+
+
+def _spares(graph: Any) -> list[Any]:
+    """The spare networks of ``graph`` (the caller holds the lock); those of the graphs loaded longest ago
+    are let go beyond four graphs (a process that loads many model files, one after the other)."""
+    if id(graph) not in _SPARE and len(_SPARE) >= 4:
+        del _SPARE[next(iter(_SPARE))]
+    return _SPARE.setdefault(id(graph), (graph, []))[1]
 
 
 class SFaceEmbedder:
