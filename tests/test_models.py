@@ -319,6 +319,27 @@ def test_an_embedder_file_that_is_not_sface_is_refused_when_loaded(tmp_path, sfa
         load_model("sface", str(tmp_path))
 
 
+def test_an_embedder_file_openvino_cannot_read_is_refused_in_one_line_naming_it(tmp_path, sface, capfd):
+    data = Path(sface.paths["embedder"]).read_bytes()
+    name = b"conv_12_conv2d_weight_zero_point"
+    assert name in data
+    shutil.copy(sface.paths["detector"], tmp_path / "face_detection_yunet_2023mar_int8bq.onnx")
+    # one of the names the graph refers to by, changed: a node reads a tensor no longer there
+    (tmp_path / "face_recognition_sface_2021dec_int8bq.onnx").write_bytes(
+        data.replace(name, b"conv_12_conv2d_weight_zXro_point", 1)
+    )
+    capfd.readouterr()
+    with pytest.raises(ModelError) as caught:
+        load_model("sface", str(tmp_path))
+    said = str(caught.value)
+    assert said.startswith(
+        f"model sface: cannot load its files from {tmp_path}: face_recognition_sface_2021dec_int8bq.onnx: "
+    )
+    assert "not found" in said and "\n" not in said
+    assert "src/" not in said and "Exception from" not in said  # OpenVINO's own source places are left out
+    assert capfd.readouterr() == ("", "")
+
+
 def test_a_detector_file_that_is_not_a_yunet_network_is_refused(tmp_path, sface, arcface):
     shutil.copy(sface.paths["embedder"], tmp_path / "face_recognition_sface_2021dec_int8bq.onnx")
     cases = {

@@ -15,6 +15,7 @@ OpenVINO's usage statistics belong to its model converter, which is never called
 
 from __future__ import annotations
 
+import re
 import threading
 import weakref
 from functools import lru_cache
@@ -30,6 +31,7 @@ from . import onnx_graph
 __all__ = ["SFaceEmbedder", "unit_rows"]
 
 _CROP = 112
+_SOURCE_PLACE = re.compile(r"(Exception from|Check '[^']*' failed at) \S+:\d+:\s*")
 # One thread for each network (the caller runs one per worker thread), in float32 and at full accuracy on every
 # processor, not pinned to a core.
 _CONFIG = {
@@ -95,7 +97,9 @@ class SFaceEmbedder:
         try:
             self._load(path)
         except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError, over several lines
-            raise ValueError(f"{Path(path).name}: {reason(exc, 250)}") from None
+            # without the places in OpenVINO's sources that its messages begin with, which say nothing to a user
+            said = _SOURCE_PLACE.sub("", str(exc)) or type(exc).__name__
+            raise ValueError(f"{Path(path).name}: {reason(ValueError(said), 250)}") from None
 
     def _load(self, path: str) -> None:
         with _CORE_LOCK:  # one graph read for the workers that load at once
