@@ -131,6 +131,14 @@ def _dequantised(node: Any, stored: dict[str, Any]) -> np.ndarray:
     if scale.ndim and block > 0:
         if scale.ndim != x.ndim or scale.shape[axis] != -(-x.shape[axis] // block):  # as ONNX requires
             raise ValueError(f"node {node.output[0]!r}: blocks of {block} do not fit weights {x.shape}")
+        if zero.shape == scale.shape and x.shape[axis] == scale.shape[axis] * block:
+            # whole blocks (the shipped files): each block's scale broadcast over it, no full-size copies of them
+            blocks = (*x.shape[:axis], scale.shape[axis], block, *x.shape[axis + 1 :])
+            each = (*scale.shape[:axis], scale.shape[axis], 1, *scale.shape[axis + 1 :])
+            out = x.reshape(blocks)
+            out -= zero.reshape(each)
+            out *= scale.reshape(each)
+            return out.reshape(x.shape)
         whole = [slice(None)] * x.ndim
         whole[axis] = slice(0, x.shape[axis])
         each = min(block, x.shape[axis])  # one block of a million weights over six: six copies, not a million
@@ -160,7 +168,7 @@ def float_weights(model: Any) -> Any:
             kept.append(node)
             continue
         weights = _dequantised(node, stored)
-        raw = weights.astype("<f4").tobytes()
+        raw = weights.astype("<f4", copy=False).tobytes()
         made.append(message("Tensor", name=node.output[0], dims=list(weights.shape), data_type=_FLOAT, raw_data=raw))
     read_by_nodes = {name for node in kept for name in node.input}
     old = [t for t in graph.initializer if t.name in read_by_nodes]
