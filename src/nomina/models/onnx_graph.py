@@ -134,10 +134,10 @@ def _dequantised(node: Any, stored: dict[str, Any]) -> np.ndarray:
         if zero.shape == scale.shape and x.shape[axis] == scale.shape[axis] * block:
             # whole blocks (the shipped files): each block's scale broadcast over it, no full-size copies of them
             blocks = (*x.shape[:axis], scale.shape[axis], block, *x.shape[axis + 1 :])
-            each = (*scale.shape[:axis], scale.shape[axis], 1, *scale.shape[axis + 1 :])
+            per_block = (*scale.shape[:axis], scale.shape[axis], 1, *scale.shape[axis + 1 :])
             out = x.reshape(blocks)
-            out -= zero.reshape(each)
-            out *= scale.reshape(each)
+            out -= zero.reshape(per_block)
+            out *= scale.reshape(per_block)
             return out.reshape(x.shape)
         whole = [slice(None)] * x.ndim
         whole[axis] = slice(0, x.shape[axis])
