@@ -27,6 +27,7 @@ from .records import PhotoInput, now
 from .settings import Settings
 from .store import PhotoStore
 from .store import schema as db
+from .store.database import in_lists
 
 __all__ = [
     "PhotoFacts",
@@ -190,10 +191,9 @@ class PhotoSink:
 
     def expect(self, s: Session, shas: set[str]) -> None:
         """Read at once which of these photos have no row yet, for a batch about to store them."""
-        ordered = sorted(shas)
-        self.absent = set(ordered)
-        for i in range(0, len(ordered), 500):
-            self.absent -= set(s.scalars(select(db.Photo.sha256).where(db.Photo.sha256.in_(ordered[i : i + 500]))))
+        self.absent = set(shas)
+        for some in in_lists(sorted(shas)):
+            self.absent -= set(s.scalars(select(db.Photo.sha256).where(db.Photo.sha256.in_(some))))
 
     def photo(self, s: Session, p: Prepared) -> None:
         known_new = p.sha256 in self.absent

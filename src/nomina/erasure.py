@@ -45,7 +45,7 @@ from .errors import Conflict
 from .records import Record
 from .store import PhotoStore, server
 from .store import schema as db
-from .store.database import Checkpoint, checkpoint, vacuum
+from .store.database import Checkpoint, checkpoint, in_lists, vacuum
 from .store.photos import is_photo_name
 
 __all__ = [
@@ -220,11 +220,11 @@ def erased_reference_ids(s: Session, reference_ids: list[str]) -> dict[str, str]
     """Those of these ids that erased references had, each with the time of its last erasure (one query for
     a batch of ids)."""
     found: dict[str, str] = {}
-    for i in range(0, len(reference_ids), 500):
+    for ids in in_lists(reference_ids):
         rows = s.execute(
             select(db.AuditEvent.reference_id, db.AuditEvent.at)
             .where(
-                db.AuditEvent.reference_id.in_(reference_ids[i : i + 500]),
+                db.AuditEvent.reference_id.in_(ids),
                 db.AuditEvent.action == audit.ReferenceDeleted.action,
             )
             .order_by(db.AuditEvent.seq)

@@ -33,6 +33,7 @@ from .records import (
     skeletons_outdated,
 )
 from .store import schema as db
+from .store.database import in_lists
 
 __all__ = [
     "FaceRecord",
@@ -209,9 +210,9 @@ def enrolled_photos(s: Session, reference_ids: set[str]) -> set[tuple[str, str]]
     """(reference id, photo SHA-256) pairs already enrolled for these references."""
     ids = sorted(reference_ids)
     pairs: set[tuple[str, str]] = set()
-    for i in range(0, len(ids), 500):
+    for some in in_lists(ids):
         q = select(db.ReferencePhoto.reference_id, db.ReferencePhoto.photo_sha256).where(
-            db.ReferencePhoto.reference_id.in_(ids[i : i + 500])
+            db.ReferencePhoto.reference_id.in_(some)
         )
         pairs.update((r, sha) for r, sha in s.execute(q))
     return pairs
@@ -241,8 +242,8 @@ def lookalikes_in(
     refresh_skeletons(s, model)
     read = sorted({id_skeleton(i) for i in new_ids})
     in_use: list[str] = []
-    for i in range(0, len(read), 500):
-        in_use += s.scalars(select(model.id).where(model.id_skeleton.in_(read[i : i + 500])))
+    for keys in in_lists(read):
+        in_use += s.scalars(select(model.id).where(model.id_skeleton.in_(keys)))
     done = set(read)
 
     def lookup(key: str) -> list[str]:
@@ -400,9 +401,8 @@ class ImportBatch:
     @classmethod
     def read(cls, s: Session, reference_ids: list[str]) -> ImportBatch:
         existing: dict[str, db.Reference] = {}
-        for i in range(0, len(reference_ids), 500):
-            chunk = reference_ids[i : i + 500]
-            existing.update((r.id, r) for r in s.scalars(select(db.Reference).where(db.Reference.id.in_(chunk))))
+        for ids in in_lists(reference_ids):
+            existing.update((r.id, r) for r in s.scalars(select(db.Reference).where(db.Reference.id.in_(ids))))
         return cls(existing, erasure.erased_reference_ids(s, reference_ids))
 
 

@@ -28,6 +28,7 @@ from .indexing import not_unit, unit_vectors
 from .records import Record, now, record_number
 from .settings import os_user
 from .store import schema as db
+from .store.database import in_lists
 
 # How far a candidate's score may lie from the cosine of its stored vectors (float32 sums in another order).
 _SCORE_TOLERANCE = 1e-4
@@ -488,7 +489,7 @@ def facts(s: Session, case_id: str, reference_ids: Iterable[str]) -> tuple[CaseF
     found = CaseFacts(case.kind, case.found_on, workflow.status(case))
     ids = sorted(set(reference_ids))
     refs: dict[str, RefFacts] = {}
-    for i in range(0, len(ids), 500):
+    for some in in_lists(ids):
         rows = s.execute(
             select(
                 db.Reference.id,
@@ -496,7 +497,7 @@ def facts(s: Session, case_id: str, reference_ids: Iterable[str]) -> tuple[CaseF
                 db.Reference.birth_year,
                 db.Reference.last_seen_on,
                 db.Reference.last_seen_at,
-            ).where(db.Reference.id.in_(ids[i : i + 500]))
+            ).where(db.Reference.id.in_(some))
         )
         refs.update({r[0]: RefFacts(r[1], r[2], r[3], r[4]) for r in rows})
     return found, refs

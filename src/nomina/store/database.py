@@ -38,11 +38,11 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import BigInteger, Connection, Engine, Integer, create_engine, event
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -51,6 +51,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..errors import Busy, Conflict, WorkspaceError
 from ..files import PRIVATE_FILE, restrict
 from .layout import DB_NAME
+
+T = TypeVar("T")
 
 __all__ = [
     "BUSY_TIMEOUT_S",
@@ -61,12 +63,17 @@ __all__ = [
     "checkpoint",
     "connect",
     "head_revision",
+    "in_lists",
     "make_private",
     "rewrite",
     "size",
     "upgrade",
     "vacuum",
 ]
+
+#: Values bound in one ``IN (...)`` list: far below SQLite's limit on a statement's parameters (999 before
+#: 3.32) and PostgreSQL's (65,535), for a query over any number of ids.
+IN_LIST = 500
 
 #: Longest wait for another writer (thread or process) before an operation gives up with Busy.
 BUSY_TIMEOUT_S = 30
@@ -435,3 +442,9 @@ def _snapshots_end(conn: Connection, horizon: str, wait_s: float) -> bool:
         time.sleep(delay)
         delay = min(0.2, delay * 2)
     return True
+
+
+def in_lists(values: Sequence[T]) -> Iterator[Sequence[T]]:
+    """``values`` in slices of at most :data:`IN_LIST`, one ``IN (...)`` list each."""
+    for i in range(0, len(values), IN_LIST):
+        yield values[i : i + IN_LIST]
