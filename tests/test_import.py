@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 from conftest import assert_one_error_line, london, run, snapshot
-from sqlalchemy import event
+from sqlalchemy import event, func, select
 from sqlalchemy.engine import Engine
 
 from nomina.demo import write_sample_manifest
+from nomina.store import schema as db
 
 HEADER = ["reference_id", "photo", "name", "source", "supplied_by", "legal_basis", "birth_year", "photo_date"]
 
@@ -249,3 +250,17 @@ def test_an_import_batch_reads_what_its_rows_need_at_once_not_row_by_row(ws, fac
         event.remove(Engine, "before_cursor_execute", counted)
     assert (statements[1] - statements[0]) / 16 <= 2
     assert len(ws.references()) == 32
+
+
+def test_a_photo_shared_by_rows_of_one_batch_or_stored_before_is_stored_once(ws, faces_dir, tmp_path):
+    """The batch reads which of its photos are stored already, once: rows of two references with the same
+    bytes in one batch, and a row with bytes an earlier import stored, each get their link, and each photo one
+    row and one file."""
+    ws.import_references(write_sample_manifest([("A-1", london(faces_dir, "001"))], tmp_path / "a.csv"))
+    rows = [("B-1", london(faces_dir, "002")), ("B-2", london(faces_dir, "002")), ("B-3", london(faces_dir, "001"))]
+    report = ws.import_references(write_sample_manifest(rows, tmp_path / "b.csv"))
+    assert (report.added, report.references_created, report.failures) == (3, 3, [])
+    assert {r.reference_id: r.photos for r in ws.references()} == {"A-1": 1, "B-1": 1, "B-2": 1, "B-3": 1}
+    with ws._shared.db.read() as s:
+        assert s.scalar(select(func.count()).select_from(db.Photo)) == 2
+    assert len([p for p in ws.photos.root.rglob("*") if p.is_file()]) == 2

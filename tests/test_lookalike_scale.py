@@ -100,10 +100,16 @@ def set_recorded_data(engine: Engine, value: str) -> None:
 
 
 def check(database: Database, lookalikes: Any, new_ids: list[str]) -> list[list[str]]:
-    """The warnings for each of ``new_ids`` checked in one write transaction (rolled back), as a batch."""
+    """The warnings for each of ``new_ids`` checked in one write transaction (rolled back), as a batch: the ids
+    in use looked up for each new id, and read for all of them at once as an import batch reads them, which
+    must warn alike."""
     with database.write(commit=False) as s:
         found = lookalikes(s)
-        return [found.add(new_id) for new_id in new_ids]
+        one_by_one = [found.add(new_id) for new_id in new_ids]
+    with database.write(commit=False) as s:
+        found = lookalikes(s, new_ids)
+        assert [found.add(new_id) for new_id in new_ids] == one_by_one
+    return one_by_one
 
 
 @contextmanager

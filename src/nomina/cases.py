@@ -7,6 +7,7 @@ Erasure lives in :mod:`nomina.erasure`, searches in :mod:`nomina.search`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -186,10 +187,10 @@ def photo_link(s: Session, case_id: str, photo: int) -> db.CasePhoto:
     return case.photos[photo - 1]
 
 
-def lookalikes(s: Session) -> LookalikeIds:
-    """The case ids in use by skeleton (one indexed query per new id), to warn of a new id that looks like
-    one of them."""
-    return lookalikes_in(s, db.Case, "case", "case")
+def lookalikes(s: Session, new_ids: Iterable[str] = ()) -> LookalikeIds:
+    """The case ids in use by skeleton (one indexed query per new id, or one for all of ``new_ids``), to warn
+    of a new id that looks like one of them."""
+    return lookalikes_in(s, db.Case, "case", "case", new_ids)
 
 
 # -- changing ---------------------------------------------------------------------------------------
