@@ -1,4 +1,4 @@
-"""The ONNX rewriting behind the detector on onnxruntime: dequantised weights, an open input size, and the
+"""The ONNX rewriting behind the networks on onnxruntime and OpenVINO: dequantised weights, an open input size, and the
 refusals of files that are not what they should be (nomina.models.onnx_graph)."""
 
 from __future__ import annotations
@@ -53,6 +53,11 @@ def test_weights_quantised_per_tensor_per_axis_and_per_block_become_what_they_st
     zero = RNG.integers(-5, 5, size=(2, 2, 3, 3)).astype(np.int8)
     full = np.repeat(scale, 4, axis=1)[:, :6], np.repeat(zero, 4, axis=1)[:, :6].astype(np.float32)
     assert np.allclose(dequantise(X, scale, zero, axis=1, block_size=4), (X - full[1]) * full[0])
+    # blocks of 3 along axis 1, two of them whole (as in the shipped files): the same arithmetic, to the bit
+    scale = RNG.uniform(0.01, 0.1, size=(2, 2, 3, 3)).astype(np.float32)
+    zero = RNG.integers(-5, 5, size=(2, 2, 3, 3)).astype(np.int8)
+    full = np.repeat(scale, 3, axis=1), np.repeat(zero, 3, axis=1).astype(np.float32)
+    assert np.array_equal(dequantise(X, scale, zero, axis=1, block_size=3), (X - full[1]) * full[0])
 
 
 def test_one_block_longer_than_its_axis_is_the_whole_axis():
